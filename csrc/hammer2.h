@@ -1,0 +1,307 @@
+/*
+ * pyh2: in-core structures of the userspace HAMMER2 core.
+ *
+ * Layers, bottom up:
+ *   hammer2_io.c      DIO: refcounted 64 KiB device buffers, callback I/O
+ *   hammer2_volume.c  device open, volume header selection
+ *   hammer2_chain.c   one node's block tree: chains, lookup/next
+ *   hammer2_cluster.c N chains (one per node) presented as one
+ *   hammer2_inode.c   PFS, inode, directory and file reads over clusters
+ *   hammer2_fsck.c    whole-volume blockref walk with check verification
+ *
+ * Errors are positive errno values; the thread's last error message
+ * (hammer2_errmsg()) names the object and the media offset involved.
+ */
+#ifndef HAMMER2_H_
+#define HAMMER2_H_
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "hammer2_disk.h"
+
+typedef struct hammer2_dev hammer2_dev_t;
+typedef struct hammer2_io hammer2_io_t;
+typedef struct hammer2_iocb hammer2_iocb_t;
+typedef struct hammer2_chain hammer2_chain_t;
+typedef struct hammer2_cluster hammer2_cluster_t;
+typedef struct hammer2_pfs hammer2_pfs_t;
+
+/* ---------------------------------------------------------------- errors */
+
+int hammer2_seterr(int error, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int hammer2_preerr(int error, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+const char *hammer2_errmsg(void);
+
+/* ------------------------------------------------------ checks, hashing */
+
+uint32_t hammer2_icrc32(const void *buf, size_t size);
+hammer2_key_t hammer2_dirhash(const uint8_t *name, size_t len);
+const char *hammer2_check_name(int check);
+const char *hammer2_comp_name(int comp);
+const char *hammer2_bref_type_name(int type);
+int hammer2_check_verify(const hammer2_blockref_t *bref, const void *data,
+			 size_t bytes);
+
+/* Decode one compressed logical block into dst (capacity dstsize). */
+int hammer2_decompress(int comp, const void *src, size_t srcsize,
+		       void *dst, size_t dstsize, size_t *outsize);
+
+/* ------------------------------------------------------------------ DIO */
+
+#define HAMMER2_DIO_HASH	1024
+#define HAMMER2_DIO_CACHE_MAX	2048	/* idle buffers kept: 128 MiB */
+
+enum hammer2_io_state { DIO_EMPTY, DIO_INPROG, DIO_GOOD, DIO_ERROR };
+
+struct hammer2_io {
+	hammer2_io_t		*hnext;		/* hash chain */
+	hammer2_io_t		*lru_prev;	/* idle list, refs == 0 only */
+	hammer2_io_t		*lru_next;
+	hammer2_dev_t		*hmp;
+	hammer2_off_t		pbase;		/* 64 KiB aligned */
+	int			refs;
+	enum hammer2_io_state	state;
+	int			error;
+	uint64_t		crc_good_mask;	/* 1 KiB pieces already verified */
+	uint8_t			*data;
+};
+
+/*
+ * Asynchronous load: the callback runs once the DIO backing
+ * [off, off + bytes) is loaded or has failed.  cb->dio holds a reference
+ * that the callback must release with hammer2_io_putblk().
+ */
+struct hammer2_iocb {
+	void		(*callback)(hammer2_iocb_t *);
+	hammer2_io_t	*dio;
+	hammer2_off_t	off;
+	int		bytes;
+	int		error;
+	void		*arg;
+};
+
+int hammer2_io_bread(hammer2_dev_t *hmp, hammer2_off_t off, int bytes,
+		     hammer2_io_t **diop);
+void hammer2_io_load_async(hammer2_dev_t *hmp, hammer2_iocb_t *iocb);
+void hammer2_io_putblk(hammer2_io_t **diop);
+void *hammer2_io_data(hammer2_io_t *dio, hammer2_off_t off);
+int hammer2_io_crc_good(hammer2_io_t *dio, hammer2_off_t off, int bytes);
+void hammer2_io_crc_setmask(hammer2_io_t *dio, hammer2_off_t off, int bytes);
+void hammer2_io_init(hammer2_dev_t *hmp);
+void hammer2_io_cleanup(hammer2_dev_t *hmp);
+
+/* --------------------------------------------------------------- device */
+
+typedef struct hammer2_volhdr_info {
+	int		present;	/* lies inside the device */
+	int		valid;
+	char		error[96];
+	hammer2_tid_t	mirror_tid;
+	hammer2_tid_t	freemap_tid;
+	hammer2_off_t	volu_size;
+	uint32_t	version;
+} hammer2_volhdr_info_t;
+
+struct hammer2_dev {
+	int			fd;
+	char			*path;
+	hammer2_off_t		size;		/* device bytes */
+	int			volhdrno;	/* header copy in use */
+	hammer2_volhdr_info_t	vh[HAMMER2_NUM_VOLHDRS];
+	hammer2_volume_data_t	*voldata;	/* copy of the best header */
+	hammer2_chain_t		*vchain;	/* VOLUME pseudo-chain */
+	hammer2_chain_t		*fchain;	/* FREEMAP pseudo-chain */
+	char			*warnings;	/* newline separated */
+	pthread_mutex_t		iolock;		/* DIO hash + idle list */
+	pthread_cond_t		iocv;
+	hammer2_io_t		*iohash[HAMMER2_DIO_HASH];
+	hammer2_io_t		*lru_head;
+	hammer2_io_t		*lru_tail;
+	int			lru_count;
+};
+
+int hammer2_dev_open(const char *path, hammer2_dev_t **hmpp);
+void hammer2_dev_close(hammer2_dev_t *hmp);
+int hammer2_volhdr_read(hammer2_dev_t *hmp, int zone,
+			hammer2_volume_data_t *vd, hammer2_volhdr_info_t *info);
+hammer2_off_t hammer2_zone_offset(int zone);
+
+/* ---------------------------------------------------------------- chain */
+
+#define HAMMER2_CHAIN_DEPTH_MAX	64	/* bounds hostile or looping trees */
+
+#define HAMMER2_CHAIN_LOADED	0x0001	/* data resolved and verified */
+#define HAMMER2_CHAIN_EMBEDDED	0x0002	/* data points into the dev header */
+
+#define HAMMER2_LOOKUP_NODATA	0x0001	/* leaf data not needed */
+#define HAMMER2_LOOKUP_SHARED	0x0002	/* lock results shared */
+
+#define HAMMER2_RESOLVE_SHARED	0x0001
+
+struct hammer2_chain {
+	hammer2_blockref_t	bref;
+	hammer2_dev_t		*hmp;
+	hammer2_chain_t		*parent;	/* referenced */
+	hammer2_io_t		*dio;
+	hammer2_media_data_t	*data;
+	uint32_t		bytes;		/* physical size */
+	int			depth;
+	int			refs;		/* atomic */
+	int			flags;
+	int			error;
+	int			cache_index;	/* blockref scan hint */
+	pthread_rwlock_t	lock;
+	pthread_mutex_t		dlock;		/* serializes data loading */
+};
+
+hammer2_chain_t *hammer2_chain_alloc(hammer2_dev_t *hmp,
+				     const hammer2_blockref_t *bref);
+void hammer2_chain_ref(hammer2_chain_t *chain);
+void hammer2_chain_drop(hammer2_chain_t *chain);
+void hammer2_chain_lock(hammer2_chain_t *chain, int how);
+void hammer2_chain_unlock(hammer2_chain_t *chain);
+int hammer2_chain_load_data(hammer2_chain_t *chain);
+hammer2_blockref_t *hammer2_chain_base(hammer2_chain_t *chain, int *countp);
+hammer2_chain_t *hammer2_chain_lookup(hammer2_chain_t **parentp,
+				      hammer2_key_t *key_nextp,
+				      hammer2_key_t key_beg,
+				      hammer2_key_t key_end,
+				      int *errorp, int flags);
+hammer2_chain_t *hammer2_chain_next(hammer2_chain_t **parentp,
+				    hammer2_chain_t *chain,
+				    hammer2_key_t *key_nextp,
+				    hammer2_key_t key_beg,
+				    hammer2_key_t key_end,
+				    int *errorp, int flags);
+void hammer2_chain_describe(const hammer2_chain_t *chain, char *buf,
+			    size_t size);
+hammer2_key_t hammer2_bref_key_end(const hammer2_blockref_t *bref);
+
+/* -------------------------------------------------------------- cluster */
+
+#define HAMMER2_MAXCLUSTER	8
+
+#define HAMMER2_CITEM_INVALID	0x0001	/* no matching chain on this node */
+#define HAMMER2_CITEM_FEMOD	0x0002	/* participates in modifications */
+
+typedef struct hammer2_cluster_item {
+	hammer2_chain_t	*chain;
+	int		error;
+	uint32_t	flags;
+} hammer2_cluster_item_t;
+
+struct hammer2_cluster {
+	int			refs;
+	int			nchains;
+	int			error;
+	int			focus_index;
+	hammer2_chain_t		*focus;		/* first valid chain */
+	hammer2_cluster_item_t	array[HAMMER2_MAXCLUSTER];
+};
+
+typedef void (*hammer2_cluster_cb_t)(void *arg, const void *data,
+				     int bytes, int error);
+
+hammer2_cluster_t *hammer2_cluster_alloc(int nchains);
+hammer2_cluster_t *hammer2_cluster_from_chain(hammer2_chain_t *chain);
+void hammer2_cluster_ref(hammer2_cluster_t *cluster);
+void hammer2_cluster_drop(hammer2_cluster_t *cluster);
+void hammer2_cluster_lock(hammer2_cluster_t *cluster, int how);
+void hammer2_cluster_unlock(hammer2_cluster_t *cluster);
+void hammer2_cluster_resolve_focus(hammer2_cluster_t *cluster);
+int hammer2_cluster_type(const hammer2_cluster_t *cluster);
+const hammer2_blockref_t *hammer2_cluster_bref(const hammer2_cluster_t *c);
+hammer2_cluster_t *hammer2_cluster_lookup_init(hammer2_cluster_t *cparent,
+					       int flags);
+void hammer2_cluster_lookup_done(hammer2_cluster_t *cparent);
+hammer2_cluster_t *hammer2_cluster_lookup(hammer2_cluster_t *cparent,
+					  hammer2_key_t *key_nextp,
+					  hammer2_key_t key_beg,
+					  hammer2_key_t key_end, int flags);
+hammer2_cluster_t *hammer2_cluster_next(hammer2_cluster_t *cparent,
+					hammer2_cluster_t *cluster,
+					hammer2_key_t *key_nextp,
+					hammer2_key_t key_beg,
+					hammer2_key_t key_end, int flags);
+const hammer2_media_data_t *hammer2_cluster_rdata(hammer2_cluster_t *c);
+int hammer2_cluster_load_async(hammer2_cluster_t *cluster,
+			       hammer2_cluster_cb_t callback, void *arg);
+
+/* ---------------------------------------------------- PFS, inodes, files */
+
+typedef struct hammer2_pfs_info {
+	char		label[HAMMER2_INODE_MAXNAME + 1];
+	uint8_t		pfs_type;
+	uint8_t		pfs_subtype;
+	uint8_t		pfs_nmasters;
+	hammer2_uuid_t	pfs_clid;
+	hammer2_uuid_t	pfs_fsid;
+	hammer2_tid_t	inum;
+	hammer2_key_t	name_key;
+} hammer2_pfs_info_t;
+
+struct hammer2_pfs {
+	hammer2_pfs_info_t	info;
+	hammer2_cluster_t	*iroot;		/* PFS root inode, one per node */
+};
+
+typedef struct hammer2_dirent {
+	hammer2_tid_t	inum;
+	hammer2_key_t	key;
+	uint8_t		type;
+	uint16_t	namlen;
+	uint8_t		name[HAMMER2_INODE_MAXNAME];
+} hammer2_dirent_t;
+
+typedef int (*hammer2_readdir_cb_t)(void *arg, const hammer2_dirent_t *ent);
+
+int hammer2_pfs_list(hammer2_dev_t **devs, int ndevs,
+		     hammer2_pfs_info_t **infop, int *countp);
+int hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
+		     hammer2_pfs_t **pfsp);
+void hammer2_pfs_close(hammer2_pfs_t *pfs);
+int hammer2_inode_get(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		      hammer2_cluster_t **clusterp);
+int hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		       hammer2_inode_meta_t *meta, hammer2_blockref_t *bref);
+int hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+		       const uint8_t *name, size_t len, hammer2_dirent_t *ent);
+int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+			hammer2_readdir_cb_t cb, void *arg);
+int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		      hammer2_off_t off, void *buf, size_t len, size_t *donep);
+
+/* ----------------------------------------------------------------- fsck */
+
+typedef struct hammer2_walk_stats {
+	uint64_t	total;
+	uint64_t	inode;
+	uint64_t	indirect;
+	uint64_t	data;
+	uint64_t	dirent;
+	uint64_t	freemap_node;
+	uint64_t	freemap_leaf;
+	uint64_t	bytes;
+	uint64_t	errors;
+} hammer2_walk_stats_t;
+
+/*
+ * Called for every non-empty blockref, parents before children.  data is
+ * the raw media (NULL when the blockref has none), error is 0 or the
+ * errno of reading/verifying it (the message is in hammer2_errmsg()).
+ * A non-zero return stops the walk.
+ */
+typedef int (*hammer2_walk_cb_t)(void *arg, int depth,
+				 const hammer2_blockref_t *bref,
+				 const void *data, int bytes, int error);
+
+int hammer2_walk(hammer2_dev_t *hmp, const hammer2_blockref_t *bref,
+		 hammer2_walk_cb_t cb, void *arg, hammer2_walk_stats_t *stats);
+int hammer2_walk_zone(hammer2_dev_t *hmp, int zone, int freemap,
+		      hammer2_walk_cb_t cb, void *arg,
+		      hammer2_walk_stats_t *stats);
+
+#endif /* HAMMER2_H_ */

@@ -1,0 +1,343 @@
+/*
+ * Cluster layer: the chains that represent the same element on each node
+ * (device) of a PFS, presented as one.  Every operation fans out to the
+ * nodes; the focus, the chain the filesystem layer reads through, is
+ * always the first valid chain.  A node that fails (I/O error, check
+ * mismatch) simply stops being valid for that element and the next one
+ * serves it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hammer2.h"
+
+hammer2_cluster_t *
+hammer2_cluster_alloc(int nchains)
+{
+	hammer2_cluster_t *cluster;
+
+	if (nchains < 1 || nchains > HAMMER2_MAXCLUSTER)
+		return NULL;
+	cluster = calloc(1, sizeof(*cluster));
+	if (cluster == NULL)
+		return NULL;
+	cluster->refs = 1;
+	cluster->nchains = nchains;
+	cluster->focus_index = -1;
+	return cluster;
+}
+
+/* A one-node cluster around chain (which gains a reference). */
+hammer2_cluster_t *
+hammer2_cluster_from_chain(hammer2_chain_t *chain)
+{
+	hammer2_cluster_t *cluster = hammer2_cluster_alloc(1);
+
+	if (cluster == NULL)
+		return NULL;
+	hammer2_chain_ref(chain);
+	cluster->array[0].chain = chain;
+	hammer2_cluster_resolve_focus(cluster);
+	return cluster;
+}
+
+void
+hammer2_cluster_ref(hammer2_cluster_t *cluster)
+{
+	__atomic_add_fetch(&cluster->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+void
+hammer2_cluster_drop(hammer2_cluster_t *cluster)
+{
+	if (__atomic_sub_fetch(&cluster->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	for (int i = 0; i < cluster->nchains; ++i)
+		if (cluster->array[i].chain)
+			hammer2_chain_drop(cluster->array[i].chain);
+	free(cluster);
+}
+
+void
+hammer2_cluster_lock(hammer2_cluster_t *cluster, int how)
+{
+	for (int i = 0; i < cluster->nchains; ++i)
+		if (cluster->array[i].chain)
+			hammer2_chain_lock(cluster->array[i].chain, how);
+}
+
+void
+hammer2_cluster_unlock(hammer2_cluster_t *cluster)
+{
+	for (int i = 0; i < cluster->nchains; ++i)
+		if (cluster->array[i].chain)
+			hammer2_chain_unlock(cluster->array[i].chain);
+}
+
+static int
+item_valid(const hammer2_cluster_item_t *item)
+{
+	return item->chain && !(item->flags & HAMMER2_CITEM_INVALID) &&
+	       item->error == 0 && item->chain->error == 0;
+}
+
+/* The focus rule, used everywhere: the first valid chain. */
+void
+hammer2_cluster_resolve_focus(hammer2_cluster_t *cluster)
+{
+	cluster->focus = NULL;
+	cluster->focus_index = -1;
+	cluster->error = 0;
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+
+		if (item_valid(item)) {
+			cluster->focus = item->chain;
+			cluster->focus_index = i;
+			cluster->error = 0;
+			return;
+		}
+		if (cluster->error == 0)
+			cluster->error = item->error ? item->error :
+					 item->chain ? item->chain->error : 0;
+	}
+	if (cluster->error == 0)
+		cluster->error = ENOENT;
+}
+
+int
+hammer2_cluster_type(const hammer2_cluster_t *cluster)
+{
+	return cluster->focus ? cluster->focus->bref.type :
+				HAMMER2_BREF_TYPE_EMPTY;
+}
+
+const hammer2_blockref_t *
+hammer2_cluster_bref(const hammer2_cluster_t *cluster)
+{
+	return cluster->focus ? &cluster->focus->bref : NULL;
+}
+
+const hammer2_media_data_t *
+hammer2_cluster_rdata(hammer2_cluster_t *cluster)
+{
+	return cluster->focus ? cluster->focus->data : NULL;
+}
+
+/*
+ * Start an iteration under cparent: a private copy whose chains are
+ * referenced and locked, so lookups may move them through indirect
+ * blocks without disturbing cparent.
+ */
+hammer2_cluster_t *
+hammer2_cluster_lookup_init(hammer2_cluster_t *cparent, int flags)
+{
+	hammer2_cluster_t *copy = hammer2_cluster_alloc(cparent->nchains);
+	int how = (flags & HAMMER2_LOOKUP_SHARED) ? HAMMER2_RESOLVE_SHARED : 0;
+
+	if (copy == NULL)
+		return NULL;
+	for (int i = 0; i < cparent->nchains; ++i) {
+		copy->array[i] = cparent->array[i];
+		if (copy->array[i].chain) {
+			hammer2_chain_ref(copy->array[i].chain);
+			hammer2_chain_lock(copy->array[i].chain, how);
+		}
+	}
+	hammer2_cluster_resolve_focus(copy);
+	return copy;
+}
+
+void
+hammer2_cluster_lookup_done(hammer2_cluster_t *cparent)
+{
+	hammer2_cluster_unlock(cparent);
+	hammer2_cluster_drop(cparent);
+}
+
+/*
+ * Look up the lowest-keyed element in [key_beg, key_end] on every node.
+ * Nodes whose result has a higher key than the lowest found do not take
+ * part in this element; they find theirs again on the next step.  The
+ * result is locked; NULL at the end of the range, with cparent->error set
+ * when no node could answer.
+ */
+hammer2_cluster_t *
+hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
+		       hammer2_key_t key_beg, hammer2_key_t key_end, int flags)
+{
+	hammer2_cluster_t *cluster;
+	hammer2_key_t key_min = HAMMER2_KEY_MAX;
+	hammer2_key_t next_min = 0;
+	int found = 0;
+	int error = 0;
+
+	*key_nextp = 0;
+	cparent->error = 0;
+	cluster = hammer2_cluster_alloc(cparent->nchains);
+	if (cluster == NULL) {
+		cparent->error = hammer2_seterr(ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (int i = 0; i < cparent->nchains; ++i) {
+		hammer2_cluster_item_t *pitem = &cparent->array[i];
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		hammer2_key_t next;
+
+		item->flags = HAMMER2_CITEM_INVALID;
+		if (!item_valid(pitem))
+			continue;
+		item->chain = hammer2_chain_lookup(&pitem->chain, &next, key_beg,
+						   key_end, &item->error, flags);
+		if (item->chain == NULL) {
+			if (item->error && error == 0)
+				error = item->error;
+			continue;
+		}
+		item->flags = 0;
+		if (!found || item->chain->bref.key < key_min)
+			key_min = item->chain->bref.key;
+		found = 1;
+	}
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		hammer2_key_t next;
+
+		if (item->chain == NULL)
+			continue;
+		if (item->chain->bref.key != key_min) {
+			hammer2_chain_unlock(item->chain);
+			hammer2_chain_drop(item->chain);
+			item->chain = NULL;
+			item->flags = HAMMER2_CITEM_INVALID;
+			continue;
+		}
+		next = hammer2_bref_key_end(&item->chain->bref) + 1;
+		if (next_min == 0 || (next != 0 && next < next_min))
+			next_min = next;
+	}
+	if (!found) {
+		hammer2_cluster_drop(cluster);
+		cparent->error = error;
+		return NULL;
+	}
+	*key_nextp = next_min;
+	hammer2_cluster_resolve_focus(cluster);
+	return cluster;
+}
+
+hammer2_cluster_t *
+hammer2_cluster_next(hammer2_cluster_t *cparent, hammer2_cluster_t *cluster,
+		     hammer2_key_t *key_nextp, hammer2_key_t key_beg,
+		     hammer2_key_t key_end, int flags)
+{
+	(void)key_beg;
+	if (cluster) {
+		hammer2_cluster_unlock(cluster);
+		hammer2_cluster_drop(cluster);
+	}
+	cparent->error = 0;
+	if (*key_nextp == 0)
+		return NULL;
+	return hammer2_cluster_lookup(cparent, key_nextp, *key_nextp, key_end,
+				      flags);
+}
+
+struct load_ctx {
+	hammer2_chain_t		*chain;
+	hammer2_cluster_cb_t	callback;
+	void			*arg;
+	int			done;
+};
+
+static void
+load_iocb_done(hammer2_iocb_t *iocb)
+{
+	struct load_ctx *ctx = iocb->arg;
+	hammer2_chain_t *chain = ctx->chain;
+	const void *data;
+	char what[160];
+
+	if (iocb->error == 0) {
+		data = hammer2_io_data(iocb->dio, iocb->off);
+		if (!hammer2_io_crc_good(iocb->dio, iocb->off, iocb->bytes)) {
+			iocb->error = hammer2_check_verify(&chain->bref, data,
+							   (size_t)iocb->bytes);
+			if (iocb->error == 0)
+				hammer2_io_crc_setmask(iocb->dio, iocb->off,
+						       iocb->bytes);
+		}
+		if (iocb->error == 0) {
+			ctx->callback(ctx->arg, data, iocb->bytes, 0);
+			ctx->done = 1;
+		}
+	}
+	if (iocb->error) {
+		hammer2_chain_describe(chain, what, sizeof(what));
+		hammer2_preerr(iocb->error, "%s", what);
+	}
+	hammer2_io_putblk(&iocb->dio);
+}
+
+/*
+ * Deliver the first validated copy of the element's data to callback,
+ * starting with a node whose data is already resolved.  A node that fails
+ * is skipped and the next one tried; if all fail the callback gets the
+ * error.  The data pointer is only valid during the callback.
+ */
+int
+hammer2_cluster_load_async(hammer2_cluster_t *cluster,
+			   hammer2_cluster_cb_t callback, void *arg)
+{
+	int start = -1;
+	int error = ENOENT;
+
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+
+		if (!item_valid(item))
+			continue;
+		if (start < 0 || (item->chain->flags & HAMMER2_CHAIN_LOADED)) {
+			start = i;
+			if (item->chain->flags & HAMMER2_CHAIN_LOADED)
+				break;
+		}
+	}
+	for (int k = 0; start >= 0 && k < cluster->nchains; ++k) {
+		int i = (start + k) % cluster->nchains;
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		hammer2_chain_t *chain = item->chain;
+		struct load_ctx ctx = { chain, callback, arg, 0 };
+		hammer2_iocb_t iocb;
+		int radix;
+
+		if (!item_valid(item))
+			continue;
+		radix = (int)(chain->bref.data_off & HAMMER2_OFF_MASK_RADIX);
+		if (radix == 0) {
+			callback(arg, NULL, 0, 0);
+			return 0;
+		}
+		if ((chain->flags & HAMMER2_CHAIN_LOADED) && chain->data) {
+			callback(arg, chain->data, (int)chain->bytes, 0);
+			return 0;
+		}
+		if (radix < HAMMER2_RADIX_MIN || radix > HAMMER2_RADIX_MAX) {
+			error = hammer2_seterr(EINVAL, "invalid size radix %d", radix);
+			item->error = error;
+			continue;
+		}
+		memset(&iocb, 0, sizeof(iocb));
+		iocb.callback = load_iocb_done;
+		iocb.off = chain->bref.data_off & HAMMER2_OFF_MASK;
+		iocb.bytes = 1 << radix;
+		iocb.arg = &ctx;
+		hammer2_io_load_async(chain->hmp, &iocb);
+		if (ctx.done)
+			return 0;
+		error = iocb.error;
+		item->error = error;
+	}
+	callback(arg, NULL, 0, error);
+	return error;
+}

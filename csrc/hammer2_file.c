@@ -1,0 +1,163 @@
+/*
+ * File reads.  Small files live in the inode (embedded data); larger ones
+ * in DATA blocks keyed by their logical offset, each covering 2^keybits
+ * bytes (64 KiB), possibly compressed and shorter on media.  Missing
+ * blocks are holes and read as zeros.
+ */
+#include <errno.h>
+#include <string.h>
+#include "hammer2.h"
+
+#define SHARED	(HAMMER2_LOOKUP_SHARED)
+
+struct read_ctx {
+	int		comp;
+	hammer2_off_t	lbase;		/* logical offset of the block */
+	size_t		lsize;		/* logical block size */
+	hammer2_off_t	off;		/* request window */
+	uint8_t		*buf;
+	size_t		len;
+	int		error;
+};
+
+/* Copy the block's part of the window, decoding straight into the
+ * caller's buffer when the whole block fits there. */
+static void
+read_block_cb(void *arg, const void *data, int bytes, int error)
+{
+	struct read_ctx *ctx = arg;
+	hammer2_off_t wbeg = ctx->lbase > ctx->off ? ctx->lbase : ctx->off;
+	hammer2_off_t lend = ctx->lbase + ctx->lsize;
+	hammer2_off_t wend = ctx->off + ctx->len;
+	uint8_t tmp[HAMMER2_PBUFSIZE];
+	uint8_t *dst;
+	size_t out;
+
+	if (lend < wend)
+		wend = lend;
+	ctx->error = error;
+	if (error)
+		return;
+	if (data == NULL) {
+		memset(ctx->buf + (wbeg - ctx->off), 0, wend - wbeg);
+		return;
+	}
+	dst = (ctx->lbase >= ctx->off && lend <= ctx->off + ctx->len) ?
+	      ctx->buf + (ctx->lbase - ctx->off) : tmp;
+	ctx->error = hammer2_decompress(ctx->comp, data, (size_t)bytes, dst,
+					ctx->lsize, &out);
+	if (ctx->error)
+		return;
+	if (out < ctx->lsize)
+		memset(dst + out, 0, ctx->lsize - out);
+	if (dst == tmp)
+		memcpy(ctx->buf + (wbeg - ctx->off), tmp + (wbeg - ctx->lbase),
+		       wend - wbeg);
+}
+
+static int
+read_blocks(hammer2_cluster_t *ip, hammer2_off_t off,
+	    uint8_t *buf, size_t len)
+{
+	hammer2_cluster_t *cparent, *cluster;
+	hammer2_off_t pos = off;
+	hammer2_off_t end = off + len;
+	hammer2_key_t next;
+	int error = 0;
+
+	cparent = hammer2_cluster_lookup_init(ip, SHARED);
+	if (cparent == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	cluster = hammer2_cluster_lookup(cparent, &next, off & ~HAMMER2_PBUFMASK64,
+					 end - 1, SHARED | HAMMER2_LOOKUP_NODATA);
+	while (cluster) {
+		const hammer2_blockref_t *bref = hammer2_cluster_bref(cluster);
+		struct read_ctx ctx;
+
+		if (bref->type != HAMMER2_BREF_TYPE_DATA ||
+		    bref->keybits < HAMMER2_RADIX_MIN ||
+		    bref->keybits > HAMMER2_RADIX_MAX ||
+		    (bref->key & ((1ULL << bref->keybits) - 1))) {
+			error = hammer2_seterr(EINVAL, "unexpected %s blockref "
+					       "(key 0x%llx, keybits %d) in file "
+					       "data", hammer2_bref_type_name(bref->type),
+					       (unsigned long long)bref->key,
+					       bref->keybits);
+			break;
+		}
+		ctx = (struct read_ctx){
+			.comp = HAMMER2_DEC_COMP(bref->methods),
+			.lbase = bref->key, .lsize = 1UL << bref->keybits,
+			.off = off, .buf = buf, .len = len,
+		};
+		if (ctx.lbase > pos)
+			memset(buf + (pos - off), 0, ctx.lbase - pos);
+		hammer2_cluster_load_async(cluster, read_block_cb, &ctx);
+		if (ctx.error) {
+			error = hammer2_preerr(ctx.error, "offset 0x%llx",
+					       (unsigned long long)ctx.lbase);
+			break;
+		}
+		if (ctx.lbase + ctx.lsize > pos)
+			pos = ctx.lbase + ctx.lsize;
+		cluster = hammer2_cluster_next(cparent, cluster, &next, pos,
+					       end - 1,
+					       SHARED | HAMMER2_LOOKUP_NODATA);
+	}
+	if (cluster) {
+		hammer2_cluster_unlock(cluster);
+		hammer2_cluster_drop(cluster);
+	} else if (cparent->error) {
+		error = cparent->error;
+	}
+	hammer2_cluster_lookup_done(cparent);
+	if (error == 0 && pos < end)
+		memset(buf + (pos - off), 0, end - pos);
+	return error;
+}
+
+/* Read up to len bytes at off; *donep is short only at end of file. */
+int
+hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
+		  void *buf, size_t len, size_t *donep)
+{
+	const hammer2_inode_data_t *ipdata;
+	hammer2_cluster_t *ip;
+	hammer2_off_t size;
+	int error;
+
+	*donep = 0;
+	error = hammer2_inode_get(pfs, inum, &ip);
+	if (error)
+		return error;
+	ipdata = &hammer2_cluster_rdata(ip)->ipdata;
+	size = ipdata->meta.size;
+	if (ipdata->meta.type == HAMMER2_OBJTYPE_DIRECTORY) {
+		hammer2_cluster_drop(ip);
+		return hammer2_seterr(EISDIR, "inode 0x%llx is a directory",
+				      (unsigned long long)inum);
+	}
+	if (off >= size || len == 0) {
+		hammer2_cluster_drop(ip);
+		return 0;
+	}
+	if (len > size - off)
+		len = (size_t)(size - off);
+	if (ipdata->meta.op_flags & HAMMER2_OPFLAG_DIRECTDATA) {
+		if (size > HAMMER2_EMBEDDED_BYTES)
+			error = hammer2_seterr(EINVAL, "embedded data of %llu "
+					       "bytes exceeds %d",
+					       (unsigned long long)size,
+					       HAMMER2_EMBEDDED_BYTES);
+		else
+			memcpy(buf, ipdata->u.data + off, len);
+	} else {
+		error = read_blocks(ip, off, buf, len);
+	}
+	hammer2_cluster_drop(ip);
+	if (error)
+		return hammer2_preerr(error, "inode 0x%llx",
+				      (unsigned long long)inum);
+	*donep = len;
+	return 0;
+}

@@ -1,0 +1,238 @@
+/*
+ * Inodes and directories.  A PFS root indexes every inode of the PFS by
+ * inode number (keys below 2^63); directory entries live under their
+ * directory inode keyed by the directory hash of the name (bit 63 set).
+ * Short names sit in the DIRENT blockref itself, long ones in a data block.
+ */
+#include <errno.h>
+#include <string.h>
+#include "hammer2.h"
+
+#define SHARED	(HAMMER2_LOOKUP_SHARED)
+
+/* The inode's cluster, referenced and unlocked. */
+int
+hammer2_inode_get(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		  hammer2_cluster_t **clusterp)
+{
+	hammer2_cluster_t *cparent, *cluster;
+	const hammer2_media_data_t *data;
+	hammer2_key_t next;
+	int error;
+
+	*clusterp = NULL;
+	if (inum == pfs->info.inum) {
+		hammer2_cluster_ref(pfs->iroot);
+		*clusterp = pfs->iroot;
+		return 0;
+	}
+	if (inum & HAMMER2_DIRHASH_VISIBLE)
+		return hammer2_seterr(ENOENT, "inode 0x%llx out of range",
+				      (unsigned long long)inum);
+	cparent = hammer2_cluster_lookup_init(pfs->iroot, SHARED);
+	if (cparent == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	cluster = hammer2_cluster_lookup(cparent, &next, inum, inum, SHARED);
+	error = cparent->error;
+	hammer2_cluster_lookup_done(cparent);
+	if (cluster == NULL)
+		return error ? hammer2_preerr(error, "inode 0x%llx",
+					      (unsigned long long)inum) :
+			       hammer2_seterr(ENOENT, "inode 0x%llx not found",
+					      (unsigned long long)inum);
+	hammer2_cluster_unlock(cluster);
+	data = hammer2_cluster_rdata(cluster);
+	if (hammer2_cluster_type(cluster) != HAMMER2_BREF_TYPE_INODE ||
+	    data == NULL || data->ipdata.meta.inum != inum) {
+		hammer2_cluster_drop(cluster);
+		return hammer2_seterr(EINVAL, "inode index entry 0x%llx does not "
+				      "hold that inode",
+				      (unsigned long long)inum);
+	}
+	*clusterp = cluster;
+	return 0;
+}
+
+int
+hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		   hammer2_inode_meta_t *meta, hammer2_blockref_t *bref)
+{
+	hammer2_cluster_t *cluster;
+	int error;
+
+	error = hammer2_inode_get(pfs, inum, &cluster);
+	if (error)
+		return error;
+	*meta = hammer2_cluster_rdata(cluster)->ipdata.meta;
+	if (bref)
+		*bref = *hammer2_cluster_bref(cluster);
+	hammer2_cluster_drop(cluster);
+	return 0;
+}
+
+/* Decode the element a directory lookup found; EAGAIN if not an entry. */
+static int
+dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)
+{
+	const hammer2_blockref_t *bref = hammer2_cluster_bref(cluster);
+	const hammer2_media_data_t *data = hammer2_cluster_rdata(cluster);
+	size_t len;
+
+	memset(ent, 0, offsetof(hammer2_dirent_t, name));
+	ent->key = bref->key;
+	switch (bref->type) {
+	case HAMMER2_BREF_TYPE_DIRENT:
+		len = bref->embed.dirent.namlen;
+		ent->inum = bref->embed.dirent.inum;
+		ent->type = bref->embed.dirent.type;
+		if (len > HAMMER2_INODE_MAXNAME)
+			return hammer2_seterr(EINVAL, "directory entry 0x%llx: "
+					      "name length %zu", (unsigned long long)
+					      bref->key, len);
+		if (len <= sizeof(bref->check.buf)) {
+			memcpy(ent->name, bref->check.buf, len);
+		} else {
+			if (data == NULL || cluster->focus->bytes < len)
+				return hammer2_seterr(EINVAL, "directory entry "
+						      "0x%llx: name block missing "
+						      "or short", (unsigned long long)
+						      bref->key);
+			memcpy(ent->name, data->buf, len);
+		}
+		break;
+	case HAMMER2_BREF_TYPE_INODE:
+		/* entries that are whole inodes (super-root style) */
+		if (data == NULL)
+			return EAGAIN;
+		len = data->ipdata.meta.name_len;
+		if (len > HAMMER2_INODE_MAXNAME)
+			len = HAMMER2_INODE_MAXNAME;
+		ent->inum = data->ipdata.meta.inum;
+		ent->type = data->ipdata.meta.type;
+		memcpy(ent->name, data->ipdata.filename, len);
+		break;
+	default:
+		return EAGAIN;
+	}
+	ent->namlen = (uint16_t)len;
+	return 0;
+}
+
+static int
+dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_cluster_t **dirp)
+{
+	int error = hammer2_inode_get(pfs, dinum, dirp);
+
+	if (error)
+		return error;
+	if (hammer2_cluster_rdata(*dirp)->ipdata.meta.type !=
+	    HAMMER2_OBJTYPE_DIRECTORY) {
+		hammer2_cluster_drop(*dirp);
+		*dirp = NULL;
+		return hammer2_seterr(ENOTDIR, "inode 0x%llx is not a directory",
+				      (unsigned long long)dinum);
+	}
+	return 0;
+}
+
+/*
+ * Scan directory entries with keys in [key_beg, key_end] until cb returns
+ * non-zero (*stoppedp is then set).  Returns 0 or an errno.
+ */
+static int
+dir_scan(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_key_t key_beg,
+	 hammer2_key_t key_end, hammer2_readdir_cb_t cb, void *arg,
+	 int *stoppedp)
+{
+	hammer2_cluster_t *dir, *cparent, *cluster;
+	hammer2_dirent_t ent;
+	hammer2_key_t next;
+	int error;
+	int rc = 0;
+
+	*stoppedp = 0;
+	error = dir_get(pfs, dinum, &dir);
+	if (error)
+		return error;
+	cparent = hammer2_cluster_lookup_init(dir, SHARED);
+	hammer2_cluster_drop(dir);
+	if (cparent == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	cluster = hammer2_cluster_lookup(cparent, &next, key_beg, key_end, SHARED);
+	while (cluster) {
+		error = dirent_decode(cluster, &ent);
+		if (error == 0)
+			rc = cb(arg, &ent);
+		else if (error != EAGAIN)
+			break;
+		error = 0;
+		if (rc)
+			break;
+		cluster = hammer2_cluster_next(cparent, cluster, &next, key_beg,
+					       key_end, SHARED);
+	}
+	if (cluster) {
+		hammer2_cluster_unlock(cluster);
+		hammer2_cluster_drop(cluster);
+	} else {
+		error = cparent->error;
+	}
+	hammer2_cluster_lookup_done(cparent);
+	*stoppedp = rc != 0;
+	if (error)
+		return hammer2_preerr(error, "directory 0x%llx",
+				      (unsigned long long)dinum);
+	return 0;
+}
+
+struct match_ctx {
+	const uint8_t		*name;
+	size_t			len;
+	hammer2_dirent_t	*ent;
+};
+
+static int
+match_cb(void *arg, const hammer2_dirent_t *ent)
+{
+	struct match_ctx *ctx = arg;
+
+	if (ent->namlen != ctx->len || memcmp(ent->name, ctx->name, ctx->len))
+		return 0;
+	*ctx->ent = *ent;
+	return 1;
+}
+
+int
+hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+		   const uint8_t *name, size_t len, hammer2_dirent_t *ent)
+{
+	struct match_ctx ctx = { name, len, ent };
+	hammer2_key_t key;
+	int found;
+	int error;
+
+	if (len == 0 || len > HAMMER2_INODE_MAXNAME ||
+	    memchr(name, '/', len) != NULL)
+		return hammer2_seterr(EINVAL, "invalid name (empty, longer than "
+				      "%d bytes, or containing '/')",
+				      HAMMER2_INODE_MAXNAME);
+	key = hammer2_dirhash(name, len);
+	error = dir_scan(pfs, dinum, key, key | HAMMER2_DIRHASH_LOMASK,
+			 match_cb, &ctx, &found);
+	if (error == 0 && !found)
+		error = hammer2_seterr(ENOENT, "no entry '%.*s' in directory "
+				       "0x%llx", (int)len, name,
+				       (unsigned long long)dinum);
+	return error;
+}
+
+/* Every visible entry, in hash order.  cb's non-zero return stops. */
+int
+hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+		    hammer2_readdir_cb_t cb, void *arg)
+{
+	int stopped;
+
+	return dir_scan(pfs, dinum, HAMMER2_DIRHASH_VISIBLE, HAMMER2_KEY_MAX,
+			cb, arg, &stopped);
+}

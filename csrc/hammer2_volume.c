@@ -1,0 +1,256 @@
+/*
+ * Device open and volume header selection.  Up to four header copies sit
+ * at the start of the first four 2 GiB zones; the valid copy with the
+ * highest mirror_tid is the current root of the filesystem.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <linux/fs.h>
+#include "hammer2.h"
+
+hammer2_off_t
+hammer2_zone_offset(int zone)
+{
+	return (hammer2_off_t)zone * HAMMER2_ZONE_BYTES64;
+}
+
+static void
+add_warning(hammer2_dev_t *hmp, const char *fmt, ...)
+{
+	size_t old = hmp->warnings ? strlen(hmp->warnings) : 0;
+	char line[256];
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	p = realloc(hmp->warnings, old + strlen(line) + 2);
+	if (p == NULL)
+		return;
+	sprintf(p + old, "%s\n", line);
+	hmp->warnings = p;
+}
+
+static const char *
+volhdr_verify(const hammer2_volume_data_t *vd)
+{
+	const uint8_t *raw = (const uint8_t *)vd;
+
+	if (vd->magic == HAMMER2_VOLUME_ID_ABO)
+		return "byte-swapped header (other-endian media not supported)";
+	if (vd->magic != HAMMER2_VOLUME_ID_HBO)
+		return "bad magic";
+	if (hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC0_OFF,
+			   HAMMER2_VOLUME_ICRC0_SIZE) !=
+	    vd->icrc_sects[HAMMER2_VOL_ICRC_SECT0])
+		return "bad CRC (sector 0)";
+	if (hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC1_OFF,
+			   HAMMER2_VOLUME_ICRC1_SIZE) !=
+	    vd->icrc_sects[HAMMER2_VOL_ICRC_SECT1])
+		return "bad CRC (sector 1)";
+	if (hammer2_icrc32(raw, HAMMER2_VOLUME_ICRCVH_SIZE) != vd->icrc_volheader)
+		return "bad CRC (whole header)";
+	return NULL;
+}
+
+/*
+ * Read and verify header copy `zone` into vd.  Returns 0, ENOENT when the
+ * zone lies past the end of the device, or EINVAL/EIO (info->error says
+ * why).
+ */
+int
+hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
+		    hammer2_volhdr_info_t *info)
+{
+	hammer2_off_t off = hammer2_zone_offset(zone);
+	size_t done = 0;
+	const char *why;
+
+	memset(info, 0, sizeof(*info));
+	if (off + HAMMER2_VOLUME_BYTES > hmp->size)
+		return ENOENT;
+	info->present = 1;
+	while (done < HAMMER2_VOLUME_BYTES) {
+		ssize_t n = pread(hmp->fd, (char *)vd + done,
+				  HAMMER2_VOLUME_BYTES - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(info->error, sizeof(info->error), "read error: %s",
+				 n < 0 ? strerror(errno) : "short read");
+			return EIO;
+		}
+		done += (size_t)n;
+	}
+	why = volhdr_verify(vd);
+	if (why) {
+		snprintf(info->error, sizeof(info->error), "%s", why);
+		return EINVAL;
+	}
+	info->valid = 1;
+	info->mirror_tid = vd->mirror_tid;
+	info->freemap_tid = vd->freemap_tid;
+	info->volu_size = vd->volu_size;
+	info->version = vd->version;
+	return 0;
+}
+
+static int
+device_size(hammer2_dev_t *hmp)
+{
+	struct stat st;
+	uint64_t bytes;
+
+	if (fstat(hmp->fd, &st) < 0)
+		return hammer2_seterr(errno, "%s: %s", hmp->path, strerror(errno));
+	if (S_ISREG(st.st_mode)) {
+		hmp->size = (hammer2_off_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		if (ioctl(hmp->fd, BLKGETSIZE64, &bytes) < 0)
+			return hammer2_seterr(errno, "%s: cannot get device "
+					      "size: %s", hmp->path,
+					      strerror(errno));
+		hmp->size = bytes;
+	} else {
+		return hammer2_seterr(EINVAL, "%s: not a regular file or block "
+				      "device", hmp->path);
+	}
+	if (hmp->size < HAMMER2_VOLUME_BYTES)
+		return hammer2_seterr(EINVAL, "%s: %llu bytes is too small to "
+				      "hold a HAMMER2 volume header", hmp->path,
+				      (unsigned long long)hmp->size);
+	return 0;
+}
+
+static hammer2_chain_t *
+root_chain(hammer2_dev_t *hmp, int type)
+{
+	hammer2_blockref_t bref;
+	hammer2_chain_t *chain;
+
+	memset(&bref, 0, sizeof(bref));
+	bref.type = (uint8_t)type;
+	bref.keybits = 64;
+	bref.data_off = hammer2_zone_offset(hmp->volhdrno) | HAMMER2_PBUFRADIX;
+	bref.mirror_tid = type == HAMMER2_BREF_TYPE_VOLUME ?
+			  hmp->voldata->mirror_tid : hmp->voldata->freemap_tid;
+	chain = hammer2_chain_alloc(hmp, &bref);
+	if (chain) {
+		chain->data = (hammer2_media_data_t *)hmp->voldata;
+		chain->flags |= HAMMER2_CHAIN_EMBEDDED | HAMMER2_CHAIN_LOADED;
+	}
+	return chain;
+}
+
+/* Pick the newest valid header; explain every rejected copy. */
+static int
+select_volhdr(hammer2_dev_t *hmp)
+{
+	hammer2_volume_data_t *vd = hmp->voldata + 1;	/* scratch copy */
+	char why[512] = "";
+	int best = -1;
+
+	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
+		hammer2_volhdr_info_t *info = &hmp->vh[zone];
+		size_t used = strlen(why);
+
+		if (hammer2_volhdr_read(hmp, zone, vd, info) == ENOENT)
+			break;
+		if (!info->valid) {
+			snprintf(why + used, sizeof(why) - used, "%s%d: %s",
+				 used ? "; " : "", zone, info->error);
+			continue;
+		}
+		if (best < 0 || info->mirror_tid > hmp->vh[best].mirror_tid) {
+			best = zone;
+			memcpy(hmp->voldata, vd, sizeof(*vd));
+		}
+	}
+	if (best < 0)
+		return hammer2_seterr(EINVAL, "%s: no valid volume header (%s)",
+				      hmp->path, why);
+	hmp->volhdrno = best;
+	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
+		hammer2_volhdr_info_t *info = &hmp->vh[zone];
+
+		if (info->present && !info->valid)
+			add_warning(hmp, "volume header %d at 0x%llx: %s, skipped",
+				    zone,
+				    (unsigned long long)hammer2_zone_offset(zone),
+				    info->error);
+	}
+	if (hmp->voldata->volu_size > hmp->size)
+		add_warning(hmp, "volume size %llu exceeds the device's %llu "
+			    "bytes (truncated image?)",
+			    (unsigned long long)hmp->voldata->volu_size,
+			    (unsigned long long)hmp->size);
+	return 0;
+}
+
+int
+hammer2_dev_open(const char *path, hammer2_dev_t **hmpp)
+{
+	hammer2_dev_t *hmp;
+	int error;
+
+	*hmpp = NULL;
+	hmp = calloc(1, sizeof(*hmp));
+	if (hmp == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	hmp->fd = -1;
+	hmp->path = strdup(path);
+	hammer2_io_init(hmp);
+	/* two header buffers: the selected copy and a scratch one */
+	if (hmp->path == NULL ||
+	    posix_memalign((void **)&hmp->voldata, 4096,
+			   2 * sizeof(hammer2_volume_data_t))) {
+		hmp->voldata = NULL;
+		hammer2_dev_close(hmp);
+		return hammer2_seterr(ENOMEM, "out of memory");
+	}
+	hmp->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (hmp->fd < 0) {
+		error = hammer2_seterr(errno, "%s: %s", path, strerror(errno));
+		hammer2_dev_close(hmp);
+		return error;
+	}
+	error = device_size(hmp);
+	if (error == 0)
+		error = select_volhdr(hmp);
+	if (error == 0) {
+		hmp->vchain = root_chain(hmp, HAMMER2_BREF_TYPE_VOLUME);
+		hmp->fchain = root_chain(hmp, HAMMER2_BREF_TYPE_FREEMAP);
+		if (hmp->vchain == NULL || hmp->fchain == NULL)
+			error = hammer2_seterr(ENOMEM, "out of memory");
+	}
+	if (error) {
+		hammer2_dev_close(hmp);
+		return error;
+	}
+	*hmpp = hmp;
+	return 0;
+}
+
+void
+hammer2_dev_close(hammer2_dev_t *hmp)
+{
+	if (hmp->vchain)
+		hammer2_chain_drop(hmp->vchain);
+	if (hmp->fchain)
+		hammer2_chain_drop(hmp->fchain);
+	hammer2_io_cleanup(hmp);
+	if (hmp->fd >= 0)
+		close(hmp->fd);
+	free(hmp->voldata);
+	free(hmp->warnings);
+	free(hmp->path);
+	free(hmp);
+}

@@ -1,0 +1,519 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin binding of the C core: every call into C releases the GIL, every
+error becomes an H2Error (CheckError for a check-code mismatch) carrying
+the errno and the core's message, which names the object and offset."""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, strdup, strlen
+import errno as _errno
+import uuid as _uuid
+import weakref as _weakref
+
+cdef extern from "hammer2.h" nogil:
+    ctypedef uint64_t hammer2_key_t
+    ctypedef uint64_t hammer2_tid_t
+    ctypedef uint64_t hammer2_off_t
+
+    ctypedef struct hammer2_uuid_t:
+        uint8_t bytes[16]
+
+    ctypedef struct hammer2_dirent_head_t:
+        uint64_t inum
+        uint16_t namlen
+        uint8_t type
+
+    ctypedef union _embed:
+        hammer2_dirent_head_t dirent
+
+    ctypedef struct hammer2_blockref_t:
+        uint8_t type
+        uint8_t methods
+        uint8_t copyid
+        uint8_t keybits
+        uint8_t vradix
+        uint8_t flags
+        uint16_t leaf_count
+        uint64_t key
+        uint64_t mirror_tid
+        uint64_t modify_tid
+        uint64_t data_off
+        uint64_t update_tid
+        _embed embed
+
+    ctypedef struct hammer2_inode_meta_t:
+        uint16_t version
+        uint8_t pfs_subtype
+        uint32_t uflags
+        uint32_t rmajor
+        uint32_t rminor
+        uint64_t ctime
+        uint64_t mtime
+        uint64_t atime
+        uint64_t btime
+        hammer2_uuid_t uid
+        hammer2_uuid_t gid
+        uint8_t type
+        uint8_t op_flags
+        uint16_t cap_flags
+        uint32_t mode
+        uint64_t inum
+        uint64_t size
+        uint64_t nlinks
+        uint64_t iparent
+        uint64_t name_key
+        uint16_t name_len
+        uint8_t ncopies
+        uint8_t comp_algo
+        uint8_t target_type
+        uint8_t check_algo
+        uint8_t pfs_nmasters
+        uint8_t pfs_type
+        uint64_t pfs_inum
+        hammer2_uuid_t pfs_clid
+        hammer2_uuid_t pfs_fsid
+        uint64_t pfs_lsnap_tid
+
+    ctypedef struct hammer2_volhdr_info_t:
+        int present
+        int valid
+        char error[96]
+        uint64_t mirror_tid
+        uint64_t freemap_tid
+        uint64_t volu_size
+        uint32_t version
+
+    ctypedef struct hammer2_dev_t:
+        char *path
+        uint64_t size
+        int volhdrno
+        hammer2_volhdr_info_t vh[4]
+        char *warnings
+
+    ctypedef struct hammer2_pfs_info_t:
+        char label[257]
+        uint8_t pfs_type
+        uint8_t pfs_subtype
+        uint8_t pfs_nmasters
+        hammer2_uuid_t pfs_clid
+        hammer2_uuid_t pfs_fsid
+        uint64_t inum
+        uint64_t name_key
+
+    ctypedef struct hammer2_pfs_t:
+        hammer2_pfs_info_t info
+
+    ctypedef struct hammer2_dirent_t:
+        uint64_t inum
+        uint64_t key
+        uint8_t type
+        uint16_t namlen
+        uint8_t name[256]
+
+    ctypedef struct hammer2_walk_stats_t:
+        uint64_t total
+        uint64_t inode
+        uint64_t indirect
+        uint64_t data
+        uint64_t dirent
+        uint64_t freemap_node
+        uint64_t freemap_leaf
+        uint64_t bytes
+        uint64_t errors
+
+    ctypedef int (*hammer2_readdir_cb_t)(void *arg, const hammer2_dirent_t *ent)
+    ctypedef int (*hammer2_walk_cb_t)(void *arg, int depth,
+                                      const hammer2_blockref_t *bref,
+                                      const void *data, int bytes, int error)
+
+    const char *hammer2_errmsg()
+    const char *hammer2_bref_type_name(int type)
+    const char *hammer2_check_name(int check)
+    const char *hammer2_comp_name(int comp)
+    hammer2_key_t hammer2_dirhash(const uint8_t *name, size_t len)
+    int hammer2_dev_open(const char *path, hammer2_dev_t **hmpp)
+    void hammer2_dev_close(hammer2_dev_t *hmp)
+    int hammer2_pfs_list(hammer2_dev_t **devs, int ndevs,
+                         hammer2_pfs_info_t **infop, int *countp)
+    int hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
+                         hammer2_pfs_t **pfsp)
+    void hammer2_pfs_close(hammer2_pfs_t *pfs)
+    int hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+                           hammer2_inode_meta_t *meta, hammer2_blockref_t *bref)
+    int hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+                           const uint8_t *name, size_t len, hammer2_dirent_t *ent)
+    int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+                            hammer2_readdir_cb_t cb, void *arg)
+    int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+                          hammer2_off_t off, void *buf, size_t len, size_t *donep)
+    int hammer2_walk(hammer2_dev_t *hmp, const hammer2_blockref_t *bref,
+                     hammer2_walk_cb_t cb, void *arg, hammer2_walk_stats_t *stats)
+    int hammer2_walk_zone(hammer2_dev_t *hmp, int zone, int freemap,
+                          hammer2_walk_cb_t cb, void *arg,
+                          hammer2_walk_stats_t *stats)
+
+DEF MAXNODES = 8
+DEF MAX_ERRORS = 1000
+
+
+class H2Error(OSError):
+    """An error from the HAMMER2 core; .errno is set, str() says where."""
+
+
+class CheckError(H2Error):
+    """Media failed its check code (errno EIO)."""
+
+
+cdef str _text(const char *s):
+    return s.decode('utf-8', 'replace')
+
+
+cdef object _error(int err, str context=None):
+    msg = _text(hammer2_errmsg())
+    if context:
+        msg = f"{context}: {msg}"
+    cls = CheckError if (err == _errno.EIO and 'check mismatch' in msg) else H2Error
+    return cls(err, msg)
+
+
+def uuid_str(bytes raw):
+    """HAMMER2 uuids are stored in DCE (little-endian fields) order."""
+    return str(_uuid.UUID(bytes_le=raw))
+
+
+cdef bytes _uuid_bytes(hammer2_uuid_t *u):
+    return PyBytes_FromStringAndSize(<char *>u.bytes, 16)
+
+
+cdef uint32_t _unix_xid(hammer2_uuid_t *u):
+    # the unix id sits in the last 4 bytes of the uuid's node field
+    cdef uint32_t v
+    memcpy(&v, &u.bytes[12], 4)
+    return v
+
+
+cdef dict _bref_dict(const hammer2_blockref_t *b):
+    return {
+        'type': _text(hammer2_bref_type_name(b.type)), 'type_id': b.type,
+        'methods': b.methods, 'check': b.methods >> 4, 'comp': b.methods & 15,
+        'copyid': b.copyid, 'keybits': b.keybits, 'vradix': b.vradix,
+        'flags': b.flags, 'leaf_count': b.leaf_count, 'key': b.key,
+        'mirror_tid': b.mirror_tid, 'modify_tid': b.modify_tid,
+        'update_tid': b.update_tid, 'data_off_raw': b.data_off,
+        'data_off': b.data_off & ~(<uint64_t>0x3F),
+        'bytes': (1 << (b.data_off & 0x3F)) if (b.data_off & 0x3F) else 0,
+        'raw': PyBytes_FromStringAndSize(<const char *>b, 128),
+    }
+
+
+cdef dict _meta_dict(hammer2_inode_meta_t *m):
+    return {
+        'version': m.version, 'pfs_subtype': m.pfs_subtype, 'uflags': m.uflags,
+        'rmajor': m.rmajor, 'rminor': m.rminor,
+        'ctime_us': m.ctime, 'mtime_us': m.mtime, 'atime_us': m.atime,
+        'btime_us': m.btime, 'uid': _unix_xid(&m.uid), 'gid': _unix_xid(&m.gid),
+        'uid_raw': _uuid_bytes(&m.uid), 'gid_raw': _uuid_bytes(&m.gid),
+        'h2type': m.type, 'op_flags': m.op_flags, 'cap_flags': m.cap_flags,
+        'mode': m.mode, 'inum': m.inum, 'size': m.size, 'nlinks': m.nlinks,
+        'iparent': m.iparent, 'name_key': m.name_key, 'name_len': m.name_len,
+        'ncopies': m.ncopies, 'comp_algo': m.comp_algo,
+        'target_type': m.target_type, 'check_algo': m.check_algo,
+        'pfs_nmasters': m.pfs_nmasters, 'pfs_type': m.pfs_type,
+        'pfs_inum': m.pfs_inum, 'pfs_clid': _uuid_bytes(&m.pfs_clid),
+        'pfs_fsid': _uuid_bytes(&m.pfs_fsid), 'pfs_lsnap_tid': m.pfs_lsnap_tid,
+    }
+
+
+cdef dict _pfs_info_dict(hammer2_pfs_info_t *p):
+    return {
+        'label': (<bytes>p.label).decode('utf-8', 'surrogateescape'),
+        'pfs_type': p.pfs_type, 'pfs_subtype': p.pfs_subtype,
+        'pfs_nmasters': p.pfs_nmasters, 'clid': _uuid_bytes(&p.pfs_clid),
+        'fsid': _uuid_bytes(&p.pfs_fsid), 'inum': p.inum, 'name_key': p.name_key,
+    }
+
+
+def dirhash(bytes name):
+    return hammer2_dirhash(<const uint8_t *><char *>name, len(name))
+
+
+cdef class Device:
+    """One opened HAMMER2 device or image file (read-only for now)."""
+    cdef hammer2_dev_t *hmp
+    cdef object users          # PFSes opened over this device
+    cdef object __weakref__
+
+    def __cinit__(self, path):
+        cdef bytes bpath = path.encode() if isinstance(path, str) else bytes(path)
+        cdef const char *cpath = bpath
+        cdef int err
+        self.users = _weakref.WeakSet()
+        with nogil:
+            err = hammer2_dev_open(cpath, &self.hmp)
+        if err:
+            raise _error(err)
+
+    def __dealloc__(self):
+        if self.hmp is not NULL:
+            hammer2_dev_close(self.hmp)
+            self.hmp = NULL
+
+    cdef hammer2_dev_t *_dev(self) except NULL:
+        if self.hmp is NULL:
+            raise H2Error(_errno.EBADF, "device is closed")
+        return self.hmp
+
+    def close(self):
+        """Close the device and, first, every PFS opened over it."""
+        for pfs in list(self.users):
+            pfs.close()
+        if self.hmp is not NULL:
+            hammer2_dev_close(self.hmp)
+            self.hmp = NULL
+
+    @property
+    def path(self):
+        return _text(self._dev().path)
+
+    @property
+    def size(self):
+        return self._dev().size
+
+    @property
+    def best_zone(self):
+        return self._dev().volhdrno
+
+    @property
+    def warnings(self):
+        w = self._dev().warnings
+        return [] if w is NULL else _text(w).splitlines()
+
+    def volume_headers(self):
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef hammer2_volhdr_info_t *vh
+        out = []
+        for zone in range(4):
+            vh = &hmp.vh[zone]
+            if not vh.present:
+                break
+            out.append({
+                'zone': zone, 'offset': zone << 31, 'valid': bool(vh.valid),
+                'error': None if vh.valid else _text(vh.error),
+                'mirror_tid': vh.mirror_tid, 'freemap_tid': vh.freemap_tid,
+                'volu_size': vh.volu_size, 'version': vh.version,
+                'best': zone == hmp.volhdrno,
+            })
+        return out
+
+    def walk_zone(self, int zone, bint freemap=False, callback=None):
+        """Walk one header copy's volume (or freemap) tree, verifying every
+        check code.  callback(depth, bref, data, error) is called per
+        blockref (data: bytes or None; error: message or None); a true
+        return stops the walk.  Returns (stats dict, error messages)."""
+        cdef _Walk w = _Walk(callback)
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef int err
+        with nogil:
+            err = hammer2_walk_zone(hmp, zone, freemap, _walk_cb, <void *>w,
+                                    &w.stats)
+        return w.finish(err)
+
+    def walk_bref(self, bytes raw, callback=None):
+        """Walk the subtree under one blockref (as returned in 'raw')."""
+        cdef _Walk w = _Walk(callback)
+        cdef hammer2_blockref_t bref
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef int err
+        if len(raw) != 128:
+            raise H2Error(_errno.EINVAL, "a blockref is 128 bytes")
+        memcpy(&bref, <char *>raw, 128)
+        with nogil:
+            err = hammer2_walk(hmp, &bref, _walk_cb, <void *>w, &w.stats)
+        return w.finish(err)
+
+
+cdef class _Walk:
+    cdef object callback
+    cdef object exc
+    cdef list errors
+    cdef hammer2_walk_stats_t stats
+
+    def __cinit__(self, callback):
+        self.callback = callback
+        self.exc = None
+        self.errors = []
+
+    cdef tuple finish(self, int err):
+        if self.exc is not None:
+            raise self.exc
+        if err and not self.errors:
+            raise _error(err)
+        s = self.stats
+        stats = {'total': s.total, 'inode': s.inode, 'indirect': s.indirect,
+                 'data': s.data, 'dirent': s.dirent,
+                 'freemap_node': s.freemap_node, 'freemap_leaf': s.freemap_leaf,
+                 'bytes': s.bytes, 'errors': s.errors}
+        return stats, self.errors
+
+
+cdef int _walk_cb(void *arg, int depth, const hammer2_blockref_t *bref,
+                  const void *data, int nbytes, int error) noexcept with gil:
+    cdef _Walk w = <_Walk>arg
+    msg = _text(hammer2_errmsg()) if error else None
+    if msg is not None and len(w.errors) < MAX_ERRORS:
+        w.errors.append(msg)
+    if w.callback is None:
+        return 0
+    try:
+        payload = None if data is NULL else PyBytes_FromStringAndSize(<const char *>data, nbytes)
+        return 1 if w.callback(depth, _bref_dict(bref), payload, msg) else 0
+    except BaseException as e:
+        w.exc = e
+        return 1
+
+
+cdef int _devs(list devices, hammer2_dev_t **devs) except -1:
+    if not 1 <= len(devices) <= MAXNODES:
+        raise H2Error(_errno.EINVAL, f"a cluster has 1 to {MAXNODES} nodes, not {len(devices)}")
+    for i, d in enumerate(devices):
+        devs[i] = (<Device>d)._dev()
+    return len(devices)
+
+
+def pfs_list(list devices):
+    """Every PFS under the super-root of the (first valid) node."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs)
+    cdef hammer2_pfs_info_t *infos = NULL
+    cdef int count = 0, err
+    with nogil:
+        err = hammer2_pfs_list(devs, n, &infos, &count)
+    if err:
+        raise _error(err)
+    try:
+        return [_pfs_info_dict(&infos[i]) for i in range(count)]
+    finally:
+        free(infos)
+
+
+cdef struct dirent_vec:
+    hammer2_dirent_t *ents
+    size_t count
+    size_t cap
+    int oom
+
+
+cdef int _collect_dirent(void *arg, const hammer2_dirent_t *ent) noexcept nogil:
+    cdef dirent_vec *d = <dirent_vec *>arg
+    cdef hammer2_dirent_t *p
+    if d.count == d.cap:
+        p = <hammer2_dirent_t *>realloc(d.ents, (d.cap * 2 + 64) * sizeof(hammer2_dirent_t))
+        if p is NULL:
+            d.oom = 1
+            return 1
+        d.ents = p
+        d.cap = d.cap * 2 + 64
+    memcpy(&d.ents[d.count], ent, sizeof(hammer2_dirent_t))
+    d.count += 1
+    return 0
+
+
+cdef class Pfs:
+    """One PFS, over one or more nodes (devices)."""
+    cdef hammer2_pfs_t *pfs
+    cdef list devices
+    cdef readonly dict info
+    cdef object __weakref__
+
+    def __cinit__(self, list devices, str label):
+        cdef hammer2_dev_t *devs[MAXNODES]
+        cdef int n = _devs(devices, devs)
+        cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+        cdef const char *clabel = blabel
+        cdef int err
+        with nogil:
+            err = hammer2_pfs_open(devs, n, clabel, &self.pfs)
+        if err:
+            raise _error(err)
+        self.devices = devices
+        for d in devices:
+            (<Device>d).users.add(self)
+        self.info = _pfs_info_dict(&self.pfs.info)
+
+    def __dealloc__(self):
+        if self.pfs is not NULL:
+            hammer2_pfs_close(self.pfs)
+
+    def close(self):
+        if self.pfs is not NULL:
+            hammer2_pfs_close(self.pfs)
+            self.pfs = NULL
+
+    cdef hammer2_pfs_t *_pfs(self) except NULL:
+        if self.pfs is NULL:
+            raise H2Error(_errno.EBADF, "PFS is closed")
+        return self.pfs
+
+    @property
+    def root_inum(self):
+        return self._pfs().info.inum
+
+    def inode(self, uint64_t inum):
+        """(inode meta dict, blockref dict) of an inode."""
+        cdef hammer2_inode_meta_t meta
+        cdef hammer2_blockref_t bref
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef int err
+        with nogil:
+            err = hammer2_inode_meta(pfs, inum, &meta, &bref)
+        if err:
+            raise _error(err)
+        return _meta_dict(&meta), _bref_dict(&bref)
+
+    def lookup(self, uint64_t dinum, bytes name):
+        """(inum, h2type) of name in directory dinum."""
+        cdef hammer2_dirent_t ent
+        cdef const uint8_t *cname = <const uint8_t *><char *>name
+        cdef size_t n = len(name)
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef int err
+        with nogil:
+            err = hammer2_dir_lookup(pfs, dinum, cname, n, &ent)
+        if err:
+            raise _error(err)
+        return ent.inum, ent.type
+
+    def readdir(self, uint64_t dinum):
+        """[(name bytes, inum, h2type, key)] in hash order."""
+        cdef dirent_vec d
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef int err
+        d.ents = NULL
+        d.count = d.cap = 0
+        d.oom = 0
+        try:
+            with nogil:
+                err = hammer2_dir_readdir(pfs, dinum, _collect_dirent, &d)
+            if err:
+                raise _error(err)
+            if d.oom:
+                raise MemoryError("directory listing")
+            return [(PyBytes_FromStringAndSize(<char *>d.ents[i].name, d.ents[i].namlen),
+                     d.ents[i].inum, d.ents[i].type, d.ents[i].key)
+                    for i in range(d.count)]
+        finally:
+            free(d.ents)
+
+    def read(self, uint64_t inum, uint64_t offset, size_t size):
+        """Up to size bytes at offset (short only at end of file)."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+        cdef char *buf = PyBytes_AS_STRING(out)
+        cdef size_t done = 0
+        cdef int err
+        with nogil:
+            err = hammer2_file_read(pfs, inum, offset, buf, size, &done)
+        if err:
+            raise _error(err)
+        return out if done == size else out[:done]

@@ -1,0 +1,23 @@
+"""Builds pyh2._core from the C core (csrc/) and its Cython binding."""
+import glob
+
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+
+core = Extension(
+    "pyh2._core",
+    sources=["pyh2/_core.pyx"] + sorted(glob.glob("csrc/*.c")),
+    include_dirs=["csrc"],
+    libraries=["lz4", "z", "crypto", "xxhash", "pthread"],
+    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
+)
+
+setup(
+    name="pyh2",
+    version="0.1.0",
+    description="DragonFly BSD's HAMMER2 core (cluster, chain, DIO) in userspace, driven from Python",
+    packages=find_packages(include=["pyh2", "pyh2.*", "harness", "harness.*"]),
+    ext_modules=cythonize([core], language_level=3),
+    entry_points={"console_scripts": ["pyh2 = pyh2.cli:main"]},
+    python_requires=">=3.9",
+)
