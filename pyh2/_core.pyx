@@ -234,6 +234,30 @@ cdef dict _pfs_info_dict(hammer2_pfs_info_t *p):
     }
 
 
+def check_name(int check):
+    return _text(hammer2_check_name(check))
+
+
+def comp_name(int comp):
+    return _text(hammer2_comp_name(comp))
+
+
+def inode_meta_from_bytes(bytes data):
+    """Decode the meta part of a raw 1 KiB inode."""
+    if len(data) < sizeof(hammer2_inode_meta_t):
+        raise H2Error(_errno.EINVAL, f"an inode is {sizeof(hammer2_inode_meta_t)}+ bytes")
+    return _meta_dict(<hammer2_inode_meta_t *><char *>data)
+
+
+def dirent_head(bytes raw_bref):
+    """inum, namlen and type of a raw DIRENT blockref."""
+    cdef const hammer2_blockref_t *b = <const hammer2_blockref_t *><char *>raw_bref
+    if len(raw_bref) != 128:
+        raise H2Error(_errno.EINVAL, "a blockref is 128 bytes")
+    return {'inum': b.embed.dirent.inum, 'namlen': b.embed.dirent.namlen,
+            'type': b.embed.dirent.type}
+
+
 def dirhash(bytes name):
     return hammer2_dirhash(<const uint8_t *><char *>name, len(name))
 

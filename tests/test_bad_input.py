@@ -1,0 +1,185 @@
+"""Damaged or wrong input must give a clean H2Error (or a clean CLI failure), never a crash
+or a silently wrong answer."""
+import errno
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import pyh2
+from conftest import assert_clean_failure, run_pyh2
+from harness import refimages
+
+ZONE = 2 << 30          # a volume header every 2 GiB
+VOLHDR_BYTES = 64 << 10
+MiB = 1 << 20
+OFFSET_RE = re.compile(r"0x[0-9a-fA-F]+|\d+")
+
+# Walks and reads everything in a child, so a segfault shows as a signal, not a dead pytest.
+CHILD = """
+import sys, pyh2
+from harness.refimages import read_all
+try:
+    with pyh2.open(sys.argv[1]) as vol:
+        read_all(vol)
+except pyh2.H2Error as e:
+    sys.exit(f"{type(e).__name__}: {e}")
+"""
+
+
+def flip_bit(path, offset, mask=0x01):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([b ^ mask]))
+
+
+def files_of(name):
+    return [e for e in refimages.load_manifest(name)["trees"]["DATA"] if e["type"] == "file"]
+
+
+def data_blocks(pfs, path):
+    return [b for b in pfs.blocks(path) if b["type"] == "data"]
+
+
+def covers(block, offset):
+    return block["data_off"] <= offset < block["data_off"] + block["bytes"]
+
+
+def assert_names_offset(msg, key):
+    assert re.search(rf"\b(0x0*{key:x}|{key})\b", msg), f"file offset {key:#x} not in: {msg}"
+
+
+def _median_data_offset(img):
+    with pyh2.open(img) as vol:
+        pfs = vol.pfs("DATA")
+        offs = sorted(b["data_off"] for e in files_of("basic") for b in data_blocks(pfs, e["path"]))
+    return offs[len(offs) // 2]
+
+
+@pytest.mark.parametrize("cut", ["1MiB", "mid-data", "200MiB"])
+def test_truncated_image(cut, scratch_copy):
+    img = scratch_copy("basic")
+    size = {"1MiB": MiB, "200MiB": 200 * MiB}.get(cut) or _median_data_offset(img)
+    os.truncate(img, size)
+
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(img)], cwd=refimages.REPO,
+                          capture_output=True, timeout=600)
+    err = proc.stderr.decode(errors="replace")
+    assert proc.returncode in (0, 1), f"child died with status {proc.returncode}: {err}"
+    assert "Traceback" not in err, err
+
+    try:
+        with pyh2.open(img) as vol:
+            refimages.read_all(vol)
+            tree = refimages.tree_from_volume(vol.pfs("DATA"))
+    except pyh2.H2Error as e:
+        assert e.errno in (errno.EIO, errno.EINVAL), e
+        assert OFFSET_RE.search(str(e)), f"no offset in: {e}"
+        return
+    # basic's blocks all lie below ~150 MiB, so only a cut past them may read correctly
+    assert cut == "200MiB", f"read everything from an image cut at {size:#x}"
+    assert not refimages.compare_trees(refimages.load_manifest("basic")["trees"]["DATA"], tree)
+
+
+@pytest.mark.parametrize("name", ["basic", "pfs-snapshot"])
+def test_all_volume_headers_zeroed(name, scratch_copy):
+    img = scratch_copy(name)
+    with open(img, "r+b") as f:
+        for off in range(0, min(4 * ZONE, img.stat().st_size), ZONE):
+            f.seek(off)
+            f.write(bytes(VOLHDR_BYTES))
+    with pytest.raises(pyh2.H2Error) as ei:
+        pyh2.open(img)
+    assert ei.value.errno == errno.EINVAL
+    assert "volume header" in str(ei.value).lower()
+    assert_clean_failure(run_pyh2("info", img), "volume header")
+
+
+def test_one_volume_header_corrupted(scratch_copy):
+    img = scratch_copy("grown")
+    with pyh2.open(img) as vol:
+        best = vol.best_zone
+        headers = {h["zone"]: h for h in vol.volume_headers()}
+    others = [z for z, h in headers.items() if h["valid"] and z != best]
+    assert others, "grown should have a second valid volume header"
+
+    flip_bit(img, headers[best]["offset"] + 0x40)  # fsid: inside every header CRC
+    with pyh2.open(img) as vol:
+        assert vol.best_zone in others
+        assert any(re.search(rf"volume header #?{best}\b|zone[ .]{best}\b", w)
+                   for w in vol.warnings), vol.warnings
+        assert not {h["zone"]: h for h in vol.volume_headers()}[best]["valid"]
+        tree = refimages.tree_from_volume(vol.pfs("DATA"))
+    assert not refimages.compare_trees(refimages.load_manifest("grown")["trees"]["DATA"], tree)
+
+
+def test_flipped_data_block(scratch_copy):
+    img = scratch_copy("basic")
+    files = files_of("basic")
+    with pyh2.open(img) as vol:
+        pfs = vol.pfs("DATA")
+        blocks = {e["path"]: data_blocks(pfs, e["path"]) for e in files}
+    # a block at a non-zero file offset, so the offset in the message is unambiguous
+    victim, bref = next((p, b) for p, bs in sorted(blocks.items()) for b in bs
+                        if b["key"] > 0 and b["bytes"] > 10)
+    bad = bref["data_off"] + 10
+    flip_bit(img, bad)
+
+    with pyh2.open(img) as vol:
+        pfs = vol.pfs("DATA")
+        with pytest.raises(pyh2.CheckError) as ei:
+            pfs.read(victim)
+        msg = str(ei.value)
+        assert ei.value.errno == errno.EIO
+        assert victim in msg and "check" in msg.lower(), msg
+        assert_names_offset(msg, bref["key"])
+        for e in files:
+            if not any(covers(b, bad) for b in blocks[e["path"]]):
+                assert refimages.sha256_of(pfs, e["path"], e["size"]) == e["sha256"], e["path"]
+    assert_clean_failure(run_pyh2("cat", f"{img}:DATA", victim), victim)
+
+
+def test_flipped_indirect_block(scratch_copy):
+    img, path = scratch_copy("bigfile"), "/big/text40m.txt"
+    with pyh2.open(img) as vol:
+        ind = next(b for b in vol.pfs("DATA").blocks(path) if b["type"] == "indirect")
+    flip_bit(img, ind["data_off"] + 10)
+
+    with pyh2.open(img) as vol:
+        with pytest.raises(pyh2.CheckError) as ei:
+            vol.pfs("DATA").read(path)
+        assert ei.value.errno == errno.EIO
+        assert path in str(ei.value), ei.value
+        assert vol.fsck()["errors"]
+    proc = run_pyh2("fsck", img)
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_nonexistent_path(ref_image):
+    img = ref_image("basic")
+    with pyh2.open(img) as vol:
+        pfs = vol.pfs("DATA")
+        for op in (pfs.stat, pfs.read, pfs.listdir):
+            with pytest.raises(pyh2.H2Error) as ei:
+                op("/nope")
+            assert ei.value.errno == errno.ENOENT and "/nope" in str(ei.value), ei.value
+        with pytest.raises(pyh2.H2Error) as ei:
+            vol.pfs("NOPE")
+        assert ei.value.errno == errno.ENOENT and "NOPE" in str(ei.value), ei.value
+    proc = run_pyh2("cat", img, "/nope")
+    assert proc.returncode == 1
+    assert_clean_failure(proc, "/nope")
+
+
+def test_nonexistent_image(tmp_path):
+    missing = tmp_path / "missing.h2"
+    with pytest.raises(OSError) as ei:
+        pyh2.open(missing)
+    assert isinstance(ei.value, (pyh2.H2Error, FileNotFoundError)), type(ei.value)
+    assert ei.value.errno == errno.ENOENT
+    assert "missing.h2" in str(ei.value), ei.value
+    assert_clean_failure(run_pyh2("info", missing), "missing.h2")
