@@ -57,10 +57,47 @@ hash_remove(hammer2_dev_t *hmp, hammer2_io_t *dio)
 	*pp = dio->hnext;
 }
 
+/*
+ * Process-wide pool of free 64 KiB buffers: volumes come and go (tests,
+ * tools reopening images) and recycling their buffers avoids paying page
+ * faults for fresh memory on every open.
+ */
+#define DIO_POOL_MAX	512
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *pool[DIO_POOL_MAX];
+static int pool_count;
+
+static void *
+buf_alloc(void)
+{
+	void *buf = NULL;
+
+	pthread_mutex_lock(&pool_lock);
+	if (pool_count > 0)
+		buf = pool[--pool_count];
+	pthread_mutex_unlock(&pool_lock);
+	if (buf == NULL && posix_memalign(&buf, 4096, HAMMER2_PBUFSIZE))
+		buf = NULL;
+	return buf;
+}
+
+static void
+buf_free(void *buf)
+{
+	pthread_mutex_lock(&pool_lock);
+	if (pool_count < DIO_POOL_MAX) {
+		pool[pool_count++] = buf;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	free(buf);
+}
+
 static void
 dio_free(hammer2_io_t *dio)
 {
-	free(dio->data);
+	buf_free(dio->data);
 	free(dio);
 }
 
@@ -81,7 +118,8 @@ dio_get_locked(hammer2_dev_t *hmp, hammer2_off_t pbase)
 	dio = calloc(1, sizeof(*dio));
 	if (dio == NULL)
 		return NULL;
-	if (posix_memalign((void **)&dio->data, 4096, HAMMER2_PBUFSIZE)) {
+	dio->data = buf_alloc();
+	if (dio->data == NULL) {
 		free(dio);
 		return NULL;
 	}

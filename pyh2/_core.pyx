@@ -6,7 +6,7 @@ the errno and the core's message, which names the object and offset."""
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, strdup, strlen
+from libc.string cimport memcpy, memset
 import errno as _errno
 import uuid as _uuid
 import weakref as _weakref
@@ -128,6 +128,10 @@ cdef extern from "hammer2.h" nogil:
                                       const void *data, int bytes, int error)
 
     const char *hammer2_errmsg()
+    int hammer2_check_verify(const hammer2_blockref_t *bref, const void *data,
+                             size_t bytes)
+    int hammer2_decompress(int comp, const void *src, size_t srcsize,
+                           void *dst, size_t dstsize, size_t *outsize)
     const char *hammer2_bref_type_name(int type)
     const char *hammer2_check_name(int check)
     const char *hammer2_comp_name(int comp)
@@ -256,6 +260,30 @@ def dirent_head(bytes raw_bref):
         raise H2Error(_errno.EINVAL, "a blockref is 128 bytes")
     return {'inum': b.embed.dirent.inum, 'namlen': b.embed.dirent.namlen,
             'type': b.embed.dirent.type}
+
+
+def decode_block(bytes raw_bref, bytes data, size_t lsize=65536):
+    """Verify a raw block against its blockref and decompress it, exactly
+    as the read path does; returns the logical bytes (zero-padded)."""
+    cdef const hammer2_blockref_t *b = <const hammer2_blockref_t *><char *>raw_bref
+    cdef const char *src = data
+    cdef size_t n = len(data), done = 0
+    cdef bytes out
+    cdef char *dst
+    cdef int err
+    if len(raw_bref) != 128:
+        raise H2Error(_errno.EINVAL, "a blockref is 128 bytes")
+    out = PyBytes_FromStringAndSize(NULL, lsize)
+    dst = PyBytes_AS_STRING(out)
+    with nogil:
+        err = hammer2_check_verify(b, src, n)
+        if err == 0:
+            err = hammer2_decompress(b.methods & 15, src, n, dst, lsize, &done)
+        if err == 0 and done < lsize:
+            memset(dst + done, 0, lsize - done)
+    if err:
+        raise _error(err)
+    return out
 
 
 def dirhash(bytes name):
@@ -528,6 +556,18 @@ cdef class Pfs:
                     for i in range(d.count)]
         finally:
             free(d.ents)
+
+    def readinto(self, uint64_t inum, uint64_t offset, unsigned char[::1] buf):
+        """Fill buf from offset; returns the byte count (short at EOF)."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef size_t done = 0, size = buf.shape[0]
+        cdef void *p = &buf[0] if size else NULL
+        cdef int err
+        with nogil:
+            err = hammer2_file_read(pfs, inum, offset, p, size, &done)
+        if err:
+            raise _error(err)
+        return done
 
     def read(self, uint64_t inum, uint64_t offset, size_t size):
         """Up to size bytes at offset (short only at end of file)."""

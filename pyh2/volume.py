@@ -152,6 +152,14 @@ class Pfs:
         except H2Error as e:
             raise _reraise(e, path) from None
 
+    def readinto(self, path: str, buf, offset: int = 0) -> int:
+        """Read into a writable buffer (no allocation per call)."""
+        inum = self._namei(path)
+        try:
+            return self._core.readinto(inum, offset, buf)
+        except H2Error as e:
+            raise _reraise(e, path) from None
+
     def readlink(self, path: str) -> str:
         st = self.stat(path)
         if st.type != "symlink":
