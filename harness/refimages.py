@@ -14,6 +14,8 @@ import stat as statmod
 import subprocess
 from pathlib import Path
 
+from harness import showdump
+
 REPO = Path(__file__).resolve().parent.parent
 READ_CHUNK = 4 << 20  # bounded reads: bigfile holds a 1 GiB sparse file
 
@@ -80,6 +82,23 @@ def _manifest_text(name: str) -> str:
 def load_manifest(name: str) -> dict:
     """NAME.json as a fresh dict (callers may mutate it)."""
     return json.loads(_manifest_text(name))
+
+
+@functools.lru_cache(maxsize=None)
+def show_paths(name: str) -> dict:
+    """{pfs label: {path: {inum, mtime, type}}} from the real `hammer2 show` dump."""
+    return showdump.load(reference_dir() / f"{name}.show.txt.zst")
+
+
+def expected_tree(name: str, label: str) -> list[dict]:
+    """The manifest's tree for PFS label, with mtimes as the real `hammer2 show` printed them
+    (the manifest took a few directory mtimes from the source tree, not from the image)."""
+    on_media = show_paths(name).get(label, {})
+    tree = load_manifest(name)["trees"][label]
+    for e in tree:
+        if e["path"] in on_media:
+            e["mtime"] = on_media[e["path"]]["mtime"]
+    return tree
 
 
 # --- fsck output -------------------------------------------------------------------------
@@ -222,6 +241,11 @@ def compare_trees(expected: list[dict], actual: list[dict]) -> list[str]:
             diffs.append(f"{p}: hardlinked with {sorted(pe.get(p, {p}))}, "
                          f"got {sorted(pa.get(p, {p}))}")
     return diffs
+
+
+def diff_pfs(name: str, label: str, pfs) -> list[str]:
+    """Differences between a live PFS and what the reference image NAME holds for label."""
+    return compare_trees(expected_tree(name, label), tree_from_volume(pfs))
 
 
 def read_all(vol) -> int:

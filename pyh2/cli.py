@@ -153,7 +153,7 @@ def cmd_demo(args, out):
         with tempfile.TemporaryDirectory(prefix="pyh2-demo-") as tmp:
             export(pfs, tmp)
             exported = refimages.tree_from_dir(tmp)
-    manifest = refimages.load_manifest("basic")["trees"]["DATA"]
+    manifest = refimages.expected_tree("basic", "DATA")
     problems = refimages.compare_trees(manifest, tree)
     problems += [f"export: {p}" for p in refimages.compare_trees(manifest, exported)]
     if any(got[k] != expected[k] for k in expected):

@@ -36,4 +36,9 @@ if ((${#missing[@]})); then
     python3 -m pip install -q "${missing[@]}"
 fi
 
-python3 setup.py build_ext --inplace -q
+# setuptools prints "running build_ext" even with -q: show its output only when it fails
+if ! log=$(python3 setup.py build_ext --inplace -q 2>&1); then
+    printf '%s\n' "$log" >&2
+    echo "setup: building pyh2._core failed" >&2
+    exit 1
+fi
