@@ -88,6 +88,9 @@ int hammer2_io_bread(hammer2_dev_t *hmp, hammer2_off_t off, int bytes,
 void hammer2_io_load_async(hammer2_dev_t *hmp, hammer2_iocb_t *iocb);
 void hammer2_io_putblk(hammer2_io_t **diop);
 void *hammer2_io_data(hammer2_io_t *dio, hammer2_off_t off);
+int hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
+		     int bytes);
+int hammer2_io_sync(hammer2_dev_t *hmp);
 int hammer2_io_crc_good(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 void hammer2_io_crc_setmask(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 void hammer2_io_init(hammer2_dev_t *hmp);
@@ -107,6 +110,7 @@ typedef struct hammer2_volhdr_info {
 
 struct hammer2_dev {
 	int			fd;
+	int			readonly;
 	char			*path;
 	hammer2_off_t		size;		/* device bytes */
 	int			volhdrno;	/* header copy in use */
@@ -114,6 +118,15 @@ struct hammer2_dev {
 	hammer2_volume_data_t	*voldata;	/* copy of the best header */
 	hammer2_chain_t		*vchain;	/* VOLUME pseudo-chain */
 	hammer2_chain_t		*fchain;	/* FREEMAP pseudo-chain */
+	/*
+	 * Transactions: readers share, a writer (modifications through the
+	 * flush that commits them) is exclusive.  mtid is the tid the next
+	 * flush commits, stamped on everything modified meanwhile.
+	 */
+	pthread_rwlock_t	translock;
+	hammer2_tid_t		mtid;
+	int			nvolhdrs;	/* header copies the device holds */
+	struct hammer2_freemap	*freemap;	/* allocator state, when writing */
 	char			*warnings;	/* newline separated */
 	pthread_mutex_t		iolock;		/* DIO hash + idle list */
 	pthread_cond_t		iocv;
@@ -123,7 +136,25 @@ struct hammer2_dev {
 	int			lru_count;
 };
 
-int hammer2_dev_open(const char *path, hammer2_dev_t **hmpp);
+#define HAMMER2_OPEN_RDWR	0x0001
+
+int hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp);
+void hammer2_trans_begin(hammer2_dev_t *hmp, int write);
+void hammer2_trans_end(hammer2_dev_t *hmp);
+int hammer2_flush(hammer2_dev_t *hmp);
+int hammer2_volhdr_write(hammer2_dev_t *hmp, int zone);
+
+typedef struct hammer2_newfs {
+	hammer2_off_t		size;		/* 0: the file's or device's size */
+	const char		*label;		/* first PFS, default "DATA" */
+	int			nvolhdrs;	/* header copies, 0: all that fit */
+	int			comp;		/* HAMMER2_COMP_* (with level) */
+	int			check;		/* HAMMER2_CHECK_* */
+	int			nmasters;	/* cluster nodes sharing clid */
+	const hammer2_uuid_t	*clid;		/* NULL: random */
+} hammer2_newfs_t;
+
+int hammer2_newfs(const char *path, const hammer2_newfs_t *opts);
 void hammer2_dev_close(hammer2_dev_t *hmp);
 int hammer2_volhdr_read(hammer2_dev_t *hmp, int zone,
 			hammer2_volume_data_t *vd, hammer2_volhdr_info_t *info);
@@ -135,6 +166,9 @@ hammer2_off_t hammer2_zone_offset(int zone);
 
 #define HAMMER2_CHAIN_LOADED	0x0001	/* data resolved and verified */
 #define HAMMER2_CHAIN_EMBEDDED	0x0002	/* data points into the dev header */
+#define HAMMER2_CHAIN_MODIFIED	0x0004	/* private data awaiting flush */
+#define HAMMER2_CHAIN_DELETED	0x0008	/* removed from its parent */
+#define HAMMER2_CHAIN_OWNED	0x0010	/* data is a private buffer */
 
 #define HAMMER2_LOOKUP_NODATA	0x0001	/* leaf data not needed */
 #define HAMMER2_LOOKUP_SHARED	0x0002	/* lock results shared */
@@ -155,6 +189,15 @@ struct hammer2_chain {
 	int			cache_index;	/* blockref scan hint */
 	pthread_rwlock_t	lock;
 	pthread_mutex_t		dlock;		/* serializes data loading */
+	/*
+	 * Live children, sorted by key: every chain instantiated under this
+	 * one, so an element has one chain at a time and modifications are
+	 * seen by every holder.  Each child references this parent.
+	 */
+	pthread_mutex_t		clock;
+	hammer2_chain_t		**children;
+	int			nchildren;
+	int			maxchildren;
 };
 
 hammer2_chain_t *hammer2_chain_alloc(hammer2_dev_t *hmp,
@@ -179,6 +222,22 @@ hammer2_chain_t *hammer2_chain_next(hammer2_chain_t **parentp,
 void hammer2_chain_describe(const hammer2_chain_t *chain, char *buf,
 			    size_t size);
 hammer2_key_t hammer2_bref_key_end(const hammer2_blockref_t *bref);
+hammer2_chain_t *hammer2_chain_get(hammer2_chain_t *parent,
+				   const hammer2_blockref_t *bref, int *errorp);
+
+/* Write side (callers hold the device's transaction lock exclusively). */
+int hammer2_chain_modify(hammer2_chain_t *chain, hammer2_tid_t mtid);
+int hammer2_chain_create(hammer2_chain_t **parentp, hammer2_chain_t **chainp,
+			 hammer2_key_t key, int keybits, int type,
+			 size_t bytes, hammer2_tid_t mtid);
+int hammer2_chain_delete(hammer2_chain_t *chain, hammer2_tid_t mtid);
+int hammer2_chain_rename(hammer2_chain_t **parentp, hammer2_chain_t *chain,
+			 hammer2_key_t key, hammer2_tid_t mtid);
+int hammer2_chain_resize(hammer2_chain_t *chain, size_t bytes,
+			 hammer2_tid_t mtid);
+int hammer2_chain_base_update(hammer2_chain_t *parent,
+			      const hammer2_blockref_t *bref);
+void hammer2_chain_release_subtree(hammer2_chain_t *chain);
 
 /* -------------------------------------------------------------- cluster */
 
@@ -230,6 +289,25 @@ const hammer2_media_data_t *hammer2_cluster_rdata(hammer2_cluster_t *c);
 int hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 			       hammer2_cluster_cb_t callback, void *arg);
 
+/* Write side; callers hold every node's transaction lock exclusively. */
+int hammer2_cluster_modify(hammer2_cluster_t *cluster, hammer2_tid_t mtid);
+hammer2_inode_data_t *hammer2_cluster_modify_ip(hammer2_cluster_t *cluster,
+						hammer2_tid_t mtid, int *errorp);
+hammer2_media_data_t *hammer2_cluster_wdata(hammer2_cluster_t *cluster);
+int hammer2_cluster_modsync(hammer2_cluster_t *cluster);
+int hammer2_cluster_setflush(hammer2_cluster_t *cluster, hammer2_tid_t mtid);
+void hammer2_cluster_setmethod_check(hammer2_cluster_t *cluster, int check);
+int hammer2_cluster_create(hammer2_cluster_t *cparent,
+			   hammer2_cluster_t **clusterp, hammer2_key_t key,
+			   int keybits, int type, size_t bytes,
+			   hammer2_tid_t mtid);
+int hammer2_cluster_delete(hammer2_cluster_t *cluster, hammer2_tid_t mtid);
+int hammer2_cluster_rename(hammer2_cluster_t *cparent,
+			   hammer2_cluster_t *cluster, hammer2_key_t key,
+			   hammer2_tid_t mtid);
+int hammer2_cluster_resize(hammer2_cluster_t *cluster, size_t bytes,
+			   hammer2_tid_t mtid);
+
 /* ---------------------------------------------------- PFS, inodes, files */
 
 typedef struct hammer2_pfs_info {
@@ -246,6 +324,8 @@ typedef struct hammer2_pfs_info {
 struct hammer2_pfs {
 	hammer2_pfs_info_t	info;
 	hammer2_cluster_t	*iroot;		/* PFS root inode, one per node */
+	hammer2_dev_t		*devs[HAMMER2_MAXCLUSTER];
+	int			ndevs;
 };
 
 typedef struct hammer2_dirent {
@@ -273,6 +353,71 @@ int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			hammer2_readdir_cb_t cb, void *arg);
 int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_off_t off, void *buf, size_t len, size_t *donep);
+int hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent);
+int hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+		    hammer2_cluster_t **dirp);
+
+/*
+ * Modifications.  Each runs inside a write transaction on every node of
+ * the PFS (hammer2_pfs_trans_begin(pfs, 1)); hammer2_pfs_flush commits.
+ */
+#define HAMMER2_SETATTR_MODE	0x01
+#define HAMMER2_SETATTR_UID	0x02
+#define HAMMER2_SETATTR_GID	0x04
+#define HAMMER2_SETATTR_ATIME	0x08
+#define HAMMER2_SETATTR_MTIME	0x10
+#define HAMMER2_SETATTR_CTIME	0x20
+
+typedef struct hammer2_attr {
+	int		mask;		/* HAMMER2_SETATTR_* given */
+	uint8_t		type;		/* HAMMER2_OBJTYPE_* (create) */
+	uint32_t	mode;
+	uint32_t	uid;
+	uint32_t	gid;
+	uint64_t	atime;		/* microseconds */
+	uint64_t	mtime;
+	uint64_t	ctime;
+	uint32_t	rmajor;
+	uint32_t	rminor;
+} hammer2_attr_t;
+
+#define HAMMER2_RENAME_NOREPLACE	0x0001
+
+uint64_t hammer2_time_now(void);
+hammer2_tid_t hammer2_pfs_mtid(hammer2_pfs_t *pfs);
+int hammer2_name_validate(const uint8_t *name, size_t len);
+int hammer2_dirent_find(hammer2_cluster_t *dir, const uint8_t *name,
+			size_t len, hammer2_cluster_t **cparentp,
+			hammer2_cluster_t **clusterp, hammer2_dirent_t *ent);
+void hammer2_dirent_release(hammer2_cluster_t *cparent,
+			    hammer2_cluster_t *cluster);
+void hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write);
+void hammer2_pfs_trans_end(hammer2_pfs_t *pfs);
+int hammer2_pfs_flush(hammer2_pfs_t *pfs);
+int hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+			 const uint8_t *name, size_t len,
+			 const hammer2_attr_t *attr, hammer2_tid_t *inump);
+int hammer2_inode_unlink(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+			 const uint8_t *name, size_t len, int isdir);
+int hammer2_inode_link(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		       hammer2_tid_t dinum, const uint8_t *name, size_t len);
+int hammer2_inode_rename(hammer2_pfs_t *pfs, hammer2_tid_t sdinum,
+			 const uint8_t *sname, size_t slen,
+			 hammer2_tid_t tdinum, const uint8_t *tname,
+			 size_t tlen, int flags);
+int hammer2_inode_setattr(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+			  const hammer2_attr_t *attr);
+int hammer2_file_write(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		       hammer2_off_t off, const void *buf, size_t len);
+int hammer2_file_truncate(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+			  hammer2_off_t size);
+
+/* -------------------------------------------------------------- freemap */
+
+int hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
+			  hammer2_off_t *offp);
+int hammer2_freemap_flush(hammer2_dev_t *hmp, hammer2_tid_t tid);
+void hammer2_freemap_destroy(hammer2_dev_t *hmp);
 
 /* ----------------------------------------------------------------- fsck */
 

@@ -341,3 +341,228 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 	callback(arg, NULL, 0, error);
 	return error;
 }
+
+/* ------------------------------------------------------------ write side */
+
+/*
+ * Every write fans out to each valid node's chain.  A node that fails is
+ * marked invalid in the cluster and the operation goes on while at least
+ * one node (the focus) succeeded; quorum rules build on this.
+ */
+static int
+cluster_result(hammer2_cluster_t *cluster, int first_error)
+{
+	hammer2_cluster_resolve_focus(cluster);
+	if (cluster->focus == NULL)
+		return first_error ? first_error : cluster->error;
+	return 0;
+}
+
+static int
+item_fail(hammer2_cluster_item_t *item, int error, int *first)
+{
+	item->error = error;
+	if (*first == 0)
+		*first = error;
+	return error;
+}
+
+int
+hammer2_cluster_modify(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
+{
+	int first = 0;
+
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		int error;
+
+		if (!item_valid(item))
+			continue;
+		error = hammer2_chain_modify(item->chain, mtid);
+		if (error)
+			item_fail(item, error, &first);
+	}
+	return cluster_result(cluster, first);
+}
+
+/* Modify an inode and return its writable data (focus). */
+hammer2_inode_data_t *
+hammer2_cluster_modify_ip(hammer2_cluster_t *cluster, hammer2_tid_t mtid,
+			  int *errorp)
+{
+	*errorp = hammer2_cluster_modify(cluster, mtid);
+	if (*errorp)
+		return NULL;
+	return &cluster->focus->data->ipdata;
+}
+
+hammer2_media_data_t *
+hammer2_cluster_wdata(hammer2_cluster_t *cluster)
+{
+	if (cluster->focus == NULL ||
+	    !(cluster->focus->flags & HAMMER2_CHAIN_MODIFIED))
+		return NULL;
+	return cluster->focus->data;
+}
+
+/*
+ * Copy the focus's data to the other nodes' (modified) chains.  Never
+ * blockref tables: they hold node-local offsets.  Of an inode that means
+ * the meta and name always, the 512-byte union only when it holds
+ * embedded data rather than a blockset.
+ */
+int
+hammer2_cluster_modsync(hammer2_cluster_t *cluster)
+{
+	hammer2_chain_t *focus = cluster->focus;
+	size_t n;
+
+	if (focus == NULL)
+		return cluster->error;
+	switch (focus->bref.type) {
+	case HAMMER2_BREF_TYPE_INODE:
+		n = (focus->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_DIRECTDATA) ?
+		    sizeof(hammer2_inode_data_t) :
+		    offsetof(hammer2_inode_data_t, u);
+		break;
+	case HAMMER2_BREF_TYPE_DATA:
+	case HAMMER2_BREF_TYPE_DIRENT:
+		n = focus->bytes;
+		break;
+	default:
+		return 0;
+	}
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		hammer2_chain_t *chain = item->chain;
+		int error;
+
+		if (!item_valid(item) || chain == focus ||
+		    !(chain->flags & HAMMER2_CHAIN_MODIFIED))
+			continue;
+		if (chain->bytes < n &&
+		    (error = hammer2_chain_resize(chain, n, focus->bref.modify_tid)))
+			return error;
+		memcpy(chain->data, focus->data, n);
+		chain->bref.embed = focus->bref.embed;
+		chain->bref.methods = focus->bref.methods;
+		if (focus->bref.type == HAMMER2_BREF_TYPE_DIRENT)
+			chain->bref.check = focus->bref.check;	/* short name */
+	}
+	return 0;
+}
+
+/* Mark the cluster's chains so the next flush writes them. */
+int
+hammer2_cluster_setflush(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
+{
+	return hammer2_cluster_modify(cluster, mtid);
+}
+
+/* Check algorithm for the blocks the cluster's chains write next. */
+void
+hammer2_cluster_setmethod_check(hammer2_cluster_t *cluster, int check)
+{
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_chain_t *chain = cluster->array[i].chain;
+
+		if (chain)
+			chain->bref.methods = (uint8_t)((chain->bref.methods & 0x0F) |
+							HAMMER2_ENC_CHECK(check));
+	}
+}
+
+int
+hammer2_cluster_create(hammer2_cluster_t *cparent, hammer2_cluster_t **clusterp,
+		       hammer2_key_t key, int keybits, int type, size_t bytes,
+		       hammer2_tid_t mtid)
+{
+	hammer2_cluster_t *cluster = hammer2_cluster_alloc(cparent->nchains);
+	int first = 0;
+
+	*clusterp = NULL;
+	if (cluster == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	for (int i = 0; i < cparent->nchains; ++i) {
+		hammer2_cluster_item_t *pitem = &cparent->array[i];
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		int error;
+
+		item->flags = HAMMER2_CITEM_INVALID;
+		if (!item_valid(pitem))
+			continue;
+		error = hammer2_chain_create(&pitem->chain, &item->chain, key,
+					     keybits, type, bytes, mtid);
+		if (error) {
+			item_fail(item, error, &first);
+			continue;
+		}
+		item->flags = 0;
+	}
+	if (cluster_result(cluster, first)) {
+		int error = cluster_result(cluster, first);
+
+		hammer2_cluster_unlock(cluster);
+		hammer2_cluster_drop(cluster);
+		return error;
+	}
+	*clusterp = cluster;
+	return 0;
+}
+
+int
+hammer2_cluster_delete(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
+{
+	int first = 0;
+
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		int error;
+
+		if (!item_valid(item))
+			continue;
+		error = hammer2_chain_delete(item->chain, mtid);
+		if (error)
+			item_fail(item, error, &first);
+	}
+	return first;
+}
+
+int
+hammer2_cluster_rename(hammer2_cluster_t *cparent, hammer2_cluster_t *cluster,
+		       hammer2_key_t key, hammer2_tid_t mtid)
+{
+	int first = 0;
+
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		int error;
+
+		if (!item_valid(item) || !item_valid(&cparent->array[i]))
+			continue;
+		error = hammer2_chain_rename(&cparent->array[i].chain, item->chain,
+					     key, mtid);
+		if (error)
+			item_fail(item, error, &first);
+	}
+	return cluster_result(cluster, first);
+}
+
+int
+hammer2_cluster_resize(hammer2_cluster_t *cluster, size_t bytes,
+		       hammer2_tid_t mtid)
+{
+	int first = 0;
+
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		int error;
+
+		if (!item_valid(item))
+			continue;
+		error = hammer2_chain_resize(item->chain, bytes, mtid);
+		if (error)
+			item_fail(item, error, &first);
+	}
+	return cluster_result(cluster, first);
+}

@@ -71,8 +71,8 @@ hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 }
 
 /* Decode the element a directory lookup found; EAGAIN if not an entry. */
-static int
-dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)
+int
+hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)
 {
 	const hammer2_blockref_t *bref = hammer2_cluster_bref(cluster);
 	const hammer2_media_data_t *data = hammer2_cluster_rdata(cluster);
@@ -118,8 +118,8 @@ dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)
 	return 0;
 }
 
-static int
-dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_cluster_t **dirp)
+int
+hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_cluster_t **dirp)
 {
 	int error = hammer2_inode_get(pfs, dinum, dirp);
 
@@ -151,7 +151,7 @@ dir_scan(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_key_t key_beg,
 	int rc = 0;
 
 	*stoppedp = 0;
-	error = dir_get(pfs, dinum, &dir);
+	error = hammer2_dir_get(pfs, dinum, &dir);
 	if (error)
 		return error;
 	cparent = hammer2_cluster_lookup_init(dir, SHARED);
@@ -160,7 +160,7 @@ dir_scan(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_key_t key_beg,
 		return hammer2_seterr(ENOMEM, "out of memory");
 	cluster = hammer2_cluster_lookup(cparent, &next, key_beg, key_end, SHARED);
 	while (cluster) {
-		error = dirent_decode(cluster, &ent);
+		error = hammer2_dirent_decode(cluster, &ent);
 		if (error == 0)
 			rc = cb(arg, &ent);
 		else if (error != EAGAIN)

@@ -194,6 +194,8 @@ dio_load(hammer2_io_t *dio)
 	return error;
 }
 
+static uint64_t crc_mask(hammer2_io_t *dio, hammer2_off_t off, int bytes);
+
 static int
 dio_range_check(hammer2_dev_t *hmp, hammer2_off_t off, int bytes)
 {
@@ -288,6 +290,59 @@ hammer2_io_putblk(hammer2_io_t **diop)
 		return;
 	}
 	pthread_mutex_unlock(&hmp->iolock);
+}
+
+/*
+ * Write a block through to the device, keeping a cached buffer that holds
+ * it coherent (its verified mask is cleared for the rewritten pieces).
+ */
+int
+hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
+		 int bytes)
+{
+	hammer2_off_t pbase = off & ~HAMMER2_PBUFMASK64;
+	size_t done = 0;
+	hammer2_io_t *dio;
+	int error;
+
+	error = dio_range_check(hmp, off, bytes);
+	if (error)
+		return error;
+	if (hmp->readonly)
+		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
+	while (done < (size_t)bytes) {
+		ssize_t n = pwrite(hmp->fd, (const char *)data + done,
+				   (size_t)bytes - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return hammer2_seterr(n < 0 ? errno : EIO, "%s: write error "
+					      "at 0x%llx: %s", hmp->path,
+					      (unsigned long long)(off + done),
+					      n < 0 ? strerror(errno) : "short write");
+		done += (size_t)n;
+	}
+	pthread_mutex_lock(&hmp->iolock);
+	for (dio = hmp->iohash[dio_hash(pbase)]; dio; dio = dio->hnext) {
+		if (dio->pbase == pbase && dio->state == DIO_GOOD) {
+			memcpy(dio->data + (off - pbase), data, (size_t)bytes);
+			__atomic_and_fetch(&dio->crc_good_mask,
+					   ~crc_mask(dio, off, bytes),
+					   __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&hmp->iolock);
+	return 0;
+}
+
+/* Barrier: everything written so far is on stable storage. */
+int
+hammer2_io_sync(hammer2_dev_t *hmp)
+{
+	if (fdatasync(hmp->fd) < 0)
+		return hammer2_seterr(errno, "%s: sync failed: %s", hmp->path,
+				      strerror(errno));
+	return 0;
 }
 
 void *

@@ -216,8 +216,40 @@ hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
 		return error;
 	}
 	/* open_cb's reference keeps the root (unlocked) for the PFS's life */
+	memcpy(ctx.pfs->devs, devs, (size_t)ndevs * sizeof(*devs));
+	ctx.pfs->ndevs = ndevs;
 	*pfsp = ctx.pfs;
 	return 0;
+}
+
+/* Transactions span every node, taken in node order. */
+void
+hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write)
+{
+	for (int i = 0; i < pfs->ndevs; ++i)
+		hammer2_trans_begin(pfs->devs[i], write);
+}
+
+void
+hammer2_pfs_trans_end(hammer2_pfs_t *pfs)
+{
+	for (int i = pfs->ndevs - 1; i >= 0; --i)
+		hammer2_trans_end(pfs->devs[i]);
+}
+
+/* Commit every node (inside a write transaction). */
+int
+hammer2_pfs_flush(hammer2_pfs_t *pfs)
+{
+	int first = 0;
+
+	for (int i = 0; i < pfs->ndevs; ++i) {
+		int error = hammer2_flush(pfs->devs[i]);
+
+		if (error && first == 0)
+			first = error;
+	}
+	return first;
 }
 
 void

@@ -178,6 +178,9 @@ select_volhdr(hammer2_dev_t *hmp)
 		return hammer2_seterr(EINVAL, "%s: no valid volume header (%s)",
 				      hmp->path, why);
 	hmp->volhdrno = best;
+	while (hmp->nvolhdrs < HAMMER2_NUM_VOLHDRS &&
+	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_VOLUME_BYTES <= hmp->size)
+		++hmp->nvolhdrs;
 	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
 		hammer2_volhdr_info_t *info = &hmp->vh[zone];
 
@@ -196,7 +199,7 @@ select_volhdr(hammer2_dev_t *hmp)
 }
 
 int
-hammer2_dev_open(const char *path, hammer2_dev_t **hmpp)
+hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
 {
 	hammer2_dev_t *hmp;
 	int error;
@@ -216,7 +219,9 @@ hammer2_dev_open(const char *path, hammer2_dev_t **hmpp)
 		hammer2_dev_close(hmp);
 		return hammer2_seterr(ENOMEM, "out of memory");
 	}
-	hmp->fd = open(path, O_RDONLY | O_CLOEXEC);
+	hmp->readonly = !(flags & HAMMER2_OPEN_RDWR);
+	pthread_rwlock_init(&hmp->translock, NULL);
+	hmp->fd = open(path, (hmp->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (hmp->fd < 0) {
 		error = hammer2_seterr(errno, "%s: %s", path, strerror(errno));
 		hammer2_dev_close(hmp);
@@ -226,6 +231,7 @@ hammer2_dev_open(const char *path, hammer2_dev_t **hmpp)
 	if (error == 0)
 		error = select_volhdr(hmp);
 	if (error == 0) {
+		hmp->mtid = hmp->voldata->mirror_tid + 1;
 		hmp->vchain = root_chain(hmp, HAMMER2_BREF_TYPE_VOLUME);
 		hmp->fchain = root_chain(hmp, HAMMER2_BREF_TYPE_FREEMAP);
 		if (hmp->vchain == NULL || hmp->fchain == NULL)
@@ -239,18 +245,75 @@ hammer2_dev_open(const char *path, hammer2_dev_t **hmpp)
 	return 0;
 }
 
+/* Close; unflushed modifications are discarded (the last flush stands). */
 void
 hammer2_dev_close(hammer2_dev_t *hmp)
 {
-	if (hmp->vchain)
+	if (hmp->vchain) {
+		hammer2_chain_release_subtree(hmp->vchain);
 		hammer2_chain_drop(hmp->vchain);
-	if (hmp->fchain)
+	}
+	if (hmp->fchain) {
+		hammer2_chain_release_subtree(hmp->fchain);
 		hammer2_chain_drop(hmp->fchain);
+	}
+	hammer2_freemap_destroy(hmp);
 	hammer2_io_cleanup(hmp);
 	if (hmp->fd >= 0)
 		close(hmp->fd);
 	free(hmp->voldata);
 	free(hmp->warnings);
 	free(hmp->path);
+	pthread_rwlock_destroy(&hmp->translock);
 	free(hmp);
+}
+
+void
+hammer2_trans_begin(hammer2_dev_t *hmp, int write)
+{
+	if (write)
+		pthread_rwlock_wrlock(&hmp->translock);
+	else
+		pthread_rwlock_rdlock(&hmp->translock);
+}
+
+void
+hammer2_trans_end(hammer2_dev_t *hmp)
+{
+	pthread_rwlock_unlock(&hmp->translock);
+}
+
+/*
+ * Write the in-memory header (hmp->voldata) with fresh CRCs to header
+ * copy `zone` and make it the current one.
+ */
+int
+hammer2_volhdr_write(hammer2_dev_t *hmp, int zone)
+{
+	hammer2_volume_data_t *vd = hmp->voldata;
+	uint8_t *raw = (uint8_t *)vd;
+	hammer2_off_t off = hammer2_zone_offset(zone);
+	int error;
+
+	vd->icrc_sects[HAMMER2_VOL_ICRC_SECT1] =
+		hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC1_OFF,
+			       HAMMER2_VOLUME_ICRC1_SIZE);
+	vd->icrc_sects[HAMMER2_VOL_ICRC_SECT0] =
+		hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC0_OFF,
+			       HAMMER2_VOLUME_ICRC0_SIZE);
+	vd->icrc_volheader = hammer2_icrc32(raw, HAMMER2_VOLUME_ICRCVH_SIZE);
+	error = hammer2_io_write(hmp, off, vd, HAMMER2_VOLUME_BYTES);
+	if (error)
+		return error;
+	hmp->volhdrno = zone;
+	hmp->vh[zone].present = 1;
+	hmp->vh[zone].valid = 1;
+	hmp->vh[zone].error[0] = 0;
+	hmp->vh[zone].mirror_tid = vd->mirror_tid;
+	hmp->vh[zone].freemap_tid = vd->freemap_tid;
+	hmp->vh[zone].volu_size = vd->volu_size;
+	hmp->vh[zone].version = vd->version;
+	hmp->vchain->bref.data_off = off | HAMMER2_PBUFRADIX;
+	hmp->fchain->bref.data_off = off | HAMMER2_PBUFRADIX;
+	return 0;
 }

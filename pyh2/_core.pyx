@@ -136,7 +136,7 @@ cdef extern from "hammer2.h" nogil:
     const char *hammer2_check_name(int check)
     const char *hammer2_comp_name(int comp)
     hammer2_key_t hammer2_dirhash(const uint8_t *name, size_t len)
-    int hammer2_dev_open(const char *path, hammer2_dev_t **hmpp)
+    int hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
     void hammer2_dev_close(hammer2_dev_t *hmp)
     int hammer2_pfs_list(hammer2_dev_t **devs, int ndevs,
                          hammer2_pfs_info_t **infop, int *countp)
@@ -151,6 +151,52 @@ cdef extern from "hammer2.h" nogil:
                             hammer2_readdir_cb_t cb, void *arg)
     int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
                           hammer2_off_t off, void *buf, size_t len, size_t *donep)
+    ctypedef struct hammer2_attr_t:
+        int mask
+        uint8_t type
+        uint32_t mode
+        uint32_t uid
+        uint32_t gid
+        uint64_t atime
+        uint64_t mtime
+        uint64_t ctime
+        uint32_t rmajor
+        uint32_t rminor
+
+    ctypedef struct hammer2_newfs_t:
+        uint64_t size
+        const char *label
+        int nvolhdrs
+        int comp
+        int check
+        int nmasters
+        const hammer2_uuid_t *clid
+
+    int hammer2_newfs(const char *path, const hammer2_newfs_t *opts)
+    void hammer2_trans_begin(hammer2_dev_t *hmp, int write)
+    void hammer2_trans_end(hammer2_dev_t *hmp)
+    int hammer2_flush(hammer2_dev_t *hmp)
+    void hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write)
+    void hammer2_pfs_trans_end(hammer2_pfs_t *pfs)
+    int hammer2_pfs_flush(hammer2_pfs_t *pfs)
+    int hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+                             const uint8_t *name, size_t len,
+                             const hammer2_attr_t *attr, hammer2_tid_t *inump)
+    int hammer2_inode_unlink(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+                             const uint8_t *name, size_t len, int isdir)
+    int hammer2_inode_link(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+                           hammer2_tid_t dinum, const uint8_t *name, size_t len)
+    int hammer2_inode_rename(hammer2_pfs_t *pfs, hammer2_tid_t sdinum,
+                             const uint8_t *sname, size_t slen,
+                             hammer2_tid_t tdinum, const uint8_t *tname,
+                             size_t tlen, int flags)
+    int hammer2_inode_setattr(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+                              const hammer2_attr_t *attr)
+    int hammer2_file_write(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+                           hammer2_off_t off, const void *buf, size_t len)
+    int hammer2_file_truncate(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+                              hammer2_off_t size)
+
     int hammer2_walk(hammer2_dev_t *hmp, const hammer2_blockref_t *bref,
                      hammer2_walk_cb_t cb, void *arg, hammer2_walk_stats_t *stats)
     int hammer2_walk_zone(hammer2_dev_t *hmp, int zone, int freemap,
@@ -291,18 +337,19 @@ def dirhash(bytes name):
 
 
 cdef class Device:
-    """One opened HAMMER2 device or image file (read-only for now)."""
+    """One opened HAMMER2 device or image file."""
     cdef hammer2_dev_t *hmp
     cdef object users          # PFSes opened over this device
     cdef object __weakref__
 
-    def __cinit__(self, path):
+    def __cinit__(self, path, bint writable=False):
         cdef bytes bpath = path.encode() if isinstance(path, str) else bytes(path)
         cdef const char *cpath = bpath
+        cdef int flags = 1 if writable else 0
         cdef int err
         self.users = _weakref.WeakSet()
         with nogil:
-            err = hammer2_dev_open(cpath, &self.hmp)
+            err = hammer2_dev_open(cpath, flags, &self.hmp)
         if err:
             raise _error(err)
 
@@ -358,6 +405,17 @@ cdef class Device:
             })
         return out
 
+    def flush(self):
+        """Commit this device's pending modifications."""
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef int err
+        with nogil:
+            hammer2_trans_begin(hmp, 1)
+            err = hammer2_flush(hmp)
+            hammer2_trans_end(hmp)
+        if err:
+            raise _error(err)
+
     def walk_zone(self, int zone, bint freemap=False, callback=None):
         """Walk one header copy's volume (or freemap) tree, verifying every
         check code.  callback(depth, bref, data, error) is called per
@@ -367,8 +425,10 @@ cdef class Device:
         cdef hammer2_dev_t *hmp = self._dev()
         cdef int err
         with nogil:
+            hammer2_trans_begin(hmp, 0)
             err = hammer2_walk_zone(hmp, zone, freemap, _walk_cb, <void *>w,
                                     &w.stats)
+            hammer2_trans_end(hmp)
         return w.finish(err)
 
     def walk_bref(self, bytes raw, callback=None):
@@ -381,7 +441,9 @@ cdef class Device:
             raise H2Error(_errno.EINVAL, "a blockref is 128 bytes")
         memcpy(&bref, <char *>raw, 128)
         with nogil:
+            hammer2_trans_begin(hmp, 0)
             err = hammer2_walk(hmp, &bref, _walk_cb, <void *>w, &w.stats)
+            hammer2_trans_end(hmp)
         return w.finish(err)
 
 
@@ -433,14 +495,45 @@ cdef int _devs(list devices, hammer2_dev_t **devs) except -1:
     return len(devices)
 
 
+def newfs(path, uint64_t size=0, str label="DATA", int volhdrs=0, int comp=2,
+          int check=3, int nmasters=0, bytes clid=None):
+    """Format path (a file, created or resized to size, or a device)."""
+    cdef hammer2_newfs_t o
+    cdef hammer2_uuid_t uclid
+    cdef bytes bpath = path.encode() if isinstance(path, str) else bytes(path)
+    cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+    cdef const char *cpath = bpath
+    cdef int err
+    memset(&o, 0, sizeof(o))
+    o.size = size
+    o.label = blabel
+    o.nvolhdrs = volhdrs
+    o.comp = comp
+    o.check = check
+    o.nmasters = nmasters
+    if clid is not None:
+        if len(clid) != 16:
+            raise H2Error(_errno.EINVAL, "a cluster id is 16 bytes")
+        memcpy(uclid.bytes, <char *>clid, 16)
+        o.clid = &uclid
+    with nogil:
+        err = hammer2_newfs(cpath, &o)
+    if err:
+        raise _error(err)
+
+
 def pfs_list(list devices):
     """Every PFS under the super-root of the (first valid) node."""
     cdef hammer2_dev_t *devs[MAXNODES]
     cdef int n = _devs(devices, devs)
     cdef hammer2_pfs_info_t *infos = NULL
-    cdef int count = 0, err
+    cdef int count = 0, err, i
     with nogil:
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 0)
         err = hammer2_pfs_list(devs, n, &infos, &count)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
     if err:
         raise _error(err)
     try:
@@ -483,9 +576,13 @@ cdef class Pfs:
         cdef int n = _devs(devices, devs)
         cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
         cdef const char *clabel = blabel
-        cdef int err
+        cdef int err, i
         with nogil:
+            for i in range(n):
+                hammer2_trans_begin(devs[i], 0)
             err = hammer2_pfs_open(devs, n, clabel, &self.pfs)
+            for i in range(n):
+                hammer2_trans_end(devs[i])
         if err:
             raise _error(err)
         self.devices = devices
@@ -518,7 +615,9 @@ cdef class Pfs:
         cdef hammer2_pfs_t *pfs = self._pfs()
         cdef int err
         with nogil:
+            hammer2_pfs_trans_begin(pfs, 0)
             err = hammer2_inode_meta(pfs, inum, &meta, &bref)
+            hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
         return _meta_dict(&meta), _bref_dict(&bref)
@@ -531,7 +630,9 @@ cdef class Pfs:
         cdef hammer2_pfs_t *pfs = self._pfs()
         cdef int err
         with nogil:
+            hammer2_pfs_trans_begin(pfs, 0)
             err = hammer2_dir_lookup(pfs, dinum, cname, n, &ent)
+            hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
         return ent.inum, ent.type
@@ -546,7 +647,9 @@ cdef class Pfs:
         d.oom = 0
         try:
             with nogil:
+                hammer2_pfs_trans_begin(pfs, 0)
                 err = hammer2_dir_readdir(pfs, dinum, _collect_dirent, &d)
+                hammer2_pfs_trans_end(pfs)
             if err:
                 raise _error(err)
             if d.oom:
@@ -564,7 +667,9 @@ cdef class Pfs:
         cdef void *p = &buf[0] if size else NULL
         cdef int err
         with nogil:
+            hammer2_pfs_trans_begin(pfs, 0)
             err = hammer2_file_read(pfs, inum, offset, p, size, &done)
+            hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
         return done
@@ -577,7 +682,148 @@ cdef class Pfs:
         cdef size_t done = 0
         cdef int err
         with nogil:
+            hammer2_pfs_trans_begin(pfs, 0)
             err = hammer2_file_read(pfs, inum, offset, buf, size, &done)
+            hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
         return out if done == size else out[:done]
+
+    # ------------------------------------------------------------ writes
+    # Each modification is its own write transaction; flush() commits.
+
+    def create(self, uint64_t dinum, bytes name, int h2type, uint32_t mode,
+               uint32_t uid=0, uint32_t gid=0, mtime_us=None, atime_us=None,
+               uint32_t rmajor=0, uint32_t rminor=0):
+        """Create name in directory dinum; returns the new inode number."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_attr_t attr
+        cdef const uint8_t *cname = <const uint8_t *><char *>name
+        cdef size_t n = len(name)
+        cdef uint64_t inum = 0
+        cdef int err
+        memset(&attr, 0, sizeof(attr))
+        attr.type = h2type
+        attr.mode = mode
+        attr.uid = uid
+        attr.gid = gid
+        attr.rmajor = rmajor
+        attr.rminor = rminor
+        if mtime_us is not None:
+            attr.mask |= 0x10
+            attr.mtime = mtime_us
+        if atime_us is not None:
+            attr.mask |= 0x08
+            attr.atime = atime_us
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_inode_create(pfs, dinum, cname, n, &attr, &inum)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+        return inum
+
+    def unlink(self, uint64_t dinum, bytes name, int isdir=-1):
+        """Remove name; isdir 1: must be an (empty) directory, 0: must not."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef const uint8_t *cname = <const uint8_t *><char *>name
+        cdef size_t n = len(name)
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_inode_unlink(pfs, dinum, cname, n, isdir)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    def link(self, uint64_t inum, uint64_t dinum, bytes name):
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef const uint8_t *cname = <const uint8_t *><char *>name
+        cdef size_t n = len(name)
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_inode_link(pfs, inum, dinum, cname, n)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    def rename(self, uint64_t sdinum, bytes sname, uint64_t tdinum, bytes tname,
+               bint noreplace=False):
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef const uint8_t *cs = <const uint8_t *><char *>sname
+        cdef const uint8_t *ct = <const uint8_t *><char *>tname
+        cdef size_t ns = len(sname), nt = len(tname)
+        cdef int flags = 1 if noreplace else 0
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_inode_rename(pfs, sdinum, cs, ns, tdinum, ct, nt, flags)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    def setattr(self, uint64_t inum, mode=None, uid=None, gid=None,
+                atime_us=None, mtime_us=None):
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_attr_t attr
+        cdef int err
+        memset(&attr, 0, sizeof(attr))
+        for bit, value, field in ((0x01, mode, 'mode'), (0x02, uid, 'uid'),
+                                  (0x04, gid, 'gid'), (0x08, atime_us, 'atime'),
+                                  (0x10, mtime_us, 'mtime')):
+            if value is None:
+                continue
+            attr.mask |= bit
+            if field == 'mode':
+                attr.mode = value
+            elif field == 'uid':
+                attr.uid = value
+            elif field == 'gid':
+                attr.gid = value
+            elif field == 'atime':
+                attr.atime = value
+            else:
+                attr.mtime = value
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_inode_setattr(pfs, inum, &attr)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    def write(self, uint64_t inum, uint64_t offset, const unsigned char[::1] data):
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef size_t n = data.shape[0]
+        cdef const void *p = &data[0] if n else NULL
+        cdef int err
+        if n == 0:
+            return 0
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_file_write(pfs, inum, offset, p, n)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+        return n
+
+    def truncate(self, uint64_t inum, uint64_t size):
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_file_truncate(pfs, inum, size)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    def flush(self):
+        """Commit everything modified so far on every node."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_pfs_flush(pfs)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)

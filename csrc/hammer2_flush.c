@@ -1,0 +1,305 @@
+/*
+ * Flush: commit every modified chain, bottom-up.  Each modified block is
+ * written to a newly allocated place (copy-on-write; nothing live is ever
+ * overwritten), its new blockref (offset, size, check code, mirror_tid)
+ * goes into its parent, and so on up to the volume header, which is
+ * written last, to the next header copy in rotation, after a barrier.  A
+ * crash before that write leaves the previous header, and everything it
+ * references, intact.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lz4.h>
+#include <zlib.h>
+#include <openssl/sha.h>
+#include <xxhash.h>
+#include "hammer2.h"
+
+/* The inode a chain belongs to (nearest INODE at or above it). */
+static const hammer2_inode_meta_t *
+owner_meta(hammer2_chain_t *chain)
+{
+	for (hammer2_chain_t *c = chain; c; c = c->parent)
+		if (c->bref.type == HAMMER2_BREF_TYPE_INODE && c->data)
+			return &c->data->ipdata.meta;
+	return NULL;
+}
+
+static void
+set_check(hammer2_blockref_t *bref, int check, const void *data, size_t bytes)
+{
+	uint64_t d[4];
+
+	memset(&bref->check, 0, sizeof(bref->check));
+	bref->methods = (uint8_t)((bref->methods & 0x0F) | HAMMER2_ENC_CHECK(check));
+	switch (check) {
+	case HAMMER2_CHECK_ISCSI32:
+		bref->check.iscsi32.value = hammer2_icrc32(data, bytes);
+		break;
+	case HAMMER2_CHECK_XXHASH64:
+		bref->check.xxhash64.value = XXH64(data, bytes, HAMMER2_XXH_SEED);
+		break;
+	case HAMMER2_CHECK_SHA192:
+		SHA256(data, bytes, (unsigned char *)d);
+		d[2] ^= d[3];
+		memcpy(bref->check.sha192.data, d, 24);
+		break;
+	default:
+		break;
+	}
+}
+
+static int
+size_radix(size_t bytes)
+{
+	int radix = HAMMER2_RADIX_MIN;
+
+	while ((1UL << radix) < bytes)
+		++radix;
+	return radix;
+}
+
+static int
+all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/*
+ * Encode a logical data block for media: LZ4 (32-bit length + stream) or
+ * zlib when that saves at least one allocation step, else stored raw.
+ * Returns the method used and the physical size in *psize.
+ */
+static int
+data_encode(int comp, int level, const uint8_t *src, size_t len, uint8_t *dst,
+	    size_t *psize)
+{
+	size_t limit = len / 2 < HAMMER2_ALLOC_MIN ? 0 : len / 2;
+	int n;
+
+	if (comp == HAMMER2_COMP_LZ4 && limit > sizeof(int32_t)) {
+		n = LZ4_compress_default((const char *)src, (char *)dst + 4, (int)len,
+					 (int)(limit - 4));
+		if (n > 0) {
+			int32_t clen = n;
+
+			memcpy(dst, &clen, 4);
+			*psize = 1UL << size_radix((size_t)n + 4);
+			memset(dst + 4 + n, 0, *psize - 4 - (size_t)n);
+			return HAMMER2_COMP_LZ4;
+		}
+	} else if (comp == HAMMER2_COMP_ZLIB && limit > 0) {
+		uLongf out = limit;
+
+		if (compress2(dst, &out, src, len, level ? level : 6) == Z_OK) {
+			*psize = 1UL << size_radix(out);
+			memset(dst + out, 0, *psize - out);
+			return HAMMER2_COMP_ZLIB;
+		}
+	}
+	memcpy(dst, src, len);
+	*psize = 1UL << size_radix(len);
+	memset(dst + len, 0, *psize - len);
+	return HAMMER2_COMP_NONE;
+}
+
+/* Number of leaf elements reachable without entering another inode. */
+static uint16_t
+leaf_count(hammer2_chain_t *chain)
+{
+	hammer2_blockref_t *base;
+	uint32_t n = 0;
+	int count;
+
+	base = hammer2_chain_base(chain, &count);
+	for (int i = 0; i < count; ++i) {
+		if (base[i].type == HAMMER2_BREF_TYPE_EMPTY)
+			continue;
+		n += base[i].type == HAMMER2_BREF_TYPE_INDIRECT ?
+		     base[i].leaf_count : 1;
+	}
+	return n > 65535 ? 65535 : (uint16_t)n;
+}
+
+static int
+array_empty(hammer2_chain_t *chain)
+{
+	hammer2_blockref_t *base;
+	int count;
+
+	base = hammer2_chain_base(chain, &count);
+	for (int i = 0; i < count; ++i)
+		if (base[i].type != HAMMER2_BREF_TYPE_EMPTY)
+			return 0;
+	return 1;
+}
+
+/* Allocate, encode, check and write one modified chain; update parent. */
+static int
+flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
+{
+	hammer2_dev_t *hmp = chain->hmp;
+	const hammer2_inode_meta_t *meta;
+	hammer2_blockref_t *bref = &chain->bref;
+	uint8_t *media = (uint8_t *)chain->data;
+	uint8_t *buf = NULL;
+	size_t psize = chain->bytes;
+	hammer2_off_t off;
+	int check, comp = HAMMER2_COMP_NONE;
+	int error;
+
+	/*
+	 * The check algorithm is the blockref's own (set when the chain was
+	 * created); a data block's compression comes from its inode.
+	 */
+	check = HAMMER2_DEC_CHECK(bref->methods);
+	comp = HAMMER2_DEC_COMP(bref->methods);
+	if (bref->type == HAMMER2_BREF_TYPE_DATA) {
+		meta = owner_meta(chain->parent);
+		buf = malloc(HAMMER2_PBUFSIZE);
+		if (buf == NULL)
+			return hammer2_seterr(ENOMEM, "out of memory");
+		comp = data_encode(meta ? HAMMER2_DEC_ALGO(meta->comp_algo) :
+					  HAMMER2_COMP_NONE,
+				   meta ? (meta->comp_algo >> 4) : 0,
+				   media, chain->bytes, buf, &psize);
+		media = buf;
+	}
+	if (chain->bytes == 0) {	/* e.g. a short-named dirent */
+		bref->data_off = 0;
+		bref->mirror_tid = tid;
+		return hammer2_chain_base_update(chain->parent, bref);
+	}
+	if (bref->type == HAMMER2_BREF_TYPE_INODE ||
+	    bref->type == HAMMER2_BREF_TYPE_INDIRECT)
+		bref->leaf_count = leaf_count(chain);
+	error = hammer2_freemap_alloc(hmp, bref->type, psize, &off);
+	if (error == 0) {
+		bref->data_off = off | (hammer2_off_t)size_radix(psize);
+		bref->methods = (uint8_t)(HAMMER2_ENC_COMP(comp) |
+					  HAMMER2_ENC_CHECK(check));
+		bref->mirror_tid = tid;
+		set_check(bref, check, media, psize);
+		error = hammer2_io_write(hmp, off, media, (int)psize);
+	}
+	if (error == 0)
+		error = hammer2_chain_base_update(chain->parent, bref);
+	if (error == 0 && bref->type == HAMMER2_BREF_TYPE_DATA) {
+		/* drop the logical copy; reads decode the media again */
+		free(chain->data);
+		chain->data = NULL;
+		chain->bytes = (uint32_t)psize;
+		chain->flags &= ~(HAMMER2_CHAIN_OWNED | HAMMER2_CHAIN_LOADED);
+	}
+	free(buf);
+	return error;
+}
+
+static int flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid);
+
+static int
+flush_children(hammer2_chain_t *chain, hammer2_tid_t tid)
+{
+	hammer2_chain_t **kids;
+	int n, error = 0;
+
+	pthread_mutex_lock(&chain->clock);
+	n = chain->nchildren;
+	kids = n ? malloc((size_t)n * sizeof(*kids)) : NULL;
+	for (int i = 0; kids && i < n; ++i) {
+		kids[i] = chain->children[i];
+		hammer2_chain_ref(kids[i]);
+	}
+	pthread_mutex_unlock(&chain->clock);
+	if (n && kids == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	for (int i = 0; i < n; ++i) {
+		if (error == 0 && (kids[i]->flags & HAMMER2_CHAIN_MODIFIED))
+			error = flush_chain(kids[i], tid);
+		hammer2_chain_drop(kids[i]);
+	}
+	free(kids);
+	return error;
+}
+
+static void
+clear_modified(hammer2_chain_t *chain)
+{
+	chain->flags &= ~HAMMER2_CHAIN_MODIFIED;
+	if (!(chain->flags & HAMMER2_CHAIN_EMBEDDED))
+		hammer2_chain_drop(chain);	/* the modified reference */
+}
+
+static int
+flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
+{
+	int error;
+
+	error = flush_children(chain, tid);
+	if (error)
+		return error;
+	switch (chain->bref.type) {
+	case HAMMER2_BREF_TYPE_VOLUME:
+	case HAMMER2_BREF_TYPE_FREEMAP:
+		return 0;	/* written with the volume header */
+	case HAMMER2_BREF_TYPE_INDIRECT:
+		if (array_empty(chain))	/* collapse */
+			return hammer2_chain_delete(chain, tid);
+		break;
+	case HAMMER2_BREF_TYPE_DATA: {
+		const hammer2_inode_meta_t *meta = owner_meta(chain->parent);
+
+		/* all-zero blocks become holes unless compression is off */
+		if (meta && HAMMER2_DEC_ALGO(meta->comp_algo) != HAMMER2_COMP_NONE &&
+		    all_zero((const uint8_t *)chain->data, chain->bytes))
+			return hammer2_chain_delete(chain, tid);
+		break;
+	}
+	default:
+		break;
+	}
+	error = flush_write(chain, tid);
+	if (error == 0)
+		clear_modified(chain);
+	return error;
+}
+
+/*
+ * Commit all modifications (caller holds the transaction lock
+ * exclusively).  Order: data and metadata, freemap, barrier, volume
+ * header, barrier.
+ */
+int
+hammer2_flush(hammer2_dev_t *hmp)
+{
+	hammer2_volume_data_t *vd = hmp->voldata;
+	hammer2_tid_t tid = hmp->mtid;
+	int zone, error;
+
+	if (!(hmp->vchain->flags & HAMMER2_CHAIN_MODIFIED) &&
+	    !(hmp->fchain->flags & HAMMER2_CHAIN_MODIFIED))
+		return 0;
+	if (hmp->readonly)
+		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
+	error = flush_chain(hmp->vchain, tid);
+	if (error == 0)
+		error = hammer2_freemap_flush(hmp, tid);
+	if (error == 0)
+		error = hammer2_io_sync(hmp);
+	if (error)
+		return hammer2_preerr(error, "flush of transaction %llu",
+				      (unsigned long long)tid);
+	vd->mirror_tid = tid;
+	vd->freemap_tid = tid;
+	zone = (hmp->volhdrno + 1) % hmp->nvolhdrs;
+	error = hammer2_volhdr_write(hmp, zone);
+	if (error == 0)
+		error = hammer2_io_sync(hmp);
+	if (error)
+		return hammer2_preerr(error, "volume header write");
+	hmp->vchain->flags &= ~HAMMER2_CHAIN_MODIFIED;
+	hmp->fchain->flags &= ~HAMMER2_CHAIN_MODIFIED;
+	hmp->mtid = tid + 1;
+	return 0;
+}

@@ -1,0 +1,338 @@
+/*
+ * Freemap: block allocation in the real HAMMER2 layout.
+ *
+ * Each 1 GiB of the volume has a level-1 FREEMAP_LEAF (32 KiB, keybits
+ * 30): 256 bmap_data entries, one per 4 MiB segment, each with 2 bits per
+ * 16 KiB block (00 free, 11 allocated), an avail byte count, a class
+ * ((blockref type << 8) | 16, so like blocks cluster together) and a
+ * linear offset for packing allocations smaller than 16 KiB.  Leaves hang
+ * off the volume header's freemap blockset, through FREEMAP_NODEs (keybits
+ * 38, 46, ...) when more than four are needed.
+ *
+ * Freemap blocks are never allocated from the freemap: they live in the
+ * reserved 4 MiB segment at the start of the 1 GiB zone they describe, in
+ * one of 8 rotating sets of 5 levels, and each rewrite moves to the next
+ * set so the copies the last volume headers reference stay intact.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hammer2.h"
+
+#define L1_BYTES	(1ULL << HAMMER2_FREEMAP_LEVEL1_RADIX)
+#define L0_BYTES	(1ULL << HAMMER2_FREEMAP_LEVEL0_RADIX)
+#define FM_BLOCK	((hammer2_off_t)HAMMER2_FREEMAP_BLOCK_SIZE)
+#define BLOCKS_PER_SEG	(L0_BYTES / FM_BLOCK)		/* 256 */
+#define SEGS_PER_LEAF	(L1_BYTES / L0_BYTES)		/* 256 */
+#define LEAF_RADIX	15				/* 32 KiB */
+
+struct hammer2_freemap {
+	hammer2_off_t	hint[8];	/* next try, per blockref type */
+};
+
+static int
+block_state(const hammer2_bmap_data_t *bmap, int i)
+{
+	return (int)((bmap->bitmapq[i / 32] >> ((i % 32) * 2)) & 3);
+}
+
+static void
+block_set(hammer2_bmap_data_t *bmap, int i, int state)
+{
+	int shift = (i % 32) * 2;
+
+	bmap->bitmapq[i / 32] = (bmap->bitmapq[i / 32] & ~(3ULL << shift)) |
+				((uint64_t)state << shift);
+}
+
+/*
+ * Mark what may never be allocated in a new leaf: the reserved 4 MiB
+ * segment of each 1 GiB zone, everything below allocator_beg (boot and
+ * aux areas, newfs's own allocations) and anything past the volume end.
+ */
+static void
+leaf_init(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_bmap_data_t *bmdata)
+{
+	hammer2_off_t beg = hmp->voldata->allocator_beg;
+	hammer2_off_t end = hmp->voldata->volu_size;
+
+	for (int j = 0; j < (int)SEGS_PER_LEAF; ++j) {
+		hammer2_bmap_data_t *bmap = &bmdata[j];
+		hammer2_off_t seg = l1base + (hammer2_off_t)j * L0_BYTES;
+
+		bmap->avail = (uint32_t)L0_BYTES;
+		for (int i = 0; i < (int)BLOCKS_PER_SEG; ++i) {
+			hammer2_off_t blk = seg + (hammer2_off_t)i * FM_BLOCK;
+
+			if (j == 0 || blk < beg || blk + FM_BLOCK > end)
+				block_set(bmap, i, 3);
+		}
+	}
+}
+
+/* The (modified) leaf for the 1 GiB zone at l1base, created if absent. */
+static int
+leaf_get(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t **leafp)
+{
+	hammer2_chain_t *parent = hmp->fchain;
+	hammer2_chain_t *leaf;
+	hammer2_key_t next;
+	int error;
+
+	hammer2_chain_ref(parent);
+	hammer2_chain_lock(parent, 0);
+	leaf = hammer2_chain_lookup(&parent, &next, l1base, l1base, &error, 0);
+	if (leaf == NULL && error == 0) {
+		error = hammer2_chain_create(&parent, &leaf, l1base,
+					     HAMMER2_FREEMAP_LEVEL1_RADIX,
+					     HAMMER2_BREF_TYPE_FREEMAP_LEAF,
+					     HAMMER2_FREEMAP_LEVELN_PSIZE,
+					     hmp->mtid);
+		if (error == 0)
+			leaf_init(hmp, l1base, leaf->data->bmdata);
+	} else if (leaf) {
+		if (leaf->bref.type != HAMMER2_BREF_TYPE_FREEMAP_LEAF ||
+		    leaf->bytes != HAMMER2_FREEMAP_LEVELN_PSIZE)
+			error = hammer2_seterr(EINVAL, "freemap element at 0x%llx "
+					       "is not a 32 KiB leaf",
+					       (unsigned long long)l1base);
+		else
+			error = hammer2_chain_modify(leaf, hmp->mtid);
+	}
+	hammer2_chain_unlock(parent);
+	hammer2_chain_drop(parent);
+	if (error && leaf) {
+		hammer2_chain_unlock(leaf);
+		hammer2_chain_drop(leaf);
+		leaf = NULL;
+	}
+	*leafp = leaf;
+	return error;
+}
+
+/*
+ * Allocate 2^radix bytes in one 4 MiB segment.  Pieces under 16 KiB are
+ * packed into a 16 KiB block through bmap->linear; larger ones take
+ * size-aligned runs of free 16 KiB blocks.  Returns the offset within the
+ * segment or -1.
+ */
+static int64_t
+bmap_alloc(hammer2_bmap_data_t *bmap, int radix)
+{
+	int64_t bytes = 1LL << radix;
+	int n = bytes >= (int64_t)FM_BLOCK ? (int)(bytes / (int64_t)FM_BLOCK) : 1;
+
+	if (bytes < (int64_t)FM_BLOCK && (bmap->linear & (FM_BLOCK - 1))) {
+		int64_t at = (bmap->linear + bytes - 1) & ~(bytes - 1);
+
+		if ((at & ~(int64_t)(FM_BLOCK - 1)) ==
+		    (bmap->linear & ~(int64_t)(FM_BLOCK - 1)) &&
+		    at + bytes <= (int64_t)L0_BYTES &&
+		    block_state(bmap, (int)(at / (int64_t)FM_BLOCK)) == 3) {
+			bmap->linear = (int32_t)(at + bytes);
+			return at;
+		}
+	}
+	for (int i = 0; i + n <= (int)BLOCKS_PER_SEG; i += n) {
+		int k;
+
+		for (k = 0; k < n && block_state(bmap, i + k) == 0; ++k)
+			;
+		if (k < n)
+			continue;
+		for (k = 0; k < n; ++k)
+			block_set(bmap, i + k, 3);
+		bmap->avail -= (uint32_t)(n * FM_BLOCK);
+		if (bytes < (int64_t)FM_BLOCK)
+			bmap->linear = (int32_t)((int64_t)i * (int64_t)FM_BLOCK + bytes);
+		return (int64_t)i * (int64_t)FM_BLOCK;
+	}
+	return -1;
+}
+
+static int
+size_radix(size_t bytes)
+{
+	int radix = HAMMER2_RADIX_MIN;
+
+	while ((1UL << radix) < bytes)
+		++radix;
+	return radix;
+}
+
+/* Try every segment of one leaf, from the hint; class must match. */
+static int
+leaf_alloc(hammer2_dev_t *hmp, hammer2_chain_t *leaf, hammer2_off_t l1base,
+	   hammer2_off_t from, int type, int radix, hammer2_off_t *offp)
+{
+	uint16_t class = (uint16_t)((type << 8) | HAMMER2_PBUFRADIX);
+	int first = from > l1base ? (int)((from - l1base) / L0_BYTES) : 0;
+
+	for (int j = first; j < (int)SEGS_PER_LEAF; ++j) {
+		hammer2_bmap_data_t *bmap = &leaf->data->bmdata[j];
+		uint32_t before = bmap->avail;
+		int64_t rel;
+
+		if (l1base + (hammer2_off_t)j * L0_BYTES >= hmp->voldata->volu_size)
+			break;
+		if (bmap->class != 0 && bmap->class != class)
+			continue;
+		rel = bmap_alloc(bmap, radix);
+		if (rel < 0)
+			continue;
+		bmap->class = class;
+		hmp->voldata->allocator_free -= before - bmap->avail;
+		*offp = l1base + (hammer2_off_t)j * L0_BYTES + (hammer2_off_t)rel;
+		return 0;
+	}
+	return ENOSPC;
+}
+
+/*
+ * Allocate `bytes` (rounded to a power of two, 1..64 KiB) for a block of
+ * the given type.  Runs inside the flush, which owns the device.
+ */
+int
+hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
+		      hammer2_off_t *offp)
+{
+	hammer2_off_t end = hmp->voldata->volu_size;
+	int radix = size_radix(bytes);
+	hammer2_off_t start, l1;
+	int error;
+
+	if (radix > HAMMER2_RADIX_MAX)
+		return hammer2_seterr(EINVAL, "allocation of %zu bytes", bytes);
+	if (end > hmp->size)
+		end = hmp->size;
+	if (hmp->freemap == NULL &&
+	    (hmp->freemap = calloc(1, sizeof(*hmp->freemap))) == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	start = hmp->freemap->hint[type & 7];
+	if (start < hmp->voldata->allocator_beg || start >= end)
+		start = hmp->voldata->allocator_beg;
+	/* from the hint's zone to the end, then wrap around once */
+	for (int pass = 0; pass < 2; ++pass) {
+		hammer2_off_t from = pass ? 0 : start;
+		hammer2_off_t stop = pass ? start + L1_BYTES : end;
+
+		for (l1 = from & ~(L1_BYTES - 1); l1 < end && l1 < stop;
+		     l1 += L1_BYTES) {
+			hammer2_chain_t *leaf;
+
+			error = leaf_get(hmp, l1, &leaf);
+			if (error)
+				return error;
+			error = leaf_alloc(hmp, leaf, l1, pass ? l1 : from, type,
+					   radix, offp);
+			hammer2_chain_unlock(leaf);
+			hammer2_chain_drop(leaf);
+			if (error == 0) {
+				hmp->freemap->hint[type & 7] = *offp;
+				return 0;
+			}
+		}
+	}
+	return hammer2_seterr(ENOSPC, "%s: no free space for %zu bytes",
+			      hmp->path, (size_t)1 << radix);
+}
+
+/* Freemap blocks: the next rotation slot in their zone's reserved area. */
+static hammer2_off_t
+freemap_reserve(hammer2_chain_t *chain)
+{
+	hammer2_off_t zone = chain->bref.key & ~(L1_BYTES - 1);
+	int level = (chain->bref.keybits - HAMMER2_FREEMAP_LEVEL1_RADIX) / 8;
+	int set = 0;
+
+	if (chain->bref.data_off) {
+		hammer2_off_t cur = chain->bref.data_off & HAMMER2_OFF_MASK;
+		int blk = (int)((cur - zone) / HAMMER2_PBUFSIZE);
+
+		set = ((blk - HAMMER2_ZONE_FREEMAP_00) / HAMMER2_ZONE_FREEMAP_INC + 1) %
+		      HAMMER2_NFREEMAPS;
+	}
+	return zone + (hammer2_off_t)(HAMMER2_ZONE_FREEMAP_00 +
+				      set * HAMMER2_ZONE_FREEMAP_INC + level) *
+		      HAMMER2_PBUFSIZE;
+}
+
+/* Free bytes a freemap block describes (leaf: its free 16 KiB blocks). */
+static uint64_t
+freemap_avail(hammer2_chain_t *chain)
+{
+	uint64_t avail = 0;
+	hammer2_blockref_t *base;
+	int count;
+
+	if (chain->bref.type == HAMMER2_BREF_TYPE_FREEMAP_LEAF) {
+		for (int j = 0; j < (int)SEGS_PER_LEAF; ++j)
+			for (int i = 0; i < (int)BLOCKS_PER_SEG; ++i)
+				if (block_state(&chain->data->bmdata[j], i) == 0)
+					avail += FM_BLOCK;
+		return avail;
+	}
+	base = hammer2_chain_base(chain, &count);
+	for (int i = 0; i < count; ++i)
+		if (base[i].type != HAMMER2_BREF_TYPE_EMPTY)
+			avail += base[i].check.freemap.avail;
+	return avail;
+}
+
+static int
+freemap_flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
+{
+	hammer2_chain_t **kids;
+	hammer2_off_t off;
+	int n, error = 0;
+
+	pthread_mutex_lock(&chain->clock);
+	n = chain->nchildren;
+	kids = n ? malloc((size_t)n * sizeof(*kids)) : NULL;
+	for (int i = 0; kids && i < n; ++i) {
+		kids[i] = chain->children[i];
+		hammer2_chain_ref(kids[i]);
+	}
+	pthread_mutex_unlock(&chain->clock);
+	if (n && kids == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	for (int i = 0; i < n; ++i) {
+		if (error == 0 && (kids[i]->flags & HAMMER2_CHAIN_MODIFIED))
+			error = freemap_flush_chain(kids[i], tid);
+		hammer2_chain_drop(kids[i]);
+	}
+	free(kids);
+	if (error || chain->bref.type == HAMMER2_BREF_TYPE_FREEMAP)
+		return error;
+	off = freemap_reserve(chain);
+	chain->bref.data_off = off | LEAF_RADIX;
+	chain->bref.methods = HAMMER2_ENC_CHECK(HAMMER2_CHECK_FREEMAP);
+	chain->bref.mirror_tid = tid;
+	memset(&chain->bref.check, 0, sizeof(chain->bref.check));
+	chain->bref.check.freemap.icrc32 = hammer2_icrc32(chain->data, chain->bytes);
+	chain->bref.check.freemap.bigmask = 0xFFFFFFFFU;
+	chain->bref.check.freemap.avail = freemap_avail(chain);
+	error = hammer2_io_write(chain->hmp, off, chain->data, (int)chain->bytes);
+	if (error == 0)
+		error = hammer2_chain_base_update(chain->parent, &chain->bref);
+	if (error == 0) {
+		chain->flags &= ~HAMMER2_CHAIN_MODIFIED;
+		hammer2_chain_drop(chain);	/* the modified reference */
+	}
+	return error;
+}
+
+int
+hammer2_freemap_flush(hammer2_dev_t *hmp, hammer2_tid_t tid)
+{
+	if (!(hmp->fchain->flags & HAMMER2_CHAIN_MODIFIED))
+		return 0;
+	return freemap_flush_chain(hmp->fchain, tid);
+}
+
+void
+hammer2_freemap_destroy(hammer2_dev_t *hmp)
+{
+	free(hmp->freemap);
+	hmp->freemap = NULL;
+}

@@ -1,0 +1,288 @@
+/*
+ * newfs: lay out an empty HAMMER2 volume as newfs_hammer2 does.
+ *
+ *   [0, 4 MiB)            reserved segment (volume header, freemap sets)
+ *   [4 MiB, boot_end)     boot area, nominally 64 MiB
+ *   [boot_end, aux_end)   aux area, nominally 256 MiB
+ *   aux_end ...           the PFS root inodes and the super-root, then
+ *                         allocator_beg: everything above is allocated
+ *                         through the freemap, which starts empty.
+ *
+ * Boot and aux areas halve until they are at most 1/20 of the volume.
+ * Every header copy that fits in the volume is written.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <linux/fs.h>
+#include <xxhash.h>
+#include "hammer2.h"
+
+#define NEWFS_TID		16	/* first transaction id */
+#define BOOT_NOM		(64ULL << 20)
+#define AUX_NOM			(256ULL << 20)
+#define AREA_MIN		((uint64_t)HAMMER2_VOLUME_ALIGN)
+#define VOLUME_MIN		(64ULL << 20)
+
+/* HAMMER2's filesystem type uuid, in media byte order */
+static const uint8_t fstype_uuid[16] = {
+	0xd1, 0x9a, 0xbb, 0x5c, 0x2d, 0x86, 0xdc, 0x11,
+	0xa9, 0x4d, 0x01, 0x30, 0x1b, 0xb8, 0xa9, 0xf5
+};
+
+static int
+random_uuid(hammer2_uuid_t *uuid)
+{
+	if (getrandom(uuid->bytes, sizeof(uuid->bytes), 0) != sizeof(uuid->bytes))
+		return hammer2_seterr(errno ? errno : EIO, "no random numbers");
+	uuid->bytes[7] = (uint8_t)((uuid->bytes[7] & 0x0F) | 0x40);	/* v4 */
+	uuid->bytes[8] = (uint8_t)((uuid->bytes[8] & 0x3F) | 0x80);
+	return 0;
+}
+
+static uint64_t
+area_size(uint64_t nominal, uint64_t volu_size)
+{
+	while (nominal > volu_size / 20 && nominal > AREA_MIN)
+		nominal >>= 1;
+	return nominal < AREA_MIN ? AREA_MIN : nominal;
+}
+
+static int
+pfs_inode(hammer2_inode_data_t *ip, const char *label, const hammer2_newfs_t *o,
+	  uint64_t now)
+{
+	size_t len = strlen(label);
+
+	memset(ip, 0, sizeof(*ip));
+	ip->meta.version = 1;
+	ip->meta.type = HAMMER2_OBJTYPE_DIRECTORY;
+	ip->meta.mode = 0755;
+	ip->meta.inum = 1;
+	ip->meta.nlinks = 1;
+	ip->meta.name_key = hammer2_dirhash((const uint8_t *)label, len);
+	ip->meta.name_len = (uint16_t)len;
+	memcpy(ip->filename, label, len);
+	ip->meta.comp_algo = (uint8_t)o->comp;
+	ip->meta.check_algo = (uint8_t)o->check;
+	ip->meta.pfs_type = HAMMER2_PFSTYPE_MASTER;
+	ip->meta.pfs_nmasters = (uint8_t)(o->nmasters > 1 ? o->nmasters : 0);
+	ip->meta.pfs_inum = NEWFS_TID;
+	ip->meta.op_flags = HAMMER2_OPFLAG_PFSROOT;
+	ip->meta.ctime = ip->meta.mtime = ip->meta.btime = now;
+	if (o->clid)
+		ip->meta.pfs_clid = *o->clid;
+	else if (random_uuid(&ip->meta.pfs_clid))
+		return errno;
+	return random_uuid(&ip->meta.pfs_fsid);
+}
+
+static void
+inode_bref(hammer2_blockref_t *bref, const hammer2_inode_data_t *ip,
+	   hammer2_off_t off, int check, int comp, int flags)
+{
+	memset(bref, 0, sizeof(*bref));
+	bref->type = HAMMER2_BREF_TYPE_INODE;
+	bref->methods = (uint8_t)(HAMMER2_ENC_CHECK(check) | HAMMER2_ENC_COMP(comp));
+	bref->flags = (uint8_t)flags;
+	bref->key = ip->meta.name_key;
+	bref->mirror_tid = NEWFS_TID;
+	bref->data_off = off | HAMMER2_RADIX_MIN;
+	bref->check.xxhash64.value = XXH64(ip, sizeof(*ip), HAMMER2_XXH_SEED);
+}
+
+static int
+full_write(int fd, const void *buf, size_t n, hammer2_off_t off,
+	   const char *path)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = pwrite(fd, (const char *)buf + done, n - done,
+				   (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return hammer2_seterr(w < 0 ? errno : EIO, "%s: write at "
+					      "0x%llx failed", path,
+					      (unsigned long long)(off + done));
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+static int
+device_bytes(int fd, const char *path, hammer2_off_t want, hammer2_off_t *sizep)
+{
+	struct stat st;
+	uint64_t bytes;
+
+	if (fstat(fd, &st) < 0)
+		return hammer2_seterr(errno, "%s: %s", path, strerror(errno));
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
+			return hammer2_seterr(errno, "%s: device size", path);
+		if (want && want > bytes)
+			return hammer2_seterr(ENOSPC, "%s: device holds %llu bytes, "
+					      "%llu requested", path,
+					      (unsigned long long)bytes,
+					      (unsigned long long)want);
+		*sizep = want ? want : bytes;
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		return hammer2_seterr(EINVAL, "%s: not a file or block device", path);
+	if (want == 0)
+		want = (hammer2_off_t)st.st_size;
+	if ((hammer2_off_t)st.st_size != want && ftruncate(fd, (off_t)want) < 0)
+		return hammer2_seterr(errno, "%s: cannot size to %llu bytes: %s",
+				      path, (unsigned long long)want, strerror(errno));
+	*sizep = want;
+	return 0;
+}
+
+int
+hammer2_newfs(const char *path, const hammer2_newfs_t *o)
+{
+	hammer2_volume_data_t *vd = NULL;
+	hammer2_inode_data_t ips[3];	/* label PFS, LOCAL, super-root */
+	hammer2_blockref_t brefs[3];
+	const char *label = o->label ? o->label : "DATA";
+	hammer2_off_t size = 0, base, boot, aux;
+	uint64_t now = hammer2_time_now();
+	int npfs = strcmp(label, "LOCAL") ? 2 : 1;
+	int fd, error, nhdr;
+
+	if (strlen(label) == 0 || strlen(label) > HAMMER2_INODE_MAXNAME ||
+	    strchr(label, '/'))
+		return hammer2_seterr(EINVAL, "invalid PFS label '%s'", label);
+	if (o->comp < 0 || o->comp > HAMMER2_COMP_ZLIB ||
+	    o->check < 0 || o->check > HAMMER2_CHECK_SHA192)
+		return hammer2_seterr(EINVAL, "unknown compression or check "
+				      "algorithm");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return hammer2_seterr(errno, "%s: %s", path, strerror(errno));
+	error = device_bytes(fd, path, o->size, &size);
+	if (error)
+		goto out;
+	size &= ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
+	if (size < VOLUME_MIN) {
+		error = hammer2_seterr(EINVAL, "%s: %llu bytes is too small for a "
+				       "HAMMER2 volume (minimum %llu)", path,
+				       (unsigned long long)size,
+				       (unsigned long long)VOLUME_MIN);
+		goto out;
+	}
+	boot = area_size(BOOT_NOM, size);
+	aux = area_size(AUX_NOM, size);
+	base = HAMMER2_ZONE_SEG + boot + aux;
+
+	/* the PFS roots, then the super-root that lists them */
+	for (int i = 0; i < npfs; ++i) {
+		error = pfs_inode(&ips[i], i ? "LOCAL" : label, o, now);
+		if (error)
+			goto out;
+		inode_bref(&brefs[i], &ips[i], base + (hammer2_off_t)i * 1024,
+			   o->check, HAMMER2_COMP_NONE, HAMMER2_BREF_FLAG_PFSROOT);
+	}
+	if (npfs == 2 && brefs[1].key < brefs[0].key) {	/* blockset is sorted */
+		hammer2_blockref_t t = brefs[0];
+
+		brefs[0] = brefs[1];
+		brefs[1] = t;
+	}
+	memset(&ips[2], 0, sizeof(ips[2]));
+	ips[2].meta.version = 1;
+	ips[2].meta.type = HAMMER2_OBJTYPE_DIRECTORY;
+	ips[2].meta.mode = 0700;
+	ips[2].meta.nlinks = 2;
+	ips[2].meta.name_len = 7;
+	memcpy(ips[2].filename, "SUPROOT", 7);
+	ips[2].meta.comp_algo = HAMMER2_COMP_AUTOZERO;
+	ips[2].meta.check_algo = (uint8_t)o->check;
+	ips[2].meta.pfs_type = HAMMER2_PFSTYPE_SUPROOT;
+	ips[2].meta.ctime = ips[2].meta.mtime = ips[2].meta.btime = now;
+	if ((error = random_uuid(&ips[2].meta.pfs_clid)) ||
+	    (error = random_uuid(&ips[2].meta.pfs_fsid)))
+		goto out;
+	memcpy(ips[2].u.blockset.blockref, brefs, (size_t)npfs * sizeof(brefs[0]));
+	for (int i = 0; i < npfs; ++i) {
+		hammer2_off_t off = brefs[i].data_off & HAMMER2_OFF_MASK;
+
+		if ((error = full_write(fd, &ips[(off - base) / 1024], 1024, off, path)))
+			goto out;
+	}
+	inode_bref(&brefs[2], &ips[2], base + (hammer2_off_t)npfs * 1024, o->check,
+		   HAMMER2_COMP_AUTOZERO, 0);
+	if ((error = full_write(fd, &ips[2], 1024, base + (hammer2_off_t)npfs * 1024,
+				path)))
+		goto out;
+
+	vd = calloc(1, sizeof(*vd));
+	if (vd == NULL) {
+		error = hammer2_seterr(ENOMEM, "out of memory");
+		goto out;
+	}
+	vd->magic = HAMMER2_VOLUME_ID_HBO;
+	vd->boot_beg = HAMMER2_ZONE_SEG;
+	vd->boot_end = HAMMER2_ZONE_SEG + boot;
+	vd->aux_beg = vd->boot_end;
+	vd->aux_end = vd->aux_beg + aux;
+	vd->volu_size = size;
+	vd->total_size = size;
+	vd->version = 2;
+	vd->peer_type = 3;			/* a HAMMER2 volume */
+	vd->nvolumes = 1;
+	vd->allocator_beg = base + (hammer2_off_t)(npfs + 1) * 1024;
+	/* everything past the reserved start, less each 1 GiB's 4 MiB */
+	vd->allocator_size = size - ((vd->allocator_beg + HAMMER2_ZONE_SEG - 1) &
+				     ~((hammer2_off_t)HAMMER2_ZONE_SEG - 1));
+	vd->allocator_size -= ((size - 1) >> HAMMER2_FREEMAP_LEVEL1_RADIX) *
+			      HAMMER2_ZONE_SEG;
+	vd->allocator_free = vd->allocator_size;
+	vd->mirror_tid = NEWFS_TID;
+	vd->freemap_tid = NEWFS_TID;
+	memcpy(vd->fstype.bytes, fstype_uuid, sizeof(fstype_uuid));
+	if ((error = random_uuid(&vd->fsid)))
+		goto out;
+	vd->volu_loff[0] = 0;
+	for (int i = 1; i < HAMMER2_MAX_VOLUMES; ++i)
+		vd->volu_loff[i] = ~0ULL;
+	vd->sroot_blockset.blockref[0] = brefs[2];
+	nhdr = o->nvolhdrs > 0 ? o->nvolhdrs : HAMMER2_NUM_VOLHDRS;
+	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
+		hammer2_off_t off = hammer2_zone_offset(zone);
+		uint8_t *raw = (uint8_t *)vd;
+
+		if (off + HAMMER2_VOLUME_BYTES > size)
+			break;
+		/* unused copies are zeroed so no stale header survives */
+		if (zone >= nhdr) {
+			static const uint8_t zero[HAMMER2_VOLUME_BYTES];
+
+			if ((error = full_write(fd, zero, sizeof(zero), off, path)))
+				goto out;
+			continue;
+		}
+		vd->icrc_sects[HAMMER2_VOL_ICRC_SECT1] =
+			hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC1_OFF,
+				       HAMMER2_VOLUME_ICRC1_SIZE);
+		vd->icrc_sects[HAMMER2_VOL_ICRC_SECT0] =
+			hammer2_icrc32(raw, HAMMER2_VOLUME_ICRC0_SIZE);
+		vd->icrc_volheader = hammer2_icrc32(raw, HAMMER2_VOLUME_ICRCVH_SIZE);
+		if ((error = full_write(fd, vd, sizeof(*vd), off, path)))
+			goto out;
+	}
+	if (fsync(fd) < 0)
+		error = hammer2_seterr(errno, "%s: sync failed", path);
+out:
+	free(vd);
+	close(fd);
+	return error;
+}
