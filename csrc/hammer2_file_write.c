@@ -194,7 +194,7 @@ hammer2_file_write(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 done:
 	ipd = &ip->focus->data->ipdata;
 	ipd->meta.size = nsize;
-	ipd->meta.mtime = ipd->meta.ctime = hammer2_time_now();
+	ipd->meta.mtime = hammer2_time_now();
 	error = hammer2_cluster_modsync(ip);
 out:
 	hammer2_cluster_drop(ip);
@@ -280,7 +280,7 @@ hammer2_file_truncate(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 done:
 	ipd = &ip->focus->data->ipdata;
 	ipd->meta.size = nsize;
-	ipd->meta.mtime = ipd->meta.ctime = hammer2_time_now();
+	ipd->meta.mtime = hammer2_time_now();
 	error = hammer2_cluster_modsync(ip);
 out:
 	hammer2_cluster_drop(ip);

@@ -250,8 +250,10 @@ flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 	case HAMMER2_BREF_TYPE_DATA: {
 		const hammer2_inode_meta_t *meta = owner_meta(chain->parent);
 
-		/* all-zero blocks become holes unless compression is off */
+		/* all-zero blocks become holes (not with compression or
+		 * checks off) */
 		if (meta && HAMMER2_DEC_ALGO(meta->comp_algo) != HAMMER2_COMP_NONE &&
+		    HAMMER2_DEC_ALGO(meta->check_algo) != HAMMER2_CHECK_NONE &&
 		    all_zero((const uint8_t *)chain->data, chain->bytes))
 			return hammer2_chain_delete(chain, tid);
 		break;

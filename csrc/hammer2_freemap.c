@@ -46,28 +46,38 @@ block_set(hammer2_bmap_data_t *bmap, int i, int state)
 }
 
 /*
- * Mark what may never be allocated in a new leaf: the reserved 4 MiB
- * segment of each 1 GiB zone, everything below allocator_beg (boot and
- * aux areas, newfs's own allocations) and anything past the volume end.
+ * A new leaf starts with every 4 MiB segment outside [lokey, hikey)
+ * fully allocated: below allocator_beg (rounded up to 4 MiB: reserved
+ * segment, boot and aux areas, newfs's inodes), each 1 GiB's reserved
+ * first 4 MiB, and past the end of the volume.  The leaf's avail hint is
+ * set here once, as the kernel does.
  */
 static void
-leaf_init(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_bmap_data_t *bmdata)
+leaf_init(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t *leaf)
 {
-	hammer2_off_t beg = hmp->voldata->allocator_beg;
-	hammer2_off_t end = hmp->voldata->volu_size;
+	hammer2_off_t lokey, hikey;
+	uint64_t avail = L1_BYTES;
 
+	lokey = (hmp->voldata->allocator_beg + L0_BYTES - 1) & ~(L0_BYTES - 1);
+	if (lokey < l1base + L0_BYTES)
+		lokey = l1base + L0_BYTES;
+	hikey = l1base + L1_BYTES;
+	if (hikey > hmp->voldata->volu_size)
+		hikey = hmp->voldata->volu_size & ~(L0_BYTES - 1);
 	for (int j = 0; j < (int)SEGS_PER_LEAF; ++j) {
-		hammer2_bmap_data_t *bmap = &bmdata[j];
+		hammer2_bmap_data_t *bmap = &leaf->data->bmdata[j];
 		hammer2_off_t seg = l1base + (hammer2_off_t)j * L0_BYTES;
 
-		bmap->avail = (uint32_t)L0_BYTES;
-		for (int i = 0; i < (int)BLOCKS_PER_SEG; ++i) {
-			hammer2_off_t blk = seg + (hammer2_off_t)i * FM_BLOCK;
-
-			if (j == 0 || blk < beg || blk + FM_BLOCK > end)
-				block_set(bmap, i, 3);
+		if (seg >= lokey && seg < hikey) {
+			bmap->avail = (uint32_t)L0_BYTES;
+			continue;
 		}
+		memset(bmap->bitmapq, 0xFF, sizeof(bmap->bitmapq));
+		bmap->linear = (int32_t)L0_BYTES;
+		avail -= L0_BYTES;
 	}
+	leaf->bref.check.freemap.bigmask = 0xFFFFFFFFU;
+	leaf->bref.check.freemap.avail = avail;
 }
 
 /* The (modified) leaf for the 1 GiB zone at l1base, created if absent. */
@@ -89,7 +99,7 @@ leaf_get(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t **leafp)
 					     HAMMER2_FREEMAP_LEVELN_PSIZE,
 					     hmp->mtid);
 		if (error == 0)
-			leaf_init(hmp, l1base, leaf->data->bmdata);
+			leaf_init(hmp, l1base, leaf);
 	} else if (leaf) {
 		if (leaf->bref.type != HAMMER2_BREF_TYPE_FREEMAP_LEAF ||
 		    leaf->bytes != HAMMER2_FREEMAP_LEVELN_PSIZE)
@@ -177,6 +187,9 @@ leaf_alloc(hammer2_dev_t *hmp, hammer2_chain_t *leaf, hammer2_off_t l1base,
 			break;
 		if (bmap->class != 0 && bmap->class != class)
 			continue;
+		if (bmap->avail == 0 && (radix >= HAMMER2_FREEMAP_BLOCK_RADIX ||
+					 !(bmap->linear & (FM_BLOCK - 1))))
+			continue;	/* full */
 		rel = bmap_alloc(bmap, radix);
 		if (rel < 0)
 			continue;
@@ -257,21 +270,14 @@ freemap_reserve(hammer2_chain_t *chain)
 		      HAMMER2_PBUFSIZE;
 }
 
-/* Free bytes a freemap block describes (leaf: its free 16 KiB blocks). */
+/* A node's avail hint: what its children's hints add up to. */
 static uint64_t
-freemap_avail(hammer2_chain_t *chain)
+node_avail(hammer2_chain_t *chain)
 {
-	uint64_t avail = 0;
 	hammer2_blockref_t *base;
+	uint64_t avail = 0;
 	int count;
 
-	if (chain->bref.type == HAMMER2_BREF_TYPE_FREEMAP_LEAF) {
-		for (int j = 0; j < (int)SEGS_PER_LEAF; ++j)
-			for (int i = 0; i < (int)BLOCKS_PER_SEG; ++i)
-				if (block_state(&chain->data->bmdata[j], i) == 0)
-					avail += FM_BLOCK;
-		return avail;
-	}
 	base = hammer2_chain_base(chain, &count);
 	for (int i = 0; i < count; ++i)
 		if (base[i].type != HAMMER2_BREF_TYPE_EMPTY)
@@ -308,10 +314,11 @@ freemap_flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 	chain->bref.data_off = off | LEAF_RADIX;
 	chain->bref.methods = HAMMER2_ENC_CHECK(HAMMER2_CHECK_FREEMAP);
 	chain->bref.mirror_tid = tid;
-	memset(&chain->bref.check, 0, sizeof(chain->bref.check));
 	chain->bref.check.freemap.icrc32 = hammer2_icrc32(chain->data, chain->bytes);
-	chain->bref.check.freemap.bigmask = 0xFFFFFFFFU;
-	chain->bref.check.freemap.avail = freemap_avail(chain);
+	if (chain->bref.type == HAMMER2_BREF_TYPE_FREEMAP_NODE) {
+		chain->bref.check.freemap.bigmask = 0xFFFFFFFFU;
+		chain->bref.check.freemap.avail = node_avail(chain);
+	}
 	error = hammer2_io_write(chain->hmp, off, chain->data, (int)chain->bytes);
 	if (error == 0)
 		error = hammer2_chain_base_update(chain->parent, &chain->bref);

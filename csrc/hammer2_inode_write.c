@@ -178,9 +178,12 @@ dirent_add(hammer2_cluster_t *dir, const uint8_t *name, size_t len,
 	return error;
 }
 
-/* Update a directory's mtime/ctime after its entries changed. */
+/*
+ * A directory's entries changed: its mtime moves (and its ctime too for
+ * a hardlink, as the kernel does).
+ */
 static int
-dir_touch(hammer2_cluster_t *dir, hammer2_tid_t mtid, uint64_t now)
+dir_touch(hammer2_cluster_t *dir, hammer2_tid_t mtid, uint64_t now, int ctime)
 {
 	hammer2_inode_data_t *ip;
 	int error;
@@ -188,7 +191,9 @@ dir_touch(hammer2_cluster_t *dir, hammer2_tid_t mtid, uint64_t now)
 	ip = hammer2_cluster_modify_ip(dir, mtid, &error);
 	if (ip == NULL)
 		return error;
-	ip->meta.mtime = ip->meta.ctime = now;
+	ip->meta.mtime = now;
+	if (ctime)
+		ip->meta.ctime = now;
 	return hammer2_cluster_modsync(dir);
 }
 
@@ -302,7 +307,7 @@ hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 
 	error = dirent_add(dir, name, len, inum, attr->type, mtid);
 	if (error == 0)
-		error = dir_touch(dir, mtid, now);
+		error = dir_touch(dir, mtid, now, 0);
 	if (error == 0)
 		*inump = inum;
 done:
@@ -382,7 +387,7 @@ hammer2_inode_unlink(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	if (error == 0)
 		error = inode_unref(pfs, ent.inum, mtid, now);
 	if (error == 0)
-		error = dir_touch(dir, mtid, now);
+		error = dir_touch(dir, mtid, now, 0);
 out:
 	hammer2_cluster_drop(dir);
 	return error;
@@ -428,7 +433,7 @@ hammer2_inode_link(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_tid_t dinum,
 	if (error == 0)
 		error = dirent_add(dir, name, len, inum, ipd->meta.type, mtid);
 	if (error == 0)
-		error = dir_touch(dir, mtid, now);
+		error = dir_touch(dir, mtid, now, 1);
 out:
 	hammer2_cluster_drop(ip);
 out_dir:
@@ -527,7 +532,6 @@ hammer2_inode_rename(hammer2_pfs_t *pfs, hammer2_tid_t sdinum,
 	if (error == 0 && (error = hammer2_inode_get(pfs, src.inum, &ip)) == 0) {
 		ipd = hammer2_cluster_modify_ip(ip, mtid, &error);
 		if (ipd) {
-			ipd->meta.ctime = now;
 			if (src.type == HAMMER2_OBJTYPE_DIRECTORY)
 				ipd->meta.iparent = tdinum;
 			error = hammer2_cluster_modsync(ip);
@@ -535,9 +539,9 @@ hammer2_inode_rename(hammer2_pfs_t *pfs, hammer2_tid_t sdinum,
 		hammer2_cluster_drop(ip);
 	}
 	if (error == 0)
-		error = dir_touch(sdir, mtid, now);
+		error = dir_touch(sdir, mtid, now, 0);
 	if (error == 0 && tdinum != sdinum)
-		error = dir_touch(tdir, mtid, now);
+		error = dir_touch(tdir, mtid, now, 0);
 out:
 	if (tdir)
 		hammer2_cluster_drop(tdir);

@@ -4,12 +4,15 @@
  *   [0, 4 MiB)            reserved segment (volume header, freemap sets)
  *   [4 MiB, boot_end)     boot area, nominally 64 MiB
  *   [boot_end, aux_end)   aux area, nominally 256 MiB
- *   aux_end ...           the PFS root inodes and the super-root, then
- *                         allocator_beg: everything above is allocated
- *                         through the freemap, which starts empty.
+ *   aux_end ...           the super-root, then the PFS roots (LOCAL
+ *                         first), 1 KiB each, then allocator_beg:
+ *                         everything above is allocated through the
+ *                         freemap, which starts empty.
  *
- * Boot and aux areas halve until they are at most 1/20 of the volume.
- * Every header copy that fits in the volume is written.
+ * Boot and aux areas halve until they are at most 1/20 of the volume and
+ * are rounded up to 8 MiB.  The reserved start, the boot and aux areas
+ * and the volume's last 64 KiB are zeroed, and every header copy that
+ * fits in the volume is written.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,8 +53,11 @@ area_size(uint64_t nominal, uint64_t volu_size)
 {
 	while (nominal > volu_size / 20 && nominal > AREA_MIN)
 		nominal >>= 1;
-	return nominal < AREA_MIN ? AREA_MIN : nominal;
+	if (nominal < AREA_MIN)
+		nominal = AREA_MIN;
+	return (nominal + AREA_MIN - 1) & ~(AREA_MIN - 1);
 }
+
 
 static int
 pfs_inode(hammer2_inode_data_t *ip, const char *label, const hammer2_newfs_t *o,
@@ -90,6 +96,8 @@ inode_bref(hammer2_blockref_t *bref, const hammer2_inode_data_t *ip,
 	bref->type = HAMMER2_BREF_TYPE_INODE;
 	bref->methods = (uint8_t)(HAMMER2_ENC_CHECK(check) | HAMMER2_ENC_COMP(comp));
 	bref->flags = (uint8_t)flags;
+	bref->copyid = 0xFF;		/* local media */
+	bref->vradix = HAMMER2_RADIX_MIN;
 	bref->key = ip->meta.name_key;
 	bref->mirror_tid = NEWFS_TID;
 	bref->data_off = off | HAMMER2_RADIX_MIN;
@@ -114,6 +122,23 @@ full_write(int fd, const void *buf, size_t n, hammer2_off_t off,
 		done += (size_t)w;
 	}
 	return 0;
+}
+
+/* Zero [off, off + n) in 1 MiB writes. */
+static int
+zero_range(int fd, hammer2_off_t off, hammer2_off_t n, const char *path)
+{
+	static const uint8_t zero[1 << 20];
+	int error = 0;
+
+	while (n > 0 && error == 0) {
+		size_t chunk = n < sizeof(zero) ? (size_t)n : sizeof(zero);
+
+		error = full_write(fd, zero, chunk, off, path);
+		off += chunk;
+		n -= chunk;
+	}
+	return error;
 }
 
 static int
@@ -155,7 +180,7 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	const char *label = o->label ? o->label : "DATA";
 	hammer2_off_t size = 0, base, boot, aux;
 	uint64_t now = hammer2_time_now();
-	int npfs = strcmp(label, "LOCAL") ? 2 : 1;
+	int npfs = strcmp(label, "LOCAL") ? 2 : 1;	/* LOCAL always exists */
 	int fd, error, nhdr;
 
 	if (strlen(label) == 0 || strlen(label) > HAMMER2_INODE_MAXNAME ||
@@ -182,14 +207,20 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	boot = area_size(BOOT_NOM, size);
 	aux = area_size(AUX_NOM, size);
 	base = HAMMER2_ZONE_SEG + boot + aux;
+	if ((error = zero_range(fd, 0, base, path)) ||
+	    (error = zero_range(fd, size - HAMMER2_PBUFSIZE, HAMMER2_PBUFSIZE, path)))
+		goto out;
 
-	/* the PFS roots, then the super-root that lists them */
+	/* super-root at base, PFS roots after it: LOCAL, then the label */
 	for (int i = 0; i < npfs; ++i) {
-		error = pfs_inode(&ips[i], i ? "LOCAL" : label, o, now);
+		error = pfs_inode(&ips[i], i == 0 ? "LOCAL" : label, o, now);
 		if (error)
 			goto out;
-		inode_bref(&brefs[i], &ips[i], base + (hammer2_off_t)i * 1024,
+		inode_bref(&brefs[i], &ips[i], base + (hammer2_off_t)(i + 1) * 1024,
 			   o->check, HAMMER2_COMP_NONE, HAMMER2_BREF_FLAG_PFSROOT);
+		if ((error = full_write(fd, &ips[i], 1024,
+					base + (hammer2_off_t)(i + 1) * 1024, path)))
+			goto out;
 	}
 	if (npfs == 2 && brefs[1].key < brefs[0].key) {	/* blockset is sorted */
 		hammer2_blockref_t t = brefs[0];
@@ -205,23 +236,16 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	ips[2].meta.name_len = 7;
 	memcpy(ips[2].filename, "SUPROOT", 7);
 	ips[2].meta.comp_algo = HAMMER2_COMP_AUTOZERO;
-	ips[2].meta.check_algo = (uint8_t)o->check;
+	ips[2].meta.check_algo = HAMMER2_CHECK_XXHASH64;
 	ips[2].meta.pfs_type = HAMMER2_PFSTYPE_SUPROOT;
 	ips[2].meta.ctime = ips[2].meta.mtime = ips[2].meta.btime = now;
 	if ((error = random_uuid(&ips[2].meta.pfs_clid)) ||
 	    (error = random_uuid(&ips[2].meta.pfs_fsid)))
 		goto out;
 	memcpy(ips[2].u.blockset.blockref, brefs, (size_t)npfs * sizeof(brefs[0]));
-	for (int i = 0; i < npfs; ++i) {
-		hammer2_off_t off = brefs[i].data_off & HAMMER2_OFF_MASK;
-
-		if ((error = full_write(fd, &ips[(off - base) / 1024], 1024, off, path)))
-			goto out;
-	}
-	inode_bref(&brefs[2], &ips[2], base + (hammer2_off_t)npfs * 1024, o->check,
+	inode_bref(&brefs[2], &ips[2], base, HAMMER2_CHECK_XXHASH64,
 		   HAMMER2_COMP_AUTOZERO, 0);
-	if ((error = full_write(fd, &ips[2], 1024, base + (hammer2_off_t)npfs * 1024,
-				path)))
+	if ((error = full_write(fd, &ips[2], 1024, base, path)))
 		goto out;
 
 	vd = calloc(1, sizeof(*vd));
@@ -240,11 +264,10 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	vd->peer_type = 3;			/* a HAMMER2 volume */
 	vd->nvolumes = 1;
 	vd->allocator_beg = base + (hammer2_off_t)(npfs + 1) * 1024;
-	/* everything past the reserved start, less each 1 GiB's 4 MiB */
-	vd->allocator_size = size - ((vd->allocator_beg + HAMMER2_ZONE_SEG - 1) &
-				     ~((hammer2_off_t)HAMMER2_ZONE_SEG - 1));
-	vd->allocator_size -= ((size - 1) >> HAMMER2_FREEMAP_LEVEL1_RADIX) *
-			      HAMMER2_ZONE_SEG;
+	/* all but the boot/aux areas and each 1 GiB's reserved 4 MiB */
+	vd->allocator_size = size - boot - aux -
+		((size + (1ULL << HAMMER2_FREEMAP_LEVEL1_RADIX) - 1) >>
+		 HAMMER2_FREEMAP_LEVEL1_RADIX) * HAMMER2_ZONE_SEG;
 	vd->allocator_free = vd->allocator_size;
 	vd->mirror_tid = NEWFS_TID;
 	vd->freemap_tid = NEWFS_TID;
@@ -264,9 +287,7 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 			break;
 		/* unused copies are zeroed so no stale header survives */
 		if (zone >= nhdr) {
-			static const uint8_t zero[HAMMER2_VOLUME_BYTES];
-
-			if ((error = full_write(fd, zero, sizeof(zero), off, path)))
+			if ((error = zero_range(fd, off, HAMMER2_VOLUME_BYTES, path)))
 				goto out;
 			continue;
 		}

@@ -178,9 +178,14 @@ select_volhdr(hammer2_dev_t *hmp)
 		return hammer2_seterr(EINVAL, "%s: no valid volume header (%s)",
 				      hmp->path, why);
 	hmp->volhdrno = best;
+	/* copies rotate over the zones whose reserved segment fits */
 	while (hmp->nvolhdrs < HAMMER2_NUM_VOLHDRS &&
+	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_ZONE_SEG <=
+	       hmp->voldata->volu_size &&
 	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_VOLUME_BYTES <= hmp->size)
 		++hmp->nvolhdrs;
+	if (hmp->nvolhdrs == 0)
+		hmp->nvolhdrs = 1;
 	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
 		hammer2_volhdr_info_t *info = &hmp->vh[zone];
 

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from . import _core
 from ._core import CheckError, H2Error
 
+COMP_ALGOS = {"none": 0, "autozero": 1, "lz4": 2, "zlib": 3}
+CHECK_ALGOS = {"none": 0, "disabled": 1, "crc32": 2, "iscsi32": 2, "xxhash64": 3,
+               "sha192": 4}
+
 PFS_TYPES = {0x00: "NONE", 0x01: "CACHE", 0x03: "SLAVE", 0x04: "SOFT_SLAVE",
              0x05: "SOFT_MASTER", 0x06: "MASTER", 0x08: "SUPROOT", 0x09: "DUMMY"}
 PFS_SUBTYPES = {1: "SNAPSHOT", 2: "AUTOSNAP"}
@@ -84,6 +88,24 @@ class DirEntry:
     name: str
     inum: int
     type: str
+
+
+def comp_algo(spec: str) -> int:
+    """'lz4', 'zlib:9' -> the inode comp_algo byte (level in the high nibble)."""
+    name, _, level = spec.lower().partition(":")
+    if name not in COMP_ALGOS:
+        raise H2Error(errno.EINVAL, f"unknown compression '{spec}' "
+                                    f"(one of {', '.join(COMP_ALGOS)})")
+    if level and not (level.isdigit() and 1 <= int(level) <= 9):
+        raise H2Error(errno.EINVAL, f"compression level '{level}' is not 1..9")
+    return COMP_ALGOS[name] | (int(level or 0) << 4)
+
+
+def check_algo(spec: str) -> int:
+    if spec.lower() not in CHECK_ALGOS:
+        raise H2Error(errno.EINVAL, f"unknown check algorithm '{spec}' "
+                                    f"(one of {', '.join(CHECK_ALGOS)})")
+    return CHECK_ALGOS[spec.lower()]
 
 
 def _reraise(e: H2Error, context: str):
@@ -175,6 +197,90 @@ class Pfs:
         for d in dirs:
             yield from self.walk(os.path.join(top, d))
 
+    # ----------------------------------------------------------- writes
+    # Modifications stay in memory until flush() (or closing a writable
+    # volume) commits them with a new volume header.
+
+    def _parent(self, path: str) -> tuple[int, bytes]:
+        head, _, name = path.rstrip("/").rpartition("/")
+        if not path.startswith("/") or not name:
+            raise H2Error(errno.EINVAL, f"{path}: not an absolute path to an entry")
+        return self._namei(head or "/"), os.fsencode(name)
+
+    def _call(self, path, fn, *args):
+        try:
+            return fn(*args)
+        except H2Error as e:
+            raise _reraise(e, path) from None
+
+    def _create(self, path, h2type, mode, uid, gid, mtime_us, rdev=(0, 0)):
+        dinum, name = self._parent(path)
+        return self._call(path, self._core.create, dinum, name, h2type, mode, uid,
+                          gid, mtime_us, None, *rdev)
+
+    def create(self, path: str, data: bytes = b"", mode: int = 0o644, uid: int = 0,
+               gid: int = 0, mtime_us: int | None = None) -> int:
+        """Create a regular file holding data; returns its inode number."""
+        inum = self._create(path, 2, mode, uid, gid, mtime_us)
+        if data:
+            self._call(path, self._core.write, inum, 0, data)
+            if mtime_us is not None:
+                self._call(path, self._core.setattr, inum, None, None, None, None, mtime_us)
+        return inum
+
+    def mkdir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0,
+              mtime_us: int | None = None) -> int:
+        return self._create(path, 1, mode, uid, gid, mtime_us)
+
+    def mkfifo(self, path: str, mode: int = 0o644, uid: int = 0, gid: int = 0,
+               mtime_us: int | None = None) -> int:
+        return self._create(path, 4, mode, uid, gid, mtime_us)
+
+    def symlink(self, target: str, path: str, uid: int = 0, gid: int = 0,
+                mtime_us: int | None = None) -> int:
+        inum = self._create(path, 7, 0o777, uid, gid, mtime_us)
+        self._call(path, self._core.write, inum, 0, os.fsencode(target))
+        if mtime_us is not None:
+            self._call(path, self._core.setattr, inum, None, None, None, None, mtime_us)
+        return inum
+
+    def write(self, path: str, data, offset: int = 0) -> int:
+        return self._call(path, self._core.write, self._namei(path), offset, data)
+
+    def truncate(self, path: str, size: int):
+        self._call(path, self._core.truncate, self._namei(path), size)
+
+    def link(self, src: str, dst: str):
+        inum = self._namei(src)
+        dinum, name = self._parent(dst)
+        self._call(dst, self._core.link, inum, dinum, name)
+
+    def unlink(self, path: str):
+        dinum, name = self._parent(path)
+        self._call(path, self._core.unlink, dinum, name, 0)
+
+    def rmdir(self, path: str):
+        dinum, name = self._parent(path)
+        self._call(path, self._core.unlink, dinum, name, 1)
+
+    def rename(self, src: str, dst: str, noreplace: bool = False):
+        sd, sname = self._parent(src)
+        td, tname = self._parent(dst)
+        self._call(src, self._core.rename, sd, sname, td, tname, noreplace)
+
+    def chmod(self, path: str, mode: int):
+        self._call(path, self._core.setattr, self._namei(path), mode)
+
+    def chown(self, path: str, uid: int | None, gid: int | None):
+        self._call(path, self._core.setattr, self._namei(path), None, uid, gid)
+
+    def utime(self, path: str, mtime_us: int, atime_us: int | None = None):
+        self._call(path, self._core.setattr, self._namei(path), None, None, None,
+                   atime_us, mtime_us)
+
+    def flush(self):
+        self._core.flush()
+
     def blocks(self, path: str) -> list[dict]:
         """Every blockref below the inode at path, depth first."""
         inum = self._namei(path)
@@ -195,10 +301,11 @@ class Pfs:
 class Volume:
     """An opened HAMMER2 image or device: `with pyh2.open(path) as vol:`."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, writable: bool = False):
         self.path = os.fspath(path)
+        self.writable = writable
         try:
-            self.device = _core.Device(self.path)
+            self.device = _core.Device(self.path, writable)
         except H2Error as e:
             if e.errno == errno.ENOENT:
                 raise H2Error(e.errno, e.strerror, self.path) from None
@@ -207,8 +314,17 @@ class Volume:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        # a clean exit commits; after an error the last flush stands
+        try:
+            if exc_type is None and self.writable:
+                self.flush()
+        finally:
+            self.close()
+
+    def flush(self):
+        """Commit every pending modification (a new volume header)."""
+        self.device.flush()
 
     def close(self):
         self.device.close()
@@ -249,8 +365,16 @@ class Volume:
         return result
 
 
-def open(path) -> Volume:  # noqa: A001 - mirrors the builtin on purpose
-    return Volume(path)
+def open(path, writable: bool = False) -> Volume:  # noqa: A001 - mirrors the builtin
+    return Volume(path, writable)
 
 
-__all__ = ["Volume", "Pfs", "PfsInfo", "Stat", "DirEntry", "H2Error", "CheckError", "open"]
+def newfs(path, size: int = 0, label: str = "DATA", volhdrs: int = 0,
+          comp: str = "lz4", check: str = "xxhash64"):
+    """Format a file (created or resized to size bytes) or a device as a
+    HAMMER2 volume holding the PFSes `label` and LOCAL."""
+    _core.newfs(os.fspath(path), size, label, volhdrs, comp_algo(comp), check_algo(check))
+
+
+__all__ = ["Volume", "Pfs", "PfsInfo", "Stat", "DirEntry", "H2Error", "CheckError", "open",
+           "newfs"]
