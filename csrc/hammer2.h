@@ -449,4 +449,18 @@ int hammer2_walk_zone(hammer2_dev_t *hmp, int zone, int freemap,
 		      hammer2_walk_cb_t cb, void *arg,
 		      hammer2_walk_stats_t *stats);
 
+typedef struct hammer2_fsck_freemap {
+	uint64_t	referenced;	/* distinct blocks of the volume tree */
+	uint64_t	unmarked;	/* ... the freemap calls free */
+	uint64_t	overlaps;	/* pairs of different blocks sharing bytes */
+	uint64_t	allocated_bytes;
+	uint64_t	leaked_bytes;	/* allocated, used by nothing */
+	void		(*report)(void *arg, const char *msg);
+	void		*arg;
+	int		nreported;
+} hammer2_fsck_freemap_t;
+
+int hammer2_fsck_freemap(hammer2_dev_t *hmp, int zone,
+			 hammer2_fsck_freemap_t *result);
+
 #endif /* HAMMER2_H_ */

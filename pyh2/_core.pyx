@@ -173,6 +173,19 @@ cdef extern from "hammer2.h" nogil:
         const hammer2_uuid_t *clid
 
     int hammer2_newfs(const char *path, const hammer2_newfs_t *opts)
+
+    ctypedef struct hammer2_fsck_freemap_t:
+        uint64_t referenced
+        uint64_t unmarked
+        uint64_t overlaps
+        uint64_t allocated_bytes
+        uint64_t leaked_bytes
+        void (*report)(void *arg, const char *msg)
+        void *arg
+        int nreported
+
+    int hammer2_fsck_freemap(hammer2_dev_t *hmp, int zone,
+                             hammer2_fsck_freemap_t *result)
     void hammer2_trans_begin(hammer2_dev_t *hmp, int write)
     void hammer2_trans_end(hammer2_dev_t *hmp)
     int hammer2_flush(hammer2_dev_t *hmp)
@@ -416,6 +429,26 @@ cdef class Device:
         if err:
             raise _error(err)
 
+    def fsck_freemap(self, int zone):
+        """Check the freemap of header copy `zone` against its volume tree:
+        (counts dict, problem messages)."""
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef hammer2_fsck_freemap_t r
+        cdef list msgs = []
+        cdef int err
+        memset(&r, 0, sizeof(r))
+        r.report = _report_cb
+        r.arg = <void *>msgs
+        with nogil:
+            hammer2_trans_begin(hmp, 0)
+            err = hammer2_fsck_freemap(hmp, zone, &r)
+            hammer2_trans_end(hmp)
+        if err:
+            raise _error(err)
+        return ({'referenced': r.referenced, 'unmarked': r.unmarked,
+                 'overlaps': r.overlaps, 'allocated_bytes': r.allocated_bytes,
+                 'leaked_bytes': r.leaked_bytes}, msgs)
+
     def walk_zone(self, int zone, bint freemap=False, callback=None):
         """Walk one header copy's volume (or freemap) tree, verifying every
         check code.  callback(depth, bref, data, error) is called per
@@ -485,6 +518,10 @@ cdef int _walk_cb(void *arg, int depth, const hammer2_blockref_t *bref,
     except BaseException as e:
         w.exc = e
         return 1
+
+
+cdef void _report_cb(void *arg, const char *msg) noexcept with gil:
+    (<list>arg).append(_text(msg))
 
 
 cdef int _devs(list devices, hammer2_dev_t **devs) except -1:

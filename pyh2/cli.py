@@ -10,7 +10,8 @@ import time
 
 from . import show as _show
 from .export import export
-from .volume import H2Error, Volume
+from .importer import Importer
+from .volume import H2Error, Volume, newfs
 
 
 def _split_spec(spec: str) -> tuple[str, str]:
@@ -27,6 +28,131 @@ def _human(n: float) -> str:
             return f"{n:.2f}{unit}"
         n /= 1024
     return ""
+
+
+def _parse_size(text: str) -> int:
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().rstrip("ib")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
+    try:
+        return int(float(num) * units[unit])
+    except ValueError:
+        raise H2Error(22, f"bad size '{text}' (e.g. 4G, 512M, 1048576)") from None
+
+
+def cmd_newfs(args, out):
+    newfs(args.image, _parse_size(args.size) if args.size else 0, args.label,
+          args.volhdrs, args.comp, args.check)
+    out(f"{args.image}: formatted, PFS {args.label} and LOCAL")
+    return 0
+
+
+class _Edit:
+    """One offline edit: open writable, run, flush (one transaction)."""
+
+    def __init__(self, spec):
+        self.img, self.label = _split_spec(spec)
+
+    def __enter__(self):
+        self.vol = Volume(self.img, writable=True)
+        try:
+            return self.vol.pfs(self.label)
+        except BaseException:
+            self.vol.close()
+            raise
+
+    def __exit__(self, exc_type, *exc):
+        self.vol.__exit__(exc_type, *exc)
+
+
+def cmd_import(args, out):
+    t = time.perf_counter()
+    with _Edit(args.spec) as pfs:
+        imp = Importer(pfs).run(args.src, args.dest)
+    dt = time.perf_counter() - t
+    out(f"imported {imp.files} entries, {imp.bytes} bytes in {dt:.2f}s")
+    return 0
+
+
+def cmd_put(args, out):
+    with _Edit(args.spec) as pfs, open(args.src, "rb") as f:
+        data = f.read()
+        try:
+            pfs.truncate(args.path, 0)
+        except H2Error as e:
+            if e.errno != 2:
+                raise
+            pfs.create(args.path, b"", _stat.S_IMODE(os.stat(args.src).st_mode))
+        pfs.write(args.path, data)
+    return 0
+
+
+def cmd_mkdir(args, out):
+    with _Edit(args.spec) as pfs:
+        parts = [p for p in args.path.split("/") if p]
+        for i in range(0 if args.parents else len(parts) - 1, len(parts)):
+            path = "/" + "/".join(parts[:i + 1])
+            try:
+                pfs.mkdir(path, int(args.mode, 8))
+            except H2Error as e:
+                if not (args.parents and e.errno == 17):
+                    raise
+    return 0
+
+
+def _rm_tree(pfs, path):
+    for e in pfs.scandir(path):
+        child = os.path.join(path, e.name)
+        if e.type == "dir":
+            _rm_tree(pfs, child)
+            pfs.rmdir(child)
+        else:
+            pfs.unlink(child)
+
+
+def cmd_rm(args, out):
+    with _Edit(args.spec) as pfs:
+        for path in args.paths:
+            if args.recursive and pfs.stat(path).type == "dir":
+                _rm_tree(pfs, path)
+                pfs.rmdir(path)
+            else:
+                pfs.unlink(path)
+    return 0
+
+
+def cmd_rmdir(args, out):
+    with _Edit(args.spec) as pfs:
+        for path in args.paths:
+            pfs.rmdir(path)
+    return 0
+
+
+def cmd_mv(args, out):
+    with _Edit(args.spec) as pfs:
+        pfs.rename(args.src, args.dst)
+    return 0
+
+
+def cmd_ln(args, out):
+    with _Edit(args.spec) as pfs:
+        if args.symbolic:
+            pfs.symlink(args.target, args.link)
+        else:
+            pfs.link(args.target, args.link)
+    return 0
+
+
+def cmd_chmod(args, out):
+    with _Edit(args.spec) as pfs:
+        pfs.chmod(args.path, int(args.mode, 8))
+    return 0
+
+
+def cmd_truncate(args, out):
+    with _Edit(args.spec) as pfs:
+        pfs.truncate(args.path, _parse_size(args.size))
+    return 0
 
 
 def cmd_info(args, out):
@@ -127,6 +253,10 @@ def cmd_fsck(args, out):
                         f"indirect, {r['data']} data, {r['dirent']} dirent), "
                         f"{_human(r['bytes'])}")
         for h in zones:
+            fm = results[h["zone"]]["freemap"]
+            out(f"freemap check zone.{h['zone']}: {fm['referenced']} blocks referenced, "
+                f"{fm['unmarked']} marked free, {fm['overlaps']} overlapping, "
+                f"{_human(fm['leaked_bytes'])} allocated but unreferenced (leaked)")
             errors += [f"zone.{h['zone']}: {e}" for e in results[h["zone"]]["errors"]]
     for e in errors:
         print(f"pyh2: {e}", file=sys.stderr)
@@ -194,6 +324,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-zones", action="store_true",
                    help="check the trees of every valid volume header, not only the best")
     p.set_defaults(func=cmd_fsck)
+    p = sub.add_parser("newfs", help="format an image file or device")
+    p.add_argument("image")
+    p.add_argument("--size", help="e.g. 4G (files are created or resized)")
+    p.add_argument("--label", default="DATA")
+    p.add_argument("--volhdrs", type=int, default=0, help="header copies (1-4; default all)")
+    p.add_argument("--comp", default="lz4", help="none, autozero, lz4, zlib[:LEVEL]")
+    p.add_argument("--check", default="xxhash64",
+                   help="none, disabled, crc32, xxhash64, sha192")
+    p.set_defaults(func=cmd_newfs)
+    p = sub.add_parser("import", help="copy a directory tree in (as makefs does)")
+    p.add_argument("src")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("dest", nargs="?", default="/")
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("put", help="copy a host file to PATH")
+    p.add_argument("src")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_put)
+    p = sub.add_parser("mkdir")
+    p.add_argument("-p", dest="parents", action="store_true")
+    p.add_argument("-m", dest="mode", default="755")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_mkdir)
+    p = sub.add_parser("rm")
+    p.add_argument("-r", dest="recursive", action="store_true")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_rm)
+    p = sub.add_parser("rmdir")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_rmdir)
+    p = sub.add_parser("mv")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.set_defaults(func=cmd_mv)
+    p = sub.add_parser("ln")
+    p.add_argument("-s", dest="symbolic", action="store_true")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("target")
+    p.add_argument("link")
+    p.set_defaults(func=cmd_ln)
+    p = sub.add_parser("chmod")
+    p.add_argument("mode")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_chmod)
+    p = sub.add_parser("truncate")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("path")
+    p.add_argument("size")
+    p.set_defaults(func=cmd_truncate)
     p = sub.add_parser("demo", help="the main job: read, export and check a reference image")
     p.set_defaults(func=cmd_demo)
     return ap

@@ -352,16 +352,19 @@ class Volume:
 
     def fsck(self, zone: int | None = None) -> dict:
         """Walk and verify the volume and freemap trees of one header copy
-        (default: the one in use).  Counts are per blockref visit."""
+        (default: the one in use), and the freemap against the tree.
+        Counts are per blockref visit; leaked space is reported, not an
+        error (only a bulkfree reclaims it)."""
         zone = self.best_zone if zone is None else zone
         vstats, verrors = self.device.walk_zone(zone, False)
         fstats, ferrors = self.device.walk_zone(zone, True)
+        fm, fmerrors = self.device.fsck_freemap(zone)
         result = {k: vstats[k] for k in ("total", "inode", "indirect", "data",
                                          "dirent", "bytes")}
         result.update(zone=zone, freemap_node=fstats["freemap_node"],
                       freemap_leaf=fstats["freemap_leaf"],
                       freemap_total=fstats["total"], freemap_bytes=fstats["bytes"],
-                      errors=verrors + ferrors)
+                      freemap=fm, errors=verrors + ferrors + fmerrors)
         return result
 
 
