@@ -186,7 +186,7 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	if (strlen(label) == 0 || strlen(label) > HAMMER2_INODE_MAXNAME ||
 	    strchr(label, '/'))
 		return hammer2_seterr(EINVAL, "invalid PFS label '%s'", label);
-	if (o->comp < 0 || o->comp > HAMMER2_COMP_ZLIB ||
+	if (o->comp < 0 || HAMMER2_DEC_ALGO(o->comp) > HAMMER2_COMP_ZLIB ||
 	    o->check < 0 || o->check > HAMMER2_CHECK_SHA192)
 		return hammer2_seterr(EINVAL, "unknown compression or check "
 				      "algorithm");

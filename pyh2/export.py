@@ -7,9 +7,17 @@ CHUNK = 4 << 20
 
 
 def _copy_file(pfs, src: str, dst: str, size: int):
+    """Copy out, leaving all-zero chunks as holes (sparse files stay sparse)."""
+    buf = bytearray(CHUNK)
     with open(dst, "wb") as f:
         for off in range(0, size, CHUNK):
-            f.write(pfs.read(src, off, min(CHUNK, size - off)))
+            view = memoryview(buf)[:min(CHUNK, size - off)]
+            pfs.readinto(src, view, off)
+            if view.nbytes and buf.count(0, 0, view.nbytes) == view.nbytes:
+                f.seek(view.nbytes, os.SEEK_CUR)
+            else:
+                f.write(view)
+        f.truncate(size)
 
 
 def _restore_meta(dst: str, st, as_root: bool):
