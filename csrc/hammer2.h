@@ -44,6 +44,8 @@ const char *hammer2_comp_name(int comp);
 const char *hammer2_bref_type_name(int type);
 int hammer2_check_verify(const hammer2_blockref_t *bref, const void *data,
 			 size_t bytes);
+void hammer2_check_set(hammer2_blockref_t *bref, int check, const void *data,
+		       size_t bytes);
 
 /* Decode one compressed logical block into dst (capacity dstsize). */
 int hammer2_decompress(int comp, const void *src, size_t srcsize,

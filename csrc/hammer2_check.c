@@ -138,6 +138,31 @@ sha192(const void *data, size_t bytes, uint8_t out[24])
 	memcpy(out, d, 24);
 }
 
+/* Compute and store the blockref's check code (and algorithm) for data. */
+void
+hammer2_check_set(hammer2_blockref_t *bref, int check, const void *data,
+		  size_t bytes)
+{
+	memset(&bref->check, 0, sizeof(bref->check));
+	bref->methods = (uint8_t)((bref->methods & 0x0F) | HAMMER2_ENC_CHECK(check));
+	switch (check) {
+	case HAMMER2_CHECK_ISCSI32:
+		bref->check.iscsi32.value = hammer2_icrc32(data, bytes);
+		break;
+	case HAMMER2_CHECK_XXHASH64:
+		bref->check.xxhash64.value = XXH64(data, bytes, HAMMER2_XXH_SEED);
+		break;
+	case HAMMER2_CHECK_SHA192:
+		sha192(data, bytes, bref->check.sha192.data);
+		break;
+	case HAMMER2_CHECK_FREEMAP:
+		bref->check.freemap.icrc32 = hammer2_icrc32(data, bytes);
+		break;
+	default:
+		break;
+	}
+}
+
 /*
  * Verify the media bytes a blockref points to.  Returns 0 or EIO with the
  * algorithm named in the error message.

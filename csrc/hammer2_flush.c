@@ -12,8 +12,6 @@
 #include <string.h>
 #include <lz4.h>
 #include <zlib.h>
-#include <openssl/sha.h>
-#include <xxhash.h>
 #include "hammer2.h"
 
 /* The inode a chain belongs to (nearest INODE at or above it). */
@@ -24,30 +22,6 @@ owner_meta(hammer2_chain_t *chain)
 		if (c->bref.type == HAMMER2_BREF_TYPE_INODE && c->data)
 			return &c->data->ipdata.meta;
 	return NULL;
-}
-
-static void
-set_check(hammer2_blockref_t *bref, int check, const void *data, size_t bytes)
-{
-	uint64_t d[4];
-
-	memset(&bref->check, 0, sizeof(bref->check));
-	bref->methods = (uint8_t)((bref->methods & 0x0F) | HAMMER2_ENC_CHECK(check));
-	switch (check) {
-	case HAMMER2_CHECK_ISCSI32:
-		bref->check.iscsi32.value = hammer2_icrc32(data, bytes);
-		break;
-	case HAMMER2_CHECK_XXHASH64:
-		bref->check.xxhash64.value = XXH64(data, bytes, HAMMER2_XXH_SEED);
-		break;
-	case HAMMER2_CHECK_SHA192:
-		SHA256(data, bytes, (unsigned char *)d);
-		d[2] ^= d[3];
-		memcpy(bref->check.sha192.data, d, 24);
-		break;
-	default:
-		break;
-	}
 }
 
 static int
@@ -180,7 +154,7 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 		bref->methods = (uint8_t)(HAMMER2_ENC_COMP(comp) |
 					  HAMMER2_ENC_CHECK(check));
 		bref->mirror_tid = tid;
-		set_check(bref, check, media, psize);
+		hammer2_check_set(bref, check, media, psize);
 		error = hammer2_io_write(hmp, off, media, (int)psize);
 	}
 	if (error == 0)

@@ -23,7 +23,6 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <linux/fs.h>
-#include <xxhash.h>
 #include "hammer2.h"
 
 #define NEWFS_TID		16	/* first transaction id */
@@ -94,14 +93,14 @@ inode_bref(hammer2_blockref_t *bref, const hammer2_inode_data_t *ip,
 {
 	memset(bref, 0, sizeof(*bref));
 	bref->type = HAMMER2_BREF_TYPE_INODE;
-	bref->methods = (uint8_t)(HAMMER2_ENC_CHECK(check) | HAMMER2_ENC_COMP(comp));
+	bref->methods = (uint8_t)HAMMER2_ENC_COMP(comp);
 	bref->flags = (uint8_t)flags;
 	bref->copyid = 0xFF;		/* local media */
 	bref->vradix = HAMMER2_RADIX_MIN;
 	bref->key = ip->meta.name_key;
 	bref->mirror_tid = NEWFS_TID;
 	bref->data_off = off | HAMMER2_RADIX_MIN;
-	bref->check.xxhash64.value = XXH64(ip, sizeof(*ip), HAMMER2_XXH_SEED);
+	hammer2_check_set(bref, check, ip, sizeof(*ip));
 }
 
 static int
