@@ -340,6 +340,12 @@ typedef struct hammer2_dirent {
 
 typedef int (*hammer2_readdir_cb_t)(void *arg, const hammer2_dirent_t *ent);
 
+int hammer2_uuid_random(hammer2_uuid_t *uuid);
+int hammer2_pfs_inode_init(hammer2_inode_data_t *ip, const char *label,
+			   int pfs_type, int subtype, int comp, int check,
+			   int nmasters, const hammer2_uuid_t *clid, uint64_t now);
+int hammer2_sroot_get(hammer2_dev_t **devs, int ndevs,
+		      hammer2_cluster_t **sropp);
 int hammer2_pfs_list(hammer2_dev_t **devs, int ndevs,
 		     hammer2_pfs_info_t **infop, int *countp);
 int hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
@@ -414,11 +420,28 @@ int hammer2_file_write(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 int hammer2_file_truncate(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 			  hammer2_off_t size);
 
+/* ------------------------------------------------------- administration */
+
+int hammer2_pfs_create(hammer2_dev_t **devs, int ndevs, const char *label,
+		       int pfs_type, const hammer2_uuid_t *clid, int comp,
+		       int check);
+int hammer2_pfs_delete(hammer2_dev_t **devs, int ndevs, const char *label);
+int hammer2_pfs_snapshot(hammer2_pfs_t *pfs, const char *label);
+int hammer2_inode_setalgo(hammer2_pfs_t *pfs, hammer2_tid_t inum, int comp,
+			  int check);
+int hammer2_dirent_destroy(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+			   const uint8_t *name, size_t len);
+int hammer2_inode_destroy(hammer2_pfs_t *pfs, hammer2_tid_t inum);
+int hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp);
+int hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size);
+
 /* -------------------------------------------------------------- freemap */
 
 int hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
 			  hammer2_off_t *offp);
 int hammer2_freemap_flush(hammer2_dev_t *hmp, hammer2_tid_t tid);
+int hammer2_freemap_leaf(hammer2_dev_t *hmp, hammer2_off_t l1base, int create,
+			 hammer2_chain_t **leafp);
 void hammer2_freemap_destroy(hammer2_dev_t *hmp);
 
 /* ----------------------------------------------------------------- fsck */
@@ -450,6 +473,32 @@ int hammer2_walk(hammer2_dev_t *hmp, const hammer2_blockref_t *bref,
 int hammer2_walk_zone(hammer2_dev_t *hmp, int zone, int freemap,
 		      hammer2_walk_cb_t cb, void *arg,
 		      hammer2_walk_stats_t *stats);
+
+typedef struct hammer2_extent {
+	hammer2_off_t	off;
+	hammer2_off_t	bytes;
+} hammer2_extent_t;
+
+typedef struct hammer2_leafcopy {
+	hammer2_off_t		base;
+	hammer2_bmap_data_t	bmap[HAMMER2_FREEMAP_LEVELN_PSIZE /
+				     sizeof(hammer2_bmap_data_t)];
+} hammer2_leafcopy_t;
+
+typedef struct hammer2_blockmap {
+	hammer2_extent_t	*ext;		/* sorted, distinct */
+	size_t			next, maxext;
+	hammer2_leafcopy_t	*leaves;
+	size_t			nleaves, maxleaves;
+	int			oom;
+} hammer2_blockmap_t;
+
+int hammer2_blockmap_build(hammer2_dev_t *hmp, int zone, hammer2_blockmap_t *bm);
+void hammer2_blockmap_free(hammer2_blockmap_t *bm);
+int hammer2_blockmap_state(const hammer2_blockmap_t *bm, hammer2_off_t off);
+int hammer2_blockmap_covered(const hammer2_blockmap_t *bm, hammer2_off_t off,
+			     hammer2_off_t len);
+int hammer2_blockmap_reserved(hammer2_dev_t *hmp, hammer2_off_t granule);
 
 typedef struct hammer2_fsck_freemap {
 	uint64_t	referenced;	/* distinct blocks of the volume tree */

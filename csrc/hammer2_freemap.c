@@ -80,9 +80,14 @@ leaf_init(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t *leaf)
 	leaf->bref.check.freemap.avail = avail;
 }
 
-/* The (modified) leaf for the 1 GiB zone at l1base, created if absent. */
-static int
-leaf_get(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t **leafp)
+/*
+ * The leaf for the 1 GiB zone at l1base, modified (so the caller may
+ * change it) and locked; created if absent and `create` is set, else
+ * ENOENT.
+ */
+int
+hammer2_freemap_leaf(hammer2_dev_t *hmp, hammer2_off_t l1base, int create,
+		     hammer2_chain_t **leafp)
 {
 	hammer2_chain_t *parent = hmp->fchain;
 	hammer2_chain_t *leaf;
@@ -92,7 +97,9 @@ leaf_get(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t **leafp)
 	hammer2_chain_ref(parent);
 	hammer2_chain_lock(parent, 0);
 	leaf = hammer2_chain_lookup(&parent, &next, l1base, l1base, &error, 0);
-	if (leaf == NULL && error == 0) {
+	if (leaf == NULL && error == 0 && !create) {
+		error = ENOENT;
+	} else if (leaf == NULL && error == 0) {
 		error = hammer2_chain_create(&parent, &leaf, l1base,
 					     HAMMER2_FREEMAP_LEVEL1_RADIX,
 					     HAMMER2_BREF_TYPE_FREEMAP_LEAF,
@@ -233,7 +240,7 @@ hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
 		     l1 += L1_BYTES) {
 			hammer2_chain_t *leaf;
 
-			error = leaf_get(hmp, l1, &leaf);
+			error = hammer2_freemap_leaf(hmp, l1, 1, &leaf);
 			if (error)
 				return error;
 			error = leaf_alloc(hmp, leaf, l1, pass ? l1 : from, type,

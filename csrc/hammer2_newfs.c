@@ -20,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <linux/fs.h>
 #include "hammer2.h"
@@ -37,16 +36,6 @@ static const uint8_t fstype_uuid[16] = {
 	0xa9, 0x4d, 0x01, 0x30, 0x1b, 0xb8, 0xa9, 0xf5
 };
 
-static int
-random_uuid(hammer2_uuid_t *uuid)
-{
-	if (getrandom(uuid->bytes, sizeof(uuid->bytes), 0) != sizeof(uuid->bytes))
-		return hammer2_seterr(errno ? errno : EIO, "no random numbers");
-	uuid->bytes[7] = (uint8_t)((uuid->bytes[7] & 0x0F) | 0x40);	/* v4 */
-	uuid->bytes[8] = (uint8_t)((uuid->bytes[8] & 0x3F) | 0x80);
-	return 0;
-}
-
 static uint64_t
 area_size(uint64_t nominal, uint64_t volu_size)
 {
@@ -57,35 +46,6 @@ area_size(uint64_t nominal, uint64_t volu_size)
 	return (nominal + AREA_MIN - 1) & ~(AREA_MIN - 1);
 }
 
-
-static int
-pfs_inode(hammer2_inode_data_t *ip, const char *label, const hammer2_newfs_t *o,
-	  uint64_t now)
-{
-	size_t len = strlen(label);
-
-	memset(ip, 0, sizeof(*ip));
-	ip->meta.version = 1;
-	ip->meta.type = HAMMER2_OBJTYPE_DIRECTORY;
-	ip->meta.mode = 0755;
-	ip->meta.inum = 1;
-	ip->meta.nlinks = 1;
-	ip->meta.name_key = hammer2_dirhash((const uint8_t *)label, len);
-	ip->meta.name_len = (uint16_t)len;
-	memcpy(ip->filename, label, len);
-	ip->meta.comp_algo = (uint8_t)o->comp;
-	ip->meta.check_algo = (uint8_t)o->check;
-	ip->meta.pfs_type = HAMMER2_PFSTYPE_MASTER;
-	ip->meta.pfs_nmasters = (uint8_t)(o->nmasters > 1 ? o->nmasters : 0);
-	ip->meta.pfs_inum = NEWFS_TID;
-	ip->meta.op_flags = HAMMER2_OPFLAG_PFSROOT;
-	ip->meta.ctime = ip->meta.mtime = ip->meta.btime = now;
-	if (o->clid)
-		ip->meta.pfs_clid = *o->clid;
-	else if (random_uuid(&ip->meta.pfs_clid))
-		return errno;
-	return random_uuid(&ip->meta.pfs_fsid);
-}
 
 static void
 inode_bref(hammer2_blockref_t *bref, const hammer2_inode_data_t *ip,
@@ -212,7 +172,10 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 
 	/* super-root at base, PFS roots after it: LOCAL, then the label */
 	for (int i = 0; i < npfs; ++i) {
-		error = pfs_inode(&ips[i], i == 0 ? "LOCAL" : label, o, now);
+		error = hammer2_pfs_inode_init(&ips[i], i == 0 ? "LOCAL" : label,
+					       HAMMER2_PFSTYPE_MASTER, 0, o->comp,
+					       o->check, o->nmasters,
+					       npfs == 2 && i == 0 ? NULL : o->clid, now);
 		if (error)
 			goto out;
 		inode_bref(&brefs[i], &ips[i], base + (hammer2_off_t)(i + 1) * 1024,
@@ -238,8 +201,8 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	ips[2].meta.check_algo = HAMMER2_CHECK_XXHASH64;
 	ips[2].meta.pfs_type = HAMMER2_PFSTYPE_SUPROOT;
 	ips[2].meta.ctime = ips[2].meta.mtime = ips[2].meta.btime = now;
-	if ((error = random_uuid(&ips[2].meta.pfs_clid)) ||
-	    (error = random_uuid(&ips[2].meta.pfs_fsid)))
+	if ((error = hammer2_uuid_random(&ips[2].meta.pfs_clid)) ||
+	    (error = hammer2_uuid_random(&ips[2].meta.pfs_fsid)))
 		goto out;
 	memcpy(ips[2].u.blockset.blockref, brefs, (size_t)npfs * sizeof(brefs[0]));
 	inode_bref(&brefs[2], &ips[2], base, HAMMER2_CHECK_XXHASH64,
@@ -271,7 +234,7 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	vd->mirror_tid = NEWFS_TID;
 	vd->freemap_tid = NEWFS_TID;
 	memcpy(vd->fstype.bytes, fstype_uuid, sizeof(fstype_uuid));
-	if ((error = random_uuid(&vd->fsid)))
+	if ((error = hammer2_uuid_random(&vd->fsid)))
 		goto out;
 	vd->volu_loff[0] = 0;
 	for (int i = 1; i < HAMMER2_MAX_VOLUMES; ++i)

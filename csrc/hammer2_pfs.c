@@ -5,9 +5,57 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include "hammer2.h"
 
 #define SHARED	(HAMMER2_LOOKUP_SHARED)
+
+int
+hammer2_uuid_random(hammer2_uuid_t *uuid)
+{
+	if (getrandom(uuid->bytes, sizeof(uuid->bytes), 0) != sizeof(uuid->bytes))
+		return hammer2_seterr(errno ? errno : EIO, "no random numbers");
+	uuid->bytes[7] = (uint8_t)((uuid->bytes[7] & 0x0F) | 0x40);	/* v4 */
+	uuid->bytes[8] = (uint8_t)((uuid->bytes[8] & 0x3F) | 0x80);
+	return 0;
+}
+
+/*
+ * A fresh PFS root inode: an empty directory named by its label, keyed
+ * by the label's hash under the super-root, with its own inode number
+ * allocator (pfs_inum; numbers are handed out from 1024 on).
+ */
+int
+hammer2_pfs_inode_init(hammer2_inode_data_t *ip, const char *label, int pfs_type,
+		       int subtype, int comp, int check, int nmasters,
+		       const hammer2_uuid_t *clid, uint64_t now)
+{
+	size_t len = strlen(label);
+	int error;
+
+	memset(ip, 0, sizeof(*ip));
+	ip->meta.version = 1;
+	ip->meta.type = HAMMER2_OBJTYPE_DIRECTORY;
+	ip->meta.mode = 0755;
+	ip->meta.inum = 1;
+	ip->meta.nlinks = 1;
+	ip->meta.name_key = hammer2_dirhash((const uint8_t *)label, len);
+	ip->meta.name_len = (uint16_t)len;
+	memcpy(ip->filename, label, len);
+	ip->meta.comp_algo = (uint8_t)comp;
+	ip->meta.check_algo = (uint8_t)check;
+	ip->meta.pfs_type = (uint8_t)pfs_type;
+	ip->meta.pfs_subtype = (uint8_t)subtype;
+	ip->meta.pfs_nmasters = (uint8_t)(nmasters > 1 ? nmasters : 0);
+	ip->meta.pfs_inum = 16;
+	ip->meta.op_flags = HAMMER2_OPFLAG_PFSROOT;
+	ip->meta.ctime = ip->meta.mtime = ip->meta.btime = now;
+	if (clid)
+		ip->meta.pfs_clid = *clid;
+	else if ((error = hammer2_uuid_random(&ip->meta.pfs_clid)) != 0)
+		return error;
+	return hammer2_uuid_random(&ip->meta.pfs_fsid);
+}
 
 /* One cluster over the volume roots of every node. */
 static hammer2_cluster_t *
@@ -26,8 +74,8 @@ volume_cluster(hammer2_dev_t **devs, int ndevs)
 }
 
 /* The super-root inode cluster, unlocked and referenced. */
-static int
-sroot_get(hammer2_dev_t **devs, int ndevs, hammer2_cluster_t **sropp)
+int
+hammer2_sroot_get(hammer2_dev_t **devs, int ndevs, hammer2_cluster_t **sropp)
 {
 	hammer2_cluster_t *vol, *cparent, *sroot;
 	hammer2_key_t next;
@@ -151,7 +199,7 @@ hammer2_pfs_list(hammer2_dev_t **devs, int ndevs, hammer2_pfs_info_t **infop,
 
 	*infop = NULL;
 	*countp = 0;
-	error = sroot_get(devs, ndevs, &sroot);
+	error = hammer2_sroot_get(devs, ndevs, &sroot);
 	if (error)
 		return error;
 	error = sroot_scan(sroot, 0, HAMMER2_KEY_MAX, list_cb, &ctx);
@@ -198,7 +246,7 @@ hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
 	*pfsp = NULL;
 	if (len == 0 || len > HAMMER2_INODE_MAXNAME)
 		return hammer2_seterr(EINVAL, "invalid PFS label '%s'", label);
-	error = sroot_get(devs, ndevs, &sroot);
+	error = hammer2_sroot_get(devs, ndevs, &sroot);
 	if (error)
 		return error;
 	ctx.pfs = calloc(1, sizeof(*ctx.pfs));

@@ -189,6 +189,18 @@ cdef extern from "hammer2.h" nogil:
     void hammer2_trans_begin(hammer2_dev_t *hmp, int write)
     void hammer2_trans_end(hammer2_dev_t *hmp)
     int hammer2_flush(hammer2_dev_t *hmp)
+    int hammer2_pfs_create(hammer2_dev_t **devs, int ndevs, const char *label,
+                           int pfs_type, const hammer2_uuid_t *clid, int comp,
+                           int check)
+    int hammer2_pfs_delete(hammer2_dev_t **devs, int ndevs, const char *label)
+    int hammer2_pfs_snapshot(hammer2_pfs_t *pfs, const char *label)
+    int hammer2_inode_setalgo(hammer2_pfs_t *pfs, hammer2_tid_t inum, int comp,
+                              int check)
+    int hammer2_dirent_destroy(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+                               const uint8_t *name, size_t len)
+    int hammer2_inode_destroy(hammer2_pfs_t *pfs, hammer2_tid_t inum)
+    int hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
+    int hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size)
     void hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write)
     void hammer2_pfs_trans_end(hammer2_pfs_t *pfs)
     int hammer2_pfs_flush(hammer2_pfs_t *pfs)
@@ -429,6 +441,33 @@ cdef class Device:
         if err:
             raise _error(err)
 
+    def open_pfs(self):
+        """PFSes currently open over this device."""
+        return list(self.users)
+
+    def bulkfree(self):
+        """Free what nothing references; returns the bytes freed."""
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef uint64_t freed = 0
+        cdef int err
+        with nogil:
+            hammer2_trans_begin(hmp, 1)
+            err = hammer2_bulkfree(hmp, &freed)
+            hammer2_trans_end(hmp)
+        if err:
+            raise _error(err)
+        return freed
+
+    def growfs(self, uint64_t size):
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef int err
+        with nogil:
+            hammer2_trans_begin(hmp, 1)
+            err = hammer2_growfs(hmp, size)
+            hammer2_trans_end(hmp)
+        if err:
+            raise _error(err)
+
     def fsck_freemap(self, int zone):
         """Check the freemap of header copy `zone` against its volume tree:
         (counts dict, problem messages)."""
@@ -555,6 +594,45 @@ def newfs(path, uint64_t size=0, str label="DATA", int volhdrs=0, int comp=2,
         o.clid = &uclid
     with nogil:
         err = hammer2_newfs(cpath, &o)
+    if err:
+        raise _error(err)
+
+
+def pfs_create(list devices, str label, int pfs_type, bytes clid, int comp, int check):
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs)
+    cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+    cdef const char *clabel = blabel
+    cdef hammer2_uuid_t uclid
+    cdef const hammer2_uuid_t *pclid = NULL
+    cdef int err, i
+    if clid is not None:
+        if len(clid) != 16:
+            raise H2Error(_errno.EINVAL, "a cluster id is 16 bytes")
+        memcpy(uclid.bytes, <char *>clid, 16)
+        pclid = &uclid
+    with nogil:
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 1)
+        err = hammer2_pfs_create(devs, n, clabel, pfs_type, pclid, comp, check)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
+    if err:
+        raise _error(err)
+
+
+def pfs_delete(list devices, str label):
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs)
+    cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+    cdef const char *clabel = blabel
+    cdef int err, i
+    with nogil:
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 1)
+        err = hammer2_pfs_delete(devs, n, clabel)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
     if err:
         raise _error(err)
 
@@ -861,6 +939,53 @@ cdef class Pfs:
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
             err = hammer2_pfs_flush(pfs)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    # ----------------------------------------------------- administration
+
+    def snapshot(self, str label):
+        """Snapshot this (flushed) PFS under a new label."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+        cdef const char *clabel = blabel
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_pfs_snapshot(pfs, clabel)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    def setalgo(self, uint64_t inum, int comp=-1, int check=-1):
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_inode_setalgo(pfs, inum, comp, check)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    def destroy_dirent(self, uint64_t dinum, bytes name):
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef const uint8_t *cname = <const uint8_t *><char *>name
+        cdef size_t n = len(name)
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_dirent_destroy(pfs, dinum, cname, n)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+
+    def destroy_inum(self, uint64_t inum):
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 1)
+            err = hammer2_inode_destroy(pfs, inum)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import errno
 import os
 import stat as _stat
+import time
+import uuid
 from dataclasses import dataclass
 
 from . import _core
@@ -281,6 +283,30 @@ class Pfs:
     def flush(self):
         self._core.flush()
 
+    def _algo(self, path, recursive, comp=-1, check=-1):
+        paths = [path]
+        if recursive and self.stat(path).type == "dir":
+            paths += [os.path.join(d, n) for d, dirs, files in self.walk(path)
+                      for n in dirs + files]
+        for p in paths:
+            self._call(p, self._core.setalgo, self._namei(p), comp, check)
+        return len(paths)
+
+    def setcomp(self, path: str, spec: str, recursive: bool = False) -> int:
+        """New writes below path use compression spec ('lz4', 'zlib:9'...)."""
+        return self._algo(path, recursive, comp=comp_algo(spec))
+
+    def setcheck(self, path: str, spec: str, recursive: bool = False) -> int:
+        return self._algo(path, recursive, check=check_algo(spec))
+
+    def destroy(self, path: str):
+        """Remove a (possibly damaged) entry without reading its inode."""
+        dinum, name = self._parent(path)
+        self._call(path, self._core.destroy_dirent, dinum, name)
+
+    def destroy_inum(self, inum: int):
+        self._call(f"inode {inum:#x}", self._core.destroy_inum, inum)
+
     def blocks(self, path: str) -> list[dict]:
         """Every blockref below the inode at path, depth first."""
         inum = self._namei(path)
@@ -349,6 +375,40 @@ class Volume:
 
     def pfs(self, label: str = "DATA") -> Pfs:
         return Pfs(self, _core.Pfs([self.device], label))
+
+    # ----------------------------------------------------- administration
+
+    def pfs_create(self, label: str, type: str = "MASTER", clid: str | None = None,
+                   comp: str = "lz4", check: str = "xxhash64"):
+        codes = {v: k for k, v in PFS_TYPES.items()}
+        if type.upper() not in codes or type.upper() in ("NONE", "SUPROOT", "DUMMY"):
+            raise H2Error(errno.EINVAL, f"unknown PFS type '{type}'")
+        raw = uuid.UUID(clid).bytes_le if clid else None
+        _core.pfs_create([self.device], label, codes[type.upper()], raw,
+                         comp_algo(comp), check_algo(check))
+
+    def pfs_delete(self, label: str):
+        if any(p.info["label"] == label for p in self.device.open_pfs()):
+            raise H2Error(errno.EBUSY, f"PFS '{label}' is in use (open)")
+        _core.pfs_delete([self.device], label)
+
+    def snapshot(self, source: str = "DATA", label: str | None = None) -> str:
+        """Snapshot PFS source; the default label is SOURCE.YYYYMMDD.HHMMSS."""
+        label = label or f"{source}.{time.strftime('%Y%m%d.%H%M%S')}"
+        self.flush()                        # a snapshot shares flushed blocks
+        pfs = _core.Pfs([self.device], source)
+        try:
+            pfs.snapshot(label)
+        finally:
+            pfs.close()
+        return label
+
+    def bulkfree(self) -> int:
+        """Free every block nothing references; returns the bytes freed."""
+        return self.device.bulkfree()
+
+    def growfs(self, size: int):
+        self.device.growfs(size)
 
     def fsck(self, zone: int | None = None) -> dict:
         """Walk and verify the volume and freemap trees of one header copy

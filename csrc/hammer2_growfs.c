@@ -1,0 +1,88 @@
+/*
+ * growfs: extend a volume into a larger file or device.  The space past
+ * the old end becomes allocatable: the leaf that covered the old end had
+ * those segments pre-allocated and gives them up; further leaves are
+ * created on demand.  New header copies come into use as the volume
+ * reaches further 2 GiB zones.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include "hammer2.h"
+
+#define L1_BYTES	(1ULL << HAMMER2_FREEMAP_LEVEL1_RADIX)
+#define L0_BYTES	(1ULL << HAMMER2_FREEMAP_LEVEL0_RADIX)
+
+static int
+release_tail(hammer2_dev_t *hmp, hammer2_off_t oend, hammer2_off_t nend)
+{
+	hammer2_off_t base = oend & ~(L1_BYTES - 1);
+	hammer2_chain_t *leaf;
+	int error;
+
+	if (oend == base)
+		return 0;		/* the old end closed its leaf */
+	error = hammer2_freemap_leaf(hmp, base, 0, &leaf);
+	if (error == ENOENT)
+		return 0;		/* no leaf yet: created right later */
+	if (error)
+		return error;
+	for (hammer2_off_t seg = oend & ~(L0_BYTES - 1);
+	     seg < base + L1_BYTES && seg + L0_BYTES <= nend; seg += L0_BYTES) {
+		hammer2_bmap_data_t *bmap = &leaf->data->bmdata[(seg - base) / L0_BYTES];
+
+		memset(bmap->bitmapq, 0, sizeof(bmap->bitmapq));
+		bmap->avail = (uint32_t)L0_BYTES;
+		bmap->linear = 0;
+		bmap->class = 0;
+		leaf->bref.check.freemap.avail += L0_BYTES;
+	}
+	hammer2_chain_unlock(leaf);
+	hammer2_chain_drop(leaf);
+	return 0;
+}
+
+int
+hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size)
+{
+	hammer2_volume_data_t *vd = hmp->voldata;
+	hammer2_off_t old = vd->volu_size;
+	hammer2_off_t added, reserved;
+	struct stat st;
+	int error;
+
+	size &= ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
+	if (size <= old)
+		return hammer2_seterr(EINVAL, "%s: new size %llu is not larger than "
+				      "the current %llu", hmp->path,
+				      (unsigned long long)size,
+				      (unsigned long long)old);
+	if (size > hmp->size) {
+		if (fstat(hmp->fd, &st) < 0 || !S_ISREG(st.st_mode))
+			return hammer2_seterr(ENOSPC, "%s: the device holds only %llu "
+					      "bytes", hmp->path,
+					      (unsigned long long)hmp->size);
+		if (ftruncate(hmp->fd, (off_t)size) < 0)
+			return hammer2_seterr(errno, "%s: cannot extend to %llu bytes",
+					      hmp->path, (unsigned long long)size);
+		hmp->size = size;
+	}
+	if ((error = hammer2_flush(hmp)) != 0)
+		return error;
+	if ((error = release_tail(hmp, old, size)) != 0)
+		return error;
+	/* the new space, less each new 1 GiB zone's reserved 4 MiB */
+	reserved = (((size + L1_BYTES - 1) / L1_BYTES) -
+		    ((old + L1_BYTES - 1) / L1_BYTES)) * HAMMER2_ZONE_SEG;
+	added = size - old - reserved;
+	vd->volu_size = size;
+	vd->total_size = size;
+	vd->allocator_size += added;
+	vd->allocator_free += added;
+	while (hmp->nvolhdrs < HAMMER2_NUM_VOLHDRS &&
+	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_ZONE_SEG <= size)
+		++hmp->nvolhdrs;
+	hmp->vchain->flags |= HAMMER2_CHAIN_MODIFIED;	/* a new header */
+	return hammer2_flush(hmp);
+}
