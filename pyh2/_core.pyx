@@ -42,6 +42,12 @@ cdef extern from "hammer2.h" nogil:
         uint64_t update_tid
         _embed embed
 
+    ctypedef struct hammer2_bmap_data_t:
+        int linear
+        uint16_t class_ "class"
+        uint32_t avail
+        uint64_t bitmapq[8]
+
     ctypedef struct hammer2_inode_meta_t:
         uint16_t version
         uint8_t pfs_subtype
@@ -354,6 +360,23 @@ def decode_block(bytes raw_bref, bytes data, size_t lsize=65536):
             memset(dst + done, 0, lsize - done)
     if err:
         raise _error(err)
+    return out
+
+
+def bmap_summary(bytes leaf):
+    """Per 4 MiB segment of a raw freemap leaf: index, class, avail,
+    linear and allocated 16 KiB granules."""
+    cdef const hammer2_bmap_data_t *bm = <const hammer2_bmap_data_t *><char *>leaf
+    cdef int n = len(leaf) // sizeof(hammer2_bmap_data_t)
+    out = []
+    for i in range(n):
+        used = 0
+        for w in range(8):
+            v = bm[i].bitmapq[w]
+            for g in range(32):
+                used += ((v >> (g * 2)) & 3) != 0
+        out.append({'index': i, 'class': bm[i].class_, 'avail': bm[i].avail,
+                    'linear': bm[i].linear, 'used': used})
     return out
 
 

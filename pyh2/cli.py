@@ -155,6 +155,99 @@ def cmd_truncate(args, out):
     return 0
 
 
+def cmd_pfs(args, out):
+    with Volume(args.image, writable=args.action != "list") as vol:
+        if args.action == "list":
+            for p in sorted(vol.pfs_list(), key=lambda p: p.label):
+                out(f"{p.type:<11} {p.clid} {p.label}")
+        elif args.action == "create":
+            vol.pfs_create(args.label, args.type, args.clid, args.comp, args.check)
+        else:
+            vol.pfs_delete(args.label)
+    return 0
+
+
+def cmd_snapshot(args, out):
+    img, label = _split_spec(args.spec)
+    with Volume(img, writable=True) as vol:
+        out(vol.snapshot(label, args.label))
+    return 0
+
+
+def cmd_bulkfree(args, out):
+    with Volume(args.image, writable=True) as vol:
+        freed = vol.bulkfree()
+        out(f"freed {freed} bytes ({_human(freed)}); "
+            f"{_human(vol.fsck()['freemap']['leaked_bytes'])} left unreferenced")
+    return 0
+
+
+def cmd_growfs(args, out):
+    with Volume(args.image, writable=True) as vol:
+        old = vol.volume_headers()[vol.best_zone]["volu_size"]
+        vol.growfs(_parse_size(args.size) if args.size else os.stat(args.image).st_size)
+        new = vol.volume_headers()[vol.best_zone]["volu_size"]
+    out(f"{args.image}: grown from {old} to {new} bytes")
+    return 0
+
+
+def cmd_setalgo(args, out):
+    img, label = _split_spec(args.spec)
+    path = args.path
+    with _Edit(f"{img}:{label}") as pfs:
+        set_ = pfs.setcomp if args.cmd == "setcomp" else pfs.setcheck
+        n = set_(path, args.algo, args.recursive)
+    out(f"{n} inode(s) now use {args.algo} for new writes")
+    return 0
+
+
+def cmd_destroy(args, out):
+    with _Edit(args.spec) as pfs:
+        if args.cmd == "destroy":
+            pfs.destroy(args.target)
+        else:
+            pfs.destroy_inum(int(args.target, 0))
+    return 0
+
+
+def cmd_volhdr(args, out):
+    with Volume(args.image) as vol:
+        for h in vol.device.volume_headers():
+            out(f"volume header {h['zone']} at 0x{h['offset']:x}"
+                + (" (best)" if h["best"] else ""))
+            if not h["valid"]:
+                out(f"    invalid: {h['error']}")
+                continue
+            for k in ("mirror_tid", "freemap_tid", "volu_size", "version"):
+                out(f"    {k:<12} {h[k]:#x}" if "tid" in k else f"    {k:<12} {h[k]}")
+    return 0
+
+
+def cmd_freemap(args, out):
+    with Volume(args.image) as vol:
+        def leaf(depth, bref, data, error):
+            if bref["type"] in ("freemap_node", "freemap_leaf"):
+                out(f"{'  ' * depth}{bref['type']} {bref['data_off_raw']:016x} "
+                    f"key {bref['key']:#x}/{bref['keybits']} mirror_tid {bref['mirror_tid']:#x}")
+            if bref["type"] == "freemap_leaf" and data:
+                for seg in _core_bmaps(data):
+                    if seg["class"] or seg["used"]:
+                        base = bref["key"] + seg["index"] * (4 << 20)
+                        out(f"{'  ' * depth}  {base:#014x} class {seg['class']:#06x} "
+                            f"avail {seg['avail']:>8} used {seg['used'] * 16:>5}K "
+                            f"linear {seg['linear']:#x}")
+        vol.device.walk_zone(vol.best_zone, True, leaf)
+        fm = vol.fsck()["freemap"]
+        out(f"{_human(fm['allocated_bytes'])} allocated, {_human(fm['leaked_bytes'])} "
+            f"unreferenced")
+    return 0
+
+
+def _core_bmaps(data: bytes):
+    from . import _core
+    return _core.bmap_summary(data)
+
+
 def cmd_info(args, out):
     with Volume(args.image) as vol:
         out(f"{vol.path}: {vol.size} bytes")
@@ -379,6 +472,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("size")
     p.set_defaults(func=cmd_truncate)
+    p = sub.add_parser("pfs", help="list, create or delete PFSes")
+    p.add_argument("action", choices=("list", "create", "delete"))
+    p.add_argument("image")
+    p.add_argument("label", nargs="?")
+    p.add_argument("--type", default="MASTER",
+                   help="MASTER, SLAVE, SOFT_MASTER, SOFT_SLAVE or CACHE")
+    p.add_argument("--clid", help="cluster id (uuid) to join; default a new one")
+    p.add_argument("--comp", default="lz4")
+    p.add_argument("--check", default="xxhash64")
+    p.set_defaults(func=cmd_pfs)
+    p = sub.add_parser("snapshot", help="snapshot a PFS (default label PFS.YYYYMMDD.HHMMSS)")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("label", nargs="?")
+    p.set_defaults(func=cmd_snapshot)
+    p = sub.add_parser("bulkfree", help="free every block nothing references")
+    p.add_argument("image")
+    p.set_defaults(func=cmd_bulkfree)
+    p = sub.add_parser("growfs", help="grow the volume into a larger file or device")
+    p.add_argument("image")
+    p.add_argument("--size", help="new size (default: the file's or device's size)")
+    p.set_defaults(func=cmd_growfs)
+    for name in ("setcomp", "setcheck"):
+        p = sub.add_parser(name, help=f"algorithm for new writes ({name[3:]})")
+        p.add_argument("-r", dest="recursive", action="store_true")
+        p.add_argument("algo")
+        p.add_argument("spec", metavar="IMG[:PFS]")
+        p.add_argument("path")
+        p.set_defaults(func=cmd_setalgo)
+    for name, what in (("destroy", "PATH"), ("destroy-inum", "INUM")):
+        p = sub.add_parser(name, help=f"remove a damaged entry by {what.lower()} without reading it")
+        p.add_argument("spec", metavar="IMG[:PFS]")
+        p.add_argument("target", metavar=what)
+        p.set_defaults(func=cmd_destroy)
+    p = sub.add_parser("volhdr", help="dump the volume header copies")
+    p.add_argument("image")
+    p.set_defaults(func=cmd_volhdr)
+    p = sub.add_parser("freemap", help="dump the freemap")
+    p.add_argument("image")
+    p.set_defaults(func=cmd_freemap)
     p = sub.add_parser("demo", help="the main job: read, export and check a reference image")
     p.set_defaults(func=cmd_demo)
     return ap
