@@ -399,6 +399,8 @@ int hammer2_dirent_find(hammer2_cluster_t *dir, const uint8_t *name,
 			hammer2_cluster_t **clusterp, hammer2_dirent_t *ent);
 void hammer2_dirent_release(hammer2_cluster_t *cparent,
 			    hammer2_cluster_t *cluster);
+int hammer2_dirent_add(hammer2_cluster_t *dir, const uint8_t *name, size_t len,
+		       hammer2_tid_t inum, uint8_t type, hammer2_tid_t mtid);
 void hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write);
 void hammer2_pfs_trans_end(hammer2_pfs_t *pfs);
 int hammer2_pfs_flush(hammer2_pfs_t *pfs);
@@ -426,7 +428,8 @@ int hammer2_pfs_create(hammer2_dev_t **devs, int ndevs, const char *label,
 		       int pfs_type, const hammer2_uuid_t *clid, int comp,
 		       int check);
 int hammer2_pfs_delete(hammer2_dev_t **devs, int ndevs, const char *label);
-int hammer2_pfs_snapshot(hammer2_pfs_t *pfs, const char *label);
+int hammer2_pfs_snapshot(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+			 const char *label);
 int hammer2_inode_setalgo(hammer2_pfs_t *pfs, hammer2_tid_t inum, int comp,
 			  int check);
 int hammer2_dirent_destroy(hammer2_pfs_t *pfs, hammer2_tid_t dinum,

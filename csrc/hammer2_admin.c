@@ -192,13 +192,103 @@ snap_fill(void *arg, int node, hammer2_inode_data_t *ip)
 	return hammer2_uuid_random(&ip->meta.pfs_fsid);
 }
 
+struct collect {
+	hammer2_dirent_t	*ents;
+	size_t			n, max;
+};
+
+static int
+collect_cb(void *arg, const hammer2_dirent_t *ent)
+{
+	struct collect *c = arg;
+
+	if (c->n == c->max) {
+		size_t m = c->max ? c->max * 2 : 64;
+		hammer2_dirent_t *p = realloc(c->ents, m * sizeof(*p));
+
+		if (p == NULL)
+			return 1;
+		c->ents = p;
+		c->max = m;
+	}
+	c->ents[c->n++] = *ent;
+	return 0;
+}
+
 /*
- * Snapshot a PFS: a new PFS root whose blockset is the source root's, so
- * the whole tree is shared copy-on-write.  The source must be flushed
- * (its blockset on media).  Its pfs_lsnap_tid records the snapshot.
+ * Turn a fresh snapshot of the whole PFS into one of directory dinum: its
+ * root takes the directory's entries and attributes instead of the PFS
+ * root's.  The inode index stays whole (unreachable inodes cost nothing
+ * but their share of blocks).
+ */
+static int
+snapshot_reroot(hammer2_pfs_t *src, hammer2_tid_t dinum, const char *label)
+{
+	hammer2_tid_t mtid = hammer2_pfs_mtid(src);
+	hammer2_cluster_t *cparent, *cluster;
+	hammer2_inode_meta_t dmeta;
+	hammer2_inode_data_t *root;
+	struct collect c = { NULL, 0, 0 };
+	hammer2_pfs_t *snap;
+	hammer2_key_t next;
+	int error;
+
+	if ((error = hammer2_inode_meta(src, dinum, &dmeta, NULL)) != 0)
+		return error;
+	if (dmeta.type != HAMMER2_OBJTYPE_DIRECTORY)
+		return hammer2_seterr(ENOTDIR, "inode 0x%llx is not a directory",
+				      (unsigned long long)dinum);
+	error = hammer2_dir_readdir(src, dinum, collect_cb, &c);
+	if (error == 0)
+		error = hammer2_pfs_open(src->devs, src->ndevs, label, &snap);
+	if (error) {
+		free(c.ents);
+		return error;
+	}
+	cparent = hammer2_cluster_lookup_init(snap->iroot, 0);
+	cluster = cparent ? hammer2_cluster_lookup(cparent, &next,
+						   HAMMER2_DIRHASH_VISIBLE,
+						   HAMMER2_KEY_MAX,
+						   HAMMER2_LOOKUP_NODATA) : NULL;
+	while (cluster && error == 0) {
+		error = hammer2_cluster_delete(cluster, mtid);
+		cluster = hammer2_cluster_next(cparent, cluster, &next, 0,
+					       HAMMER2_KEY_MAX,
+					       HAMMER2_LOOKUP_NODATA);
+	}
+	if (cluster) {
+		hammer2_cluster_unlock(cluster);
+		hammer2_cluster_drop(cluster);
+	}
+	if (cparent)
+		hammer2_cluster_lookup_done(cparent);
+	for (size_t i = 0; i < c.n && error == 0; ++i)
+		error = hammer2_dirent_add(snap->iroot, c.ents[i].name,
+					   c.ents[i].namlen, c.ents[i].inum,
+					   c.ents[i].type, mtid);
+	root = error ? NULL : hammer2_cluster_modify_ip(snap->iroot, mtid, &error);
+	if (root) {
+		root->meta.mode = dmeta.mode;
+		root->meta.uid = dmeta.uid;
+		root->meta.gid = dmeta.gid;
+		root->meta.mtime = dmeta.mtime;
+		root->meta.comp_algo = dmeta.comp_algo;
+		root->meta.check_algo = dmeta.check_algo;
+		error = hammer2_cluster_modsync(snap->iroot);
+	}
+	hammer2_pfs_close(snap);
+	free(c.ents);
+	return error;
+}
+
+/*
+ * Snapshot a PFS (or one of its directories): a new PFS root whose
+ * blockset is the source root's, so the whole tree is shared
+ * copy-on-write.  The source must be flushed (its blockset on media).
+ * Its pfs_lsnap_tid records the snapshot.
  */
 int
-hammer2_pfs_snapshot(hammer2_pfs_t *pfs, const char *label)
+hammer2_pfs_snapshot(hammer2_pfs_t *pfs, hammer2_tid_t dinum, const char *label)
 {
 	struct snap s = { pfs, label, hammer2_time_now() };
 	hammer2_inode_data_t proto;
@@ -212,6 +302,8 @@ hammer2_pfs_snapshot(hammer2_pfs_t *pfs, const char *label)
 	proto.meta.name_key = hammer2_dirhash((const uint8_t *)label, strlen(label));
 	proto.meta.check_algo = hammer2_cluster_rdata(pfs->iroot)->ipdata.meta.check_algo;
 	error = pfs_insert(pfs->devs, pfs->ndevs, label, snap_fill, &s, &proto);
+	if (error == 0 && dinum != pfs->info.inum)
+		error = snapshot_reroot(pfs, dinum, label);
 	if (error)
 		return error;
 	root = hammer2_cluster_modify_ip(pfs->iroot, hammer2_pfs_mtid(pfs), &error);

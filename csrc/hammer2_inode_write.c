@@ -137,8 +137,8 @@ dirent_free_key(hammer2_cluster_t *dir, hammer2_key_t hash, hammer2_key_t *keyp)
 }
 
 /* Add the dirent name -> (inum, type) to a directory. */
-static int
-dirent_add(hammer2_cluster_t *dir, const uint8_t *name, size_t len,
+int
+hammer2_dirent_add(hammer2_cluster_t *dir, const uint8_t *name, size_t len,
 	   hammer2_tid_t inum, uint8_t type, hammer2_tid_t mtid)
 {
 	const hammer2_inode_meta_t *dmeta = &hammer2_cluster_rdata(dir)->ipdata.meta;
@@ -305,7 +305,7 @@ hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	hammer2_cluster_unlock(ip);
 	hammer2_cluster_drop(ip);
 
-	error = dirent_add(dir, name, len, inum, attr->type, mtid);
+	error = hammer2_dirent_add(dir, name, len, inum, attr->type, mtid);
 	if (error == 0)
 		error = dir_touch(dir, mtid, now, 0);
 	if (error == 0)
@@ -431,7 +431,7 @@ hammer2_inode_link(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_tid_t dinum,
 	ipd->meta.ctime = now;
 	error = hammer2_cluster_modsync(ip);
 	if (error == 0)
-		error = dirent_add(dir, name, len, inum, ipd->meta.type, mtid);
+		error = hammer2_dirent_add(dir, name, len, inum, ipd->meta.type, mtid);
 	if (error == 0)
 		error = dir_touch(dir, mtid, now, 1);
 out:
@@ -528,7 +528,7 @@ hammer2_inode_rename(hammer2_pfs_t *pfs, hammer2_tid_t sdinum,
 	error = hammer2_cluster_delete(dc, mtid);
 	hammer2_dirent_release(dp, dc);
 	if (error == 0)
-		error = dirent_add(tdir, tname, tlen, src.inum, src.type, mtid);
+		error = hammer2_dirent_add(tdir, tname, tlen, src.inum, src.type, mtid);
 	if (error == 0 && (error = hammer2_inode_get(pfs, src.inum, &ip)) == 0) {
 		ipd = hammer2_cluster_modify_ip(ip, mtid, &error);
 		if (ipd) {

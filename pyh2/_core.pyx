@@ -199,7 +199,8 @@ cdef extern from "hammer2.h" nogil:
                            int pfs_type, const hammer2_uuid_t *clid, int comp,
                            int check)
     int hammer2_pfs_delete(hammer2_dev_t **devs, int ndevs, const char *label)
-    int hammer2_pfs_snapshot(hammer2_pfs_t *pfs, const char *label)
+    int hammer2_pfs_snapshot(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+                             const char *label)
     int hammer2_inode_setalgo(hammer2_pfs_t *pfs, hammer2_tid_t inum, int comp,
                               int check)
     int hammer2_dirent_destroy(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
@@ -968,15 +969,15 @@ cdef class Pfs:
 
     # ----------------------------------------------------- administration
 
-    def snapshot(self, str label):
-        """Snapshot this (flushed) PFS under a new label."""
+    def snapshot(self, str label, uint64_t dinum=0):
+        """Snapshot this (flushed) PFS, or its directory dinum, as label."""
         cdef hammer2_pfs_t *pfs = self._pfs()
         cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
         cdef const char *clabel = blabel
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_pfs_snapshot(pfs, clabel)
+            err = hammer2_pfs_snapshot(pfs, dinum or pfs.info.inum, clabel)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)

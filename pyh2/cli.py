@@ -170,7 +170,7 @@ def cmd_pfs(args, out):
 def cmd_snapshot(args, out):
     img, label = _split_spec(args.spec)
     with Volume(img, writable=True) as vol:
-        out(vol.snapshot(label, args.label))
+        out(vol.snapshot(label, args.label, args.path))
     return 0
 
 
@@ -485,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("snapshot", help="snapshot a PFS (default label PFS.YYYYMMDD.HHMMSS)")
     p.add_argument("spec", metavar="IMG[:PFS]")
     p.add_argument("label", nargs="?")
+    p.add_argument("--path", default="/", help="snapshot this directory of the PFS")
     p.set_defaults(func=cmd_snapshot)
     p = sub.add_parser("bulkfree", help="free every block nothing references")
     p.add_argument("image")

@@ -392,13 +392,15 @@ class Volume:
             raise H2Error(errno.EBUSY, f"PFS '{label}' is in use (open)")
         _core.pfs_delete([self.device], label)
 
-    def snapshot(self, source: str = "DATA", label: str | None = None) -> str:
-        """Snapshot PFS source; the default label is SOURCE.YYYYMMDD.HHMMSS."""
+    def snapshot(self, source: str = "DATA", label: str | None = None,
+                 path: str = "/") -> str:
+        """Snapshot PFS source (or its directory path) as a new PFS; the
+        default label is SOURCE.YYYYMMDD.HHMMSS."""
         label = label or f"{source}.{time.strftime('%Y%m%d.%H%M%S')}"
         self.flush()                        # a snapshot shares flushed blocks
-        pfs = _core.Pfs([self.device], source)
+        pfs = Pfs(self, _core.Pfs([self.device], source))
         try:
-            pfs.snapshot(label)
+            pfs._call(path, pfs._core.snapshot, label, pfs._namei(path))
         finally:
             pfs.close()
         return label
