@@ -190,6 +190,8 @@ struct hammer2_chain {
 	int			error;
 	int			cache_index;	/* blockref scan hint */
 	pthread_rwlock_t	lock;
+	const void		*lock_owner;	/* exclusive holder's token */
+	int			lock_depth;	/* its recursion count */
 	pthread_mutex_t		dlock;		/* serializes data loading */
 	/*
 	 * Live children, sorted by key: every chain instantiated under this

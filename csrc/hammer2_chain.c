@@ -154,18 +154,40 @@ hammer2_chain_drop(hammer2_chain_t *chain)
 	}
 }
 
+/* Identifies the calling thread as an exclusive lock holder. */
+static __thread char lock_token;
+
+/*
+ * As in the kernel, the thread holding a chain exclusively may lock it
+ * again, shared or exclusive (a directory operation in the PFS root locks
+ * the root both as the directory and as the inode index).  Shared locks
+ * recurse through the rwlock itself; upgrading shared to exclusive is not
+ * allowed.
+ */
 void
 hammer2_chain_lock(hammer2_chain_t *chain, int how)
 {
-	if (how & HAMMER2_RESOLVE_SHARED)
+	if (__atomic_load_n(&chain->lock_owner, __ATOMIC_RELAXED) == &lock_token) {
+		++chain->lock_depth;
+		return;
+	}
+	if (how & HAMMER2_RESOLVE_SHARED) {
 		pthread_rwlock_rdlock(&chain->lock);
-	else
-		pthread_rwlock_wrlock(&chain->lock);
+		return;
+	}
+	pthread_rwlock_wrlock(&chain->lock);
+	__atomic_store_n(&chain->lock_owner, &lock_token, __ATOMIC_RELAXED);
+	chain->lock_depth = 1;
 }
 
 void
 hammer2_chain_unlock(hammer2_chain_t *chain)
 {
+	if (__atomic_load_n(&chain->lock_owner, __ATOMIC_RELAXED) == &lock_token) {
+		if (--chain->lock_depth > 0)
+			return;
+		__atomic_store_n(&chain->lock_owner, NULL, __ATOMIC_RELAXED);
+	}
 	pthread_rwlock_unlock(&chain->lock);
 }
 
@@ -543,6 +565,10 @@ hammer2_chain_modify(hammer2_chain_t *chain, hammer2_tid_t mtid)
 	size_t bytes;
 	int error;
 
+	/* every change starts here, so this is where read-only is enforced */
+	if (chain->hmp->readonly)
+		return hammer2_seterr(EROFS, "%s is open read-only",
+				      chain->hmp->path);
 	if (chain->flags & HAMMER2_CHAIN_DELETED)
 		return hammer2_seterr(EINVAL, "modifying a deleted chain");
 	if (chain->flags & HAMMER2_CHAIN_MODIFIED) {

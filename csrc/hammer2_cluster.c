@@ -313,13 +313,14 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 
 		if (!item_valid(item))
 			continue;
+		/* resolved (or modified, not yet on media) data first */
+		if ((chain->flags & HAMMER2_CHAIN_LOADED) && chain->data) {
+			callback(arg, chain->data, (int)chain->bytes, 0);
+			return 0;
+		}
 		radix = (int)(chain->bref.data_off & HAMMER2_OFF_MASK_RADIX);
 		if (radix == 0) {
 			callback(arg, NULL, 0, 0);
-			return 0;
-		}
-		if ((chain->flags & HAMMER2_CHAIN_LOADED) && chain->data) {
-			callback(arg, chain->data, (int)chain->bytes, 0);
 			return 0;
 		}
 		if (radix < HAMMER2_RADIX_MIN || radix > HAMMER2_RADIX_MAX) {

@@ -48,10 +48,11 @@ block_get(hammer2_cluster_t *ip, hammer2_off_t lbase, size_t bytes,
 		error = hammer2_cluster_create(cparent, &cluster, lbase,
 					       HAMMER2_PBUFRADIX,
 					       HAMMER2_BREF_TYPE_DATA, bytes, mtid);
-		if (error == 0)
-			hammer2_cluster_setmethod_check(cluster,
-				HAMMER2_DEC_ALGO(meta->check_algo));
 	}
+	/* as in the kernel, every write takes the inode's current check */
+	if (error == 0 && cluster)
+		hammer2_cluster_setmethod_check(cluster,
+			HAMMER2_DEC_ALGO(meta->check_algo));
 	hammer2_cluster_lookup_done(cparent);
 	if (error && cluster) {
 		hammer2_cluster_unlock(cluster);

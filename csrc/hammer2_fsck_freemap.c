@@ -47,7 +47,9 @@ hammer2_fsck_freemap(hammer2_dev_t *hmp, int zone, hammer2_fsck_freemap_t *r)
 		}
 		for (hammer2_off_t g = e->off & ~(GRANULE - 1); g < e->off + e->bytes;
 		     g += GRANULE) {
-			if (hammer2_blockmap_state(&bm, g) == 0) {
+			/* reserved space is allocated with or without a leaf */
+			if (!hammer2_blockmap_reserved(hmp, g) &&
+			    hammer2_blockmap_state(&bm, g) == 0) {
 				++r->unmarked;
 				report(r, "block at 0x%llx (%llu bytes) is marked "
 				       "free in the freemap",

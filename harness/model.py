@@ -279,7 +279,19 @@ class Mirror:
             return getattr(self.pfs, name)
 
         def both(*args, **kw):
+            if name in ("write", "truncate"):
+                self.model.filedata(args[0])      # load the data before it changes
             result = getattr(self.pfs, name)(*args, **kw)
             getattr(self.model, name)(*args, **kw)
             return result
         return both
+
+
+def watchdog(seconds: float):
+    """Kill the process (dumping every thread's stack to stderr) if the caller is not done
+    within seconds: a deadlock in the core then fails one test (under pytest-xdist the worker
+    dies and is replaced) instead of hanging the run. Returns the cancel function."""
+    import faulthandler
+    import sys
+    faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
+    return faulthandler.cancel_dump_traceback_later

@@ -92,6 +92,7 @@ cdef extern from "hammer2.h" nogil:
 
     ctypedef struct hammer2_dev_t:
         char *path
+        int readonly
         uint64_t size
         int volhdrno
         hammer2_volhdr_info_t vh[4]
@@ -412,6 +413,13 @@ cdef class Device:
             raise H2Error(_errno.EBADF, "device is closed")
         return self.hmp
 
+    cdef hammer2_dev_t *_wdev(self) except NULL:
+        """The device, for a write transaction: refused when opened read-only."""
+        cdef hammer2_dev_t *hmp = self._dev()
+        if hmp.readonly:
+            raise H2Error(_errno.EROFS, f"{_text(hmp.path)} is open read-only")
+        return hmp
+
     def close(self):
         """Close the device and, first, every PFS opened over it."""
         for pfs in list(self.users):
@@ -456,7 +464,7 @@ cdef class Device:
 
     def flush(self):
         """Commit this device's pending modifications."""
-        cdef hammer2_dev_t *hmp = self._dev()
+        cdef hammer2_dev_t *hmp = self._wdev()
         cdef int err
         with nogil:
             hammer2_trans_begin(hmp, 1)
@@ -471,7 +479,7 @@ cdef class Device:
 
     def bulkfree(self):
         """Free what nothing references; returns the bytes freed."""
-        cdef hammer2_dev_t *hmp = self._dev()
+        cdef hammer2_dev_t *hmp = self._wdev()
         cdef uint64_t freed = 0
         cdef int err
         with nogil:
@@ -483,7 +491,7 @@ cdef class Device:
         return freed
 
     def growfs(self, uint64_t size):
-        cdef hammer2_dev_t *hmp = self._dev()
+        cdef hammer2_dev_t *hmp = self._wdev()
         cdef int err
         with nogil:
             hammer2_trans_begin(hmp, 1)
@@ -587,11 +595,11 @@ cdef void _report_cb(void *arg, const char *msg) noexcept with gil:
     (<list>arg).append(_text(msg))
 
 
-cdef int _devs(list devices, hammer2_dev_t **devs) except -1:
+cdef int _devs(list devices, hammer2_dev_t **devs, bint write=False) except -1:
     if not 1 <= len(devices) <= MAXNODES:
         raise H2Error(_errno.EINVAL, f"a cluster has 1 to {MAXNODES} nodes, not {len(devices)}")
     for i, d in enumerate(devices):
-        devs[i] = (<Device>d)._dev()
+        devs[i] = (<Device>d)._wdev() if write else (<Device>d)._dev()
     return len(devices)
 
 
@@ -624,7 +632,7 @@ def newfs(path, uint64_t size=0, str label="DATA", int volhdrs=0, int comp=2,
 
 def pfs_create(list devices, str label, int pfs_type, bytes clid, int comp, int check):
     cdef hammer2_dev_t *devs[MAXNODES]
-    cdef int n = _devs(devices, devs)
+    cdef int n = _devs(devices, devs, True)
     cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
     cdef const char *clabel = blabel
     cdef hammer2_uuid_t uclid
@@ -647,7 +655,7 @@ def pfs_create(list devices, str label, int pfs_type, bytes clid, int comp, int 
 
 def pfs_delete(list devices, str label):
     cdef hammer2_dev_t *devs[MAXNODES]
-    cdef int n = _devs(devices, devs)
+    cdef int n = _devs(devices, devs, True)
     cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
     cdef const char *clabel = blabel
     cdef int err, i
@@ -737,11 +745,20 @@ cdef class Pfs:
         if self.pfs is not NULL:
             hammer2_pfs_close(self.pfs)
             self.pfs = NULL
+            for d in self.devices:
+                (<Device>d).users.discard(self)
 
     cdef hammer2_pfs_t *_pfs(self) except NULL:
         if self.pfs is NULL:
             raise H2Error(_errno.EBADF, "PFS is closed")
         return self.pfs
+
+    cdef hammer2_pfs_t *_wpfs(self) except NULL:
+        """The PFS, for a write transaction: every node must be writable."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        for d in self.devices:
+            (<Device>d)._wdev()
+        return pfs
 
     @property
     def root_inum(self):
@@ -835,7 +852,7 @@ cdef class Pfs:
                uint32_t uid=0, uint32_t gid=0, mtime_us=None, atime_us=None,
                uint32_t rmajor=0, uint32_t rminor=0):
         """Create name in directory dinum; returns the new inode number."""
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef hammer2_attr_t attr
         cdef const uint8_t *cname = <const uint8_t *><char *>name
         cdef size_t n = len(name)
@@ -864,7 +881,7 @@ cdef class Pfs:
 
     def unlink(self, uint64_t dinum, bytes name, int isdir=-1):
         """Remove name; isdir 1: must be an (empty) directory, 0: must not."""
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef const uint8_t *cname = <const uint8_t *><char *>name
         cdef size_t n = len(name)
         cdef int err
@@ -876,7 +893,7 @@ cdef class Pfs:
             raise _error(err)
 
     def link(self, uint64_t inum, uint64_t dinum, bytes name):
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef const uint8_t *cname = <const uint8_t *><char *>name
         cdef size_t n = len(name)
         cdef int err
@@ -889,7 +906,7 @@ cdef class Pfs:
 
     def rename(self, uint64_t sdinum, bytes sname, uint64_t tdinum, bytes tname,
                bint noreplace=False):
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef const uint8_t *cs = <const uint8_t *><char *>sname
         cdef const uint8_t *ct = <const uint8_t *><char *>tname
         cdef size_t ns = len(sname), nt = len(tname)
@@ -904,7 +921,7 @@ cdef class Pfs:
 
     def setattr(self, uint64_t inum, mode=None, uid=None, gid=None,
                 atime_us=None, mtime_us=None):
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef hammer2_attr_t attr
         cdef int err
         memset(&attr, 0, sizeof(attr))
@@ -932,7 +949,7 @@ cdef class Pfs:
             raise _error(err)
 
     def write(self, uint64_t inum, uint64_t offset, const unsigned char[::1] data):
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef size_t n = data.shape[0]
         cdef const void *p = &data[0] if n else NULL
         cdef int err
@@ -947,7 +964,7 @@ cdef class Pfs:
         return n
 
     def truncate(self, uint64_t inum, uint64_t size):
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
@@ -958,7 +975,7 @@ cdef class Pfs:
 
     def flush(self):
         """Commit everything modified so far on every node."""
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
@@ -971,7 +988,7 @@ cdef class Pfs:
 
     def snapshot(self, str label, uint64_t dinum=0):
         """Snapshot this (flushed) PFS, or its directory dinum, as label."""
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
         cdef const char *clabel = blabel
         cdef int err
@@ -983,7 +1000,7 @@ cdef class Pfs:
             raise _error(err)
 
     def setalgo(self, uint64_t inum, int comp=-1, int check=-1):
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
@@ -993,7 +1010,7 @@ cdef class Pfs:
             raise _error(err)
 
     def destroy_dirent(self, uint64_t dinum, bytes name):
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef const uint8_t *cname = <const uint8_t *><char *>name
         cdef size_t n = len(name)
         cdef int err
@@ -1005,7 +1022,7 @@ cdef class Pfs:
             raise _error(err)
 
     def destroy_inum(self, uint64_t inum):
-        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_pfs_t *pfs = self._wpfs()
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)

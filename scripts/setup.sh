@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PKGS=(build-essential pkg-config zstd liblz4-dev zlib1g-dev libssl-dev libxxhash-dev
           libfuse3-dev fuse3 nbdkit qemu-utils)
-PIP_PKGS=(Cython setuptools wheel pytest pytest-xdist)
+PIP_PKGS=(Cython setuptools wheel pytest pytest-xdist pytest-timeout)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
