@@ -92,7 +92,6 @@ void hammer2_io_putblk(hammer2_io_t **diop);
 void *hammer2_io_data(hammer2_io_t *dio, hammer2_off_t off);
 int hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		     int bytes);
-int hammer2_io_sync(hammer2_dev_t *hmp);
 int hammer2_io_crc_good(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 void hammer2_io_crc_setmask(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 void hammer2_io_init(hammer2_dev_t *hmp);
@@ -109,6 +108,41 @@ typedef struct hammer2_volhdr_info {
 	hammer2_off_t	volu_size;
 	uint32_t	version;
 } hammer2_volhdr_info_t;
+
+/* Test faults a device can be armed with (hammer2_devio.c). */
+#define HAMMER2_FAULT_READ		1	/* reads fail EIO */
+#define HAMMER2_FAULT_WRITE		2	/* writes fail EIO */
+#define HAMMER2_FAULT_CORRUPT		3	/* reads return damaged data */
+#define HAMMER2_FAULT_DISCONNECT	4	/* all I/O fails ENOTCONN, for good */
+#define HAMMER2_FAULT_ENOSPC		5	/* writes fail ENOSPC */
+
+typedef struct hammer2_fault {
+	int		kind;		/* HAMMER2_FAULT_*, 0: none */
+	uint64_t	after;		/* matching I/Os let through first */
+	uint32_t	ppm;		/* then hit with this chance per million */
+	uint64_t	limit;		/* faults to inject, 0: no limit */
+	uint64_t	seed;
+	uint64_t	seen;
+	uint64_t	injected;
+} hammer2_fault_t;
+
+#define HAMMER2_DEVOP_READ	0
+#define HAMMER2_DEVOP_WRITE	1
+#define HAMMER2_DEVOP_SYNC	2	/* a flush barrier */
+
+typedef struct hammer2_devrec_ent {
+	int		op;		/* HAMMER2_DEVOP_WRITE or _SYNC */
+	hammer2_off_t	off;
+	size_t		bytes;
+	uint8_t		*data;
+} hammer2_devrec_ent_t;
+
+typedef struct hammer2_devrec {
+	int			on;
+	int			overflow;
+	hammer2_devrec_ent_t	*ents;
+	size_t			count, cap;
+} hammer2_devrec_t;
 
 struct hammer2_dev {
 	int			fd;
@@ -127,6 +161,7 @@ struct hammer2_dev {
 	 */
 	pthread_rwlock_t	translock;
 	hammer2_tid_t		mtid;
+	int			flush_error;	/* a flush failed: no more */
 	int			nvolhdrs;	/* header copies the device holds */
 	struct hammer2_freemap	*freemap;	/* allocator state, when writing */
 	char			*warnings;	/* newline separated */
@@ -136,12 +171,26 @@ struct hammer2_dev {
 	hammer2_io_t		*lru_head;
 	hammer2_io_t		*lru_tail;
 	int			lru_count;
+	pthread_mutex_t		faultlock;	/* fault and rec */
+	hammer2_fault_t		fault;
+	hammer2_devrec_t	rec;
 };
 
 #define HAMMER2_OPEN_RDWR	0x0001
 
 int hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp);
 void hammer2_trans_begin(hammer2_dev_t *hmp, int write);
+int hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
+		      hammer2_off_t off);
+int hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
+		       hammer2_off_t off);
+int hammer2_dev_sync(hammer2_dev_t *hmp);
+void hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault);
+uint64_t hammer2_dev_faults_injected(hammer2_dev_t *hmp);
+void hammer2_dev_record(hammer2_dev_t *hmp, int on);
+hammer2_devrec_ent_t *hammer2_dev_record_take(hammer2_dev_t *hmp,
+					      size_t *countp, int *overflowp);
+void hammer2_devrec_free(hammer2_devrec_ent_t *ents, size_t count);
 void hammer2_trans_end(hammer2_dev_t *hmp);
 int hammer2_flush(hammer2_dev_t *hmp);
 int hammer2_volhdr_write(hammer2_dev_t *hmp, int zone);

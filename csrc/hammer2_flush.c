@@ -258,22 +258,36 @@ hammer2_flush(hammer2_dev_t *hmp)
 		return 0;
 	if (hmp->readonly)
 		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
+	/*
+	 * After a failed flush the allocator and the tree may be half
+	 * committed: the node takes no more flushes and keeps its last
+	 * completed one (the cluster layer resyncs it).
+	 */
+	if (hmp->flush_error)
+		return hammer2_seterr(hmp->flush_error, "%s: flushes disabled "
+				      "after a failed flush; the device holds "
+				      "transaction %llu", hmp->path,
+				      (unsigned long long)hmp->vh[hmp->volhdrno].mirror_tid);
 	error = flush_chain(hmp->vchain, tid);
 	if (error == 0)
 		error = hammer2_freemap_flush(hmp, tid);
 	if (error == 0)
-		error = hammer2_io_sync(hmp);
-	if (error)
+		error = hammer2_dev_sync(hmp);
+	if (error) {
+		hmp->flush_error = error;
 		return hammer2_preerr(error, "flush of transaction %llu",
 				      (unsigned long long)tid);
+	}
 	vd->mirror_tid = tid;
 	vd->freemap_tid = tid;
 	zone = (hmp->volhdrno + 1) % hmp->nvolhdrs;
 	error = hammer2_volhdr_write(hmp, zone);
 	if (error == 0)
-		error = hammer2_io_sync(hmp);
-	if (error)
+		error = hammer2_dev_sync(hmp);
+	if (error) {
+		hmp->flush_error = error;
 		return hammer2_preerr(error, "volume header write");
+	}
 	hmp->vchain->flags &= ~HAMMER2_CHAIN_MODIFIED;
 	hmp->fchain->flags &= ~HAMMER2_CHAIN_MODIFIED;
 	hmp->mtid = tid + 1;

@@ -138,26 +138,13 @@ dio_read(hammer2_io_t *dio)
 {
 	hammer2_dev_t *hmp = dio->hmp;
 	size_t want = HAMMER2_PBUFSIZE;
-	size_t done = 0;
+	int error;
 
 	if (dio->pbase + want > hmp->size)
 		want = hmp->size - dio->pbase;
-	while (done < want) {
-		ssize_t n = pread(hmp->fd, dio->data + done, want - done,
-				  (off_t)(dio->pbase + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return hammer2_seterr(errno, "%s: read error at 0x%llx: %s",
-					      hmp->path,
-					      (unsigned long long)(dio->pbase + done),
-					      strerror(errno));
-		if (n == 0)
-			return hammer2_seterr(EIO, "%s: device ended at 0x%llx "
-					      "(shrunk while open?)", hmp->path,
-					      (unsigned long long)(dio->pbase + done));
-		done += (size_t)n;
-	}
+	error = hammer2_dev_pread(hmp, dio->data, want, dio->pbase);
+	if (error)
+		return error;
 	memset(dio->data + want, 0, HAMMER2_PBUFSIZE - want);
 	return 0;
 }
@@ -301,27 +288,15 @@ hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		 int bytes)
 {
 	hammer2_off_t pbase = off & ~HAMMER2_PBUFMASK64;
-	size_t done = 0;
 	hammer2_io_t *dio;
 	int error;
 
 	error = dio_range_check(hmp, off, bytes);
 	if (error)
 		return error;
-	if (hmp->readonly)
-		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
-	while (done < (size_t)bytes) {
-		ssize_t n = pwrite(hmp->fd, (const char *)data + done,
-				   (size_t)bytes - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return hammer2_seterr(n < 0 ? errno : EIO, "%s: write error "
-					      "at 0x%llx: %s", hmp->path,
-					      (unsigned long long)(off + done),
-					      n < 0 ? strerror(errno) : "short write");
-		done += (size_t)n;
-	}
+	error = hammer2_dev_pwrite(hmp, data, (size_t)bytes, off);
+	if (error)
+		return error;
 	pthread_mutex_lock(&hmp->iolock);
 	for (dio = hmp->iohash[dio_hash(pbase)]; dio; dio = dio->hnext) {
 		if (dio->pbase == pbase && dio->state == DIO_GOOD) {
@@ -332,16 +307,6 @@ hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		}
 	}
 	pthread_mutex_unlock(&hmp->iolock);
-	return 0;
-}
-
-/* Barrier: everything written so far is on stable storage. */
-int
-hammer2_io_sync(hammer2_dev_t *hmp)
-{
-	if (fdatasync(hmp->fd) < 0)
-		return hammer2_seterr(errno, "%s: sync failed: %s", hmp->path,
-				      strerror(errno));
 	return 0;
 }
 

@@ -71,24 +71,16 @@ hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
 		    hammer2_volhdr_info_t *info)
 {
 	hammer2_off_t off = hammer2_zone_offset(zone);
-	size_t done = 0;
 	const char *why;
 
 	memset(info, 0, sizeof(*info));
 	if (off + HAMMER2_VOLUME_BYTES > hmp->size)
 		return ENOENT;
 	info->present = 1;
-	while (done < HAMMER2_VOLUME_BYTES) {
-		ssize_t n = pread(hmp->fd, (char *)vd + done,
-				  HAMMER2_VOLUME_BYTES - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(info->error, sizeof(info->error), "read error: %s",
-				 n < 0 ? strerror(errno) : "short read");
-			return EIO;
-		}
-		done += (size_t)n;
+	if (hammer2_dev_pread(hmp, vd, HAMMER2_VOLUME_BYTES, off) != 0) {
+		snprintf(info->error, sizeof(info->error), "%s",
+			 hammer2_errmsg());
+		return EIO;
 	}
 	why = volhdr_verify(vd);
 	if (why) {
@@ -215,6 +207,8 @@ hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
 		return hammer2_seterr(ENOMEM, "out of memory");
 	hmp->fd = -1;
 	hmp->path = strdup(path);
+	pthread_rwlock_init(&hmp->translock, NULL);
+	pthread_mutex_init(&hmp->faultlock, NULL);
 	hammer2_io_init(hmp);
 	/* two header buffers: the selected copy and a scratch one */
 	if (hmp->path == NULL ||
@@ -225,7 +219,6 @@ hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
 		return hammer2_seterr(ENOMEM, "out of memory");
 	}
 	hmp->readonly = !(flags & HAMMER2_OPEN_RDWR);
-	pthread_rwlock_init(&hmp->translock, NULL);
 	hmp->fd = open(path, (hmp->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (hmp->fd < 0) {
 		error = hammer2_seterr(errno, "%s: %s", path, strerror(errno));
@@ -269,6 +262,8 @@ hammer2_dev_close(hammer2_dev_t *hmp)
 	free(hmp->voldata);
 	free(hmp->warnings);
 	free(hmp->path);
+	hammer2_devrec_free(hmp->rec.ents, hmp->rec.count);
+	pthread_mutex_destroy(&hmp->faultlock);
 	pthread_rwlock_destroy(&hmp->translock);
 	free(hmp);
 }

@@ -145,6 +145,23 @@ cdef extern from "hammer2.h" nogil:
     hammer2_key_t hammer2_dirhash(const uint8_t *name, size_t len)
     int hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
     void hammer2_dev_close(hammer2_dev_t *hmp)
+    ctypedef struct hammer2_fault_t:
+        int kind
+        uint64_t after
+        uint32_t ppm
+        uint64_t limit
+        uint64_t seed
+    ctypedef struct hammer2_devrec_ent_t:
+        int op
+        uint64_t off
+        size_t bytes
+        uint8_t *data
+    void hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault)
+    uint64_t hammer2_dev_faults_injected(hammer2_dev_t *hmp)
+    void hammer2_dev_record(hammer2_dev_t *hmp, int on)
+    hammer2_devrec_ent_t *hammer2_dev_record_take(hammer2_dev_t *hmp, size_t *countp,
+                                                  int *overflowp)
+    void hammer2_devrec_free(hammer2_devrec_ent_t *ents, size_t count)
     int hammer2_pfs_list(hammer2_dev_t **devs, int ndevs,
                          hammer2_pfs_info_t **infop, int *countp)
     int hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
@@ -476,6 +493,52 @@ cdef class Device:
     def open_pfs(self):
         """PFSes currently open over this device."""
         return list(self.users)
+
+    # ------------------------------------------------ test faults, write log
+
+    FAULTS = {"read": 1, "write": 2, "corrupt": 3, "disconnect": 4, "enospc": 5}
+
+    def inject_fault(self, str kind, uint64_t after=0, double probability=1.0,
+                     uint64_t limit=0, uint64_t seed=0):
+        """Arm a fault: after `after` matching I/Os, each later one is hit with
+        `probability`, at most `limit` times (0: no limit). Replaces any armed one."""
+        cdef hammer2_fault_t f
+        if kind not in self.FAULTS:
+            raise H2Error(_errno.EINVAL, f"unknown fault '{kind}' (one of {', '.join(self.FAULTS)})")
+        if not 0.0 < probability <= 1.0:
+            raise H2Error(_errno.EINVAL, f"fault probability {probability} not in (0, 1]")
+        memset(&f, 0, sizeof(f))
+        f.kind = self.FAULTS[kind]
+        f.after = after
+        f.ppm = <uint32_t>(probability * 1000000)
+        f.limit = limit
+        f.seed = seed
+        hammer2_dev_fault(self._dev(), &f)
+
+    def clear_fault(self):
+        hammer2_dev_fault(self._dev(), NULL)
+
+    @property
+    def faults_injected(self):
+        return hammer2_dev_faults_injected(self._dev())
+
+    def record(self, bint on):
+        """Start (or stop) logging every device write and flush barrier."""
+        hammer2_dev_record(self._dev(), on)
+
+    def take_record(self):
+        """The log since the last take: ("write", offset, data) and ("sync", 0, None)."""
+        cdef size_t count = 0
+        cdef int overflow = 0
+        cdef hammer2_devrec_ent_t *ents = hammer2_dev_record_take(self._dev(), &count, &overflow)
+        try:
+            if overflow:
+                raise H2Error(_errno.ENOMEM, "write log incomplete: out of memory")
+            return [("write", ents[i].off, PyBytes_FromStringAndSize(<char *>ents[i].data,
+                                                                    ents[i].bytes))
+                    if ents[i].op == 1 else ("sync", 0, None) for i in range(count)]
+        finally:
+            hammer2_devrec_free(ents, count)
 
     def bulkfree(self):
         """Free what nothing references; returns the bytes freed."""

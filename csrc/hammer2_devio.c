@@ -1,0 +1,266 @@
+/*
+ * Raw device access: every byte pyh2 reads from or writes to a node goes
+ * through here, so this is where test faults are injected (read and
+ * write errors, corrupted reads, a disconnect, ENOSPC) and where writes
+ * and flush barriers are recorded for the crash-consistency engine.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "hammer2.h"
+
+/* Deterministic per-device random stream (splitmix64). */
+static uint64_t
+fault_rand(hammer2_fault_t *f)
+{
+	uint64_t z = (f->seed += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static int
+fault_applies(int kind, int op)
+{
+	switch (kind) {
+	case HAMMER2_FAULT_READ:
+	case HAMMER2_FAULT_CORRUPT:
+		return op == HAMMER2_DEVOP_READ;
+	case HAMMER2_FAULT_WRITE:
+	case HAMMER2_FAULT_ENOSPC:
+		return op == HAMMER2_DEVOP_WRITE;
+	case HAMMER2_FAULT_DISCONNECT:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Whether this I/O is hit by the device's armed fault (faultlock held).
+ * A disconnect, once it happens, stays until the fault is cleared.
+ */
+static int
+fault_hit(hammer2_fault_t *f, int op)
+{
+	if (!fault_applies(f->kind, op))
+		return 0;
+	if (f->kind == HAMMER2_FAULT_DISCONNECT && f->injected)
+		return 1;
+	if (f->seen++ < f->after)
+		return 0;
+	if (f->limit && f->injected >= f->limit)
+		return 0;
+	if (f->ppm < 1000000 && fault_rand(f) % 1000000 >= f->ppm)
+		return 0;
+	++f->injected;
+	return 1;
+}
+
+static int
+fault_error(int kind)
+{
+	switch (kind) {
+	case HAMMER2_FAULT_ENOSPC:
+		return ENOSPC;
+	case HAMMER2_FAULT_DISCONNECT:
+		return ENOTCONN;
+	}
+	return EIO;
+}
+
+/* Check the armed fault for an I/O: 0, an errno, or -1 to corrupt. */
+static int
+fault_check(hammer2_dev_t *hmp, int op)
+{
+	int kind, rc = 0;
+
+	if (__atomic_load_n(&hmp->fault.kind, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	pthread_mutex_lock(&hmp->faultlock);
+	kind = hmp->fault.kind;
+	if (fault_hit(&hmp->fault, op))
+		rc = kind == HAMMER2_FAULT_CORRUPT ? -1 : fault_error(kind);
+	pthread_mutex_unlock(&hmp->faultlock);
+	return rc;
+}
+
+static void
+record(hammer2_dev_t *hmp, int op, hammer2_off_t off, const void *data,
+       size_t bytes)
+{
+	hammer2_devrec_t *r = &hmp->rec;
+	hammer2_devrec_ent_t *e;
+
+	if (!__atomic_load_n(&r->on, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&hmp->faultlock);
+	if (r->count == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 256;
+		hammer2_devrec_ent_t *n = realloc(r->ents, cap * sizeof(*n));
+
+		if (n == NULL) {
+			r->overflow = 1;
+			goto out;
+		}
+		r->ents = n;
+		r->cap = cap;
+	}
+	e = &r->ents[r->count];
+	e->op = op;
+	e->off = off;
+	e->bytes = bytes;
+	e->data = NULL;
+	if (bytes && (e->data = malloc(bytes)) == NULL) {
+		r->overflow = 1;
+		goto out;
+	}
+	if (bytes)
+		memcpy(e->data, data, bytes);
+	++r->count;
+out:
+	pthread_mutex_unlock(&hmp->faultlock);
+}
+
+int
+hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
+		  hammer2_off_t off)
+{
+	size_t done = 0;
+	int rc = fault_check(hmp, HAMMER2_DEVOP_READ);
+
+	if (rc > 0)
+		return hammer2_seterr(rc, "%s: read error at 0x%llx: %s "
+				      "(injected)", hmp->path,
+				      (unsigned long long)off, strerror(rc));
+	while (done < bytes) {
+		ssize_t n = pread(hmp->fd, (char *)buf + done, bytes - done,
+				  (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return hammer2_seterr(errno, "%s: read error at 0x%llx: %s",
+					      hmp->path,
+					      (unsigned long long)(off + done),
+					      strerror(errno));
+		if (n == 0)
+			return hammer2_seterr(EIO, "%s: device ended at 0x%llx "
+					      "(shrunk while open?)", hmp->path,
+					      (unsigned long long)(off + done));
+		done += (size_t)n;
+	}
+	if (rc < 0) {
+		/* damage every 64th byte, so any block read from here fails */
+		for (size_t i = 0; i < bytes; i += 64)
+			((uint8_t *)buf)[i] ^= 0x5a;
+	}
+	return 0;
+}
+
+int
+hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
+		   hammer2_off_t off)
+{
+	size_t done = 0;
+	int rc;
+
+	if (hmp->readonly)
+		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
+	rc = fault_check(hmp, HAMMER2_DEVOP_WRITE);
+	if (rc > 0)
+		return hammer2_seterr(rc, "%s: write error at 0x%llx: %s "
+				      "(injected)", hmp->path,
+				      (unsigned long long)off, strerror(rc));
+	record(hmp, HAMMER2_DEVOP_WRITE, off, buf, bytes);
+	while (done < bytes) {
+		ssize_t n = pwrite(hmp->fd, (const char *)buf + done,
+				   bytes - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return hammer2_seterr(n < 0 ? errno : EIO, "%s: write error "
+					      "at 0x%llx: %s", hmp->path,
+					      (unsigned long long)(off + done),
+					      n < 0 ? strerror(errno) : "short write");
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int
+hammer2_dev_sync(hammer2_dev_t *hmp)
+{
+	int rc = fault_check(hmp, HAMMER2_DEVOP_SYNC);
+
+	if (rc > 0)
+		return hammer2_seterr(rc, "%s: sync failed: %s (injected)",
+				      hmp->path, strerror(rc));
+	record(hmp, HAMMER2_DEVOP_SYNC, 0, NULL, 0);
+	if (fdatasync(hmp->fd) < 0)
+		return hammer2_seterr(errno, "%s: sync failed: %s", hmp->path,
+				      strerror(errno));
+	return 0;
+}
+
+void
+hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault)
+{
+	pthread_mutex_lock(&hmp->faultlock);
+	if (fault) {
+		hmp->fault = *fault;
+		hmp->fault.seen = 0;
+		hmp->fault.injected = 0;
+	} else {
+		memset(&hmp->fault, 0, sizeof(hmp->fault));
+	}
+	__atomic_store_n(&hmp->fault.kind, fault ? fault->kind : 0,
+			 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&hmp->faultlock);
+}
+
+uint64_t
+hammer2_dev_faults_injected(hammer2_dev_t *hmp)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&hmp->faultlock);
+	n = hmp->fault.injected;
+	pthread_mutex_unlock(&hmp->faultlock);
+	return n;
+}
+
+void
+hammer2_dev_record(hammer2_dev_t *hmp, int on)
+{
+	__atomic_store_n(&hmp->rec.on, on, __ATOMIC_RELEASE);
+}
+
+/*
+ * Hand the recorded writes and barriers to the caller (who frees each
+ * entry's data and the array) and start a new log.  *overflowp: entries
+ * were lost for lack of memory, so the log is incomplete.
+ */
+hammer2_devrec_ent_t *
+hammer2_dev_record_take(hammer2_dev_t *hmp, size_t *countp, int *overflowp)
+{
+	hammer2_devrec_ent_t *ents;
+
+	pthread_mutex_lock(&hmp->faultlock);
+	ents = hmp->rec.ents;
+	*countp = hmp->rec.count;
+	*overflowp = hmp->rec.overflow;
+	hmp->rec.ents = NULL;
+	hmp->rec.count = hmp->rec.cap = 0;
+	hmp->rec.overflow = 0;
+	pthread_mutex_unlock(&hmp->faultlock);
+	return ents;
+}
+
+void
+hammer2_devrec_free(hammer2_devrec_ent_t *ents, size_t count)
+{
+	for (size_t i = 0; i < count; ++i)
+		free(ents[i].data);
+	free(ents);
+}

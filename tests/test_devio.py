@@ -1,0 +1,113 @@
+"""The raw device layer's test hooks: injected faults and the write log."""
+import errno
+import os
+
+import pytest
+
+import pyh2
+from pyh2 import _core
+
+MiB = 1 << 20
+ZONE = 2 << 30                      # volume header copies sit at n * 2 GiB
+
+
+@pytest.fixture
+def image(tmp_path):
+    img = tmp_path / "dev.h2"
+    pyh2.newfs(img, 64 * MiB)
+    with pyh2.open(img, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.mkdir("/d")
+        pfs.create("/d/f", os.urandom(200_000))
+    return img
+
+
+def test_write_log_orders_header_after_barrier(image):
+    with pyh2.open(image, writable=True) as vol:
+        vol.device.record(True)
+        vol.pfs("DATA").create("/d/g", b"g" * 70_000)
+        vol.flush()
+        log = vol.device.take_record()
+        assert vol.device.take_record() == []          # taking empties it
+    writes = [i for i, (op, _, _) in enumerate(log) if op == "write"]
+    headers = [i for i in writes if log[i][1] % ZONE == 0]
+    assert len(headers) == 1, log
+    h = headers[0]
+    # every block the header points to was written and synced before it
+    assert h > 0 and log[h - 1][0] == "sync"
+    assert all(i < h for i in writes if i != h)
+    assert log[-1][0] == "sync"
+    assert sum(len(d) for op, _, d in log if op == "write") >= 70_000
+
+
+def test_injected_read_error_names_device_and_offset(image):
+    with pyh2.open(image) as vol:
+        pfs = vol.pfs("DATA")
+        vol.device.inject_fault("read")
+        with pytest.raises(pyh2.H2Error) as ei:
+            pfs.read("/d/f")
+        assert ei.value.errno == errno.EIO
+        assert "injected" in str(ei.value) and str(image) in str(ei.value)
+        assert vol.device.faults_injected >= 1
+        vol.device.clear_fault()
+        assert len(pfs.read("/d/f")) == 200_000
+
+
+def test_corrupted_reads_fail_their_check(image):
+    with pyh2.open(image) as vol:
+        pfs = vol.pfs("DATA")
+        vol.device.inject_fault("corrupt")
+        with pytest.raises(pyh2.H2Error) as ei:
+            pfs.read("/d/f")
+        assert ei.value.errno == errno.EIO and "check" in str(ei.value).lower()
+
+
+def test_fault_after_count_and_limit(image):
+    with pyh2.open(image) as vol:
+        pfs = vol.pfs("DATA")
+        vol.device.inject_fault("read", after=1_000_000)   # never reached
+        assert len(pfs.read("/d/f")) == 200_000
+        assert vol.device.faults_injected == 0
+
+
+def test_enospc_on_flush_keeps_last_flushed_state(image):
+    vol = pyh2.open(image, writable=True)
+    try:
+        vol.pfs("DATA").create("/d/lost", b"x" * 100_000)
+        vol.device.inject_fault("enospc")
+        with pytest.raises(pyh2.H2Error) as ei:
+            vol.flush()
+        assert ei.value.errno == errno.ENOSPC
+        vol.device.clear_fault()
+        with pytest.raises(pyh2.H2Error) as ei:            # the node takes no more flushes
+            vol.flush()
+        assert "flushes disabled" in str(ei.value)
+    finally:
+        vol.close()
+    with pyh2.open(image) as vol:
+        assert vol.pfs("DATA").listdir("/d") == ["f"]
+        assert vol.fsck()["errors"] == []
+
+
+def test_disconnect_is_permanent_until_cleared(image):
+    with pyh2.open(image) as vol:
+        pfs = vol.pfs("DATA")
+        vol.device.inject_fault("disconnect", limit=1)
+        for _ in range(2):
+            with pytest.raises(pyh2.H2Error) as ei:
+                pfs.read("/d/f")
+            assert ei.value.errno == errno.ENOTCONN
+        vol.device.clear_fault()
+        assert len(pfs.read("/d/f")) == 200_000
+
+
+@pytest.mark.parametrize("kind,prob", [("bogus", 1.0), ("read", 0.0), ("read", 1.5)])
+def test_bad_fault_arguments(image, kind, prob):
+    with pyh2.open(image) as vol:
+        with pytest.raises(pyh2.H2Error) as ei:
+            vol.device.inject_fault(kind, probability=prob)
+        assert ei.value.errno == errno.EINVAL
+
+
+def test_fault_kinds_listed():
+    assert set(_core.Device.FAULTS) == {"read", "write", "corrupt", "disconnect", "enospc"}
