@@ -4,6 +4,7 @@ error becomes an H2Error (CheckError for a check-code mismatch) carrying
 the errno and the core's message, which names the object and offset."""
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -896,10 +897,14 @@ cdef class Pfs:
     def read(self, uint64_t inum, uint64_t offset, size_t size):
         """Up to size bytes at offset (short only at end of file)."""
         cdef hammer2_pfs_t *pfs = self._pfs()
-        cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
-        cdef char *buf = PyBytes_AS_STRING(out)
+        cdef bytes out
+        cdef char *buf
         cdef size_t done = 0
         cdef int err
+        if size > <size_t>PY_SSIZE_T_MAX:
+            raise H2Error(_errno.EFBIG, f"inode 0x{inum:x}: a read of {size} bytes")
+        out = PyBytes_FromStringAndSize(NULL, size)
+        buf = PyBytes_AS_STRING(out)
         with nogil:
             hammer2_pfs_trans_begin(pfs, 0)
             err = hammer2_file_read(pfs, inum, offset, buf, size, &done)

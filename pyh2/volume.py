@@ -18,6 +18,7 @@ CHECK_ALGOS = {"none": 0, "disabled": 1, "crc32": 2, "iscsi32": 2, "xxhash64": 3
 PFS_TYPES = {0x00: "NONE", 0x01: "CACHE", 0x03: "SLAVE", 0x04: "SOFT_SLAVE",
              0x05: "SOFT_MASTER", 0x06: "MASTER", 0x08: "SUPROOT", 0x09: "DUMMY"}
 PFS_SUBTYPES = {1: "SNAPSHOT", 2: "AUTOSNAP"}
+SYMLINK_MAX = 4096                   # PATH_MAX: longer targets cannot be made
 
 # HAMMER2 object type -> (name, S_IF* bits)
 OBJ_TYPES = {1: ("dir", _stat.S_IFDIR), 2: ("file", _stat.S_IFREG),
@@ -188,6 +189,8 @@ class Pfs:
         st = self.stat(path)
         if st.type != "symlink":
             raise H2Error(errno.EINVAL, f"{path}: not a symbolic link")
+        if st.size > SYMLINK_MAX:        # no tool makes one: the inode is damaged
+            raise H2Error(errno.EIO, f"{path}: symlink target of {st.size} bytes")
         return os.fsdecode(self.read(path, 0, st.size))
 
     def walk(self, top: str = "/"):
