@@ -11,7 +11,7 @@ import time
 from . import show as _show
 from .export import export
 from .importer import Importer
-from .volume import H2Error, Volume, newfs
+from .volume import CHECK_ALGOS, COMP_ALGOS, H2Error, Volume, newfs
 
 
 def _split_spec(spec: str) -> tuple[str, str]:
@@ -294,6 +294,37 @@ def cmd_ls(args, out):
     return 0
 
 
+_H2_TYPES = {1: "DIR", 2: "FILE", 4: "FIFO", 5: "CDEV", 6: "BDEV", 7: "SOFTLINK",
+             9: "SOCKET"}
+
+
+def _algo_name(names: dict, value: int) -> str:
+    name = next((n for n, v in names.items() if v == value & 0x0F), f"type{value & 0x0F}")
+    return f"{name}:{value >> 4}" if value >> 4 else name
+
+
+def cmd_stat(args, out):
+    """Inode fields, numbered as the real hammer2 tool prints them."""
+    img, label = _split_spec(args.spec)
+    with Volume(img) as vol:
+        pfs = vol.pfs(label)
+        for path in args.paths:
+            st = pfs.stat(path)
+            out(f"{path}:")
+            for key, value in (
+                    ("inum", f"{st.inum:#x}"), ("size", st.size), ("nlinks", st.nlinks),
+                    ("mode", f"0{st.mode:o}"),
+                    ("type", f"{st.h2type} ({_H2_TYPES.get(st.h2type, 'UNKNOWN')})"),
+                    ("uid", st.uid), ("gid", st.gid),
+                    ("mtime", time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(st.mtime))),
+                    ("comp_algo", f"{st.comp_algo:#x} ({_algo_name(COMP_ALGOS, st.comp_algo)})"),
+                    ("check_algo", f"{st.check_algo} ({_algo_name(CHECK_ALGOS, st.check_algo)})"),
+                    ("iparent", f"{st.iparent:#x}"),
+                    ("data", "embedded" if st.embedded else "blocks")):
+                out(f"    {key:<11}{value}")
+    return 0
+
+
 def cmd_cat(args, out):
     img, label = _split_spec(args.spec)
     with Volume(img) as vol:
@@ -400,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="IMG[:PFS]")
     p.add_argument("path", nargs="?", default="/")
     p.set_defaults(func=cmd_ls)
+    p = sub.add_parser("stat", help="inode fields (type, mode, size, algorithms, ...)")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=cmd_stat)
     p = sub.add_parser("cat", help="write a file to stdout")
     p.add_argument("spec", metavar="IMG[:PFS]")
     p.add_argument("path")

@@ -490,6 +490,11 @@ def test_setcomp_not_recursive(tmp_path):
         assert p.setcheck("/d/f", "crc32") == 1
         assert (p.stat("/d").comp_algo, p.stat("/d").check_algo) == (0, 3)
         assert (p.stat("/d/f").comp_algo, p.stat("/d/f").check_algo) == (2, 2)
+    proc = run_pyh2("stat", img, "/d", "/d/f")
+    assert proc.returncode == 0, proc.stderr
+    lines = [l.split() for l in proc.stdout.decode().splitlines()]
+    algos = [l[1:] for l in lines if l[0] in ("comp_algo", "check_algo")]
+    assert algos == [["0x0", "(none)"], ["3", "(xxhash64)"], ["0x2", "(lz4)"], ["2", "(crc32)"]]
 
 
 # ------------------------------------------------------------ 6. destroy/destroy-inum

@@ -109,3 +109,29 @@ def test_cli_export(name, ref_image, tmp_path):
     diffs = refimages.compare_trees(refimages.expected_tree(name, "DATA"),
                                     refimages.tree_from_dir(out))
     assert not diffs, _diff_report(diffs)
+
+
+def _cli_stat(image, paths):
+    """`pyh2 stat` output parsed into {path: {field: text}}."""
+    proc = run_pyh2("stat", image, *paths)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    result, cur = {}, None
+    for line in proc.stdout.decode().splitlines():
+        if not line.startswith(" "):
+            cur = result.setdefault(line[:-1], {})
+        else:
+            key, _, value = line.strip().partition(" ")
+            cur[key] = value.strip()
+    return result
+
+
+@pytest.mark.parametrize("name", ["basic", "comp-zlib-crc32", "autozero-nocheck"])
+def test_cli_stat_prints_fields_as_the_real_tool(name, ref_image, ref_json):
+    sample = dict(list(ref_json(name)["inodes_DATA"].items())[:40])
+    got = _cli_stat(ref_image(name), sample)
+    for path, fields in sample.items():
+        for key, text in fields.items():
+            # comp/check also carry the algorithm's name after the real tool's number
+            assert got[path][key].split(" (")[0] == text.split(" (")[0], (path, key)
+            if key == "type":
+                assert got[path][key] == text, (path, key)
