@@ -145,7 +145,7 @@ typedef struct hammer2_devrec {
 } hammer2_devrec_t;
 
 struct hammer2_dev {
-	int			fd;
+	struct hammer2_backend	*be;		/* hammer2_backend.h */
 	int			readonly;
 	char			*path;
 	hammer2_off_t		size;		/* device bytes */
