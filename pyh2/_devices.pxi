@@ -26,3 +26,42 @@ def mem_delete(str name):
         err = hammer2_mem_delete(cname)
     if err:
         raise _error(err)
+
+
+cdef extern from "hammer2.h" nogil:
+    int hammer2_io_readmany(hammer2_dev_t *hmp, const uint64_t *offs, size_t count,
+                            int qdepth)
+    void hammer2_io_purge(hammer2_dev_t *hmp)
+    uint64_t hammer2_io_nreads(hammer2_dev_t *hmp)
+
+
+def dio_readmany(Device dev, offsets, int qdepth=8):
+    """Load the 64 KiB buffers holding `offsets` through the asynchronous
+    DIO path, at most `qdepth` in flight; the first error is raised."""
+    cdef hammer2_dev_t *hmp = dev._dev()
+    cdef size_t n = len(offsets), i
+    cdef uint64_t *offs = <uint64_t *>malloc(max(n, 1) * sizeof(uint64_t))
+    cdef int err
+    if offs is NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            offs[i] = offsets[i]
+        with nogil:
+            err = hammer2_io_readmany(hmp, offs, n, qdepth)
+    finally:
+        free(offs)
+    if err:
+        raise _error(err)
+
+
+def dio_purge(Device dev):
+    """Drop the device's idle cached buffers (the next reads hit the device)."""
+    cdef hammer2_dev_t *hmp = dev._dev()
+    with nogil:
+        hammer2_io_purge(hmp)
+
+
+def dio_reads(Device dev):
+    """Buffers loaded from the device since it was opened."""
+    return hammer2_io_nreads(dev._dev())
