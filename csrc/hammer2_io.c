@@ -425,13 +425,17 @@ wreq_run(hammer2_ioreq_t *req)
 		hmp->wb_errmsg = strdup(hammer2_errmsg());
 	}
 	--hmp->wb_pending;
-	--hmp->io_inflight;
 	pthread_cond_broadcast(&hmp->iocv);
 	w->done = 1;
 	if (!w->attached)
 		free(w);
 	pthread_mutex_unlock(&hmp->iolock);
 	hammer2_io_putblk(&dio);
+	/* last: the device may be closed as soon as this reaches zero */
+	pthread_mutex_lock(&hmp->iolock);
+	--hmp->io_inflight;
+	pthread_cond_broadcast(&hmp->iocv);
+	pthread_mutex_unlock(&hmp->iolock);
 }
 
 /*

@@ -59,8 +59,8 @@ volhdr_verify(const hammer2_volume_data_t *vd)
 
 /*
  * Read and verify header copy `zone` into vd.  Returns 0, ENOENT when the
- * zone lies past the end of the device, or EINVAL/EIO (info->error says
- * why).
+ * zone lies past the end of the device, EINVAL (info->error says why) or
+ * the device's read error.
  */
 int
 hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
@@ -68,15 +68,16 @@ hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
 {
 	hammer2_off_t off = hammer2_zone_offset(zone);
 	const char *why;
+	int error;
 
 	memset(info, 0, sizeof(*info));
 	if (off + HAMMER2_VOLUME_BYTES > hmp->size)
 		return ENOENT;
 	info->present = 1;
-	if (hammer2_dev_pread(hmp, vd, HAMMER2_VOLUME_BYTES, off) != 0) {
+	if ((error = hammer2_dev_pread(hmp, vd, HAMMER2_VOLUME_BYTES, off))) {
 		snprintf(info->error, sizeof(info->error), "%s",
 			 hammer2_errmsg());
-		return EIO;
+		return error == ENOENT || error == EINVAL ? EIO : error;
 	}
 	why = volhdr_verify(vd);
 	if (why) {
@@ -130,15 +131,21 @@ static int
 select_volhdr(hammer2_dev_t *hmp)
 {
 	hammer2_volume_data_t *vd = hmp->voldata + 1;	/* scratch copy */
-	char why[512] = "";
-	int best = -1;
+	char why[512] = "", iomsg[512] = "";
+	int best = -1, ioerr = 0;
 
 	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
 		hammer2_volhdr_info_t *info = &hmp->vh[zone];
 		size_t used = strlen(why);
 
-		if (hammer2_volhdr_read(hmp, zone, vd, info) == ENOENT)
+		int rc = hammer2_volhdr_read(hmp, zone, vd, info);
+
+		if (rc == ENOENT)
 			break;
+		if (rc && rc != EINVAL && ioerr == 0) {
+			ioerr = rc;
+			snprintf(iomsg, sizeof(iomsg), "%s", hammer2_errmsg());
+		}
 		if (!info->valid) {
 			snprintf(why + used, sizeof(why) - used, "%s%d: %s",
 				 used ? "; " : "", zone, info->error);
@@ -149,6 +156,8 @@ select_volhdr(hammer2_dev_t *hmp)
 			memcpy(hmp->voldata, vd, sizeof(*vd));
 		}
 	}
+	if (best < 0 && ioerr)	/* unreadable (e.g. disconnected): say so */
+		return hammer2_seterr(ioerr, "%s", iomsg);
 	if (best < 0)
 		return hammer2_seterr(EINVAL, "%s: no valid volume header (%s)",
 				      hmp->path, why);
