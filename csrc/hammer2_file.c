@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 #include "hammer2.h"
+#include "hammer2_backend.h"
 
 #define SHARED	(HAMMER2_LOOKUP_SHARED)
 
@@ -152,6 +153,7 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 		else
 			memcpy(buf, ipdata->u.data + off, len);
 	} else {
+		hammer2_file_readahead(ip, off, len);
 		error = read_blocks(ip, off, buf, len);
 	}
 	hammer2_cluster_drop(ip);

@@ -69,6 +69,7 @@ typedef struct nbd_req {
 	int		done;
 	int		busy;		/* the receiver is filling buf */
 	int		error;
+	pthread_cond_t	cv;		/* its own: a reply wakes one caller */
 } nbd_req_t;
 
 typedef struct nbd {
@@ -78,7 +79,6 @@ typedef struct nbd {
 	uint16_t	tflags;
 	uint32_t	maxreq;
 	pthread_mutex_t	lock;		/* below, and every request's state */
-	pthread_cond_t	cv;
 	pthread_mutex_t	sendlock;
 	pthread_t	rx;
 	int		rx_started;
@@ -336,7 +336,8 @@ nbd_kill(nbd_t *nbd, const char *why)
 	nbd->dead = 1;
 	snprintf(nbd->why, sizeof(nbd->why), "%s", why);
 	shutdown(nbd->fd, SHUT_RDWR);
-	pthread_cond_broadcast(&nbd->cv);
+	for (nbd_req_t *req = nbd->inflight; req; req = req->next)
+		pthread_cond_signal(&req->cv);
 }
 
 static int
@@ -390,13 +391,13 @@ nbd_receiver(void *arg)
 			req->busy = 0;
 			if (error) {
 				why = "connection lost in a read reply";
-				pthread_cond_broadcast(&nbd->cv);
+				pthread_cond_signal(&req->cv);
 				pthread_mutex_unlock(&nbd->lock);
 				break;
 			}
 		}
 		req->done = 1;
-		pthread_cond_broadcast(&nbd->cv);
+		pthread_cond_signal(&req->cv);
 		pthread_mutex_unlock(&nbd->lock);
 	}
 	pthread_mutex_lock(&nbd->lock);
@@ -426,6 +427,7 @@ nbd_request(hammer2_backend_t *be, int cmd, void *buf, uint32_t len,
 	int error = 0, rc = 0;
 
 	memset(&req, 0, sizeof(req));
+	pthread_cond_init(&req.cv, NULL);
 	req.buf = cmd == NBD_CMD_READ ? buf : NULL;
 	req.len = len;
 	clock_gettime(CLOCK_REALTIME, &deadline);
@@ -439,6 +441,7 @@ nbd_request(hammer2_backend_t *be, int cmd, void *buf, uint32_t len,
 	pthread_mutex_lock(&nbd->lock);
 	if (nbd->dead) {
 		pthread_mutex_unlock(&nbd->lock);
+		pthread_cond_destroy(&req.cv);
 		goto dead;
 	}
 	req.handle = ++nbd->next_handle;
@@ -463,7 +466,7 @@ nbd_request(hammer2_backend_t *be, int cmd, void *buf, uint32_t len,
 		nbd_kill(nbd, error == ETIMEDOUT ? "send timed out" :
 			 "connection lost while sending");
 	while (!req.done && !nbd->dead && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&nbd->cv, &nbd->lock, &deadline);
+		rc = pthread_cond_timedwait(&req.cv, &nbd->lock, &deadline);
 	if (!req.done && !nbd->dead) {
 		char why[80];
 
@@ -472,11 +475,12 @@ nbd_request(hammer2_backend_t *be, int cmd, void *buf, uint32_t len,
 		nbd_kill(nbd, why);
 	}
 	while (req.busy)	/* the receiver is failing out of our buffer */
-		pthread_cond_wait(&nbd->cv, &nbd->lock);
+		pthread_cond_wait(&req.cv, &nbd->lock);
 	for (pp = &nbd->inflight; *pp != &req; pp = &(*pp)->next)
 		;
 	*pp = req.next;
 	pthread_mutex_unlock(&nbd->lock);
+	pthread_cond_destroy(&req.cv);
 	if (!req.done)
 		goto dead;
 	if (req.error)
@@ -575,7 +579,6 @@ nbd_free(nbd_t *nbd)
 		close(nbd->fd);
 	pthread_mutex_destroy(&nbd->lock);
 	pthread_mutex_destroy(&nbd->sendlock);
-	pthread_cond_destroy(&nbd->cv);
 	free(nbd);
 }
 
@@ -677,7 +680,6 @@ hammer2_be_nbd_open(hammer2_backend_t *be, const char *uri, int flags)
 	nbd->timeout_ms = NBD_DEFAULT_TIMEOUT_MS;
 	pthread_mutex_init(&nbd->lock, NULL);
 	pthread_mutex_init(&nbd->sendlock, NULL);
-	pthread_cond_init(&nbd->cv, NULL);
 	if (query && query_get(query + 1, "timeout", tmo, sizeof(tmo))) {
 		double s = atof(tmo);
 
