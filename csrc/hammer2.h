@@ -431,6 +431,8 @@ int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			hammer2_readdir_cb_t cb, void *arg);
 int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_off_t off, void *buf, size_t len, size_t *donep);
+void hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off,
+			    size_t len);
 int hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent);
 int hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 		    hammer2_cluster_t **dirp);

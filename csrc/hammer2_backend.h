@@ -62,9 +62,4 @@ int hammer2_fd_pread(int fd, const char *name, void *buf, size_t bytes,
 int hammer2_fd_pwrite(int fd, const char *name, const void *buf,
 		      size_t bytes, uint64_t off);
 
-/* Start loading the data blocks of a file window (hammer2_readahead.c). */
-struct hammer2_cluster;
-void hammer2_file_readahead(struct hammer2_cluster *ip, uint64_t off,
-			    size_t len);
-
 #endif /* HAMMER2_BACKEND_H_ */

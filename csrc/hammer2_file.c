@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <string.h>
 #include "hammer2.h"
-#include "hammer2_backend.h"
 
 #define SHARED	(HAMMER2_LOOKUP_SHARED)
 

@@ -7,7 +7,6 @@
  */
 #include <stdlib.h>
 #include "hammer2.h"
-#include "hammer2_backend.h"
 
 #define READAHEAD_MAX	(8 << 20)	/* bytes of file looked ahead, at most */
 

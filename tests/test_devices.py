@@ -104,6 +104,18 @@ def test_one_volume_reads_alike_through_every_backend(image, tree, nbd_server, l
             assert not diffs, (uri, diffs[:10])
 
 
+def test_cli_takes_device_uris(image, tree, nbd_server):
+    from conftest import run_pyh2
+    import_and_check(image.uri, tree)
+    srv = nbd_server(image.path, export="e")
+    for spec in (srv.uri, srv.uri + ":DATA"):
+        proc = run_pyh2("cat", spec, "/a/b/text")
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.stdout == (tree / "a" / "b" / "text").read_bytes()
+    proc = run_pyh2("ls", srv.uri + ":NOPE", "/")
+    assert proc.returncode == 1 and b"NOPE" in proc.stderr
+
+
 # ------------------------------------------------------------------ bad input
 
 def test_unreachable_socket(tmp_path):
