@@ -105,6 +105,7 @@ int hammer2_io_crc_good(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 void hammer2_io_crc_setmask(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 int hammer2_io_flush(hammer2_dev_t *hmp);
 void hammer2_io_purge(hammer2_dev_t *hmp);
+void hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n);
 uint64_t hammer2_io_nreads(hammer2_dev_t *hmp);
 int hammer2_io_readmany(hammer2_dev_t *hmp, const hammer2_off_t *offs,
 			size_t count, int qdepth);

@@ -313,6 +313,146 @@ dio_rdreq_run(hammer2_ioreq_t *req)
 }
 
 /*
+ * Coalesced read-ahead: neighbouring buffers are read with one device
+ * request of up to HAMMER2_IO_RUN_MAX buffers (a round trip per 64 KiB is
+ * what limits a network backend), then split.  A run that fails is not
+ * an error of its own: its buffers go back to empty (or, where loads
+ * already wait on them, are read one by one), so every reader still gets
+ * its own block's verdict.
+ */
+#define HAMMER2_IO_RUN_MAX	16
+
+typedef struct dio_runreq {
+	hammer2_ioreq_t		req;
+	hammer2_dev_t		*hmp;
+	int			n;
+	hammer2_io_t		*dios[HAMMER2_IO_RUN_MAX];
+} dio_runreq_t;
+
+static void dio_rdreq_run(hammer2_ioreq_t *req);
+
+/* A buffer whose run failed: retry it alone if loads wait on it. */
+static void
+dio_run_abandon(hammer2_io_t *dio)
+{
+	hammer2_dev_t *hmp = dio->hmp;
+	dio_rdreq_t *rq = NULL;
+	int waited;
+
+	pthread_mutex_lock(&hmp->iolock);
+	waited = dio->waiters != NULL;
+	if (waited && (rq = malloc(sizeof(*rq))) != NULL) {
+		++hmp->io_inflight;
+	} else if (!waited) {
+		dio->state = DIO_EMPTY;		/* sync waiters read it themselves */
+		pthread_cond_broadcast(&hmp->iocv);
+	}
+	pthread_mutex_unlock(&hmp->iolock);
+	if (waited && rq == NULL)
+		dio_complete(dio, hammer2_seterr(ENOMEM, "out of memory"));
+	if (rq) {
+		rq->req.run = dio_rdreq_run;
+		rq->dio = dio;			/* the waiters hold it meanwhile */
+		hammer2_iopool_submit(&rq->req);
+	}
+	hammer2_io_putblk(&dio);
+}
+
+static void
+dio_runreq_run(hammer2_ioreq_t *req)
+{
+	dio_runreq_t *rq = (dio_runreq_t *)req;
+	hammer2_dev_t *hmp = rq->hmp;
+	hammer2_off_t base = rq->dios[0]->pbase;
+	size_t want = (size_t)rq->n * HAMMER2_PBUFSIZE;
+	uint8_t *tmp;
+	int error = ENOMEM;
+
+	if (base + want > hmp->size)
+		want = (size_t)(hmp->size - base);
+	tmp = malloc(want);
+	if (tmp) {
+		error = hammer2_dev_pread(hmp, tmp, want, base);
+		__atomic_add_fetch(&hmp->io_reads, (uint64_t)rq->n,
+				   __ATOMIC_RELAXED);
+	}
+	for (int i = 0; i < rq->n; ++i) {
+		hammer2_io_t *dio = rq->dios[i];
+		size_t at = (size_t)i * HAMMER2_PBUFSIZE;
+		size_t part = want - at < HAMMER2_PBUFSIZE ? want - at :
+			      HAMMER2_PBUFSIZE;
+
+		if (error) {
+			dio_run_abandon(dio);
+			continue;
+		}
+		memcpy(dio->data, tmp + at, part);
+		memset(dio->data + part, 0, HAMMER2_PBUFSIZE - part);
+		dio_complete(dio, 0);
+		hammer2_io_putblk(&dio);
+	}
+	free(tmp);
+	free(rq);
+	pthread_mutex_lock(&hmp->iolock);
+	--hmp->io_inflight;
+	pthread_cond_broadcast(&hmp->iocv);
+	pthread_mutex_unlock(&hmp->iolock);
+}
+
+static void
+dio_run_submit(hammer2_dev_t *hmp, dio_runreq_t *rq)
+{
+	pthread_mutex_lock(&hmp->iolock);
+	++hmp->io_inflight;
+	pthread_mutex_unlock(&hmp->iolock);
+	hammer2_iopool_submit(&rq->req);
+}
+
+/*
+ * Start loading the n buffers from pbase (64 KiB aligned) that are neither
+ * cached nor being loaded; returns without waiting.
+ */
+void
+hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n)
+{
+	dio_runreq_t *rq = NULL;
+
+	for (int i = 0; i <= n; ++i) {
+		hammer2_off_t off = pbase + (hammer2_off_t)i * HAMMER2_PBUFSIZE;
+		hammer2_io_t *dio = NULL;
+
+		if (i < n && off < hmp->size) {
+			pthread_mutex_lock(&hmp->iolock);
+			dio = dio_get_locked(hmp, off);
+			if (dio && dio->state == DIO_EMPTY) {
+				dio->state = DIO_INPROG;
+				pthread_mutex_unlock(&hmp->iolock);
+			} else {
+				pthread_mutex_unlock(&hmp->iolock);
+				hammer2_io_putblk(&dio);
+			}
+		}
+		if (dio && rq && rq->n < HAMMER2_IO_RUN_MAX) {
+			rq->dios[rq->n++] = dio;
+			continue;
+		}
+		if (rq)
+			dio_run_submit(hmp, rq);
+		rq = NULL;
+		if (dio == NULL)
+			continue;
+		if ((rq = malloc(sizeof(*rq))) == NULL) {
+			dio_run_abandon(dio);	/* read-ahead is only a hint */
+			continue;
+		}
+		rq->req.run = dio_runreq_run;
+		rq->hmp = hmp;
+		rq->n = 0;
+		rq->dios[rq->n++] = dio;
+	}
+}
+
+/*
  * Callback interface (see struct hammer2_iocb).  An asynchronous load of
  * a buffer already being read joins that read's waiters; the first one
  * queues the read.
