@@ -119,6 +119,12 @@ class LoopDevice:
         self.detach()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class NbdServer:
     """An NBD server on a unix socket in a private temporary directory.
 
@@ -126,12 +132,14 @@ class NbdServer:
     "memory" (`size` bytes), with nbdkit `filters` given as
     {"error": {"error-pread": "EIO", ...}, "delay": {"delay-read": "1"}, ...}.
     `export`, when set, is the only export name accepted.  server="qemu-nbd"
-    serves `target` with qemu-nbd (export name `export` or "").
+    serves `target` with qemu-nbd (export name `export` or "").  tcp=True listens
+    on a free port of 127.0.0.1 instead (`.uri` is then nbd://127.0.0.1:PORT/EXPORT).
     """
 
     def __init__(self, target=None, *, plugin: str = "file", size: int | None = None,
                  export: str | None = None, filters: dict | None = None,
-                 read_only: bool = False, server: str = "nbdkit", timeout: float | None = None):
+                 read_only: bool = False, server: str = "nbdkit", timeout: float | None = None,
+                 tcp: bool = False):
         self.target = target
         self.plugin = plugin
         self.size = size
@@ -140,6 +148,7 @@ class NbdServer:
         self.read_only = read_only
         self.server = server
         self.timeout = timeout
+        self.port = _free_port() if tcp else None
         self.proc: subprocess.Popen | None = None
         self.tmpdir: str | None = None
 
@@ -154,6 +163,8 @@ class NbdServer:
     def uri_for(self, export: str | None = None, timeout: float | None = None) -> str:
         export = (self.export or "") if export is None else export
         timeout = self.timeout if timeout is None else timeout
+        if self.port:
+            return f"nbd://127.0.0.1:{self.port}/{export}" + (f"?timeout={timeout}" if timeout else "")
         extra = f"&timeout={timeout}" if timeout else ""
         return f"nbd+unix:///{export}?socket={self.sock}{extra}"
 
@@ -163,10 +174,13 @@ class NbdServer:
 
     def _command(self) -> list[str]:
         if self.server == "qemu-nbd":
-            return (["qemu-nbd", "--persistent", "--shared=16", "-f", "raw", "-k", self.sock,
+            listen = (["-b", "127.0.0.1", "-p", str(self.port)] if self.port
+                      else ["-k", self.sock])
+            return (["qemu-nbd", "--persistent", "--shared=16", "-f", "raw", *listen,
                      "-x", self.export or ""] + (["--read-only"] if self.read_only else [])
                     + [str(self.target)])
-        cmd = ["nbdkit", "--foreground", "--exit-with-parent", "--unix", self.sock]
+        listen = ["-i", "127.0.0.1", "-p", str(self.port)] if self.port else ["--unix", self.sock]
+        cmd = ["nbdkit", "--foreground", "--exit-with-parent", *listen]
         if self.read_only:
             cmd.append("--readonly")
         filters = dict(self.filters)
@@ -206,10 +220,11 @@ class NbdServer:
         return self
 
     def _listening(self) -> bool:
-        # the socket file appears at bind(), before the server listens
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        # (a unix socket's file appears at bind(), before the server listens)
+        family = socket.AF_INET if self.port else socket.AF_UNIX
+        with socket.socket(family, socket.SOCK_STREAM) as s:
             try:
-                s.connect(self.sock)
+                s.connect(("127.0.0.1", self.port) if self.port else self.sock)
                 return True
             except OSError:
                 return False

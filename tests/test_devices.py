@@ -73,6 +73,13 @@ def test_nbdkit_native_client(image, tree, nbd_server):
         assert vol.pfs("DATA").read("/a/b/text") == (tree / "a" / "b" / "text").read_bytes()
 
 
+@pytest.mark.parametrize("server", ["nbdkit", "qemu-nbd"])
+def test_nbd_over_tcp(image, tree, nbd_server, server):
+    srv = nbd_server(image.path, export="t", server=server, tcp=True)
+    assert srv.uri.startswith("nbd://127.0.0.1:")
+    import_and_check(srv.uri, tree)
+
+
 def test_nbdkit_memory_plugin(tree, nbd_server):
     import_and_check(nbd_server(plugin="memory", size=SIZE).uri, tree)
 
