@@ -122,10 +122,10 @@ xfer_all(int fd, void *buf, size_t len, int sending, int timeout_ms)
 			      recv(fd, (char *)buf + done, len - done, 0);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n < 0)
-			return errno;
+		if (n < 0)	/* the peer closed: one name for it */
+			return errno == EPIPE ? ECONNRESET : errno;
 		if (n == 0)
-			return ECONNRESET;	/* peer closed */
+			return ECONNRESET;
 		done += (size_t)n;
 	}
 	return 0;

@@ -183,3 +183,85 @@ def test_async_loads_and_sync_reads_agree(image, nbd_server):
         with pytest.raises(pyh2.H2Error) as e:
             _core.dio_readmany(vol.device, [SIZE + (1 << 16)], 4)
         assert e.value.errno == errno.EIO and OFFSET.search(str(e.value))
+
+
+# ------------------------------------------------------------- hostile servers
+
+def hostile_server(tmp_path, script):
+    """A unix-socket peer that plays `script(conn)` to the one client it accepts."""
+    import socket
+    path = str(tmp_path / "hostile.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+
+    def serve():
+        try:
+            conn, _ = srv.accept()
+            with conn:
+                script(conn)
+        except OSError:
+            pass
+        finally:
+            srv.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return f"nbd+unix:///x?socket={path}&timeout=2", t
+
+
+def _hello(conn):
+    conn.sendall(b"NBDMAGIC" + b"IHAVEOPT" + (3).to_bytes(2, "big"))
+    conn.recv(4)                                      # client flags
+
+
+def _read_request_stream(conn):
+    while conn.recv(65536):
+        pass
+
+
+@pytest.mark.parametrize("case, want, needle", [
+    ("not-nbd", errno.EPROTO, "not an NBD server"),
+    ("oldstyle", errno.ENOTSUP, "oldstyle"),
+    ("hangup", errno.ENOTCONN, "server closed the connection"),
+    ("silent", errno.ETIMEDOUT, "timed out"),
+    ("huge-reply", errno.EPROTO, "malformed option reply"),
+    ("no-size", errno.EPROTO, "no export size"),
+    ("bad-reply-handle", errno.ENOTCONN, "protocol error"),
+])
+def test_hostile_server(tmp_path, case, want, needle):
+    import struct
+    rep = 0x3e889045565a9
+
+    def script(conn):
+        if case == "not-nbd":
+            conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n\0\0\0\0")
+        elif case == "oldstyle":
+            conn.sendall(b"NBDMAGIC" + (0x00420281861253).to_bytes(8, "big") + bytes(2))
+        elif case == "hangup":
+            _hello(conn)
+        elif case == "silent":
+            _hello(conn)
+            time_left = threading.Event()
+            time_left.wait(5)
+        elif case == "huge-reply":
+            _hello(conn)
+            conn.recv(4096)
+            conn.sendall(struct.pack(">QIII", rep, 7, 3, 1 << 30))
+        elif case == "no-size":
+            _hello(conn)
+            conn.recv(4096)
+            conn.sendall(struct.pack(">QIII", rep, 7, 1, 0))
+        elif case == "bad-reply-handle":
+            _hello(conn)
+            conn.recv(4096)
+            conn.sendall(struct.pack(">QIIIHQH", rep, 7, 3, 12, 0, 64 << 20, 1)
+                         + struct.pack(">QIII", rep, 7, 1, 0))
+            conn.recv(28)                             # the first read request
+            conn.sendall(struct.pack(">IIQ", 0x67446698, 0, 0xdeadbeef))
+            _read_request_stream(conn)
+
+    uri, t = hostile_server(tmp_path, script)
+    with pytest.raises(pyh2.H2Error) as e:
+        pyh2.open(uri)
+    assert e.value.errno == want and needle in str(e.value), e.value
+    t.join(10)
