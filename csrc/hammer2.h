@@ -202,6 +202,9 @@ int hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp);
 void hammer2_trans_begin(hammer2_dev_t *hmp, int write);
 int hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
 		      hammer2_off_t off);
+struct iovec;
+int hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov,
+		       int iovcnt, hammer2_off_t off);
 int hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 		       hammer2_off_t off);
 int hammer2_dev_sync(hammer2_dev_t *hmp);

@@ -101,3 +101,40 @@ hammer2_fd_pwrite(int fd, const char *name, const void *buf, size_t bytes,
 	}
 	return 0;
 }
+
+int
+hammer2_fd_preadv(int fd, const char *name, const struct iovec *iov,
+		  int iovcnt, uint64_t off)
+{
+	struct iovec v[HAMMER2_IOV_MAX], *p = v;
+
+	if (iovcnt > HAMMER2_IOV_MAX)
+		return hammer2_seterr(EINVAL, "%s: %d segments in one read",
+				      name, iovcnt);
+	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+	while (iovcnt > 0) {
+		ssize_t n = preadv(fd, p, iovcnt, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return hammer2_seterr(errno, "%s: read error at 0x%llx: %s",
+					      name, (unsigned long long)off,
+					      strerror(errno));
+		if (n == 0)
+			return hammer2_seterr(EIO, "%s: device ended at 0x%llx "
+					      "(shrunk while open?)", name,
+					      (unsigned long long)off);
+		off += (uint64_t)n;
+		while (iovcnt > 0 && (size_t)n >= p->iov_len) {	/* done ones */
+			n -= (ssize_t)p->iov_len;
+			++p;
+			--iovcnt;
+		}
+		if (iovcnt > 0) {
+			p->iov_base = (char *)p->iov_base + n;
+			p->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 typedef struct hammer2_backend hammer2_backend_t;
 
@@ -27,6 +28,9 @@ typedef struct hammer2_backend_ops {
 			 uint64_t off);
 	int	(*pwrite)(hammer2_backend_t *be, const void *buf, size_t bytes,
 			  uint64_t off);
+	/* one contiguous device range into several buffers; NULL: by pieces */
+	int	(*preadv)(hammer2_backend_t *be, const struct iovec *iov,
+			  int iovcnt, uint64_t off);
 	int	(*flush)(hammer2_backend_t *be);
 	int	(*trim)(hammer2_backend_t *be, uint64_t off, uint64_t bytes);
 	int	(*size)(hammer2_backend_t *be, uint64_t *sizep);
@@ -61,5 +65,9 @@ int hammer2_fd_pread(int fd, const char *name, void *buf, size_t bytes,
 		     uint64_t off);
 int hammer2_fd_pwrite(int fd, const char *name, const void *buf,
 		      size_t bytes, uint64_t off);
+int hammer2_fd_preadv(int fd, const char *name, const struct iovec *iov,
+		      int iovcnt, uint64_t off);
+
+#define HAMMER2_IOV_MAX	64		/* segments of one vectored read */
 
 #endif /* HAMMER2_BACKEND_H_ */

@@ -18,6 +18,13 @@ file_pread(hammer2_backend_t *be, void *buf, size_t bytes, uint64_t off)
 }
 
 static int
+file_preadv(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
+	    uint64_t off)
+{
+	return hammer2_fd_preadv(FD(be), be->name, iov, iovcnt, off);
+}
+
+static int
 file_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes,
 	    uint64_t off)
 {
@@ -73,7 +80,7 @@ file_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t file_ops = {
-	"file", file_pread, file_pwrite, file_flush, file_trim, file_size,
+	"file", file_pread, file_pwrite, file_preadv, file_flush, file_trim, file_size,
 	file_resize, file_close
 };
 

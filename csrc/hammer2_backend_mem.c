@@ -168,7 +168,7 @@ mem_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t mem_ops = {
-	"memory", mem_pread, mem_pwrite, mem_flush, mem_trim, mem_size, NULL,
+	"memory", mem_pread, mem_pwrite, NULL, mem_flush, mem_trim, mem_size, NULL,
 	mem_close
 };
 

@@ -125,25 +125,49 @@ out:
 	pthread_mutex_unlock(&hmp->faultlock);
 }
 
+/*
+ * Read one device range into iovcnt buffers (a single request where the
+ * backend can); faults and corruption apply to it as to one read.
+ */
 int
-hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
-		  hammer2_off_t off)
+hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
+		   hammer2_off_t off)
 {
-	int error, rc = fault_check(hmp, HAMMER2_DEVOP_READ);
+	hammer2_backend_t *be = hmp->be;
+	int error = 0, rc = fault_check(hmp, HAMMER2_DEVOP_READ);
+	hammer2_off_t pos = off;
 
 	if (rc > 0)
 		return hammer2_seterr(rc, "%s: read error at 0x%llx: %s "
 				      "(injected)", hmp->path,
 				      (unsigned long long)off, strerror(rc));
-	error = hmp->be->ops->pread(hmp->be, buf, bytes, off);
+	if (iovcnt > 1 && be->ops->preadv) {
+		error = be->ops->preadv(be, iov, iovcnt, off);
+	} else {
+		for (int i = 0; i < iovcnt && error == 0; ++i) {
+			error = be->ops->pread(be, iov[i].iov_base,
+					       iov[i].iov_len, pos);
+			pos += iov[i].iov_len;
+		}
+	}
 	if (error)
 		return error;
 	if (rc < 0) {
 		/* damage every 64th byte, so any block read from here fails */
-		for (size_t i = 0; i < bytes; i += 64)
-			((uint8_t *)buf)[i] ^= 0x5a;
+		for (int i = 0; i < iovcnt; ++i)
+			for (size_t k = 0; k < iov[i].iov_len; k += 64)
+				((uint8_t *)iov[i].iov_base)[k] ^= 0x5a;
 	}
 	return 0;
+}
+
+int
+hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
+		  hammer2_off_t off)
+{
+	struct iovec iov = { buf, bytes };
+
+	return hammer2_dev_preadv(hmp, &iov, 1, off);
 }
 
 int

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/uio.h>
 #include "hammer2.h"
 #include "hammer2_iopool.h"
 
@@ -364,34 +365,30 @@ dio_runreq_run(hammer2_ioreq_t *req)
 	dio_runreq_t *rq = (dio_runreq_t *)req;
 	hammer2_dev_t *hmp = rq->hmp;
 	hammer2_off_t base = rq->dios[0]->pbase;
-	size_t want = (size_t)rq->n * HAMMER2_PBUFSIZE;
-	uint8_t *tmp;
-	int error = ENOMEM;
+	struct iovec iov[HAMMER2_IO_RUN_MAX];
+	size_t left = (size_t)(hmp->size - base);
+	int error;
 
-	if (base + want > hmp->size)
-		want = (size_t)(hmp->size - base);
-	tmp = malloc(want);
-	if (tmp) {
-		error = hammer2_dev_pread(hmp, tmp, want, base);
-		__atomic_add_fetch(&hmp->io_reads, (uint64_t)rq->n,
-				   __ATOMIC_RELAXED);
+	/* straight into the buffers; the part past the device end reads 0 */
+	for (int i = 0; i < rq->n; ++i) {
+		iov[i].iov_base = rq->dios[i]->data;
+		iov[i].iov_len = left < HAMMER2_PBUFSIZE ? left : HAMMER2_PBUFSIZE;
+		left -= iov[i].iov_len;
+		memset(rq->dios[i]->data + iov[i].iov_len, 0,
+		       HAMMER2_PBUFSIZE - iov[i].iov_len);
 	}
+	error = hammer2_dev_preadv(hmp, iov, rq->n, base);
+	__atomic_add_fetch(&hmp->io_reads, (uint64_t)rq->n, __ATOMIC_RELAXED);
 	for (int i = 0; i < rq->n; ++i) {
 		hammer2_io_t *dio = rq->dios[i];
-		size_t at = (size_t)i * HAMMER2_PBUFSIZE;
-		size_t part = want - at < HAMMER2_PBUFSIZE ? want - at :
-			      HAMMER2_PBUFSIZE;
 
 		if (error) {
 			dio_run_abandon(dio);
 			continue;
 		}
-		memcpy(dio->data, tmp + at, part);
-		memset(dio->data + part, 0, HAMMER2_PBUFSIZE - part);
 		dio_complete(dio, 0);
 		hammer2_io_putblk(&dio);
 	}
-	free(tmp);
 	free(rq);
 	pthread_mutex_lock(&hmp->iolock);
 	--hmp->io_inflight;

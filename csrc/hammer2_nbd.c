@@ -64,7 +64,8 @@
 typedef struct nbd_req {
 	struct nbd_req	*next;
 	uint64_t	handle;
-	void		*buf;		/* reads: where the payload goes */
+	struct iovec	*iov;		/* reads: where the payload goes */
+	int		iovcnt;
 	uint32_t	len;
 	int		done;
 	int		busy;		/* the receiver is filling buf */
@@ -127,6 +128,33 @@ xfer_all(int fd, void *buf, size_t len, int sending, int timeout_ms)
 		if (n == 0)
 			return ECONNRESET;
 		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Receive exactly the bytes iov describes (consumed as it goes). */
+static int
+recv_iov(int fd, struct iovec *iov, int iovcnt)
+{
+	while (iovcnt > 0) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
+		ssize_t n = recvmsg(fd, &mh, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno;
+		if (n == 0)
+			return ECONNRESET;
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			++iov;
+			--iovcnt;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
 	}
 	return 0;
 }
@@ -383,10 +411,10 @@ nbd_receiver(void *arg)
 			break;
 		}
 		req->error = r.error ? nbd_errno(be32toh(r.error)) : 0;
-		if (req->buf && req->error == 0) {
+		if (req->iov && req->error == 0) {
 			req->busy = 1;
 			pthread_mutex_unlock(&nbd->lock);
-			error = xfer_all(nbd->fd, req->buf, req->len, 0, -1);
+			error = recv_iov(nbd->fd, req->iov, req->iovcnt);
 			pthread_mutex_lock(&nbd->lock);
 			req->busy = 0;
 			if (error) {
@@ -414,10 +442,13 @@ cmd_name(int cmd)
 	return names[cmd];
 }
 
-/* One request of at most maxreq bytes; waits for its reply. */
+/*
+ * One request of at most maxreq bytes; waits for its reply.  iov is the
+ * payload sent (writes) or where the reply's goes (reads); it is consumed.
+ */
 static int
-nbd_request(hammer2_backend_t *be, int cmd, void *buf, uint32_t len,
-	    uint64_t off)
+nbd_request(hammer2_backend_t *be, int cmd, struct iovec *iov, int iovcnt,
+	    uint32_t len, uint64_t off)
 {
 	nbd_t *nbd = be->priv;
 	struct { uint32_t magic; uint16_t flags, type; uint64_t handle, off;
@@ -428,7 +459,10 @@ nbd_request(hammer2_backend_t *be, int cmd, void *buf, uint32_t len,
 
 	memset(&req, 0, sizeof(req));
 	pthread_cond_init(&req.cv, NULL);
-	req.buf = cmd == NBD_CMD_READ ? buf : NULL;
+	if (cmd == NBD_CMD_READ) {
+		req.iov = iov;
+		req.iovcnt = iovcnt;
+	}
 	req.len = len;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += nbd->timeout_ms / 1000;
@@ -457,8 +491,9 @@ nbd_request(hammer2_backend_t *be, int cmd, void *buf, uint32_t len,
 	hdr.len = htobe32(len);
 	pthread_mutex_lock(&nbd->sendlock);
 	error = xfer_all(nbd->fd, &hdr, sizeof(hdr), 1, nbd->timeout_ms);
-	if (error == 0 && cmd == NBD_CMD_WRITE)
-		error = xfer_all(nbd->fd, buf, len, 1, nbd->timeout_ms);
+	for (int i = 0; error == 0 && cmd == NBD_CMD_WRITE && i < iovcnt; ++i)
+		error = xfer_all(nbd->fd, iov[i].iov_base, iov[i].iov_len, 1,
+				 nbd->timeout_ms);
 	pthread_mutex_unlock(&nbd->sendlock);
 
 	pthread_mutex_lock(&nbd->lock);
@@ -509,8 +544,9 @@ nbd_rw(hammer2_backend_t *be, int cmd, void *buf, size_t bytes, uint64_t off)
 				      bytes, (unsigned long long)nbd->size);
 	while (bytes > 0 && error == 0) {
 		uint32_t n = bytes > nbd->maxreq ? nbd->maxreq : (uint32_t)bytes;
+		struct iovec iov = { buf, n };
 
-		error = nbd_request(be, cmd, buf, n, off);
+		error = nbd_request(be, cmd, &iov, 1, n, off);
 		buf = (char *)buf + n;
 		bytes -= n;
 		off += n;
@@ -530,6 +566,32 @@ nbd_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes, uint64_t off)
 	return nbd_rw(be, NBD_CMD_WRITE, (void *)buf, bytes, off);
 }
 
+/* One request for the whole range where it fits, else piece by piece. */
+static int
+nbd_preadv(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
+	   uint64_t off)
+{
+	nbd_t *nbd = be->priv;
+	struct iovec v[HAMMER2_IOV_MAX];
+	size_t bytes = 0;
+	int error = 0;
+
+	for (int i = 0; i < iovcnt; ++i)
+		bytes += iov[i].iov_len;
+	if (iovcnt > HAMMER2_IOV_MAX || bytes > nbd->maxreq) {
+		for (int i = 0; i < iovcnt && error == 0; ++i) {
+			error = nbd_rw(be, NBD_CMD_READ, iov[i].iov_base,
+				       iov[i].iov_len, off);
+			off += iov[i].iov_len;
+		}
+		return error;
+	}
+	if (off > nbd->size || nbd->size - off < bytes)
+		return nbd_rw(be, NBD_CMD_READ, NULL, bytes, off); /* the error */
+	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+	return nbd_request(be, NBD_CMD_READ, v, iovcnt, (uint32_t)bytes, off);
+}
+
 static int
 nbd_flush(hammer2_backend_t *be)
 {
@@ -538,7 +600,7 @@ nbd_flush(hammer2_backend_t *be)
 	/* without SEND_FLUSH the server writes through: nothing to do */
 	if (!(nbd->tflags & NBD_FLAG_SEND_FLUSH))
 		return 0;
-	return nbd_request(be, NBD_CMD_FLUSH, NULL, 0, 0);
+	return nbd_request(be, NBD_CMD_FLUSH, NULL, 0, 0, 0);
 }
 
 static int
@@ -552,7 +614,7 @@ nbd_trim(hammer2_backend_t *be, uint64_t off, uint64_t bytes)
 	while (bytes > 0 && error == 0) {
 		uint32_t n = bytes > nbd->maxreq ? nbd->maxreq : (uint32_t)bytes;
 
-		error = nbd_request(be, NBD_CMD_TRIM, NULL, n, off);
+		error = nbd_request(be, NBD_CMD_TRIM, NULL, 0, n, off);
 		bytes -= n;
 		off += n;
 	}
@@ -601,7 +663,7 @@ nbd_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t nbd_ops = {
-	"nbd", nbd_pread, nbd_pwrite, nbd_flush, nbd_trim, nbd_size, NULL,
+	"nbd", nbd_pread, nbd_pwrite, nbd_preadv, nbd_flush, nbd_trim, nbd_size, NULL,
 	nbd_close
 };
 
