@@ -30,7 +30,8 @@ typedef struct hammer2_wreq {
 	int			bytes;
 	int			attached;	/* on dio->wpend */
 	int			done;
-	uint8_t			data[];
+	uint8_t			*data;		/* a pool buffer: page aligned,
+						 * so O_DIRECT needs no bounce */
 } hammer2_wreq_t;
 
 typedef struct dio_rdreq {
@@ -122,6 +123,13 @@ buf_free(void *buf)
 }
 
 static void
+wreq_free(hammer2_wreq_t *w)
+{
+	buf_free(w->data);
+	free(w);
+}
+
+static void
 dio_free(hammer2_io_t *dio)
 {
 	/* writes still attached are done: a queued one holds a reference */
@@ -129,7 +137,7 @@ dio_free(hammer2_io_t *dio)
 		hammer2_wreq_t *w = dio->wpend;
 
 		dio->wpend = w->next;
-		free(w);
+		wreq_free(w);
 	}
 	buf_free(dio->data);
 	free(dio);
@@ -204,7 +212,7 @@ dio_complete(hammer2_io_t *dio, int error)
 			memcpy(dio->data + (w->off - dio->pbase), w->data,
 			       (size_t)w->bytes);
 		if (w->done)
-			free(w);
+			wreq_free(w);
 	}
 	dio->error = error;
 	dio->state = error ? DIO_ERROR : DIO_GOOD;
@@ -565,7 +573,7 @@ wreq_run(hammer2_ioreq_t *req)
 	pthread_cond_broadcast(&hmp->iocv);
 	w->done = 1;
 	if (!w->attached)
-		free(w);
+		wreq_free(w);
 	pthread_mutex_unlock(&hmp->iolock);
 	hammer2_io_putblk(&dio);
 	/* last: the device may be closed as soon as this reaches zero */
@@ -594,9 +602,11 @@ hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		return error;
 	if (hmp->readonly)
 		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
-	w = malloc(sizeof(*w) + (size_t)bytes);
-	if (w == NULL)
+	w = malloc(sizeof(*w));
+	if (w == NULL || (w->data = buf_alloc()) == NULL) {
+		free(w);
 		return hammer2_seterr(ENOMEM, "out of memory for a write");
+	}
 	memcpy(w->data, data, (size_t)bytes);
 	w->off = off;
 	w->bytes = bytes;
@@ -606,7 +616,7 @@ hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 	dio = dio_get_locked(hmp, off & ~HAMMER2_PBUFMASK64);
 	if (dio == NULL) {
 		pthread_mutex_unlock(&hmp->iolock);
-		free(w);
+		wreq_free(w);
 		return hammer2_seterr(ENOMEM, "out of memory for a DIO buffer");
 	}
 	if (dio->state == DIO_GOOD) {
