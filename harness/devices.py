@@ -81,11 +81,13 @@ def loop_unavailable() -> str | None:
 
 
 class LoopDevice:
-    """`losetup --find --show FILE`; detached on exit."""
+    """`losetup --find --show FILE` (read-only, or with another logical sector size
+    on request); detached on exit."""
 
-    def __init__(self, backing, read_only: bool = False):
+    def __init__(self, backing, read_only: bool = False, sector_size: int | None = None):
         self.backing = Path(backing)
         self.read_only = read_only
+        self.sector_size = sector_size
         self.path: str | None = None
 
     @property
@@ -97,6 +99,8 @@ class LoopDevice:
         if reason:
             raise DeviceUnavailable(reason)
         cmd = ["losetup", "--find", "--show"] + (["--read-only"] if self.read_only else [])
+        if self.sector_size:
+            cmd.append(f"--sector-size={self.sector_size}")
         proc = subprocess.run(cmd + [str(self.backing)], capture_output=True, text=True,
                               timeout=30)
         if proc.returncode:
@@ -319,11 +323,11 @@ def _enter(cm):
 
 @pytest.fixture
 def loop_device():
-    """loop_device(backing, read_only=False) -> an attached LoopDevice."""
+    """loop_device(backing, read_only=False, sector_size=None) -> an attached LoopDevice."""
     made = []
 
-    def attach(backing, read_only=False):
-        made.append(LoopDevice(backing, read_only))
+    def attach(backing, read_only=False, sector_size=None):
+        made.append(LoopDevice(backing, read_only, sector_size))
         return _enter(made[-1])
     yield attach
     for dev in reversed(made):

@@ -65,6 +65,15 @@ def test_loop_device(image, tree, loop_device):
     import_and_check(dev.uri, tree)
 
 
+def test_loop_device_with_4k_sectors(image, tree, loop_device):
+    """1 KiB blocks on a 4 KiB-sector device: O_DIRECT through bounce buffers and
+    read-modify-write of partial sectors."""
+    dev = loop_device(image.path, sector_size=4096)
+    assert open(f"/sys/block/{os.path.basename(dev.path)}/queue/logical_block_size").read() \
+        .strip() == "4096"
+    import_and_check(dev.uri, tree)
+
+
 def test_nbdkit_native_client(image, tree, nbd_server):
     srv = nbd_server(image.path, export="node")
     import_and_check(srv.uri, tree)
