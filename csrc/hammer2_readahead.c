@@ -1,8 +1,8 @@
 /*
  * File read-ahead: before a read copies its window block by block, start
- * loading every data block in it, neighbouring buffers coalesced into
- * large device reads (hammer2_io_prefetch), so the device works ahead
- * while the reader verifies and decodes the first blocks.  The loaded
+ * loading every data block in it and in the window after it, neighbouring
+ * buffers coalesced into large device reads (hammer2_io_prefetch), so the
+ * device works ahead while the reader verifies and decodes.  The loaded
  * buffers wait in the DIO cache; the reader's own loads find them there
  * or wait on those in flight.
  */
@@ -21,7 +21,8 @@ hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len)
 
 	if (len <= HAMMER2_PBUFSIZE)
 		return;			/* one block: nothing to overlap */
-	end = off + (len < READAHEAD_MAX ? len : READAHEAD_MAX);
+	/* and as much again past it: a sequential reader's next window */
+	end = off + (2 * len < READAHEAD_MAX ? 2 * len : READAHEAD_MAX);
 	cparent = hammer2_cluster_lookup_init(ip, HAMMER2_LOOKUP_SHARED);
 	if (cparent == NULL)
 		return;
