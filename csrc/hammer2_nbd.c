@@ -454,17 +454,22 @@ nbd_request(hammer2_backend_t *be, int cmd, struct iovec *iov, int iovcnt,
 	struct { uint32_t magic; uint16_t flags, type; uint64_t handle, off;
 		 uint32_t len; } __attribute__((packed)) hdr;
 	nbd_req_t req, **pp;
+	pthread_condattr_t cattr;
 	struct timespec deadline;
 	int error = 0, rc = 0;
 
 	memset(&req, 0, sizeof(req));
-	pthread_cond_init(&req.cv, NULL);
+	/* deadlines on the monotonic clock: immune to wall-clock steps */
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&req.cv, &cattr);
+	pthread_condattr_destroy(&cattr);
 	if (cmd == NBD_CMD_READ) {
 		req.iov = iov;
 		req.iovcnt = iovcnt;
 	}
 	req.len = len;
-	clock_gettime(CLOCK_REALTIME, &deadline);
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += nbd->timeout_ms / 1000;
 	deadline.tv_nsec += (long)(nbd->timeout_ms % 1000) * 1000000;
 	if (deadline.tv_nsec >= 1000000000) {
