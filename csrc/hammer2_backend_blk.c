@@ -170,8 +170,8 @@ blk_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t blk_ops = {
-	"block device", blk_pread, blk_pwrite, blk_preadv, blk_flush, blk_trim, blk_size,
-	NULL, blk_close
+	"block device", blk_pread, blk_pwrite, blk_preadv, blk_flush, blk_trim,
+	blk_size, NULL, blk_close
 };
 
 int

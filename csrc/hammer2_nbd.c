@@ -263,8 +263,10 @@ opt_error(const char *name, const char *export, uint32_t type,
 static int
 handshake(nbd_t *nbd, const char *name, const char *export)
 {
-	struct { uint64_t magic, opts; uint16_t flags; } __attribute__((packed)) hello;
-	struct { uint64_t magic; uint32_t opt, type, len; } __attribute__((packed)) rep;
+	struct { uint64_t magic, opts; uint16_t flags; }
+		__attribute__((packed)) hello;
+	struct { uint64_t magic; uint32_t opt, type, len; }
+		__attribute__((packed)) rep;
 	size_t nlen = strlen(export);
 	uint8_t data[1024];
 	uint32_t cflags;
