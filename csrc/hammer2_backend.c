@@ -58,6 +58,14 @@ hammer2_backend_close(hammer2_backend_t *be)
 }
 
 int
+hammer2_backend_trim(hammer2_backend_t *be, uint64_t off, uint64_t bytes)
+{
+	if (be->readonly)
+		return hammer2_seterr(EROFS, "%s: opened read-only", be->name);
+	return be->ops->trim(be, off, bytes);
+}
+
+int
 hammer2_fd_pread(int fd, const char *name, void *buf, size_t bytes,
 		 uint64_t off)
 {

@@ -50,6 +50,7 @@ struct hammer2_backend {
 
 int hammer2_backend_open(const char *uri, int flags, hammer2_backend_t **bep);
 void hammer2_backend_close(hammer2_backend_t *be);
+int hammer2_backend_trim(hammer2_backend_t *be, uint64_t off, uint64_t bytes);
 
 /* Per-kind constructors (be->name is set by the caller). */
 int hammer2_be_file_open(hammer2_backend_t *be, const char *path, int flags);

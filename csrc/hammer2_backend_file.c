@@ -80,8 +80,8 @@ file_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t file_ops = {
-	"file", file_pread, file_pwrite, file_preadv, file_flush, file_trim, file_size,
-	file_resize, file_close
+	"file", file_pread, file_pwrite, file_preadv, file_flush, file_trim,
+	file_size, file_resize, file_close
 };
 
 int

@@ -65,3 +65,27 @@ def dio_purge(Device dev):
 def dio_reads(Device dev):
     """Buffers loaded from the device since it was opened."""
     return hammer2_io_nreads(dev._dev())
+
+
+cdef extern from "hammer2_backend.h" nogil:
+    ctypedef struct hammer2_backend_t:
+        pass
+    int hammer2_backend_open(const char *uri, int flags, hammer2_backend_t **bep)
+    void hammer2_backend_close(hammer2_backend_t *be)
+    int hammer2_backend_trim(hammer2_backend_t *be, uint64_t off, uint64_t length)
+
+
+def backend_trim(str uri, uint64_t offset, uint64_t length):
+    """Discard [offset, offset + length) of the device at uri (it reads back as
+    zeros where the backend supports discarding; a no-op elsewhere)."""
+    cdef bytes buri = uri.encode()
+    cdef const char *curi = buri
+    cdef hammer2_backend_t *be
+    cdef int err
+    with nogil:
+        err = hammer2_backend_open(curi, 1, &be)
+        if err == 0:
+            err = hammer2_backend_trim(be, offset, length)
+            hammer2_backend_close(be)
+    if err:
+        raise _error(err)

@@ -132,6 +132,19 @@ def test_cli_takes_device_uris(image, tree, nbd_server):
     assert proc.returncode == 1 and b"NOPE" in proc.stderr
 
 
+def test_trim_discards_through_file_loop_and_nbd(tmp_path, nbd_server, loop_device):
+    path = tmp_path / "t.img"
+    path.write_bytes(os.urandom(8 * MiB))
+    ranges = {str(path): (0, MiB), loop_device(path).uri: (2 * MiB, MiB),
+              nbd_server(path).uri: (4 * MiB, MiB)}
+    for uri, (off, length) in ranges.items():
+        _core.backend_trim(uri, off, length)
+    data = path.read_bytes()
+    for uri, (off, length) in ranges.items():
+        assert data[off:off + length] == bytes(length), uri
+    assert data[MiB:2 * MiB] != bytes(MiB) and data[6 * MiB:] != bytes(2 * MiB)
+
+
 # ------------------------------------------------------------------ bad input
 
 def test_unreachable_socket(tmp_path):
