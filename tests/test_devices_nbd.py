@@ -174,9 +174,9 @@ def test_async_loads_and_sync_reads_agree(image, nbd_server):
     with pyh2.open(srv.uri) as vol:
         pfs = vol.pfs("DATA")
         offs = sorted({b["data_off"] & ~0xFFFF for b in pfs.blocks("/d/f")})
-        for qd in (1, 8, 32):
+        for qd in (1, 8, 32, 300):                      # 300: more than the pool queues
             _core.dio_purge(vol.device)
-            _core.dio_readmany(vol.device, offs, qd)
+            _core.dio_readmany(vol.device, offs * 8, qd)
             loaded = _core.dio_reads(vol.device)
             assert pfs.read("/d/f") == want
             assert _core.dio_reads(vol.device) == loaded     # served from the loaded buffers
