@@ -264,3 +264,20 @@ def test_hostile_server(tmp_path, case, want, needle):
         pyh2.open(uri)
     assert e.value.errno == want and needle in str(e.value), e.value
     t.join(10)
+
+
+def test_concurrent_readers_over_nbd(tmp_path, nbd_server):
+    """Threads reading (with read-ahead) through one NBD connection all get their data."""
+    from concurrent.futures import ThreadPoolExecutor
+    img = tmp_path / "many.img"
+    pyh2.newfs(img, SIZE)
+    files = {f"/f{i}": os.urandom(150_000 * (i % 5 + 1)) for i in range(16)}
+    with pyh2.open(img, writable=True) as vol:
+        for name, data in files.items():
+            vol.pfs("DATA").create(name, data)
+    srv = nbd_server(img, filters={"delay": {"delay-read": "1ms"}})
+    with pyh2.open(srv.uri) as vol:
+        pfs = vol.pfs("DATA")
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda n: (n, pfs.read(n)), list(files) * 3))
+    assert len(got) == 48 and all(data == files[name] for name, data in got)
