@@ -7,6 +7,7 @@ device URI `pyh2.open` accepts.  Pytest fixtures built on them are at the end.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -123,6 +124,12 @@ class LoopDevice:
         self.detach()
 
 
+def _die_with_parent():
+    """In the child: SIGKILL when the parent dies, so a killed test run leaves no
+    server behind (qemu-nbd has no --exit-with-parent)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -214,7 +221,7 @@ class NbdServer:
             raise DeviceUnavailable(f"{exe} is not installed (run scripts/setup.sh)")
         self.log = open(os.path.join(self.tmpdir, "server.log"), "wb")
         self.proc = subprocess.Popen(self._command(), stdout=self.log, stderr=self.log,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while not self._listening():
             if self.proc.poll() is not None or time.monotonic() > deadline:
