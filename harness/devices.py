@@ -212,6 +212,7 @@ class NbdServer:
 
     def start(self):
         """Start (or restart, on the same socket) the server."""
+        self.stop()                     # a killed one: reap it, close its log
         if self.tmpdir is None:
             self.tmpdir = tempfile.mkdtemp(prefix="pyh2-nbd-")
         if os.path.exists(self.sock):
