@@ -69,13 +69,20 @@ struct hammer2_io {
 	int			error;
 	uint64_t		crc_good_mask;	/* 1 KiB pieces already verified */
 	uint8_t			*data;
+	hammer2_iocb_t		*waiters;	/* async loads of this buffer */
+	struct hammer2_wreq	*wpend;		/* writes to lay over a load */
 };
 
 /*
  * Asynchronous load: the callback runs once the DIO backing
  * [off, off + bytes) is loaded or has failed.  cb->dio holds a reference
- * that the callback must release with hammer2_io_putblk().
+ * that the callback must release with hammer2_io_putblk().  Without
+ * HAMMER2_IOCB_ASYNC the callback runs in the caller's thread before
+ * hammer2_io_load_async returns; with it, a worker completes the load and
+ * runs the callback (the caller's thread does, when the buffer is cached).
  */
+#define HAMMER2_IOCB_ASYNC	0x0001
+
 struct hammer2_iocb {
 	void		(*callback)(hammer2_iocb_t *);
 	hammer2_io_t	*dio;
@@ -83,6 +90,8 @@ struct hammer2_iocb {
 	int		bytes;
 	int		error;
 	void		*arg;
+	int		flags;		/* HAMMER2_IOCB_* */
+	hammer2_iocb_t	*next;		/* on the buffer's waiter list */
 };
 
 int hammer2_io_bread(hammer2_dev_t *hmp, hammer2_off_t off, int bytes,
@@ -94,6 +103,12 @@ int hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		     int bytes);
 int hammer2_io_crc_good(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 void hammer2_io_crc_setmask(hammer2_io_t *dio, hammer2_off_t off, int bytes);
+int hammer2_io_flush(hammer2_dev_t *hmp);
+void hammer2_io_purge(hammer2_dev_t *hmp);
+void hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n);
+uint64_t hammer2_io_nreads(hammer2_dev_t *hmp);
+int hammer2_io_readmany(hammer2_dev_t *hmp, const hammer2_off_t *offs,
+			size_t count, int qdepth);
 void hammer2_io_init(hammer2_dev_t *hmp);
 void hammer2_io_cleanup(hammer2_dev_t *hmp);
 
@@ -145,7 +160,7 @@ typedef struct hammer2_devrec {
 } hammer2_devrec_t;
 
 struct hammer2_dev {
-	int			fd;
+	struct hammer2_backend	*be;		/* hammer2_backend.h */
 	int			readonly;
 	char			*path;
 	hammer2_off_t		size;		/* device bytes */
@@ -171,6 +186,11 @@ struct hammer2_dev {
 	hammer2_io_t		*lru_head;
 	hammer2_io_t		*lru_tail;
 	int			lru_count;
+	int			io_inflight;	/* queued reads and writes */
+	uint64_t		io_reads;	/* buffer loads from the device */
+	int			wb_pending;	/* writes not yet on the device */
+	int			wb_error;	/* first failed one, for the barrier */
+	char			*wb_errmsg;
 	pthread_mutex_t		faultlock;	/* fault and rec */
 	hammer2_fault_t		fault;
 	hammer2_devrec_t	rec;
@@ -182,6 +202,9 @@ int hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp);
 void hammer2_trans_begin(hammer2_dev_t *hmp, int write);
 int hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
 		      hammer2_off_t off);
+struct iovec;
+int hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov,
+		       int iovcnt, hammer2_off_t off);
 int hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 		       hammer2_off_t off);
 int hammer2_dev_sync(hammer2_dev_t *hmp);
@@ -412,6 +435,8 @@ int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			hammer2_readdir_cb_t cb, void *arg);
 int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_off_t off, void *buf, size_t len, size_t *donep);
+void hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off,
+			    size_t len);
 int hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent);
 int hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 		    hammer2_cluster_t **dirp);

@@ -2,13 +2,15 @@
  * Raw device access: every byte pyh2 reads from or writes to a node goes
  * through here, so this is where test faults are injected (read and
  * write errors, corrupted reads, a disconnect, ENOSPC) and where writes
- * and flush barriers are recorded for the crash-consistency engine.
+ * and flush barriers are recorded for the crash-consistency engine.  The
+ * bytes themselves move through the device's backend (hammer2_backend.h).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "hammer2.h"
+#include "hammer2_backend.h"
 
 /* Deterministic per-device random stream (splitmix64). */
 static uint64_t
@@ -123,46 +125,55 @@ out:
 	pthread_mutex_unlock(&hmp->faultlock);
 }
 
+/*
+ * Read one device range into iovcnt buffers (a single request where the
+ * backend can); faults and corruption apply to it as to one read.
+ */
 int
-hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
-		  hammer2_off_t off)
+hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
+		   hammer2_off_t off)
 {
-	size_t done = 0;
-	int rc = fault_check(hmp, HAMMER2_DEVOP_READ);
+	hammer2_backend_t *be = hmp->be;
+	int error = 0, rc = fault_check(hmp, HAMMER2_DEVOP_READ);
+	hammer2_off_t pos = off;
 
 	if (rc > 0)
 		return hammer2_seterr(rc, "%s: read error at 0x%llx: %s "
 				      "(injected)", hmp->path,
 				      (unsigned long long)off, strerror(rc));
-	while (done < bytes) {
-		ssize_t n = pread(hmp->fd, (char *)buf + done, bytes - done,
-				  (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return hammer2_seterr(errno, "%s: read error at 0x%llx: %s",
-					      hmp->path,
-					      (unsigned long long)(off + done),
-					      strerror(errno));
-		if (n == 0)
-			return hammer2_seterr(EIO, "%s: device ended at 0x%llx "
-					      "(shrunk while open?)", hmp->path,
-					      (unsigned long long)(off + done));
-		done += (size_t)n;
+	if (iovcnt > 1 && be->ops->preadv) {
+		error = be->ops->preadv(be, iov, iovcnt, off);
+	} else {
+		for (int i = 0; i < iovcnt && error == 0; ++i) {
+			error = be->ops->pread(be, iov[i].iov_base,
+					       iov[i].iov_len, pos);
+			pos += iov[i].iov_len;
+		}
 	}
+	if (error)
+		return error;
 	if (rc < 0) {
 		/* damage every 64th byte, so any block read from here fails */
-		for (size_t i = 0; i < bytes; i += 64)
-			((uint8_t *)buf)[i] ^= 0x5a;
+		for (int i = 0; i < iovcnt; ++i)
+			for (size_t k = 0; k < iov[i].iov_len; k += 64)
+				((uint8_t *)iov[i].iov_base)[k] ^= 0x5a;
 	}
 	return 0;
+}
+
+int
+hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
+		  hammer2_off_t off)
+{
+	struct iovec iov = { buf, bytes };
+
+	return hammer2_dev_preadv(hmp, &iov, 1, off);
 }
 
 int
 hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 		   hammer2_off_t off)
 {
-	size_t done = 0;
 	int rc;
 
 	if (hmp->readonly)
@@ -173,19 +184,7 @@ hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 				      "(injected)", hmp->path,
 				      (unsigned long long)off, strerror(rc));
 	record(hmp, HAMMER2_DEVOP_WRITE, off, buf, bytes);
-	while (done < bytes) {
-		ssize_t n = pwrite(hmp->fd, (const char *)buf + done,
-				   bytes - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return hammer2_seterr(n < 0 ? errno : EIO, "%s: write error "
-					      "at 0x%llx: %s", hmp->path,
-					      (unsigned long long)(off + done),
-					      n < 0 ? strerror(errno) : "short write");
-		done += (size_t)n;
-	}
-	return 0;
+	return hmp->be->ops->pwrite(hmp->be, buf, bytes, off);
 }
 
 int
@@ -197,10 +196,7 @@ hammer2_dev_sync(hammer2_dev_t *hmp)
 		return hammer2_seterr(rc, "%s: sync failed: %s (injected)",
 				      hmp->path, strerror(rc));
 	record(hmp, HAMMER2_DEVOP_SYNC, 0, NULL, 0);
-	if (fdatasync(hmp->fd) < 0)
-		return hammer2_seterr(errno, "%s: sync failed: %s", hmp->path,
-				      strerror(errno));
-	return 0;
+	return hmp->be->ops->flush(hmp->be);
 }
 
 void

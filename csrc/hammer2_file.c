@@ -152,6 +152,7 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 		else
 			memcpy(buf, ipdata->u.data + off, len);
 	} else {
+		hammer2_file_readahead(ip, off, len);
 		error = read_blocks(ip, off, buf, len);
 	}
 	hammer2_cluster_drop(ip);

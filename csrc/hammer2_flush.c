@@ -272,7 +272,7 @@ hammer2_flush(hammer2_dev_t *hmp)
 	if (error == 0)
 		error = hammer2_freemap_flush(hmp, tid);
 	if (error == 0)
-		error = hammer2_dev_sync(hmp);
+		error = hammer2_io_flush(hmp);
 	if (error) {
 		hmp->flush_error = error;
 		return hammer2_preerr(error, "flush of transaction %llu",
@@ -283,7 +283,7 @@ hammer2_flush(hammer2_dev_t *hmp)
 	zone = (hmp->volhdrno + 1) % hmp->nvolhdrs;
 	error = hammer2_volhdr_write(hmp, zone);
 	if (error == 0)
-		error = hammer2_dev_sync(hmp);
+		error = hammer2_io_flush(hmp);
 	if (error) {
 		hmp->flush_error = error;
 		return hammer2_preerr(error, "volume header write");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include "hammer2.h"
+#include "hammer2_backend.h"
 
 #define L1_BYTES	(1ULL << HAMMER2_FREEMAP_LEVEL1_RADIX)
 #define L0_BYTES	(1ULL << HAMMER2_FREEMAP_LEVEL0_RADIX)
@@ -49,7 +50,6 @@ hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size)
 	hammer2_volume_data_t *vd = hmp->voldata;
 	hammer2_off_t old = vd->volu_size;
 	hammer2_off_t added, reserved;
-	struct stat st;
 	int error;
 
 	size &= ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
@@ -59,12 +59,12 @@ hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size)
 				      (unsigned long long)size,
 				      (unsigned long long)old);
 	if (size > hmp->size) {
-		if (fstat(hmp->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		if (hmp->be->ops->resize == NULL)
 			return hammer2_seterr(ENOSPC, "%s: the device holds only %llu "
 					      "bytes", hmp->path,
 					      (unsigned long long)hmp->size);
-		if (ftruncate(hmp->fd, (off_t)size) < 0)
-			return hammer2_seterr(errno, "%s: cannot extend to %llu bytes",
+		if ((error = hmp->be->ops->resize(hmp->be, size)) != 0)
+			return hammer2_preerr(error, "%s: cannot extend to %llu bytes",
 					      hmp->path, (unsigned long long)size);
 		hmp->size = size;
 	}

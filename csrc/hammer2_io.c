@@ -4,12 +4,40 @@
  * (1 KiB .. 64 KiB) are served from inside them.  A buffer whose last
  * reference goes away stays cached on an idle list (bounded, LRU) so a
  * re-read costs no I/O.  Concurrent loads of one buffer share one read.
+ *
+ * Asynchronous loads and all writes run on the I/O worker pool
+ * (hammer2_iopool.c).  Writes are write-back: hammer2_io_write copies the
+ * block and queues it; hammer2_io_flush is the barrier that waits for
+ * every queued write and then flushes the device, so whatever is written
+ * after it (the volume header) lands after everything before it.  A
+ * buffer loaded while writes into it are still queued lays those writes
+ * over what it read, so reads always see the newest data.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/uio.h>
 #include "hammer2.h"
+#include "hammer2_iopool.h"
+
+/* A queued write: a private copy of the block. */
+typedef struct hammer2_wreq {
+	hammer2_ioreq_t		req;
+	struct hammer2_wreq	*next;		/* on dio->wpend */
+	hammer2_io_t		*dio;		/* referenced */
+	hammer2_off_t		off;
+	int			bytes;
+	int			attached;	/* on dio->wpend */
+	int			done;
+	uint8_t			*data;		/* a pool buffer: page aligned,
+						 * so O_DIRECT needs no bounce */
+} hammer2_wreq_t;
+
+typedef struct dio_rdreq {
+	hammer2_ioreq_t		req;
+	hammer2_io_t		*dio;
+} dio_rdreq_t;
 
 static unsigned
 dio_hash(hammer2_off_t pbase)
@@ -95,8 +123,22 @@ buf_free(void *buf)
 }
 
 static void
+wreq_free(hammer2_wreq_t *w)
+{
+	buf_free(w->data);
+	free(w);
+}
+
+static void
 dio_free(hammer2_io_t *dio)
 {
+	/* writes still attached are done: a queued one holds a reference */
+	while (dio->wpend) {
+		hammer2_wreq_t *w = dio->wpend;
+
+		dio->wpend = w->next;
+		wreq_free(w);
+	}
 	buf_free(dio->data);
 	free(dio);
 }
@@ -142,11 +184,49 @@ dio_read(hammer2_io_t *dio)
 
 	if (dio->pbase + want > hmp->size)
 		want = hmp->size - dio->pbase;
+	__atomic_add_fetch(&hmp->io_reads, 1, __ATOMIC_RELAXED);
 	error = hammer2_dev_pread(hmp, dio->data, want, dio->pbase);
 	if (error)
 		return error;
 	memset(dio->data + want, 0, HAMMER2_PBUFSIZE - want);
 	return 0;
+}
+
+/*
+ * A load finished: lay the writes queued meanwhile over the data, publish
+ * the state and run the asynchronous waiters' callbacks (in this thread).
+ */
+static void
+dio_complete(hammer2_io_t *dio, int error)
+{
+	hammer2_dev_t *hmp = dio->hmp;
+	hammer2_iocb_t *waiters, *iocb;
+
+	pthread_mutex_lock(&hmp->iolock);
+	while (dio->wpend) {
+		hammer2_wreq_t *w = dio->wpend;
+
+		dio->wpend = w->next;
+		w->attached = 0;
+		if (error == 0)
+			memcpy(dio->data + (w->off - dio->pbase), w->data,
+			       (size_t)w->bytes);
+		if (w->done)
+			wreq_free(w);
+	}
+	dio->error = error;
+	dio->state = error ? DIO_ERROR : DIO_GOOD;
+	waiters = dio->waiters;
+	dio->waiters = NULL;
+	pthread_cond_broadcast(&hmp->iocv);
+	pthread_mutex_unlock(&hmp->iolock);
+	while ((iocb = waiters) != NULL) {
+		waiters = iocb->next;
+		iocb->error = error;
+		if (error)
+			hammer2_io_putblk(&iocb->dio);
+		iocb->callback(iocb);
+	}
 }
 
 /* Make sure the buffer is loaded; one thread reads, the others wait. */
@@ -172,12 +252,7 @@ dio_load(hammer2_io_t *dio)
 	pthread_mutex_unlock(&hmp->iolock);
 
 	error = dio_read(dio);
-
-	pthread_mutex_lock(&hmp->iolock);
-	dio->error = error;
-	dio->state = error ? DIO_ERROR : DIO_GOOD;
-	pthread_cond_broadcast(&hmp->iocv);
-	pthread_mutex_unlock(&hmp->iolock);
+	dio_complete(dio, error);
 	return error;
 }
 
@@ -232,16 +307,216 @@ hammer2_io_bread(hammer2_dev_t *hmp, hammer2_off_t off, int bytes,
 	return dio_acquire(hmp, off, bytes, diop);
 }
 
+static void
+dio_rdreq_run(hammer2_ioreq_t *req)
+{
+	hammer2_io_t *dio = ((dio_rdreq_t *)req)->dio;
+	hammer2_dev_t *hmp = dio->hmp;
+
+	free(req);
+	dio_complete(dio, dio_read(dio));
+	pthread_mutex_lock(&hmp->iolock);
+	--hmp->io_inflight;
+	pthread_cond_broadcast(&hmp->iocv);
+	pthread_mutex_unlock(&hmp->iolock);
+}
+
 /*
- * Callback interface.  The load is performed by the calling thread for
- * now; the callback contract does not change when a worker pool or
- * io_uring completes it instead.
+ * Coalesced read-ahead: neighbouring buffers are read with one device
+ * request of up to HAMMER2_IO_RUN_MAX buffers (a round trip per 64 KiB is
+ * what limits a network backend), then split.  A run that fails is not
+ * an error of its own: its buffers go back to empty (or, where loads
+ * already wait on them, are read one by one), so every reader still gets
+ * its own block's verdict.
+ */
+#define HAMMER2_IO_RUN_MAX	16
+
+typedef struct dio_runreq {
+	hammer2_ioreq_t		req;
+	hammer2_dev_t		*hmp;
+	int			n;
+	hammer2_io_t		*dios[HAMMER2_IO_RUN_MAX];
+} dio_runreq_t;
+
+static void dio_rdreq_run(hammer2_ioreq_t *req);
+
+/* A buffer whose run failed: retry it alone if loads wait on it. */
+static void
+dio_run_abandon(hammer2_io_t *dio)
+{
+	hammer2_dev_t *hmp = dio->hmp;
+	dio_rdreq_t *rq = NULL;
+	int waited;
+
+	pthread_mutex_lock(&hmp->iolock);
+	waited = dio->waiters != NULL;
+	if (waited && (rq = malloc(sizeof(*rq))) != NULL) {
+		++hmp->io_inflight;
+	} else if (!waited) {
+		dio->state = DIO_EMPTY;		/* sync waiters read it themselves */
+		pthread_cond_broadcast(&hmp->iocv);
+	}
+	pthread_mutex_unlock(&hmp->iolock);
+	if (waited && rq == NULL)
+		dio_complete(dio, hammer2_seterr(ENOMEM, "out of memory"));
+	if (rq) {
+		rq->req.run = dio_rdreq_run;
+		rq->dio = dio;			/* the waiters hold it meanwhile */
+		hammer2_iopool_submit(&rq->req);
+	}
+	hammer2_io_putblk(&dio);
+}
+
+static void
+dio_runreq_run(hammer2_ioreq_t *req)
+{
+	dio_runreq_t *rq = (dio_runreq_t *)req;
+	hammer2_dev_t *hmp = rq->hmp;
+	hammer2_off_t base = rq->dios[0]->pbase;
+	struct iovec iov[HAMMER2_IO_RUN_MAX];
+	size_t left = (size_t)(hmp->size - base);
+	int error;
+
+	/* straight into the buffers; the part past the device end reads 0 */
+	for (int i = 0; i < rq->n; ++i) {
+		iov[i].iov_base = rq->dios[i]->data;
+		iov[i].iov_len = left < HAMMER2_PBUFSIZE ? left : HAMMER2_PBUFSIZE;
+		left -= iov[i].iov_len;
+		memset(rq->dios[i]->data + iov[i].iov_len, 0,
+		       HAMMER2_PBUFSIZE - iov[i].iov_len);
+	}
+	error = hammer2_dev_preadv(hmp, iov, rq->n, base);
+	__atomic_add_fetch(&hmp->io_reads, (uint64_t)rq->n, __ATOMIC_RELAXED);
+	for (int i = 0; i < rq->n; ++i) {
+		hammer2_io_t *dio = rq->dios[i];
+
+		if (error) {
+			dio_run_abandon(dio);
+			continue;
+		}
+		dio_complete(dio, 0);
+		hammer2_io_putblk(&dio);
+	}
+	free(rq);
+	pthread_mutex_lock(&hmp->iolock);
+	--hmp->io_inflight;
+	pthread_cond_broadcast(&hmp->iocv);
+	pthread_mutex_unlock(&hmp->iolock);
+}
+
+static void
+dio_run_submit(hammer2_dev_t *hmp, dio_runreq_t *rq)
+{
+	pthread_mutex_lock(&hmp->iolock);
+	++hmp->io_inflight;
+	pthread_mutex_unlock(&hmp->iolock);
+	hammer2_iopool_submit(&rq->req);
+}
+
+/*
+ * Start loading the n buffers from pbase (64 KiB aligned) that are neither
+ * cached nor being loaded; returns without waiting.
+ */
+void
+hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n)
+{
+	dio_runreq_t *rq = NULL;
+
+	for (int i = 0; i <= n; ++i) {
+		hammer2_off_t off = pbase + (hammer2_off_t)i * HAMMER2_PBUFSIZE;
+		hammer2_io_t *dio = NULL;
+
+		if (i < n && off < hmp->size) {
+			pthread_mutex_lock(&hmp->iolock);
+			dio = dio_get_locked(hmp, off);
+			if (dio && dio->state == DIO_EMPTY) {
+				dio->state = DIO_INPROG;
+				pthread_mutex_unlock(&hmp->iolock);
+			} else {
+				pthread_mutex_unlock(&hmp->iolock);
+				hammer2_io_putblk(&dio);
+			}
+		}
+		if (dio && rq && rq->n < HAMMER2_IO_RUN_MAX) {
+			rq->dios[rq->n++] = dio;
+			continue;
+		}
+		if (rq)
+			dio_run_submit(hmp, rq);
+		rq = NULL;
+		if (dio == NULL)
+			continue;
+		if ((rq = malloc(sizeof(*rq))) == NULL) {
+			dio_run_abandon(dio);	/* read-ahead is only a hint */
+			continue;
+		}
+		rq->req.run = dio_runreq_run;
+		rq->hmp = hmp;
+		rq->n = 0;
+		rq->dios[rq->n++] = dio;
+	}
+}
+
+/*
+ * Callback interface (see struct hammer2_iocb).  An asynchronous load of
+ * a buffer already being read joins that read's waiters; the first one
+ * queues the read.
  */
 void
 hammer2_io_load_async(hammer2_dev_t *hmp, hammer2_iocb_t *iocb)
 {
-	iocb->error = dio_acquire(hmp, iocb->off, iocb->bytes, &iocb->dio);
-	iocb->callback(iocb);
+	hammer2_io_t *dio;
+	dio_rdreq_t *rq;
+	int error;
+
+	if (!(iocb->flags & HAMMER2_IOCB_ASYNC)) {
+		iocb->error = dio_acquire(hmp, iocb->off, iocb->bytes, &iocb->dio);
+		iocb->callback(iocb);
+		return;
+	}
+	iocb->dio = NULL;
+	error = dio_range_check(hmp, iocb->off, iocb->bytes);
+	rq = error ? NULL : malloc(sizeof(*rq));
+	if (error == 0 && rq == NULL)
+		error = hammer2_seterr(ENOMEM, "out of memory for a read request");
+	pthread_mutex_lock(&hmp->iolock);
+	dio = error ? NULL : dio_get_locked(hmp, iocb->off & ~HAMMER2_PBUFMASK64);
+	if (error == 0 && dio == NULL)
+		error = hammer2_seterr(ENOMEM, "out of memory for a DIO buffer");
+	if (error) {
+		pthread_mutex_unlock(&hmp->iolock);
+		free(rq);
+		iocb->error = error;
+		iocb->callback(iocb);
+		return;
+	}
+	iocb->dio = dio;
+	if (dio->state == DIO_GOOD || dio->state == DIO_ERROR) {
+		pthread_mutex_unlock(&hmp->iolock);
+		free(rq);
+		iocb->error = dio->error;
+		if (iocb->error) {
+			hammer2_seterr(iocb->error, "%s: earlier read error in "
+				       "buffer 0x%llx", hmp->path,
+				       (unsigned long long)dio->pbase);
+			hammer2_io_putblk(&iocb->dio);
+		}
+		iocb->callback(iocb);
+		return;
+	}
+	iocb->next = dio->waiters;
+	dio->waiters = iocb;
+	if (dio->state == DIO_INPROG) {
+		pthread_mutex_unlock(&hmp->iolock);
+		free(rq);
+		return;
+	}
+	dio->state = DIO_INPROG;
+	++hmp->io_inflight;
+	pthread_mutex_unlock(&hmp->iolock);
+	rq->req.run = dio_rdreq_run;
+	rq->dio = dio;
+	hammer2_iopool_submit(&rq->req);
 }
 
 void
@@ -279,35 +554,127 @@ hammer2_io_putblk(hammer2_io_t **diop)
 	pthread_mutex_unlock(&hmp->iolock);
 }
 
+static void
+wreq_run(hammer2_ioreq_t *req)
+{
+	hammer2_wreq_t *w = (hammer2_wreq_t *)req;
+	hammer2_io_t *dio = w->dio;
+	hammer2_dev_t *hmp = dio->hmp;
+	int error;
+
+	error = hammer2_dev_pwrite(hmp, w->data, (size_t)w->bytes, w->off);
+	pthread_mutex_lock(&hmp->iolock);
+	if (error && hmp->wb_error == 0) {
+		hmp->wb_error = error;
+		free(hmp->wb_errmsg);
+		hmp->wb_errmsg = strdup(hammer2_errmsg());
+	}
+	--hmp->wb_pending;
+	pthread_cond_broadcast(&hmp->iocv);
+	w->done = 1;
+	if (!w->attached)
+		wreq_free(w);
+	pthread_mutex_unlock(&hmp->iolock);
+	hammer2_io_putblk(&dio);
+	/* last: the device may be closed as soon as this reaches zero */
+	pthread_mutex_lock(&hmp->iolock);
+	--hmp->io_inflight;
+	pthread_cond_broadcast(&hmp->iocv);
+	pthread_mutex_unlock(&hmp->iolock);
+}
+
 /*
- * Write a block through to the device, keeping a cached buffer that holds
- * it coherent (its verified mask is cleared for the rewritten pieces).
+ * Queue a block write (write-back; hammer2_io_flush waits for it).  A
+ * cached buffer holding the block takes the new data at once; one being
+ * loaded gets it laid over when the load completes.  Errors of the write
+ * itself are reported by the next barrier.
  */
 int
 hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		 int bytes)
 {
-	hammer2_off_t pbase = off & ~HAMMER2_PBUFMASK64;
+	hammer2_wreq_t *w;
 	hammer2_io_t *dio;
 	int error;
 
 	error = dio_range_check(hmp, off, bytes);
 	if (error)
 		return error;
-	error = hammer2_dev_pwrite(hmp, data, (size_t)bytes, off);
-	if (error)
-		return error;
+	if (hmp->readonly)
+		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
+	w = malloc(sizeof(*w));
+	if (w == NULL || (w->data = buf_alloc()) == NULL) {
+		free(w);
+		return hammer2_seterr(ENOMEM, "out of memory for a write");
+	}
+	memcpy(w->data, data, (size_t)bytes);
+	w->off = off;
+	w->bytes = bytes;
+	w->attached = w->done = 0;
+	w->req.run = wreq_run;
 	pthread_mutex_lock(&hmp->iolock);
-	for (dio = hmp->iohash[dio_hash(pbase)]; dio; dio = dio->hnext) {
-		if (dio->pbase == pbase && dio->state == DIO_GOOD) {
-			memcpy(dio->data + (off - pbase), data, (size_t)bytes);
-			__atomic_and_fetch(&dio->crc_good_mask,
-					   ~crc_mask(dio, off, bytes),
-					   __ATOMIC_RELEASE);
-		}
+	dio = dio_get_locked(hmp, off & ~HAMMER2_PBUFMASK64);
+	if (dio == NULL) {
+		pthread_mutex_unlock(&hmp->iolock);
+		wreq_free(w);
+		return hammer2_seterr(ENOMEM, "out of memory for a DIO buffer");
+	}
+	if (dio->state == DIO_GOOD) {
+		memcpy(dio->data + (off - dio->pbase), data, (size_t)bytes);
+		__atomic_and_fetch(&dio->crc_good_mask,
+				   ~crc_mask(dio, off, bytes), __ATOMIC_RELEASE);
+	} else {
+		w->attached = 1;
+		w->next = dio->wpend;
+		dio->wpend = w;
+	}
+	w->dio = dio;
+	++hmp->wb_pending;
+	++hmp->io_inflight;
+	pthread_mutex_unlock(&hmp->iolock);
+	hammer2_iopool_submit(&w->req);
+	return 0;
+}
+
+/*
+ * Barrier: wait until every queued write is on the device, then flush
+ * the device.  The first write error since the last barrier fails it.
+ */
+int
+hammer2_io_flush(hammer2_dev_t *hmp)
+{
+	char *msg;
+	int error;
+
+	pthread_mutex_lock(&hmp->iolock);
+	while (hmp->wb_pending > 0)
+		pthread_cond_wait(&hmp->iocv, &hmp->iolock);
+	error = hmp->wb_error;
+	msg = hmp->wb_errmsg;
+	hmp->wb_error = 0;
+	hmp->wb_errmsg = NULL;
+	pthread_mutex_unlock(&hmp->iolock);
+	if (error) {
+		hammer2_seterr(error, "%s", msg ? msg : strerror(error));
+		free(msg);
+		return error;
+	}
+	return hammer2_dev_sync(hmp);
+}
+
+/* Drop every idle cached buffer, so the next reads go to the device. */
+void
+hammer2_io_purge(hammer2_dev_t *hmp)
+{
+	hammer2_io_t *dio;
+
+	pthread_mutex_lock(&hmp->iolock);
+	while ((dio = hmp->lru_tail) != NULL) {
+		lru_remove(hmp, dio);
+		hash_remove(hmp, dio);
+		dio_free(dio);
 	}
 	pthread_mutex_unlock(&hmp->iolock);
-	return 0;
 }
 
 void *
@@ -351,10 +718,15 @@ hammer2_io_init(hammer2_dev_t *hmp)
 	pthread_cond_init(&hmp->iocv, NULL);
 }
 
-/* Free every cached buffer; all references must be gone by now. */
+/* Free every cached buffer once queued I/O has drained. */
 void
 hammer2_io_cleanup(hammer2_dev_t *hmp)
 {
+	pthread_mutex_lock(&hmp->iolock);
+	while (hmp->io_inflight > 0)
+		pthread_cond_wait(&hmp->iocv, &hmp->iolock);
+	pthread_mutex_unlock(&hmp->iolock);
+	free(hmp->wb_errmsg);
 	for (int h = 0; h < HAMMER2_DIO_HASH; ++h) {
 		while (hmp->iohash[h]) {
 			hammer2_io_t *dio = hmp->iohash[h];

@@ -15,14 +15,10 @@
  * fits in the volume is written.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <linux/fs.h>
 #include "hammer2.h"
+#include "hammer2_backend.h"
 
 #define NEWFS_TID		16	/* first transaction id */
 #define BOOT_NOM		(64ULL << 20)
@@ -63,29 +59,9 @@ inode_bref(hammer2_blockref_t *bref, const hammer2_inode_data_t *ip,
 	hammer2_check_set(bref, check, ip, sizeof(*ip));
 }
 
-static int
-full_write(int fd, const void *buf, size_t n, hammer2_off_t off,
-	   const char *path)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t w = pwrite(fd, (const char *)buf + done, n - done,
-				   (off_t)(off + done));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return hammer2_seterr(w < 0 ? errno : EIO, "%s: write at "
-					      "0x%llx failed", path,
-					      (unsigned long long)(off + done));
-		done += (size_t)w;
-	}
-	return 0;
-}
-
 /* Zero [off, off + n) in 1 MiB writes. */
 static int
-zero_range(int fd, hammer2_off_t off, hammer2_off_t n, const char *path)
+zero_range(hammer2_backend_t *be, hammer2_off_t off, hammer2_off_t n)
 {
 	static const uint8_t zero[1 << 20];
 	int error = 0;
@@ -93,41 +69,33 @@ zero_range(int fd, hammer2_off_t off, hammer2_off_t n, const char *path)
 	while (n > 0 && error == 0) {
 		size_t chunk = n < sizeof(zero) ? (size_t)n : sizeof(zero);
 
-		error = full_write(fd, zero, chunk, off, path);
+		error = be->ops->pwrite(be, zero, chunk, off);
 		off += chunk;
 		n -= chunk;
 	}
 	return error;
 }
 
+/* A file is sized to what was asked; a device must already hold it. */
 static int
-device_bytes(int fd, const char *path, hammer2_off_t want, hammer2_off_t *sizep)
+device_bytes(hammer2_backend_t *be, hammer2_off_t want, hammer2_off_t *sizep)
 {
-	struct stat st;
 	uint64_t bytes;
+	int error = be->ops->size(be, &bytes);
 
-	if (fstat(fd, &st) < 0)
-		return hammer2_seterr(errno, "%s: %s", path, strerror(errno));
-	if (S_ISBLK(st.st_mode)) {
-		if (ioctl(fd, BLKGETSIZE64, &bytes) < 0)
-			return hammer2_seterr(errno, "%s: device size", path);
-		if (want && want > bytes)
-			return hammer2_seterr(ENOSPC, "%s: device holds %llu bytes, "
-					      "%llu requested", path,
-					      (unsigned long long)bytes,
-					      (unsigned long long)want);
-		*sizep = want ? want : bytes;
-		return 0;
-	}
-	if (!S_ISREG(st.st_mode))
-		return hammer2_seterr(EINVAL, "%s: not a file or block device", path);
+	if (error)
+		return error;
 	if (want == 0)
-		want = (hammer2_off_t)st.st_size;
-	if ((hammer2_off_t)st.st_size != want && ftruncate(fd, (off_t)want) < 0)
-		return hammer2_seterr(errno, "%s: cannot size to %llu bytes: %s",
-				      path, (unsigned long long)want, strerror(errno));
+		want = bytes;
+	if (want != bytes && be->ops->resize)
+		error = be->ops->resize(be, want);
+	else if (want > bytes)
+		error = hammer2_seterr(ENOSPC, "%s: device holds %llu bytes, "
+				       "%llu requested", be->name,
+				       (unsigned long long)bytes,
+				       (unsigned long long)want);
 	*sizep = want;
-	return 0;
+	return error;
 }
 
 int
@@ -140,7 +108,8 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	hammer2_off_t size = 0, base, boot, aux;
 	uint64_t now = hammer2_time_now();
 	int npfs = strcmp(label, "LOCAL") ? 2 : 1;	/* LOCAL always exists */
-	int fd, error, nhdr;
+	hammer2_backend_t *be;
+	int error, nhdr;
 
 	if (strlen(label) == 0 || strlen(label) > HAMMER2_INODE_MAXNAME ||
 	    strchr(label, '/'))
@@ -149,10 +118,11 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	    o->check < 0 || o->check > HAMMER2_CHECK_SHA192)
 		return hammer2_seterr(EINVAL, "unknown compression or check "
 				      "algorithm");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return hammer2_seterr(errno, "%s: %s", path, strerror(errno));
-	error = device_bytes(fd, path, o->size, &size);
+	error = hammer2_backend_open(path, HAMMER2_BE_RDWR | HAMMER2_BE_CREATE,
+				     &be);
+	if (error)
+		return error;
+	error = device_bytes(be, o->size, &size);
 	if (error)
 		goto out;
 	size &= ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
@@ -166,8 +136,8 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	boot = area_size(BOOT_NOM, size);
 	aux = area_size(AUX_NOM, size);
 	base = HAMMER2_ZONE_SEG + boot + aux;
-	if ((error = zero_range(fd, 0, base, path)) ||
-	    (error = zero_range(fd, size - HAMMER2_PBUFSIZE, HAMMER2_PBUFSIZE, path)))
+	if ((error = zero_range(be, 0, base)) ||
+	    (error = zero_range(be, size - HAMMER2_PBUFSIZE, HAMMER2_PBUFSIZE)))
 		goto out;
 
 	/* super-root at base, PFS roots after it: LOCAL, then the label */
@@ -180,8 +150,8 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 			goto out;
 		inode_bref(&brefs[i], &ips[i], base + (hammer2_off_t)(i + 1) * 1024,
 			   o->check, HAMMER2_COMP_NONE, HAMMER2_BREF_FLAG_PFSROOT);
-		if ((error = full_write(fd, &ips[i], 1024,
-					base + (hammer2_off_t)(i + 1) * 1024, path)))
+		if ((error = be->ops->pwrite(be, &ips[i], 1024,
+					base + (hammer2_off_t)(i + 1) * 1024)))
 			goto out;
 	}
 	if (npfs == 2 && brefs[1].key < brefs[0].key) {	/* blockset is sorted */
@@ -207,7 +177,7 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	memcpy(ips[2].u.blockset.blockref, brefs, (size_t)npfs * sizeof(brefs[0]));
 	inode_bref(&brefs[2], &ips[2], base, HAMMER2_CHECK_XXHASH64,
 		   HAMMER2_COMP_AUTOZERO, 0);
-	if ((error = full_write(fd, &ips[2], 1024, base, path)))
+	if ((error = be->ops->pwrite(be, &ips[2], 1024, base)))
 		goto out;
 
 	vd = calloc(1, sizeof(*vd));
@@ -249,7 +219,7 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 			break;
 		/* unused copies are zeroed so no stale header survives */
 		if (zone >= nhdr) {
-			if ((error = zero_range(fd, off, HAMMER2_VOLUME_BYTES, path)))
+			if ((error = zero_range(be, off, HAMMER2_VOLUME_BYTES)))
 				goto out;
 			continue;
 		}
@@ -259,13 +229,12 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 		vd->icrc_sects[HAMMER2_VOL_ICRC_SECT0] =
 			hammer2_icrc32(raw, HAMMER2_VOLUME_ICRC0_SIZE);
 		vd->icrc_volheader = hammer2_icrc32(raw, HAMMER2_VOLUME_ICRCVH_SIZE);
-		if ((error = full_write(fd, vd, sizeof(*vd), off, path)))
+		if ((error = be->ops->pwrite(be, vd, sizeof(*vd), off)))
 			goto out;
 	}
-	if (fsync(fd) < 0)
-		error = hammer2_seterr(errno, "%s: sync failed", path);
+	error = be->ops->flush(be);
 out:
 	free(vd);
-	close(fd);
+	hammer2_backend_close(be);
 	return error;
 }

@@ -4,16 +4,12 @@
  * highest mirror_tid is the current root of the filesystem.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <linux/fs.h>
 #include "hammer2.h"
+#include "hammer2_backend.h"
 
 hammer2_off_t
 hammer2_zone_offset(int zone)
@@ -63,8 +59,8 @@ volhdr_verify(const hammer2_volume_data_t *vd)
 
 /*
  * Read and verify header copy `zone` into vd.  Returns 0, ENOENT when the
- * zone lies past the end of the device, or EINVAL/EIO (info->error says
- * why).
+ * zone lies past the end of the device, EINVAL (info->error says why) or
+ * the device's read error.
  */
 int
 hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
@@ -72,15 +68,16 @@ hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
 {
 	hammer2_off_t off = hammer2_zone_offset(zone);
 	const char *why;
+	int error;
 
 	memset(info, 0, sizeof(*info));
 	if (off + HAMMER2_VOLUME_BYTES > hmp->size)
 		return ENOENT;
 	info->present = 1;
-	if (hammer2_dev_pread(hmp, vd, HAMMER2_VOLUME_BYTES, off) != 0) {
+	if ((error = hammer2_dev_pread(hmp, vd, HAMMER2_VOLUME_BYTES, off))) {
 		snprintf(info->error, sizeof(info->error), "%s",
 			 hammer2_errmsg());
-		return EIO;
+		return error == ENOENT || error == EINVAL ? EIO : error;
 	}
 	why = volhdr_verify(vd);
 	if (why) {
@@ -98,23 +95,10 @@ hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
 static int
 device_size(hammer2_dev_t *hmp)
 {
-	struct stat st;
-	uint64_t bytes;
+	int error = hmp->be->ops->size(hmp->be, &hmp->size);
 
-	if (fstat(hmp->fd, &st) < 0)
-		return hammer2_seterr(errno, "%s: %s", hmp->path, strerror(errno));
-	if (S_ISREG(st.st_mode)) {
-		hmp->size = (hammer2_off_t)st.st_size;
-	} else if (S_ISBLK(st.st_mode)) {
-		if (ioctl(hmp->fd, BLKGETSIZE64, &bytes) < 0)
-			return hammer2_seterr(errno, "%s: cannot get device "
-					      "size: %s", hmp->path,
-					      strerror(errno));
-		hmp->size = bytes;
-	} else {
-		return hammer2_seterr(EINVAL, "%s: not a regular file or block "
-				      "device", hmp->path);
-	}
+	if (error)
+		return error;
 	if (hmp->size < HAMMER2_VOLUME_BYTES)
 		return hammer2_seterr(EINVAL, "%s: %llu bytes is too small to "
 				      "hold a HAMMER2 volume header", hmp->path,
@@ -147,15 +131,21 @@ static int
 select_volhdr(hammer2_dev_t *hmp)
 {
 	hammer2_volume_data_t *vd = hmp->voldata + 1;	/* scratch copy */
-	char why[512] = "";
-	int best = -1;
+	char why[512] = "", iomsg[512] = "";
+	int best = -1, ioerr = 0;
 
 	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
 		hammer2_volhdr_info_t *info = &hmp->vh[zone];
 		size_t used = strlen(why);
 
-		if (hammer2_volhdr_read(hmp, zone, vd, info) == ENOENT)
+		int rc = hammer2_volhdr_read(hmp, zone, vd, info);
+
+		if (rc == ENOENT)
 			break;
+		if (rc && rc != EINVAL && ioerr == 0) {
+			ioerr = rc;
+			snprintf(iomsg, sizeof(iomsg), "%s", hammer2_errmsg());
+		}
 		if (!info->valid) {
 			snprintf(why + used, sizeof(why) - used, "%s%d: %s",
 				 used ? "; " : "", zone, info->error);
@@ -166,6 +156,8 @@ select_volhdr(hammer2_dev_t *hmp)
 			memcpy(hmp->voldata, vd, sizeof(*vd));
 		}
 	}
+	if (best < 0 && ioerr)	/* unreadable (e.g. disconnected): say so */
+		return hammer2_seterr(ioerr, "%s", iomsg);
 	if (best < 0)
 		return hammer2_seterr(EINVAL, "%s: no valid volume header (%s)",
 				      hmp->path, why);
@@ -205,7 +197,6 @@ hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
 	hmp = calloc(1, sizeof(*hmp));
 	if (hmp == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
-	hmp->fd = -1;
 	hmp->path = strdup(path);
 	pthread_rwlock_init(&hmp->translock, NULL);
 	pthread_mutex_init(&hmp->faultlock, NULL);
@@ -219,15 +210,21 @@ hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
 		return hammer2_seterr(ENOMEM, "out of memory");
 	}
 	hmp->readonly = !(flags & HAMMER2_OPEN_RDWR);
-	hmp->fd = open(path, (hmp->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (hmp->fd < 0) {
-		error = hammer2_seterr(errno, "%s: %s", path, strerror(errno));
+	error = hammer2_backend_open(path, hmp->readonly ? 0 : HAMMER2_BE_RDWR,
+				     &hmp->be);
+	if (error) {
 		hammer2_dev_close(hmp);
 		return error;
 	}
 	error = device_size(hmp);
 	if (error == 0)
 		error = select_volhdr(hmp);
+	/* reading a truncated image is worth a try; writing to one is not */
+	if (error == 0 && !hmp->readonly && hmp->voldata->volu_size > hmp->size)
+		error = hammer2_seterr(ENOSPC, "%s: the device holds %llu bytes, "
+				       "too small for its %llu-byte volume",
+				       path, (unsigned long long)hmp->size,
+				       (unsigned long long)hmp->voldata->volu_size);
 	if (error == 0) {
 		hmp->mtid = hmp->voldata->mirror_tid + 1;
 		hmp->vchain = root_chain(hmp, HAMMER2_BREF_TYPE_VOLUME);
@@ -257,8 +254,7 @@ hammer2_dev_close(hammer2_dev_t *hmp)
 	}
 	hammer2_freemap_destroy(hmp);
 	hammer2_io_cleanup(hmp);
-	if (hmp->fd >= 0)
-		close(hmp->fd);
+	hammer2_backend_close(hmp->be);
 	free(hmp->voldata);
 	free(hmp->warnings);
 	free(hmp->path);

@@ -15,10 +15,14 @@ from .volume import CHECK_ALGOS, COMP_ALGOS, H2Error, Volume, newfs
 
 
 def _split_spec(spec: str) -> tuple[str, str]:
-    """IMG[:PFS] -> (image, pfs label); a path that exists is never split."""
+    """IMG[:PFS] -> (image, pfs label); a path that exists is never split, nor a device
+    URI's own colons (nbd://HOST:PORT/EXPORT, nbd+unix:///EXPORT?socket=PATH, mem:NAME)."""
     if os.path.exists(spec) or ":" not in spec:
         return spec, "DATA"
     img, label = spec.rsplit(":", 1)
+    if (any(c in label for c in "/?=") or img in ("mem", "nbd", "nbd+unix")
+            or ("://" in img and "/" not in img.split("://", 1)[1])):
+        return spec, "DATA"
     return img, label or "DATA"
 
 

@@ -1,0 +1,148 @@
+/*
+ * Backend selection: parse a device URI and open the backend that serves
+ * it.  Plain paths are typed by what they name (file or block device).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include "hammer2.h"
+#include "hammer2_backend.h"
+
+int hammer2_be_blk_open(hammer2_backend_t *be, const char *path, int flags);
+
+int
+hammer2_backend_open(const char *uri, int flags, hammer2_backend_t **bep)
+{
+	hammer2_backend_t *be;
+	struct stat st;
+	int error;
+
+	*bep = NULL;
+	be = calloc(1, sizeof(*be));
+	if (be == NULL || (be->name = strdup(uri)) == NULL) {
+		free(be);
+		return hammer2_seterr(ENOMEM, "out of memory");
+	}
+	be->readonly = !(flags & HAMMER2_BE_RDWR);
+	if (strncmp(uri, "nbd://", 6) == 0 || strncmp(uri, "nbd+unix://", 11) == 0)
+		error = hammer2_be_nbd_open(be, uri, flags);
+	else if (strncmp(uri, "nbd", 3) == 0 && strstr(uri, "://"))
+		error = hammer2_seterr(EINVAL, "%s: unsupported NBD URI scheme "
+				       "(nbd:// or nbd+unix:// only; no TLS)",
+				       uri);
+	else if (strncmp(uri, "mem:", 4) == 0)
+		error = hammer2_be_mem_open(be, uri + 4, flags);
+	else if (stat(uri, &st) == 0 && S_ISBLK(st.st_mode))
+		error = hammer2_be_blk_open(be, uri, flags);
+	else
+		error = hammer2_be_file_open(be, uri, flags);
+	if (error) {
+		free(be->name);
+		free(be);
+		return error;
+	}
+	*bep = be;
+	return 0;
+}
+
+void
+hammer2_backend_close(hammer2_backend_t *be)
+{
+	if (be == NULL)
+		return;
+	be->ops->close(be);
+	free(be->name);
+	free(be);
+}
+
+int
+hammer2_backend_trim(hammer2_backend_t *be, uint64_t off, uint64_t bytes)
+{
+	if (be->readonly)
+		return hammer2_seterr(EROFS, "%s: opened read-only", be->name);
+	return be->ops->trim(be, off, bytes);
+}
+
+int
+hammer2_fd_pread(int fd, const char *name, void *buf, size_t bytes,
+		 uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < bytes) {
+		ssize_t n = pread(fd, (char *)buf + done, bytes - done,
+				  (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return hammer2_seterr(errno, "%s: read error at 0x%llx: %s",
+					      name, (unsigned long long)(off + done),
+					      strerror(errno));
+		if (n == 0)
+			return hammer2_seterr(EIO, "%s: device ended at 0x%llx "
+					      "(shrunk while open?)", name,
+					      (unsigned long long)(off + done));
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int
+hammer2_fd_pwrite(int fd, const char *name, const void *buf, size_t bytes,
+		  uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < bytes) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, bytes - done,
+				   (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return hammer2_seterr(n < 0 ? errno : EIO, "%s: write error "
+					      "at 0x%llx: %s", name,
+					      (unsigned long long)(off + done),
+					      n < 0 ? strerror(errno) : "short write");
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int
+hammer2_fd_preadv(int fd, const char *name, const struct iovec *iov,
+		  int iovcnt, uint64_t off)
+{
+	struct iovec v[HAMMER2_IOV_MAX], *p = v;
+
+	if (iovcnt > HAMMER2_IOV_MAX)
+		return hammer2_seterr(EINVAL, "%s: %d segments in one read",
+				      name, iovcnt);
+	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+	while (iovcnt > 0) {
+		ssize_t n = preadv(fd, p, iovcnt, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return hammer2_seterr(errno, "%s: read error at 0x%llx: %s",
+					      name, (unsigned long long)off,
+					      strerror(errno));
+		if (n == 0)
+			return hammer2_seterr(EIO, "%s: device ended at 0x%llx "
+					      "(shrunk while open?)", name,
+					      (unsigned long long)off);
+		off += (uint64_t)n;
+		while (iovcnt > 0 && (size_t)n >= p->iov_len) {	/* done ones */
+			n -= (ssize_t)p->iov_len;
+			++p;
+			--iovcnt;
+		}
+		if (iovcnt > 0) {
+			p->iov_base = (char *)p->iov_base + n;
+			p->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * File read-ahead: before a read copies its window block by block, start
+ * loading every data block in it and in the window after it, neighbouring
+ * buffers coalesced into large device reads (hammer2_io_prefetch), so the
+ * device works ahead while the reader verifies and decodes.  The loaded
+ * buffers wait in the DIO cache; the reader's own loads find them there
+ * or wait on those in flight.
+ */
+#include "hammer2.h"
+
+#define READAHEAD_MAX	(8 << 20)	/* bytes of file looked ahead, at most */
+
+void
+hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len)
+{
+	hammer2_cluster_t *cparent, *cluster;
+	hammer2_dev_t *run_hmp = NULL;
+	hammer2_off_t run_base = 0, end;
+	hammer2_key_t next;
+	int run_n = 0;
+
+	if (len <= HAMMER2_PBUFSIZE)
+		return;			/* one block: nothing to overlap */
+	/* and as much again past it: a sequential reader's next window */
+	end = off + (2 * len < READAHEAD_MAX ? 2 * len : READAHEAD_MAX);
+	cparent = hammer2_cluster_lookup_init(ip, HAMMER2_LOOKUP_SHARED);
+	if (cparent == NULL)
+		return;
+	cluster = hammer2_cluster_lookup(cparent, &next, off & ~HAMMER2_PBUFMASK64,
+					 end - 1, HAMMER2_LOOKUP_SHARED |
+					 HAMMER2_LOOKUP_NODATA);
+	while (cluster) {
+		const hammer2_blockref_t *bref = hammer2_cluster_bref(cluster);
+		int radix = (int)(bref->data_off & HAMMER2_OFF_MASK_RADIX);
+		hammer2_off_t pbase = bref->data_off & HAMMER2_OFF_MASK &
+				      ~HAMMER2_PBUFMASK64;
+		hammer2_dev_t *hmp = cluster->focus ? cluster->focus->hmp : NULL;
+
+		/* holes and odd blockrefs are the reader's business */
+		if (bref->type == HAMMER2_BREF_TYPE_DATA && hmp &&
+		    radix >= HAMMER2_RADIX_MIN && radix <= HAMMER2_RADIX_MAX) {
+			/* extend the run of neighbouring buffers, or start one */
+			if (hmp == run_hmp && pbase >= run_base &&
+			    pbase <= run_base + (hammer2_off_t)run_n *
+				     HAMMER2_PBUFSIZE) {
+				if (pbase == run_base + (hammer2_off_t)run_n *
+					     HAMMER2_PBUFSIZE)
+					++run_n;
+			} else {
+				if (run_n)
+					hammer2_io_prefetch(run_hmp, run_base, run_n);
+				run_hmp = hmp;
+				run_base = pbase;
+				run_n = 1;
+			}
+		}
+		cluster = hammer2_cluster_next(cparent, cluster, &next, next,
+					       end - 1, HAMMER2_LOOKUP_SHARED |
+					       HAMMER2_LOOKUP_NODATA);
+	}
+	if (cluster) {
+		hammer2_cluster_unlock(cluster);
+		hammer2_cluster_drop(cluster);
+	}
+	hammer2_cluster_lookup_done(cparent);
+	if (run_n)
+		hammer2_io_prefetch(run_hmp, run_base, run_n);
+}

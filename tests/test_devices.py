@@ -1,0 +1,252 @@
+"""Device backends: a HAMMER2 volume on an image file, a loop device, an nbdkit or
+qemu-nbd export (native NBD client) and a memory device; bad device input."""
+import errno
+import os
+import subprocess
+import uuid
+
+import pytest
+
+import pyh2
+from harness import refimages
+from harness.devices import (ImageFile, LoopDevice, NbdServer, loop_device,  # noqa: F401
+                             mem_device, nbd_attachment, nbd_server)
+from pyh2 import _core
+from pyh2.importer import Importer
+from pyh2.volume import Pfs, check_algo, comp_algo
+
+MiB = 1 << 20
+SIZE = 128 * MiB
+
+
+def make_tree(root):
+    """A small host tree: nested dirs, files of awkward sizes, a symlink, a hardlink."""
+    (root / "a" / "b").mkdir(parents=True)
+    for i, size in enumerate([0, 1, 4095, 65536, 65537, 300_000]):
+        (root / "a" / f"f{i}").write_bytes(os.urandom(size))
+    (root / "a" / "b" / "zeros").write_bytes(bytes(200_000) + b"tail")
+    (root / "a" / "b" / "text").write_text("hello devices\n" * 1000)
+    os.symlink("../f1", root / "a" / "b" / "link")
+    os.link(root / "a" / "f2", root / "a" / "hard")
+    return root
+
+
+def import_and_check(uri, src):
+    """newfs, import, flush, reopen: the tree reads back identical, fsck is clean."""
+    pyh2.newfs(uri, 0)
+    with pyh2.open(uri, writable=True) as vol:
+        Importer(vol.pfs("DATA")).run(str(src))
+    with pyh2.open(uri) as vol:
+        diffs = refimages.compare_trees(refimages.tree_from_dir(src),
+                                        refimages.tree_from_volume(vol.pfs("DATA")))
+        result = vol.fsck()
+    assert not diffs, "\n".join(diffs[:20])
+    assert result["errors"] == [] and result["freemap"]["overlaps"] == 0
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_tree(tmp_path / "src")
+
+
+@pytest.fixture
+def image(tmp_path):
+    with ImageFile(tmp_path / "dev.img", SIZE, keep=True) as img:
+        yield img
+
+
+def test_image_file(image, tree):
+    import_and_check(image.uri, tree)
+
+
+def test_loop_device(image, tree, loop_device):
+    dev = loop_device(image.path)
+    assert dev.path.startswith("/dev/loop")
+    import_and_check(dev.uri, tree)
+
+
+def test_loop_device_with_4k_sectors(image, tree, loop_device):
+    """1 KiB blocks on a 4 KiB-sector device: O_DIRECT through bounce buffers and
+    read-modify-write of partial sectors."""
+    dev = loop_device(image.path, sector_size=4096)
+    assert open(f"/sys/block/{os.path.basename(dev.path)}/queue/logical_block_size").read() \
+        .strip() == "4096"
+    import_and_check(dev.uri, tree)
+
+
+def test_nbdkit_native_client(image, tree, nbd_server):
+    srv = nbd_server(image.path, export="node")
+    import_and_check(srv.uri, tree)
+    # what went over NBD is on the file nbdkit serves
+    with pyh2.open(image.uri) as vol:
+        assert vol.pfs("DATA").read("/a/b/text") == (tree / "a" / "b" / "text").read_bytes()
+
+
+@pytest.mark.parametrize("server", ["nbdkit", "qemu-nbd"])
+def test_nbd_over_tcp(image, tree, nbd_server, server):
+    srv = nbd_server(image.path, export="t", server=server, tcp=True)
+    assert srv.uri.startswith("nbd://127.0.0.1:")
+    import_and_check(srv.uri, tree)
+
+
+def test_nbdkit_memory_plugin(tree, nbd_server):
+    import_and_check(nbd_server(plugin="memory", size=SIZE).uri, tree)
+
+
+def test_qemu_nbd(image, tree, nbd_server):
+    import_and_check(nbd_server(image.path, server="qemu-nbd", export="q").uri, tree)
+
+
+def test_memory_device(tree, mem_device):
+    import_and_check(mem_device(SIZE).uri, tree)
+
+
+def test_kernel_nbd_attachment(image, nbd_server, nbd_attachment):
+    att = nbd_attachment(nbd_server(image.path))    # skips where the kernel lacks nbd
+    pyh2.newfs(att.uri, 0)
+    with pyh2.open(att.uri) as vol:
+        assert "DATA" in {p.label for p in vol.pfs_list()}
+
+
+def test_one_volume_reads_alike_through_every_backend(image, tree, nbd_server, loop_device):
+    import_and_check(image.uri, tree)
+    expected = refimages.tree_from_dir(tree)
+    uris = [loop_device(image.path, read_only=True).uri,
+            nbd_server(image.path, read_only=True).uri,
+            nbd_server(image.path, server="qemu-nbd", read_only=True).uri]
+    for uri in uris:
+        with pyh2.open(uri) as vol:
+            diffs = refimages.compare_trees(expected, refimages.tree_from_volume(vol.pfs("DATA")))
+            assert not diffs, (uri, diffs[:10])
+
+
+def test_cli_takes_device_uris(image, tree, nbd_server):
+    from conftest import run_pyh2
+    import_and_check(image.uri, tree)
+    srv = nbd_server(image.path, export="e")
+    for spec in (srv.uri, srv.uri + ":DATA"):
+        proc = run_pyh2("cat", spec, "/a/b/text")
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.stdout == (tree / "a" / "b" / "text").read_bytes()
+    proc = run_pyh2("ls", srv.uri + ":NOPE", "/")
+    assert proc.returncode == 1 and b"NOPE" in proc.stderr
+
+
+def test_trim_discards_through_file_loop_and_nbd(tmp_path, nbd_server, loop_device):
+    path = tmp_path / "t.img"
+    path.write_bytes(os.urandom(8 * MiB))
+    ranges = {str(path): (0, MiB), loop_device(path).uri: (2 * MiB, MiB),
+              nbd_server(path).uri: (4 * MiB, MiB)}
+    for uri, (off, length) in ranges.items():
+        _core.backend_trim(uri, off, length)
+    data = path.read_bytes()
+    for uri, (off, length) in ranges.items():
+        assert data[off:off + length] == bytes(length), uri
+    assert data[MiB:2 * MiB] != bytes(MiB) and data[6 * MiB:] != bytes(2 * MiB)
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_unreachable_socket(tmp_path):
+    uri = f"nbd+unix:///x?socket={tmp_path}/nobody.sock"
+    with pytest.raises(pyh2.H2Error) as e:
+        pyh2.open(uri)
+    assert e.value.errno == errno.ENOENT and "nobody.sock" in str(e.value)
+
+
+def test_unreachable_tcp_port():
+    with pytest.raises(pyh2.H2Error) as e:
+        pyh2.open("nbd://127.0.0.1:1/x")
+    assert e.value.errno == errno.ECONNREFUSED and "127.0.0.1:1" in str(e.value)
+
+
+@pytest.mark.parametrize("server", ["nbdkit", "qemu-nbd"])
+def test_wrong_export_name(image, nbd_server, server):
+    srv = nbd_server(image.path, export="right", server=server)
+    with pytest.raises(pyh2.H2Error) as e:
+        pyh2.open(srv.uri_for("wrong"))
+    assert e.value.errno == errno.ENOENT and "export 'wrong'" in str(e.value)
+
+
+@pytest.mark.parametrize("uri", ["nbd+unix:///x", "nbd://", "nbd+tls://h/x",
+                                 "nbd+unix:///x?socket=/s&timeout=-1"])
+def test_malformed_uri(uri):
+    with pytest.raises(pyh2.H2Error) as e:
+        pyh2.open(uri)
+    assert e.value.errno == errno.EINVAL and uri.split("?")[0] in str(e.value)
+
+
+def test_device_too_small_for_the_volume(image, nbd_server):
+    pyh2.newfs(image.uri, 0)
+    os.truncate(image.path, SIZE - 16 * MiB)
+    for uri in (image.uri, nbd_server(image.path).uri):
+        with pytest.raises(pyh2.H2Error) as e:
+            pyh2.open(uri, writable=True)
+        assert e.value.errno == errno.ENOSPC and "too small" in str(e.value), uri
+        with pyh2.open(uri) as vol:                     # reading still tries, with a warning
+            assert any("exceeds" in w for w in vol.warnings)
+
+
+def test_newfs_larger_than_the_device(nbd_server, loop_device, image):
+    for uri in (nbd_server(plugin="memory", size=64 * MiB).uri, loop_device(image.path).uri):
+        with pytest.raises(pyh2.H2Error) as e:
+            pyh2.newfs(uri, 1 << 30)
+        assert e.value.errno == errno.ENOSPC and "requested" in str(e.value), uri
+
+
+def test_read_only_devices_refuse_writable_open(image, loop_device, nbd_server):
+    pyh2.newfs(image.uri, 0)
+    for uri in (loop_device(image.path, read_only=True).uri,
+                nbd_server(image.path, read_only=True).uri):
+        with pytest.raises(pyh2.H2Error) as e:
+            pyh2.open(uri, writable=True)
+        assert e.value.errno == errno.EROFS and "read-only" in str(e.value), uri
+        with pyh2.open(uri) as vol:
+            assert vol.pfs("DATA").listdir("/") == []
+
+
+def test_nothing_left_behind_after_a_failing_block(image):
+    """A loop device and a server set up by a block that raises are gone after it."""
+    pyh2.newfs(image.uri, 0)
+    with pytest.raises(ZeroDivisionError):
+        with LoopDevice(image.path) as dev, NbdServer(image.path) as srv:
+            pid, loop, sock = srv.pid, dev.path, srv.sock
+            with pyh2.open(srv.uri) as vol:
+                vol.pfs("DATA")
+                1 / 0
+    assert str(image.path) not in subprocess.run(["losetup", "-a"], capture_output=True,
+                                                 text=True).stdout
+    assert not os.path.exists(f"/proc/{pid}") and not os.path.exists(sock)
+    assert subprocess.run(["losetup", loop], capture_output=True).returncode != 0
+
+
+# --------------------------------------------------------------- multi-device
+
+def test_pfs_over_file_loop_and_nbd(tmp_path, tree, loop_device, nbd_server):
+    """One PFS over three nodes on three backends: written through the cluster,
+    every node alone then holds the whole tree."""
+    clid = uuid.uuid4().bytes
+    paths = [tmp_path / f"node{i}.img" for i in range(3)]
+    for p in paths:
+        with open(p, "wb") as f:
+            f.truncate(SIZE)
+    uris = [str(paths[0]), loop_device(paths[1]).uri, nbd_server(paths[2]).uri]
+    for uri in uris:
+        _core.newfs(uri, 0, "DATA", 0, comp_algo("lz4"), check_algo("xxhash64"), 3, clid)
+    vols = [pyh2.open(uri, writable=True) for uri in uris]
+    try:
+        pfs = Pfs(vols[0], _core.Pfs([v.device for v in vols], "DATA"))
+        Importer(pfs).run(str(tree))
+        pfs._core.flush()
+        pfs.close()
+    finally:
+        for v in vols:
+            v.close()
+    expected = refimages.tree_from_dir(tree)
+    for uri in uris:
+        with pyh2.open(uri) as vol:
+            assert [p.clid for p in vol.pfs_list() if p.label == "DATA"] == \
+                [_core.uuid_str(clid)]
+            diffs = refimages.compare_trees(expected, refimages.tree_from_volume(vol.pfs("DATA")))
+            assert not diffs, (uri, diffs[:10])
+            assert vol.fsck()["errors"] == []
