@@ -9,7 +9,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "hammer2.h"
+#include <stdio.h>
+#include "hammer2_cluster.h"
 
 hammer2_cluster_t *
 hammer2_cluster_alloc(int nchains)
@@ -74,6 +75,7 @@ hammer2_cluster_unlock(hammer2_cluster_t *cluster)
 			hammer2_chain_unlock(cluster->array[i].chain);
 }
 
+/* The node's chain for this element exists and read without error. */
 static int
 item_valid(const hammer2_cluster_item_t *item)
 {
@@ -81,25 +83,77 @@ item_valid(const hammer2_cluster_item_t *item)
 	       item->error == 0 && item->chain->error == 0;
 }
 
-/* The focus rule, used everywhere: the first valid chain. */
+/* ... and the node is a live member: the items writes fan out to. */
+static int
+item_live(const hammer2_cluster_item_t *item)
+{
+	return item_valid(item) && hammer2_node_live(item->chain->hmp);
+}
+
+/*
+ * Nodes agree on an element by its modify_tid.  With several live nodes,
+ * those holding a different version than most of them (ties: the newest)
+ * are out of sync for this element and left out.
+ */
+static void
+cluster_vote(hammer2_cluster_t *cluster)
+{
+	hammer2_tid_t best = 0;
+	int best_count = 0, live = 0;
+
+	for (int i = 0; i < cluster->nchains; ++i) {
+		const hammer2_cluster_item_t *a = &cluster->array[i];
+		int count = 0;
+
+		if (!item_live(a))
+			continue;
+		++live;
+		for (int j = 0; j < cluster->nchains; ++j)
+			count += item_live(&cluster->array[j]) &&
+				 cluster->array[j].chain->bref.modify_tid ==
+				 a->chain->bref.modify_tid;
+		if (count > best_count || (count == best_count &&
+					   a->chain->bref.modify_tid > best)) {
+			best = a->chain->bref.modify_tid;
+			best_count = count;
+		}
+	}
+	if (live < 2 || best_count == live)
+		return;
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+
+		if (item_live(item) && item->chain->bref.modify_tid != best)
+			item->flags |= HAMMER2_CITEM_INVALID;
+	}
+}
+
+/*
+ * The focus rule, used everywhere: the first valid chain of a live node;
+ * with none, the first valid chain at all (a cluster below quorum still
+ * serves reads).
+ */
 void
 hammer2_cluster_resolve_focus(hammer2_cluster_t *cluster)
 {
 	cluster->focus = NULL;
 	cluster->focus_index = -1;
 	cluster->error = 0;
-	for (int i = 0; i < cluster->nchains; ++i) {
-		hammer2_cluster_item_t *item = &cluster->array[i];
+	cluster_vote(cluster);
+	for (int pass = 0; pass < 2 && cluster->focus == NULL; ++pass) {
+		for (int i = 0; i < cluster->nchains; ++i) {
+			hammer2_cluster_item_t *item = &cluster->array[i];
 
-		if (item_valid(item)) {
-			cluster->focus = item->chain;
-			cluster->focus_index = i;
-			cluster->error = 0;
-			return;
+			if (pass == 0 ? item_live(item) : item_valid(item)) {
+				cluster->focus = item->chain;
+				cluster->focus_index = i;
+				cluster->error = 0;
+				return;
+			}
+			if (cluster->error == 0)
+				cluster->error = item->error ? item->error :
+						 item->chain ? item->chain->error : 0;
 		}
-		if (cluster->error == 0)
-			cluster->error = item->error ? item->error :
-					 item->chain ? item->chain->error : 0;
 	}
 	if (cluster->error == 0)
 		cluster->error = ENOENT;
@@ -122,6 +176,21 @@ const hammer2_media_data_t *
 hammer2_cluster_rdata(hammer2_cluster_t *cluster)
 {
 	return cluster->focus ? cluster->focus->data : NULL;
+}
+
+/*
+ * A node could not serve an element below pitem: the node (counted in its
+ * status) is left out of this element and of the rest of the iteration.
+ */
+static void
+node_failed_element(hammer2_cluster_item_t *pitem, int error)
+{
+	hammer2_chain_t *chain = pitem->chain;
+	char what[200];
+
+	snprintf(what, sizeof(what), "%s", hammer2_errmsg());
+	pitem->error = error;
+	hammer2_node_read_error(chain->hmp, error, what);
 }
 
 /*
@@ -169,7 +238,7 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	hammer2_cluster_t *cluster;
 	hammer2_key_t key_min = HAMMER2_KEY_MAX;
 	hammer2_key_t next_min = 0;
-	int found = 0;
+	int found = 0, any_live = 0;
 	int error = 0;
 
 	*key_nextp = 0;
@@ -179,19 +248,24 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 		cparent->error = hammer2_seterr(ENOMEM, "out of memory");
 		return NULL;
 	}
+	/* live nodes only, unless none is left (reads below quorum) */
+	for (int i = 0; i < cparent->nchains; ++i)
+		any_live |= item_live(&cparent->array[i]);
 	for (int i = 0; i < cparent->nchains; ++i) {
 		hammer2_cluster_item_t *pitem = &cparent->array[i];
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		hammer2_key_t next;
 
 		item->flags = HAMMER2_CITEM_INVALID;
-		if (!item_valid(pitem))
+		if (any_live ? !item_live(pitem) : !item_valid(pitem))
 			continue;
 		item->chain = hammer2_chain_lookup(&pitem->chain, &next, key_beg,
 						   key_end, &item->error, flags);
 		if (item->chain == NULL) {
 			if (item->error && error == 0)
 				error = item->error;
+			if (item->error)
+				node_failed_element(pitem, item->error);
 			continue;
 		}
 		item->flags = 0;
@@ -291,6 +365,7 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 {
 	int start = -1;
 	int error = ENOENT;
+	char what[200];
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
@@ -338,6 +413,8 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 			return 0;
 		error = iocb.error;
 		item->error = error;
+		snprintf(what, sizeof(what), "%s", hammer2_errmsg());
+		hammer2_node_read_error(chain->hmp, error, what);
 	}
 	callback(arg, NULL, 0, error);
 	return error;
@@ -351,39 +428,56 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
  * one node (the focus) succeeded; quorum rules build on this.
  */
 static int
-cluster_result(hammer2_cluster_t *cluster, int first_error)
+cluster_result(hammer2_cluster_t *cluster, int first_error, int done)
 {
 	hammer2_cluster_resolve_focus(cluster);
+	if (done == 0)
+		return first_error ? first_error :
+		       hammer2_seterr(EROFS, "no live node holds the element");
 	if (cluster->focus == NULL)
 		return first_error ? first_error : cluster->error;
 	return 0;
 }
 
+/*
+ * A modification failed on one node: the node has missed it, so in a
+ * cluster it is failed as a whole (no flush may commit it without this
+ * change) and the others carry on.
+ */
 static int
-item_fail(hammer2_cluster_item_t *item, int error, int *first)
+item_fail(hammer2_cluster_t *cluster, hammer2_cluster_item_t *item,
+	  hammer2_dev_t *hmp, int error, int *first)
 {
+	char what[200];
+
 	item->error = error;
 	if (*first == 0)
 		*first = error;
+	if (cluster->nchains > 1) {
+		snprintf(what, sizeof(what), "%s", hammer2_errmsg());
+		hammer2_node_fail(hmp, error, what);
+	}
 	return error;
 }
 
 int
 hammer2_cluster_modify(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
 {
-	int first = 0;
+	int first = 0, done = 0;
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
 
-		if (!item_valid(item))
+		if (!item_live(item))
 			continue;
 		error = hammer2_chain_modify(item->chain, mtid);
 		if (error)
-			item_fail(item, error, &first);
+			item_fail(cluster, item, item->chain->hmp, error, &first);
+		else
+			++done;
 	}
-	return cluster_result(cluster, first);
+	return cluster_result(cluster, first, done);
 }
 
 /* Modify an inode and return its writable data (focus). */
@@ -438,7 +532,7 @@ hammer2_cluster_modsync(hammer2_cluster_t *cluster)
 		hammer2_chain_t *chain = item->chain;
 		int error;
 
-		if (!item_valid(item) || chain == focus ||
+		if (!item_live(item) || chain == focus ||
 		    !(chain->flags & HAMMER2_CHAIN_MODIFIED))
 			continue;
 		if (chain->bytes < n &&
@@ -479,7 +573,7 @@ hammer2_cluster_create(hammer2_cluster_t *cparent, hammer2_cluster_t **clusterp,
 		       hammer2_tid_t mtid)
 {
 	hammer2_cluster_t *cluster = hammer2_cluster_alloc(cparent->nchains);
-	int first = 0;
+	int first = 0, done = 0;
 
 	*clusterp = NULL;
 	if (cluster == NULL)
@@ -490,18 +584,19 @@ hammer2_cluster_create(hammer2_cluster_t *cparent, hammer2_cluster_t **clusterp,
 		int error;
 
 		item->flags = HAMMER2_CITEM_INVALID;
-		if (!item_valid(pitem))
+		if (!item_live(pitem))
 			continue;
 		error = hammer2_chain_create(&pitem->chain, &item->chain, key,
 					     keybits, type, bytes, mtid);
 		if (error) {
-			item_fail(item, error, &first);
+			item_fail(cparent, item, pitem->chain->hmp, error, &first);
 			continue;
 		}
 		item->flags = 0;
+		++done;
 	}
-	if (cluster_result(cluster, first)) {
-		int error = cluster_result(cluster, first);
+	if ((first = cluster_result(cluster, first, done)) != 0) {
+		int error = first;
 
 		hammer2_cluster_unlock(cluster);
 		hammer2_cluster_drop(cluster);
@@ -514,56 +609,63 @@ hammer2_cluster_create(hammer2_cluster_t *cparent, hammer2_cluster_t **clusterp,
 int
 hammer2_cluster_delete(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
 {
-	int first = 0;
+	int first = 0, done = 0;
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
 
-		if (!item_valid(item))
+		if (!item_live(item))
 			continue;
 		error = hammer2_chain_delete(item->chain, mtid);
 		if (error)
-			item_fail(item, error, &first);
+			item_fail(cluster, item, item->chain->hmp, error, &first);
+		else
+			++done;
 	}
-	return first;
+	return done ? 0 : first ? first :
+	       hammer2_seterr(EROFS, "no live node holds the element");
 }
 
 int
 hammer2_cluster_rename(hammer2_cluster_t *cparent, hammer2_cluster_t *cluster,
 		       hammer2_key_t key, hammer2_tid_t mtid)
 {
-	int first = 0;
+	int first = 0, done = 0;
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
 
-		if (!item_valid(item) || !item_valid(&cparent->array[i]))
+		if (!item_live(item) || !item_live(&cparent->array[i]))
 			continue;
 		error = hammer2_chain_rename(&cparent->array[i].chain, item->chain,
 					     key, mtid);
 		if (error)
-			item_fail(item, error, &first);
+			item_fail(cluster, item, item->chain->hmp, error, &first);
+		else
+			++done;
 	}
-	return cluster_result(cluster, first);
+	return cluster_result(cluster, first, done);
 }
 
 int
 hammer2_cluster_resize(hammer2_cluster_t *cluster, size_t bytes,
 		       hammer2_tid_t mtid)
 {
-	int first = 0;
+	int first = 0, done = 0;
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
 
-		if (!item_valid(item))
+		if (!item_live(item))
 			continue;
 		error = hammer2_chain_resize(item->chain, bytes, mtid);
 		if (error)
-			item_fail(item, error, &first);
+			item_fail(cluster, item, item->chain->hmp, error, &first);
+		else
+			++done;
 	}
-	return cluster_result(cluster, first);
+	return cluster_result(cluster, first, done);
 }
