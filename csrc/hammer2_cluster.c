@@ -90,6 +90,19 @@ item_live(const hammer2_cluster_item_t *item)
 	return item_valid(item) && hammer2_node_live(item->chain->hmp);
 }
 
+/* ... and the node's in-memory tree can be trusted (not failed). */
+static int
+item_sound(const hammer2_cluster_item_t *item)
+{
+	hammer2_node_t *node;
+
+	if (!item_valid(item))
+		return 0;
+	node = &item->chain->hmp->node;
+	return __atomic_load_n(&node->state, __ATOMIC_ACQUIRE) !=
+	       HAMMER2_NODE_FAILED;
+}
+
 /*
  * Nodes agree on an element by its modify_tid.  With several live nodes,
  * those holding a different version than most of them (ties: the newest)
@@ -107,6 +120,9 @@ cluster_vote(hammer2_cluster_t *cluster)
 
 		if (!item_live(a))
 			continue;
+		/* volume roots are the nodes' own: node agreement is the quorum's */
+		if (a->chain->bref.type == HAMMER2_BREF_TYPE_VOLUME)
+			return;
 		++live;
 		for (int j = 0; j < cluster->nchains; ++j)
 			count += item_live(&cluster->array[j]) &&
@@ -238,7 +254,7 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	hammer2_cluster_t *cluster;
 	hammer2_key_t key_min = HAMMER2_KEY_MAX;
 	hammer2_key_t next_min = 0;
-	int found = 0, any_live = 0;
+	int found = 0, any_sound = 0;
 	int error = 0;
 
 	*key_nextp = 0;
@@ -248,16 +264,20 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 		cparent->error = hammer2_seterr(ENOMEM, "out of memory");
 		return NULL;
 	}
-	/* live nodes only, unless none is left (reads below quorum) */
+	/*
+	 * Stale nodes are looked up too (their trees are sound, and the
+	 * element must be at hand when a resync makes them live again, e.g.
+	 * in a PFS root kept open), failed nodes only when nothing else is.
+	 */
 	for (int i = 0; i < cparent->nchains; ++i)
-		any_live |= item_live(&cparent->array[i]);
+		any_sound |= item_sound(&cparent->array[i]);
 	for (int i = 0; i < cparent->nchains; ++i) {
 		hammer2_cluster_item_t *pitem = &cparent->array[i];
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		hammer2_key_t next;
 
 		item->flags = HAMMER2_CITEM_INVALID;
-		if (any_live ? !item_live(pitem) : !item_valid(pitem))
+		if (any_sound ? !item_sound(pitem) : !item_valid(pitem))
 			continue;
 		item->chain = hammer2_chain_lookup(&pitem->chain, &next, key_beg,
 						   key_end, &item->error, flags);

@@ -36,5 +36,7 @@ typedef struct hammer2_resync_stats {
 
 int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst,
 		   hammer2_resync_stats_t *stats);
+int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
+			   hammer2_resync_stats_t *stats);
 
 #endif /* HAMMER2_CLUSTER_H_ */

@@ -207,6 +207,26 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 		/* out of the cluster: its pending metadata is thrown away */
 		hammer2_chain_release_subtree(devs[i]->vchain);
 	}
+	/*
+	 * Live nodes commit one transaction together; one that had nothing
+	 * to commit while the others did has missed modifications.
+	 */
+	for (int i = 0; i < ndevs; ++i) {
+		hammer2_tid_t tid = devs[i]->voldata->mirror_tid;
+		int same = 0;
+
+		if (!hammer2_node_live(devs[i]))
+			continue;
+		for (int j = 0; j < ndevs; ++j)
+			same += hammer2_node_live(devs[j]) &&
+				devs[j]->voldata->mirror_tid == tid;
+		if (same * 2 > done)
+			continue;
+		snprintf(why, sizeof(why), "%s: at transaction %llu, missed the "
+			 "cluster's last", devs[i]->path, (unsigned long long)tid);
+		node_set(devs[i], HAMMER2_NODE_STALE, ESTALE, why);
+		--done;
+	}
 	if (done >= hammer2_quorum(ndevs))
 		return 0;
 	out_nodes(devs, ndevs, buf, sizeof(buf));

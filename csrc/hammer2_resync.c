@@ -376,3 +376,46 @@ hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst,
 	return error ? hammer2_preerr(error, "resync of %s from %s", dst->path,
 				      src->path) : 0;
 }
+
+/*
+ * Resync node dst_index of a cluster in place (callers hold every node's
+ * transaction lock exclusively, in node order): commit what the live
+ * nodes have pending, copy from the first live node, then rejoin.  A
+ * failed node's in-memory state is not trusted: it is resynced after a
+ * reopen, when it comes back stale.
+ */
+int
+hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
+		       hammer2_resync_stats_t *stats)
+{
+	hammer2_dev_t *dst, *src = NULL;
+	hammer2_node_t node;
+	int live = 0, error;
+
+	if (dst_index < 0 || dst_index >= ndevs)
+		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
+				      dst_index, ndevs);
+	dst = devs[dst_index];
+	hammer2_node_get(dst, &node);
+	if (node.state == HAMMER2_NODE_LIVE)
+		return 0;
+	if (node.state == HAMMER2_NODE_FAILED)
+		return hammer2_seterr(EBUSY, "%s: failed (%s); reopen the cluster "
+				      "to resync it", dst->path, node.why);
+	for (int i = 0; i < ndevs; ++i) {
+		if (!hammer2_node_live(devs[i]))
+			continue;
+		if (src == NULL)
+			src = devs[i];
+		++live;
+	}
+	if (live < hammer2_quorum(ndevs))
+		return hammer2_seterr(EROFS, "cannot resync %s: %d of %d nodes live, "
+				      "quorum %d", dst->path, live, ndevs,
+				      hammer2_quorum(ndevs));
+	if ((error = hammer2_cluster_flush(devs, ndevs)) != 0)
+		return error;
+	if ((error = hammer2_resync(src, dst, stats)) != 0)
+		return error;
+	return hammer2_cluster_join(devs, ndevs);
+}

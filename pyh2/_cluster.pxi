@@ -20,8 +20,8 @@ cdef extern from "hammer2_cluster.h" nogil:
     int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
     void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node)
     uint64_t hammer2_node_tid(const hammer2_dev_t *hmp)
-    int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst,
-                       hammer2_resync_stats_t *stats)
+    int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
+                               hammer2_resync_stats_t *stats)
 
 MAX_NODES = MAXNODES
 NODE_STATES = ("live", "stale", "failed")
@@ -78,20 +78,21 @@ def node_status(Device device):
             'mirror_tid': hammer2_node_tid(hmp)}
 
 
-def resync(Device source, Device target):
-    """Bring target's PFSes (all but LOCAL) to source's last commit, copying
-    only what changed since target's; commits target.  Returns the counts."""
-    cdef hammer2_dev_t *src = source._dev()
-    cdef hammer2_dev_t *dst = target._wdev()
+def resync(list devices, int index):
+    """Bring node `index` (stale) back: commit the live nodes, copy from the
+    first of them only what changed since the node's last transaction,
+    rejoin it.  Returns the counts."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs, True)
     cdef hammer2_resync_stats_t st
-    cdef int err
+    cdef int err, i
     memset(&st, 0, sizeof(st))
     with nogil:
-        hammer2_trans_begin(src, 0)
-        hammer2_trans_begin(dst, 1)
-        err = hammer2_resync(src, dst, &st)
-        hammer2_trans_end(dst)
-        hammer2_trans_end(src)
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 1)
+        err = hammer2_cluster_resync(devs, n, index, &st)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
     if err:
         raise _error(err)
     return {'visited': st.visited, 'skipped': st.skipped, 'copied': st.copied,

@@ -7,7 +7,9 @@ core's (hammer2_quorum.c, hammer2_resync.c); this module drives them."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+import threading
 
 from . import _core
 from .volume import H2Error, Volume, check_algo, comp_algo
@@ -68,12 +70,54 @@ class ClusterVolume(Volume):
         read_errors, mirror_tid."""
         return [_core.node_status(d) for d in self.devices]
 
-    def fsck(self, zone: int | None = None) -> dict:
-        """fsck of the first node (Volume.fsck); fsck_nodes() checks all."""
-        return Volume.fsck(self, zone)
+    def node_volumes(self) -> list[Volume]:
+        """A Volume view of each node (sharing the cluster's devices)."""
+        return [_node_volume(self, d) for d in self.devices]
 
-    def fsck_nodes(self) -> list[dict]:
-        return [_node_volume(self, d).fsck() for d in self.devices]
+    def bulkfree(self) -> int:
+        return sum(d.bulkfree() for d in self.devices)
+
+    def growfs(self, size: int):
+        for d in self.devices:
+            d.growfs(size)
+
+    # ------------------------------------------------------------ resync
+
+    def resync(self) -> dict:
+        """Bring every stale node back, one after the other; returns
+        {path: counts}.  Failed nodes need a reopen first (they come back
+        stale)."""
+        done = {}
+        for i, n in enumerate(self.nodes()):
+            if n["state"] == "stale":
+                done[n["path"]] = _core.resync(self.devices, i)
+        return done
+
+    def start_resync(self) -> threading.Thread:
+        """resync() in a background thread while the cluster stays in use
+        (it takes every node's transaction lock per node it copies);
+        .join() it, then .error holds the exception, if any."""
+        def run():
+            try:
+                t.result = self.resync()
+            except BaseException as e:      # reported to the joiner
+                t.error = e
+        t = threading.Thread(target=run, name="pyh2-resync", daemon=True)
+        t.result, t.error = None, None
+        t.start()
+        return t
+
+    def compare(self) -> list[str]:
+        """Differences between the nodes' logical trees (every PFS but the
+        node-local LOCAL): one message per path that differs."""
+        trees = [_logical_tree(v) for v in self.node_volumes()]
+        problems = []
+        for path in sorted(set().union(*trees)):
+            values = [t.get(path) for t in trees]
+            if any(v != values[0] for v in values):
+                who = ", ".join(f"{p}: {_describe(v)}" for p, v in zip(self.paths, values))
+                problems.append(f"{path} differs ({who})")
+        return problems
 
 
 def _node_volume(cluster: ClusterVolume, device) -> Volume:
@@ -81,6 +125,50 @@ def _node_volume(cluster: ClusterVolume, device) -> Volume:
     v = Volume.__new__(Volume)
     v.path, v.writable, v.device, v.devices = device.path, cluster.writable, device, [device]
     return v
+
+
+def _logical_tree(vol: Volume) -> dict:
+    """{PFS:path: what a reader sees} of every PFS but LOCAL."""
+    tree = {}
+    for info in vol.pfs_list():
+        if info.label == "LOCAL":
+            continue
+        pfs = vol.pfs(info.label)
+        try:
+            for top, dirs, files in pfs.walk("/"):
+                for name in [""] + dirs + files:
+                    path = os.path.join(top, name) if name else top
+                    if name == "" and top != "/":
+                        continue
+                    st = pfs.stat(path)
+                    entry = (st.type, st.mode, st.uid, st.gid, st.size, st.nlinks,
+                             st.mtime_us, st.inum)
+                    if st.type == "file":
+                        entry += (hashlib.sha256(pfs.read(path)).hexdigest(),)
+                    elif st.type == "symlink":
+                        entry += (pfs.readlink(path),)
+                    tree[f"{info.label}:{path}"] = entry
+        except H2Error as e:
+            tree[f"{info.label}:"] = ("unreadable", str(e))
+        finally:
+            pfs.close()
+    return tree
+
+
+def _describe(v) -> str:
+    if v is None:
+        return "absent"
+    if v[0] == "unreadable":
+        return v[1]
+    return f"{v[0]} mode {v[1]:o} size {v[4]} mtime {v[6]}" + (f" sha256 {v[8][:12]}"
+                                                            if len(v) > 8 else "")
+
+
+def resync_cluster(paths) -> dict:
+    """`pyh2 resync`: open the cluster, resync every stale node to
+    completion, commit."""
+    with open_cluster(paths, writable=True) as vol:
+        return vol.resync()
 
 
 def open_cluster(paths, writable: bool = False) -> ClusterVolume:
