@@ -413,6 +413,18 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 		return hammer2_seterr(EROFS, "cannot resync %s: %d of %d nodes live, "
 				      "quorum %d", dst->path, live, ndevs,
 				      hammer2_quorum(ndevs));
+	/*
+	 * A node that went its own way past the cluster's transaction: the
+	 * live nodes first commit one beyond it (join numbered them so).
+	 */
+	if (dst->voldata->mirror_tid >= src->voldata->mirror_tid) {
+		for (int i = 0; i < ndevs; ++i) {
+			if (hammer2_node_live(devs[i]) &&
+			    (error = hammer2_chain_modify(devs[i]->vchain,
+							  devs[i]->mtid)) != 0)
+				return error;
+		}
+	}
 	if ((error = hammer2_cluster_flush(devs, ndevs)) != 0)
 		return error;
 	if ((error = hammer2_resync(src, dst, stats)) != 0)
