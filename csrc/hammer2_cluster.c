@@ -383,14 +383,17 @@ int
 hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 			   hammer2_cluster_cb_t callback, void *arg)
 {
-	int start = -1;
+	int start = -1, any_live = 0;
 	int error = ENOENT;
 	char what[200];
 
+	/* live nodes serve; others (stale: an older version) only without */
+	for (int i = 0; i < cluster->nchains; ++i)
+		any_live |= item_live(&cluster->array[i]);
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 
-		if (!item_valid(item))
+		if (any_live ? !item_live(item) : !item_valid(item))
 			continue;
 		if (start < 0 || (item->chain->flags & HAMMER2_CHAIN_LOADED)) {
 			start = i;
@@ -406,7 +409,7 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 		hammer2_iocb_t iocb;
 		int radix;
 
-		if (!item_valid(item))
+		if (any_live ? !item_live(item) : !item_valid(item))
 			continue;
 		/* resolved (or modified, not yet on media) data first */
 		if ((chain->flags & HAMMER2_CHAIN_LOADED) && chain->data) {

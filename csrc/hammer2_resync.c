@@ -15,6 +15,7 @@
  * exclusively; src must have nothing pending (flushed).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "hammer2_cluster.h"
@@ -427,7 +428,13 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 	}
 	if ((error = hammer2_cluster_flush(devs, ndevs)) != 0)
 		return error;
-	if ((error = hammer2_resync(src, dst, stats)) != 0)
-		return error;
+	if ((error = hammer2_resync(src, dst, stats)) != 0) {
+		char why[192];
+
+		/* its in-memory tree is half copied now: out until reopened */
+		snprintf(why, sizeof(why), "%s", hammer2_errmsg());
+		hammer2_node_fail(dst, error, why);
+		return hammer2_seterr(error, "%s", why);
+	}
 	return hammer2_cluster_join(devs, ndevs);
 }

@@ -1,0 +1,324 @@
+"""Clusters of 1, 2, 3 and 5 nodes: layout, fan-out of writes, quorum,
+resync, snapshots and the cluster commands."""
+import contextlib
+import errno
+import os
+
+import pytest
+
+import pyh2
+from pyh2 import _core
+from pyh2.cluster import newfs_cluster, open_cluster, resync_cluster
+
+from conftest import assert_clean_failure, run_pyh2
+
+MiB = 1 << 20
+
+
+def make_cluster(tmp_path, n, size=64 * MiB):
+    paths = [str(tmp_path / f"node{i}.h2") for i in range(n)]
+    newfs_cluster(paths, size)
+    return paths
+
+
+def node_tree(path, label="DATA"):
+    """{path: bytes or 'dir'} of one node image opened on its own."""
+    with pyh2.open(path) as vol:
+        pfs = vol.pfs(label)
+        out = {}
+        for top, dirs, files in pfs.walk("/"):
+            for d in dirs:
+                out[os.path.join(top, d)] = "dir"
+            for f in files:
+                out[os.path.join(top, f)] = pfs.read(os.path.join(top, f))
+        return out
+
+
+def assert_all_nodes(paths, expected, label="DATA"):
+    """Every node image holds exactly `expected` and passes pyh2 fsck."""
+    for p in paths:
+        assert node_tree(p, label) == expected, p
+        proc = run_pyh2("fsck", p)
+        assert proc.returncode == 0, (p, proc.stderr.decode())
+
+
+@contextlib.contextmanager
+def no_commit(paths):
+    """A writable cluster closed without the closing flush (for tests that
+    leave it below quorum, where that flush must fail)."""
+    vol = open_cluster(paths, writable=True)
+    try:
+        yield vol
+    finally:
+        vol.close()
+
+
+def populate(pfs, model, tag, n=6):
+    if f"/{tag}" not in model:
+        pfs.mkdir(f"/{tag}")
+        model[f"/{tag}"] = "dir"
+    for i in range(n):
+        data = os.urandom(1000 * (i + 1)) + bytes(70_000 * (i % 2))
+        pfs.create(f"/{tag}/f{i}", data)
+        model[f"/{tag}/f{i}"] = data
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_newfs_cluster_masters_share_one_cluster_id(tmp_path, n):
+    paths = make_cluster(tmp_path, n)
+    infos = []
+    for p in paths:
+        with pyh2.open(p) as vol:
+            infos.append({d["label"]: d for d in _core.pfs_list([vol.device])})
+    clids = {i["DATA"]["clid"] for i in infos}
+    assert len(clids) == 1
+    for i in infos:
+        assert i["DATA"]["pfs_type"] == 0x06                    # MASTER
+        assert i["DATA"]["pfs_nmasters"] == (n if n > 1 else 0)
+        assert i["LOCAL"]["clid"] not in clids                  # node-local
+    assert len({i["DATA"]["fsid"] for i in infos}) == n         # each node its own
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_writes_reach_every_node(tmp_path, n):
+    paths = make_cluster(tmp_path, n)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "a")
+        pfs.rename("/a/f0", "/a/g0")
+        model["/a/g0"] = model.pop("/a/f0")
+        pfs.unlink("/a/f1")
+        del model["/a/f1"]
+        pfs.write("/a/f2", b"XYZ", 10)
+        d = bytearray(model["/a/f2"])
+        d[10:13] = b"XYZ"
+        model["/a/f2"] = bytes(d)
+        assert [n_["state"] for n_ in vol.nodes()] == ["live"] * n
+    assert_all_nodes(paths, model)
+    with open_cluster(paths) as vol:
+        assert vol.compare() == []
+        assert len({n_["mirror_tid"] for n_ in vol.nodes()}) == 1
+
+
+def test_flush_needs_a_quorum(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    model = {}
+    with no_commit(paths) as vol:
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "a", 2)
+        vol.flush()
+        vol.devices[0].inject_fault("write")
+        populate(pfs, model, "b", 2)
+        vol.flush()                                     # 2 of 3: acknowledged
+        nodes = vol.nodes()
+        assert [x["state"] for x in nodes] == ["failed", "live", "live"]
+        assert "injected" in nodes[0]["why"] and nodes[0]["errno"] == errno.EIO
+        assert pfs.read("/b/f1") == model["/b/f1"]      # served by the others
+        vol.devices[1].inject_fault("enospc")
+        pfs.create("/lost", b"never acknowledged")
+        with pytest.raises(pyh2.H2Error) as ei:
+            vol.flush()
+        assert "1 of 3 nodes, quorum 2" in str(ei.value)
+        with pytest.raises(pyh2.H2Error) as ei:
+            pfs.create("/refused", b"x")
+        assert ei.value.errno == errno.EROFS
+        assert "1 of 3 nodes live, quorum 2" in str(ei.value)
+        assert pfs.read("/a/f0") == model["/a/f0"]      # reads still served
+    # node 2 alone committed the refused transaction: with no quorum the
+    # newest node serves reads, none may write
+    with no_commit(paths) as vol:
+        assert [x["state"] for x in vol.nodes()] == ["stale", "stale", "live"]
+        with pytest.raises(pyh2.H2Error) as ei:
+            vol.pfs("DATA").create("/refused", b"x")
+        assert "quorum 2" in str(ei.value)
+        assert vol.pfs("DATA").read("/b/f0") == model["/b/f0"]
+    # the one node holding the acknowledged state is the source; below
+    # quorum a resync refuses, naming it
+    with pytest.raises(pyh2.H2Error) as ei:
+        resync_cluster(paths)
+    assert "quorum 2" in str(ei.value)
+
+
+def test_five_nodes_survive_two_failures(tmp_path):
+    paths = make_cluster(tmp_path, 5)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "a", 3)
+        vol.flush()
+        vol.devices[1].inject_fault("disconnect")
+        vol.devices[3].inject_fault("write", after=2)
+        populate(pfs, model, "b", 3)
+        vol.flush()
+        assert [x["state"] for x in vol.nodes()] == ["live", "failed", "live", "failed", "live"]
+        assert vol.nodes()[1]["errno"] == errno.ENOTCONN
+        populate(pfs, model, "c", 2)                    # still 3 of 5
+    stats = resync_cluster(paths)
+    assert sorted(stats) == [paths[1], paths[3]]
+    assert_all_nodes(paths, model)
+    with no_commit(paths) as vol:
+        for i in (0, 1, 2):
+            vol.devices[i].inject_fault("enospc")
+        vol.pfs("DATA").create("/x", b"x")
+        with pytest.raises(pyh2.H2Error, match="2 of 5 nodes, quorum 3"):
+            vol.flush()
+
+
+def test_resync_copies_only_what_the_node_missed(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        for t in "abcdefgh":
+            populate(pfs, model, t, 4)
+        vol.flush()
+    total = sum(len(v) for v in model.values() if v != "dir")
+    # node 2 misses a ninth of the data
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[2].inject_fault("write")
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "z", 4)
+        pfs.unlink("/a/f0")
+        del model["/a/f0"]
+        vol.flush()
+        assert vol.nodes()[2]["state"] == "failed"
+    missed = sum(1000 * (i + 1) for i in range(4))     # zero runs are holes
+    stats = resync_cluster(paths)[paths[2]]
+    assert stats["skipped"] > 0 and stats["deleted"] >= 1
+    assert missed <= stats["bytes"] < total // 4
+    assert_all_nodes(paths, model)
+    proc = run_pyh2("fsck", "--cluster", ",".join(paths))
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_online_resync_while_in_use(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[1].inject_fault("write")
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "a", 3)
+        vol.flush()
+    with open_cluster(paths, writable=True) as vol:
+        assert vol.nodes()[1]["state"] == "stale"
+        pfs = vol.pfs("DATA")                   # open before the rejoin
+        t = vol.start_resync()
+        populate(pfs, model, "b", 3)            # concurrently
+        t.join()
+        assert t.error is None and paths[1] in t.result
+        assert [x["state"] for x in vol.nodes()] == ["live"] * 3
+        populate(pfs, model, "c", 2)            # reaches the rejoined node
+        vol.flush()
+        assert vol.compare() == []
+    assert_all_nodes(paths, model)
+
+
+def test_failure_during_resync_leaves_node_out_then_recovers(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[2].inject_fault("write")
+        populate(vol.pfs("DATA"), model, "a", 4)
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[2].inject_fault("write", after=1)
+        with pytest.raises(pyh2.H2Error) as ei:
+            vol.resync()
+        assert paths[2] in str(ei.value)
+        assert vol.nodes()[2]["state"] != "live"
+        assert vol.pfs("DATA").read("/a/f3") == model["/a/f3"]
+    resync_cluster(paths)
+    assert_all_nodes(paths, model)
+
+
+@pytest.mark.parametrize("kind", ["read", "corrupt"])
+def test_lookup_fails_over_to_the_next_node(tmp_path, kind):
+    paths = make_cluster(tmp_path, 2)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        populate(vol.pfs("DATA"), model, "a", 4)
+    with open_cluster(paths) as vol:
+        vol.devices[0].inject_fault(kind)
+        pfs = vol.pfs("DATA")
+        for path, data in model.items():
+            if data != "dir":
+                assert pfs.read(path) == data
+        node0 = vol.nodes()[0]
+        assert node0["read_errors"] > 0 and node0["state"] == "live"
+        assert vol.devices[0].faults_injected > 0
+
+
+def test_read_failure_while_writing_fails_the_node(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        populate(vol.pfs("DATA"), model, "a", 4)
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[1].inject_fault("read")
+        pfs = vol.pfs("DATA")
+        for i in range(4):                      # modifies need the old blocks
+            pfs.write(f"/a/f{i}", b"new", 0)
+            model[f"/a/f{i}"] = b"new" + model[f"/a/f{i}"][3:]
+        vol.flush()
+        assert vol.nodes()[1]["state"] in ("failed", "stale")
+    resync_cluster(paths)
+    assert_all_nodes(paths, model)
+
+
+def test_snapshot_on_three_nodes_keeps_old_data(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.create("/f", b"old" * 30_000)
+        pfs.mkdir("/d")
+        label = vol.snapshot("DATA", "snap")
+        pfs.write("/f", b"NEW", 0)
+        pfs.create("/d/g", b"later")
+    for p in paths:
+        with pyh2.open(p) as vol:
+            snap = vol.pfs(label)
+            assert snap.read("/f") == b"old" * 30_000
+            assert snap.listdir("/d") == []
+            assert vol.pfs("DATA").read("/f")[:6] == b"NEWold"
+            assert vol.pfs("DATA").read("/d/g") == b"later"
+    proc = run_pyh2("fsck", "--cluster", ",".join(paths))
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_cluster_commands(tmp_path):
+    paths = [str(tmp_path / f"n{i}.h2") for i in range(3)]
+    spec = ",".join(paths)
+    proc = run_pyh2("newfs", "--cluster", *paths, "--size", "64M")
+    assert proc.returncode == 0, proc.stderr
+    src = tmp_path / "src.txt"
+    src.write_bytes(b"payload\n")
+    assert run_pyh2("put", src, f"{spec}:DATA", "/p").returncode == 0
+    assert run_pyh2("mkdir", spec, "/dir").returncode == 0
+    out = run_pyh2("ls", spec, "/").stdout.decode().split()
+    assert out == ["dir", "p"]
+    assert run_pyh2("cat", f"{spec}:DATA", "/p").stdout == b"payload\n"
+    assert run_pyh2("fsck", "--cluster", spec).returncode == 0
+    # one node edited alone diverges: fsck names the path, resync repairs
+    assert run_pyh2("put", src, paths[1], "/alone").returncode == 0
+    proc = run_pyh2("fsck", "--cluster", spec)
+    assert proc.returncode == 1 and b"DATA:/alone differs" in proc.stderr
+    assert b"stale" in run_pyh2("nodes", spec).stdout
+    proc = run_pyh2("resync", spec)
+    assert proc.returncode == 0, proc.stderr
+    assert run_pyh2("fsck", "--cluster", spec).returncode == 0
+    assert run_pyh2("nodes", spec).stdout.decode().count("live") == 3
+    assert node_tree(paths[1]) == {"/dir": "dir", "/p": b"payload\n"}
+
+
+def test_cluster_command_errors(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    proc = run_pyh2("resync", paths[0])
+    assert_clean_failure(proc, "not a cluster")
+    proc = run_pyh2("ls", f"{paths[0]},{tmp_path / 'missing.h2'}")
+    assert_clean_failure(proc, "missing.h2")
+    proc = run_pyh2("fsck", "--cluster", paths[0])
+    assert_clean_failure(proc, "--cluster needs")
+    with pytest.raises(pyh2.H2Error, match="distinct"):
+        newfs_cluster([paths[0], paths[0]], 64 * MiB)
+    with pytest.raises(pyh2.H2Error, match="1 to 8 nodes"):
+        open_cluster([])
