@@ -254,7 +254,7 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	hammer2_cluster_t *cluster;
 	hammer2_key_t key_min = HAMMER2_KEY_MAX;
 	hammer2_key_t next_min = 0;
-	int found = 0, any_sound = 0;
+	int found = 0, any_sound = 0, answered = 0;
 	int error = 0;
 
 	*key_nextp = 0;
@@ -286,6 +286,8 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 				error = item->error;
 			if (item->error)
 				node_failed_element(pitem, item->error);
+			else
+				++answered;
 			continue;
 		}
 		item->flags = 0;
@@ -311,8 +313,9 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 			next_min = next;
 	}
 	if (!found) {
+		/* "none" is an answer when a node could give it */
 		hammer2_cluster_drop(cluster);
-		cparent->error = error;
+		cparent->error = answered ? 0 : error;
 		return NULL;
 	}
 	*key_nextp = next_min;
@@ -561,6 +564,11 @@ hammer2_cluster_modsync(hammer2_cluster_t *cluster)
 		if (chain->bytes < n &&
 		    (error = hammer2_chain_resize(chain, n, focus->bref.modify_tid)))
 			return error;
+		/* embedded data turned into a (still empty) blockset */
+		if (focus->bref.type == HAMMER2_BREF_TYPE_INODE &&
+		    n < sizeof(hammer2_inode_data_t) &&
+		    (chain->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_DIRECTDATA))
+			memset(&chain->data->ipdata.u, 0, sizeof(chain->data->ipdata.u));
 		memcpy(chain->data, focus->data, n);
 		chain->bref.embed = focus->bref.embed;
 		chain->bref.methods = focus->bref.methods;
