@@ -217,19 +217,12 @@ node_failed_element(hammer2_cluster_item_t *pitem, int error)
 hammer2_cluster_t *
 hammer2_cluster_lookup_init(hammer2_cluster_t *cparent, int flags)
 {
-	hammer2_cluster_t *copy = hammer2_cluster_alloc(cparent->nchains);
-	int how = (flags & HAMMER2_LOOKUP_SHARED) ? HAMMER2_RESOLVE_SHARED : 0;
+	hammer2_cluster_t *copy = hammer2_cluster_copy(cparent, 0);
 
 	if (copy == NULL)
 		return NULL;
-	for (int i = 0; i < cparent->nchains; ++i) {
-		copy->array[i] = cparent->array[i];
-		if (copy->array[i].chain) {
-			hammer2_chain_ref(copy->array[i].chain);
-			hammer2_chain_lock(copy->array[i].chain, how);
-		}
-	}
-	hammer2_cluster_resolve_focus(copy);
+	hammer2_cluster_lock(copy, (flags & HAMMER2_LOOKUP_SHARED) ?
+			     HAMMER2_RESOLVE_SHARED : 0);
 	return copy;
 }
 

@@ -25,6 +25,38 @@ void hammer2_node_read_error(hammer2_dev_t *hmp, int error, const char *what);
 void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node);
 hammer2_tid_t hammer2_node_tid(const hammer2_dev_t *hmp);
 
+/* The rest of the cluster API (hammer2_cluster_ops.c). */
+#define HAMMER2_CLUSTER_COPY_NOCHAINS	0x0001	/* shape only, no chains */
+#define HAMMER2_CLUSTER_COPY_NOREF	0x0002	/* take over the references */
+
+int hammer2_cluster_need_resize(hammer2_cluster_t *cluster, size_t bytes);
+int hammer2_cluster_modified(hammer2_cluster_t *cluster);
+void hammer2_cluster_set_chainflags(hammer2_cluster_t *cluster, uint32_t flags);
+hammer2_cluster_t *hammer2_cluster_copy(hammer2_cluster_t *cluster, int flags);
+void hammer2_cluster_replace(hammer2_cluster_t *dst, hammer2_cluster_t *src);
+void hammer2_cluster_replace_locked(hammer2_cluster_t *dst,
+				    hammer2_cluster_t *src);
+int hammer2_cluster_wait(hammer2_cluster_t *cluster);
+hammer2_cluster_t *hammer2_cluster_parent(hammer2_cluster_t *cluster);
+hammer2_cluster_t *hammer2_cluster_scan(hammer2_cluster_t *cparent,
+					hammer2_cluster_t *cluster, int flags);
+
+typedef struct hammer2_scan_elem {
+	uint8_t		type;
+	uint8_t		keybits;
+	hammer2_key_t	key;
+	hammer2_tid_t	modify_tid;
+	uint32_t	nodes;		/* bit i: node i holds it */
+	int		focus;		/* node index serving it */
+	int		modified;
+	int		parent_ok;	/* under each node's own parent */
+} hammer2_scan_elem_t;
+
+typedef int (*hammer2_scan_cb_t)(void *arg, const hammer2_scan_elem_t *el);
+
+int hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+			       hammer2_scan_cb_t cb, void *arg);
+
 /* Resync statistics. */
 typedef struct hammer2_resync_stats {
 	uint64_t	visited;	/* source elements compared */

@@ -322,3 +322,42 @@ def test_cluster_command_errors(tmp_path):
         newfs_cluster([paths[0], paths[0]], 64 * MiB)
     with pytest.raises(pyh2.H2Error, match="1 to 8 nodes"):
         open_cluster([])
+
+
+def test_raw_scan_sees_indirect_blocks_on_every_node(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        big = pfs.create("/big", os.urandom(65536 * 20))     # > 4 direct blocks
+        small = pfs.create("/small", os.urandom(40_000))
+        for when in ("modified", "flushed"):
+            raw = _core.cluster_scan(pfs._core, big)
+            assert [e["type"] for e in raw] == ["indirect"]     # not descended
+            assert all(e["nodes"] == [0, 1, 2] and e["parent_ok"] for e in raw)
+            assert all(e["modified"] == (when == "modified") for e in raw)
+            raw = _core.cluster_scan(pfs._core, small)
+            assert [(e["type"], e["key"]) for e in raw] == [("data", 0)]
+            vol.flush()
+
+
+def test_cluster_api_on_three_nodes(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        inum = pfs.create("/f", b"x" * 5000)
+        for modified in (True, False):
+            got = _core.cluster_probe(pfs._core, inum)
+            assert got["nodes"] == [0, 1, 2] and got["focus"] == 0
+            assert got["bytes"] == [1024] * 3
+            assert not got["need_resize_same"] and got["need_resize_other"]
+            assert got["modified"] is modified
+            for k in ("copy_same_chains", "copy_refs_added", "nochains_empty",
+                      "replace_same_chains", "replace_refs_added", "noref_refs_kept",
+                      "parent_ok", "replace_locked_parents", "set_chainflags_kept"):
+                assert got[k], k
+            vol.flush()
+    with open_cluster(paths) as vol:
+        vol.devices[0].inject_fault("read")         # the focus moves on
+        pfs = vol.pfs("DATA")
+        got = _core.cluster_probe(pfs._core, pfs._namei("/f"))
+        assert got["focus"] == 1 and got["nodes"] == [1, 2]
