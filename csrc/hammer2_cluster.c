@@ -104,13 +104,21 @@ item_sound(const hammer2_cluster_item_t *item)
 }
 
 /*
- * Nodes agree on an element by its modify_tid.  With several live nodes,
- * those holding a different version than most of them (ties: the newest)
- * are out of sync for this element and left out.
+ * Nodes agree on an element by its type and modify_tid.  With several
+ * live nodes, those holding a different version than most of them (ties:
+ * the newest) are out of sync for this element and left out.
  */
+static int
+item_agree(const hammer2_chain_t *a, const hammer2_chain_t *b)
+{
+	return a->bref.type == b->bref.type &&
+	       a->bref.modify_tid == b->bref.modify_tid;
+}
+
 static void
 cluster_vote(hammer2_cluster_t *cluster)
 {
+	const hammer2_chain_t *best_chain = NULL;
 	hammer2_tid_t best = 0;
 	int best_count = 0, live = 0;
 
@@ -126,11 +134,11 @@ cluster_vote(hammer2_cluster_t *cluster)
 		++live;
 		for (int j = 0; j < cluster->nchains; ++j)
 			count += item_live(&cluster->array[j]) &&
-				 cluster->array[j].chain->bref.modify_tid ==
-				 a->chain->bref.modify_tid;
+				 item_agree(cluster->array[j].chain, a->chain);
 		if (count > best_count || (count == best_count &&
 					   a->chain->bref.modify_tid > best)) {
 			best = a->chain->bref.modify_tid;
+			best_chain = a->chain;
 			best_count = count;
 		}
 	}
@@ -139,8 +147,13 @@ cluster_vote(hammer2_cluster_t *cluster)
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 
-		if (item_live(item) && item->chain->bref.modify_tid != best)
+		if (item_live(item) && !item_agree(item->chain, best_chain)) {
+			/* an unexpected chain: a different element there */
+			if (item->chain->bref.type != best_chain->bref.type)
+				hammer2_node_read_error(item->chain->hmp, EINVAL,
+							"unexpected chain type");
 			item->flags |= HAMMER2_CITEM_INVALID;
+		}
 	}
 }
 

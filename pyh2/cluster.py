@@ -93,19 +93,15 @@ class ClusterVolume(Volume):
                 done[n["path"]] = _core.resync(self.devices, i)
         return done
 
-    def start_resync(self) -> threading.Thread:
-        """resync() in a background thread while the cluster stays in use
-        (it takes every node's transaction lock per node it copies);
-        .join() it, then .error holds the exception, if any."""
-        def run():
-            try:
-                t.result = self.resync()
-            except BaseException as e:      # reported to the joiner
-                t.error = e
-        t = threading.Thread(target=run, name="pyh2-resync", daemon=True)
-        t.result, t.error = None, None
-        t.start()
-        return t
+    def start_resync(self) -> list["ResyncWorker"]:
+        """A background resync worker per stale node while the cluster
+        stays in use (each takes every node's transaction lock while it
+        copies, so workers and users take turns); join() them."""
+        workers = [ResyncWorker(self, i, n["path"])
+                   for i, n in enumerate(self.nodes()) if n["state"] == "stale"]
+        for w in workers:
+            w.start()
+        return workers
 
     def compare(self) -> list[str]:
         """Differences between the nodes' logical trees (every PFS but the
@@ -118,6 +114,22 @@ class ClusterVolume(Volume):
                 who = ", ".join(f"{p}: {_describe(v)}" for p, v in zip(self.paths, values))
                 problems.append(f"{path} differs ({who})")
         return problems
+
+
+class ResyncWorker(threading.Thread):
+    """Brings one stale node of an open cluster back; after join(),
+    .result holds the counts or .error the exception."""
+
+    def __init__(self, cluster: ClusterVolume, index: int, path: str):
+        super().__init__(name=f"pyh2-resync-{index}", daemon=True)
+        self.cluster, self.index, self.path = cluster, index, path
+        self.result, self.error = None, None
+
+    def run(self):
+        try:
+            self.result = _core.resync(self.cluster.devices, self.index)
+        except BaseException as e:          # reported to the joiner
+            self.error = e
 
 
 def _node_volume(cluster: ClusterVolume, device) -> Volume:

@@ -203,10 +203,12 @@ def test_online_resync_while_in_use(tmp_path):
     with open_cluster(paths, writable=True) as vol:
         assert vol.nodes()[1]["state"] == "stale"
         pfs = vol.pfs("DATA")                   # open before the rejoin
-        t = vol.start_resync()
+        workers = vol.start_resync()
+        assert [w.path for w in workers] == [paths[1]]
         populate(pfs, model, "b", 3)            # concurrently
-        t.join()
-        assert t.error is None and paths[1] in t.result
+        for w in workers:
+            w.join()
+            assert w.error is None and w.result["copied"] > 0
         assert [x["state"] for x in vol.nodes()] == ["live"] * 3
         populate(pfs, model, "c", 2)            # reaches the rejoined node
         vol.flush()
@@ -361,3 +363,25 @@ def test_cluster_api_on_three_nodes(tmp_path):
         pfs = vol.pfs("DATA")
         got = _core.cluster_probe(pfs._core, pfs._namei("/f"))
         assert got["focus"] == 1 and got["nodes"] == [1, 2]
+
+
+def test_two_nodes_resync_at_once_in_background(tmp_path):
+    paths = make_cluster(tmp_path, 5)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[0].inject_fault("enospc")
+        vol.devices[3].inject_fault("disconnect")
+        populate(vol.pfs("DATA"), model, "a", 4)
+    with open_cluster(paths, writable=True) as vol:
+        assert [x["state"] for x in vol.nodes()] == ["stale", "live", "live", "stale", "live"]
+        pfs = vol.pfs("DATA")
+        assert pfs.read("/a/f3") == model["/a/f3"]      # focus: node 1
+        workers = vol.start_resync()
+        assert sorted(w.path for w in workers) == [paths[0], paths[3]]
+        populate(pfs, model, "b", 2)
+        for w in workers:
+            w.join()
+            assert w.error is None, w.error
+        assert [x["state"] for x in vol.nodes()] == ["live"] * 5
+        populate(pfs, model, "c", 2)
+    assert_all_nodes(paths, model)
