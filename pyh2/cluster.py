@@ -83,10 +83,28 @@ class ClusterVolume(Volume):
 
     # ------------------------------------------------------------ resync
 
+    def reopen_failed(self) -> list[str]:
+        """Reopen every failed node from its media (its in-memory state is
+        not trusted), where it comes back stale.  Only with no PFS of the
+        cluster open: open PFSes hold the node's old chains (EBUSY)."""
+        failed = [i for i, n in enumerate(self.nodes()) if n["state"] == "failed"]
+        if failed and any(d.open_pfs() for d in self.devices):
+            raise H2Error(errno.EBUSY, "failed node(s) "
+                          + ", ".join(self.paths[i] for i in failed)
+                          + " can only be reopened with no PFS open; close them first")
+        for i in failed:
+            self.devices[i].close()
+            self.devices[i] = _core.Device(self.paths[i], self.writable)
+        if failed:
+            self.device = self.devices[0]
+            _core.cluster_join(self.devices)
+        return [self.paths[i] for i in failed]
+
     def resync(self) -> dict:
-        """Bring every stale node back, one after the other; returns
-        {path: counts}.  Failed nodes need a reopen first (they come back
-        stale)."""
+        """Bring every stale node back, one after the other (failed ones
+        too, reopened first when no PFS is open); returns {path: counts}."""
+        if not any(d.open_pfs() for d in self.devices):
+            self.reopen_failed()
         done = {}
         for i, n in enumerate(self.nodes()):
             if n["state"] == "stale":

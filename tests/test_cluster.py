@@ -385,3 +385,27 @@ def test_two_nodes_resync_at_once_in_background(tmp_path):
         assert [x["state"] for x in vol.nodes()] == ["live"] * 5
         populate(pfs, model, "c", 2)
     assert_all_nodes(paths, model)
+
+
+def test_failed_node_is_reopened_and_resynced_in_place(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "a", 2)
+        vol.flush()
+        vol.devices[2].inject_fault("write")
+        populate(pfs, model, "b", 2)
+        vol.flush()
+        assert vol.nodes()[2]["state"] == "failed"
+        with pytest.raises(pyh2.H2Error) as ei:
+            vol.reopen_failed()                 # the PFS still holds its chains
+        assert ei.value.errno == errno.EBUSY and paths[2] in str(ei.value)
+        assert vol.resync() == {}               # nothing it can do yet
+        pfs.close()
+        stats = vol.resync()
+        assert list(stats) == [paths[2]] and stats[paths[2]]["copied"] > 0
+        assert [x["state"] for x in vol.nodes()] == ["live"] * 3
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "c", 2)
+    assert_all_nodes(paths, model)
