@@ -29,6 +29,8 @@ hammer2_tid_t hammer2_node_tid(const hammer2_dev_t *hmp);
 #define HAMMER2_CLUSTER_COPY_NOCHAINS	0x0001	/* shape only, no chains */
 #define HAMMER2_CLUSTER_COPY_NOREF	0x0002	/* take over the references */
 
+void hammer2_cluster_bref_logical(const hammer2_cluster_t *cluster,
+				  hammer2_blockref_t *bref);
 int hammer2_cluster_need_resize(hammer2_cluster_t *cluster, size_t bytes);
 int hammer2_cluster_modified(hammer2_cluster_t *cluster);
 void hammer2_cluster_set_chainflags(hammer2_cluster_t *cluster, uint32_t flags);
@@ -46,6 +48,8 @@ typedef struct hammer2_scan_elem {
 	uint8_t		keybits;
 	hammer2_key_t	key;
 	hammer2_tid_t	modify_tid;
+	hammer2_off_t	data_off;	/* logical: the size radix only */
+	int		radix;
 	uint32_t	nodes;		/* bit i: node i holds it */
 	int		focus;		/* node index serving it */
 	int		modified;

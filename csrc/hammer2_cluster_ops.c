@@ -8,6 +8,23 @@
 #include <string.h>
 #include "hammer2_cluster.h"
 
+/*
+ * The element's blockref as the cluster presents it: the focus's, with
+ * the node-local media offset removed (the size radix kept).
+ */
+void
+hammer2_cluster_bref_logical(const hammer2_cluster_t *cluster,
+			     hammer2_blockref_t *bref)
+{
+	const hammer2_blockref_t *focus = hammer2_cluster_bref(cluster);
+
+	memset(bref, 0, sizeof(*bref));
+	if (focus == NULL)
+		return;
+	*bref = *focus;
+	bref->data_off &= HAMMER2_OFF_MASK_RADIX;
+}
+
 /* Whether any node's chain differs from `bytes` (a resize would change it). */
 int
 hammer2_cluster_need_resize(hammer2_cluster_t *cluster, size_t bytes)
@@ -275,13 +292,16 @@ hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	hammer2_cluster_lock(cparent, HAMMER2_RESOLVE_SHARED);
 	cluster = hammer2_cluster_scan(cparent, NULL, HAMMER2_LOOKUP_SHARED);
 	while (cluster) {
-		const hammer2_blockref_t *b = hammer2_cluster_bref(cluster);
+		hammer2_blockref_t b;
 
+		hammer2_cluster_bref_logical(cluster, &b);
 		memset(&el, 0, sizeof(el));
-		el.type = b->type;
-		el.key = b->key;
-		el.keybits = b->keybits;
-		el.modify_tid = b->modify_tid;
+		el.type = b.type;
+		el.key = b.key;
+		el.keybits = b.keybits;
+		el.radix = (int)(b.data_off & HAMMER2_OFF_MASK_RADIX);
+		el.data_off = b.data_off;
+		el.modify_tid = b.modify_tid;
 		el.modified = hammer2_cluster_modified(cluster);
 		el.focus = cluster->focus_index;
 		for (int i = 0; i < cluster->nchains; ++i)

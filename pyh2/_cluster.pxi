@@ -53,6 +53,8 @@ cdef extern from "hammer2_cluster.h" nogil:
         uint8_t keybits
         uint64_t key
         uint64_t modify_tid
+        uint64_t data_off
+        int radix
         uint32_t nodes
         int focus
         int modified
@@ -149,6 +151,7 @@ cdef int _scan_cb(void *arg, const hammer2_scan_elem_t *el) noexcept with gil:
     (<list>arg).append({
         'type': _text(hammer2_bref_type_name(el.type)), 'key': el.key,
         'keybits': el.keybits, 'modify_tid': el.modify_tid,
+        'data_off': el.data_off, 'bytes': (1 << el.radix) if el.radix else 0,
         'nodes': [i for i in range(MAXNODES) if el.nodes & (1 << i)],
         'focus': el.focus, 'modified': bool(el.modified),
         'parent_ok': bool(el.parent_ok)})

@@ -336,6 +336,9 @@ def test_raw_scan_sees_indirect_blocks_on_every_node(tmp_path):
             raw = _core.cluster_scan(pfs._core, big)
             assert [e["type"] for e in raw] == ["indirect"]     # not descended
             assert all(e["nodes"] == [0, 1, 2] and e["parent_ok"] for e in raw)
+            # the cluster's bref: no node-local offset, the size kept once on media
+            assert all(e["data_off"] == (e["data_off"] & 0x3F) for e in raw)
+            assert all((e["bytes"] > 0) == (when == "flushed") for e in raw)
             assert all(e["modified"] == (when == "modified") for e in raw)
             raw = _core.cluster_scan(pfs._core, small)
             assert [(e["type"], e["key"]) for e in raw] == [("data", 0)]
