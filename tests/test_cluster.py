@@ -216,24 +216,30 @@ def test_online_resync_while_in_use(tmp_path):
     assert_all_nodes(paths, model)
 
 
-def test_failure_during_resync_leaves_node_out_then_recovers(tmp_path):
+@pytest.mark.parametrize("where,kind", [(2, "write"), (2, "enospc"), (2, "disconnect"),
+                                        (0, "read"), (0, "corrupt")])
+def test_failure_during_resync_leaves_node_out_then_recovers(tmp_path, where, kind):
+    """A fault on the node being resynced (2) or on its source (0)."""
     paths = make_cluster(tmp_path, 3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
+        populate(vol.pfs("DATA"), model, "a", 3)
+        vol.flush()
         vol.devices[2].inject_fault("write")
-        populate(vol.pfs("DATA"), model, "a", 4)
+        populate(vol.pfs("DATA"), model, "b", 3)
     with open_cluster(paths, writable=True) as vol:
-        vol.devices[2].inject_fault("write", after=1)
+        vol.devices[where].inject_fault(kind, after=1)
         with pytest.raises(pyh2.H2Error) as ei:
             vol.resync()
         assert paths[2] in str(ei.value)
         assert vol.nodes()[2]["state"] != "live"
-        assert vol.pfs("DATA").read("/a/f3") == model["/a/f3"]
+        vol.devices[where].clear_fault()
+        assert vol.pfs("DATA").read("/b/f2") == model["/b/f2"]
     resync_cluster(paths)
     assert_all_nodes(paths, model)
 
 
-@pytest.mark.parametrize("kind", ["read", "corrupt"])
+@pytest.mark.parametrize("kind", ["read", "corrupt", "disconnect"])
 def test_lookup_fails_over_to_the_next_node(tmp_path, kind):
     paths = make_cluster(tmp_path, 2)
     model = {}
@@ -246,8 +252,9 @@ def test_lookup_fails_over_to_the_next_node(tmp_path, kind):
             if data != "dir":
                 assert pfs.read(path) == data
         node0 = vol.nodes()[0]
-        assert node0["read_errors"] > 0 and node0["state"] == "live"
-        assert vol.devices[0].faults_injected > 0
+        assert node0["read_errors"] > 0 and vol.devices[0].faults_injected > 0
+        # a bad block spoils one element; a disconnect the whole node
+        assert node0["state"] == ("failed" if kind == "disconnect" else "live")
 
 
 def test_read_failure_while_writing_fails_the_node(tmp_path):
