@@ -19,7 +19,7 @@ static void
 node_set(hammer2_dev_t *hmp, int state, int error, const char *why)
 {
 	pthread_mutex_lock(&hmp->faultlock);
-	hmp->node.state = state;
+	__atomic_store_n(&hmp->node.state, state, __ATOMIC_RELEASE);
 	hmp->node.error = error;
 	snprintf(hmp->node.why, sizeof(hmp->node.why), "%s", why ? why : "");
 	pthread_mutex_unlock(&hmp->faultlock);
@@ -68,7 +68,8 @@ hammer2_node_read_error(hammer2_dev_t *hmp, int error, const char *what)
 	if (hmp->node.state == HAMMER2_NODE_LIVE)
 		snprintf(hmp->node.why, sizeof(hmp->node.why), "%s", what);
 	if (error == ENOTCONN && hmp->node.state != HAMMER2_NODE_FAILED) {
-		hmp->node.state = HAMMER2_NODE_FAILED;
+		__atomic_store_n(&hmp->node.state, HAMMER2_NODE_FAILED,
+				 __ATOMIC_RELEASE);
 		hmp->node.error = error;
 		if (hmp->flush_error == 0)
 			hmp->flush_error = error;

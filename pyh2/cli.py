@@ -12,7 +12,7 @@ from . import cli_cluster
 from . import show as _show
 from .export import export
 from .importer import Importer
-from .cluster import newfs_cluster, open_cluster
+from .cluster import ClusterVolume, newfs_cluster, open_cluster
 from .volume import H2Error, Volume, newfs
 
 
@@ -283,6 +283,10 @@ def cmd_info(args, out):
                    f"size={h['volu_size']}" if h["valid"] else ""))
         for w in vol.warnings:
             out(f"warning: {w}")
+        if isinstance(vol, ClusterVolume):
+            out("nodes:")
+            for n in vol.nodes():
+                out(f"  {cli_cluster.node_line(n)}")
         out("PFS:")
         for p in sorted(vol.pfs_list(), key=lambda p: p.label):
             out(f"  {p.type:<11} {p.clid} {p.label}")

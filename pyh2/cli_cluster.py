@@ -16,7 +16,7 @@ def _paths(spec: str) -> list[str]:
     return paths
 
 
-def _node_line(n: dict) -> str:
+def node_line(n: dict) -> str:
     line = f"{n['state']:<7} tid {n['mirror_tid']:<8} {n['path']}"
     if n["read_errors"]:
         line += f" ({n['read_errors']} read error(s))"
@@ -26,7 +26,7 @@ def _node_line(n: dict) -> str:
 def cmd_nodes(args, out):
     with open_cluster(_paths(args.spec)) as vol:
         for n in vol.nodes():
-            out(_node_line(n))
+            out(node_line(n))
     return 0
 
 
@@ -38,7 +38,7 @@ def cmd_resync(args, out):
             out(f"{path}: {st['copied']} element(s) copied ({st['bytes']} data bytes), "
                 f"{st['deleted']} deleted, {st['skipped']} unchanged subtree(s) skipped")
         for n in vol.nodes():
-            out(_node_line(n))
+            out(node_line(n))
         left = [n for n in vol.nodes() if n["state"] != "live"]
     out(f"resynced {len(done)} node(s) in {time.perf_counter() - t:.2f}s")
     if left:

@@ -174,7 +174,7 @@ def _logical_tree(vol: Volume) -> dict:
                     entry = (st.type, st.mode, st.uid, st.gid, st.size, st.nlinks,
                              st.mtime_us, st.inum)
                     if st.type == "file":
-                        entry += (hashlib.sha256(pfs.read(path)).hexdigest(),)
+                        entry += (_digest(pfs, path, st.size),)
                     elif st.type == "symlink":
                         entry += (pfs.readlink(path),)
                     tree[f"{info.label}:{path}"] = entry
@@ -183,6 +183,13 @@ def _logical_tree(vol: Volume) -> dict:
         finally:
             pfs.close()
     return tree
+
+
+def _digest(pfs, path: str, size: int, chunk: int = 4 << 20) -> str:
+    h = hashlib.sha256()
+    for off in range(0, size, chunk):
+        h.update(pfs.read(path, off, min(chunk, size - off)))
+    return h.hexdigest()
 
 
 def _describe(v) -> str:
