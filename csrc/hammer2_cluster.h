@@ -21,6 +21,7 @@ int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs);
 int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs);
 int hammer2_node_live(const hammer2_dev_t *hmp);
 void hammer2_node_fail(hammer2_dev_t *hmp, int error, const char *what);
+void hammer2_node_stale(hammer2_dev_t *hmp, const char *why);
 void hammer2_node_read_error(hammer2_dev_t *hmp, int error, const char *what);
 void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node);
 hammer2_tid_t hammer2_node_tid(const hammer2_dev_t *hmp);
@@ -68,11 +69,16 @@ typedef struct hammer2_resync_stats {
 	uint64_t	copied;		/* elements written to the node */
 	uint64_t	deleted;	/* elements the node had and should not */
 	uint64_t	bytes;		/* logical data bytes copied */
+	uint64_t	repaired;	/* unreadable elements replaced (scrub) */
+	uint64_t	unreadable;	/* ... the source could not provide */
 } hammer2_resync_stats_t;
 
-int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst,
+/* Also read back what both hold, replacing what fails its check. */
+#define HAMMER2_RESYNC_SCRUB	0x0001
+
+int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
 		   hammer2_resync_stats_t *stats);
 int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
-			   hammer2_resync_stats_t *stats);
+			   int flags, hammer2_resync_stats_t *stats);
 
 #endif /* HAMMER2_CLUSTER_H_ */

@@ -56,6 +56,16 @@ hammer2_node_fail(hammer2_dev_t *hmp, int error, const char *what)
 	node_set(hmp, HAMMER2_NODE_FAILED, error, what);
 }
 
+/* Take a live node out of the cluster until it is resynced. */
+void
+hammer2_node_stale(hammer2_dev_t *hmp, const char *why)
+{
+	char buf[192];
+
+	snprintf(buf, sizeof(buf), "%s: %s", hmp->path, why);
+	node_set(hmp, HAMMER2_NODE_STALE, ESTALE, buf);
+}
+
 /*
  * The node could not serve an element (I/O error, check mismatch): the
  * cluster skips it for that element; a disconnect fails the whole node.

@@ -27,6 +27,7 @@ struct resync {
 	hammer2_tid_t		since;		/* dst's last transaction */
 	hammer2_tid_t		mtid;		/* src's, what dst commits */
 	hammer2_resync_stats_t	*stats;
+	int			flags;		/* HAMMER2_RESYNC_* */
 };
 
 /* One element of a block tree level, as a merge walk needs it. */
@@ -45,6 +46,8 @@ struct elems {
 
 static int sync_children(struct resync *rs, hammer2_chain_t *s,
 			 hammer2_chain_t *d, int top);
+static int copy_elem(struct resync *rs, hammer2_chain_t *s,
+		     hammer2_chain_t *dparent, hammer2_chain_t *d);
 
 static int
 elems_push(struct elems *e, const hammer2_blockref_t *bref)
@@ -96,23 +99,31 @@ elems_collect(hammer2_chain_t *parent, struct elems *e, int shared)
 
 /* The element (key, type) directly under parent, locked, or NULL. */
 static hammer2_chain_t *
-elem_get(hammer2_chain_t *parent, const struct elem *el, int shared,
-	 int *errorp)
+elem_lookup(hammer2_chain_t *parent, const struct elem *el, int shared,
+	    int flags, int *errorp)
 {
 	hammer2_chain_t *p, *c;
 	hammer2_key_t next;
 
+	flags |= LOOKUP_HOW(shared);
 	hammer2_chain_ref(parent);
 	hammer2_chain_lock(parent, LOCK_HOW(shared));
 	p = parent;
-	c = hammer2_chain_lookup(&p, &next, el->key, el->key, errorp,
-				 LOOKUP_HOW(shared));
+	c = hammer2_chain_lookup(&p, &next, el->key, el->key, errorp, flags);
 	while (c && c->bref.type != el->type)
 		c = hammer2_chain_next(&p, c, &next, el->key, el->key, errorp,
-				       LOOKUP_HOW(shared));
+				       flags);
 	hammer2_chain_unlock(p);
 	hammer2_chain_drop(p);
 	return c;
+}
+
+/* ... with its data loaded and verified. */
+static hammer2_chain_t *
+elem_get(hammer2_chain_t *parent, const struct elem *el, int shared,
+	 int *errorp)
+{
+	return elem_lookup(parent, el, shared, 0, errorp);
 }
 
 static void
@@ -256,6 +267,57 @@ elem_cmp(const struct elem *a, const struct elem *b)
 }
 
 /*
+ * Scrub: an element both nodes hold in the same version is read back on
+ * dst (its check code verified) and, where that fails, replaced by src's
+ * copy; inodes are descended.
+ */
+static int
+scrub_elem(struct resync *rs, hammer2_chain_t *s, hammer2_chain_t *d,
+	   const struct elem *el, int top)
+{
+	hammer2_chain_t *sc, *dc;
+	int error = 0;
+
+	sc = elem_get(s, el, 1, &error);
+	if (sc == NULL) {
+		/* damaged on the source too: dst keeps its copy (same version) */
+		if (error)
+			++rs->stats->unreadable;
+		return 0;
+	}
+	if (top && is_pfs_label(sc, LOCAL_LABEL)) {
+		chain_put(sc);
+		return 0;
+	}
+	dc = elem_lookup(d, el, 0, HAMMER2_LOOKUP_NODATA, &error);
+	if (dc == NULL) {
+		chain_put(sc);
+		return error;
+	}
+	if (hammer2_chain_load_data(dc) != 0) {
+		/* unreadable here: the source's copy replaces it */
+		++rs->stats->repaired;
+		error = hammer2_chain_delete(dc, rs->mtid);
+		chain_put(dc);
+		if (error == 0)
+			error = copy_elem(rs, sc, d, NULL);
+	} else if (has_children(sc) && has_children(dc)) {
+		++rs->stats->skipped;
+		error = sync_children(rs, sc, dc, 0);
+		if (dc->flags & HAMMER2_CHAIN_MODIFIED)
+			dc->bref.modify_tid = sc->bref.modify_tid;
+		chain_put(dc);
+	} else if (has_children(sc) != has_children(dc)) {
+		error = copy_elem(rs, sc, d, dc);	/* consumes dc */
+	} else {
+		++rs->stats->skipped;
+		chain_put(dc);
+	}
+	chain_put(sc);
+	return error;
+}
+
+/*
  * Merge the elements under s (source) and d (dst): copy what dst lacks or
  * holds in an older version, delete what src no longer has.
  */
@@ -280,6 +342,12 @@ sync_children(struct resync *rs, hammer2_chain_t *s, hammer2_chain_t *d,
 			++rs->stats->visited;
 			if (cmp == 0)
 				++j;
+			if (cmp == 0 && el->modify_tid == de.v[j - 1].modify_tid &&
+			    (rs->flags & HAMMER2_RESYNC_SCRUB)) {
+				if ((error = scrub_elem(rs, s, d, el, top)) != 0)
+					break;
+				continue;
+			}
 			if (cmp == 0 && el->mirror_tid <= rs->since &&
 			    el->modify_tid == de.v[j - 1].modify_tid) {
 				++rs->stats->skipped;
@@ -335,11 +403,11 @@ sroot_get(hammer2_dev_t *hmp, int shared, int *errorp)
 }
 
 int
-hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst,
+hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
 	       hammer2_resync_stats_t *stats)
 {
 	struct resync rs = { src, dst, dst->voldata->mirror_tid,
-			     src->voldata->mirror_tid, stats };
+			     src->voldata->mirror_tid, stats, flags };
 	hammer2_chain_t *s, *d;
 	int error;
 
@@ -387,7 +455,7 @@ hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst,
  */
 int
 hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
-		       hammer2_resync_stats_t *stats)
+		       int flags, hammer2_resync_stats_t *stats)
 {
 	hammer2_dev_t *dst, *src = NULL;
 	hammer2_node_t node;
@@ -398,6 +466,12 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 				      dst_index, ndevs);
 	dst = devs[dst_index];
 	hammer2_node_get(dst, &node);
+	/* a scrub takes a live node out while it is checked */
+	if ((flags & HAMMER2_RESYNC_SCRUB) && node.state == HAMMER2_NODE_LIVE &&
+	    ndevs > 1) {
+		hammer2_node_stale(dst, "being scrubbed");
+		hammer2_node_get(dst, &node);
+	}
 	if (node.state == HAMMER2_NODE_LIVE)
 		return 0;
 	if (node.state == HAMMER2_NODE_FAILED)
@@ -428,7 +502,7 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 	}
 	if ((error = hammer2_cluster_flush(devs, ndevs)) != 0)
 		return error;
-	if ((error = hammer2_resync(src, dst, stats)) != 0) {
+	if ((error = hammer2_resync(src, dst, flags, stats)) != 0) {
 		char why[192];
 
 		/* its in-memory tree is half copied now: out until reopened */

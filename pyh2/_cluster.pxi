@@ -14,6 +14,8 @@ cdef extern from "hammer2_cluster.h" nogil:
         uint64_t copied
         uint64_t deleted
         uint64_t bytes
+        uint64_t repaired
+        uint64_t unreadable
 
     ctypedef struct hammer2_chain_t:
         uint32_t bytes
@@ -69,7 +71,7 @@ cdef extern from "hammer2_cluster.h" nogil:
     void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node)
     uint64_t hammer2_node_tid(const hammer2_dev_t *hmp)
     int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
-                               hammer2_resync_stats_t *stats)
+                               int flags, hammer2_resync_stats_t *stats)
 
 MAX_NODES = MAXNODES
 NODE_STATES = ("live", "stale", "failed")
@@ -126,10 +128,12 @@ def node_status(Device device):
             'mirror_tid': hammer2_node_tid(hmp)}
 
 
-def resync(list devices, int index):
+def resync(list devices, int index, bint scrub=False):
     """Bring node `index` (stale) back: commit the live nodes, copy from the
     first of them only what changed since the node's last transaction,
-    rejoin it.  Returns the counts."""
+    rejoin it.  scrub: also read back everything both hold, replacing what
+    fails its check on the node (a live node is taken out meanwhile).
+    Returns the counts."""
     cdef hammer2_dev_t *devs[MAXNODES]
     cdef int n = _devs(devices, devs, True)
     cdef hammer2_resync_stats_t st
@@ -138,13 +142,14 @@ def resync(list devices, int index):
     with nogil:
         for i in range(n):
             hammer2_trans_begin(devs[i], 1)
-        err = hammer2_cluster_resync(devs, n, index, &st)
+        err = hammer2_cluster_resync(devs, n, index, 1 if scrub else 0, &st)
         for i in range(n):
             hammer2_trans_end(devs[i])
     if err:
         raise _error(err)
     return {'visited': st.visited, 'skipped': st.skipped, 'copied': st.copied,
-            'deleted': st.deleted, 'bytes': st.bytes}
+            'deleted': st.deleted, 'bytes': st.bytes, 'repaired': st.repaired,
+            'unreadable': st.unreadable}
 
 
 cdef int _scan_cb(void *arg, const hammer2_scan_elem_t *el) noexcept with gil:

@@ -37,6 +37,11 @@ def cmd_resync(args, out):
         for path, st in done.items():
             out(f"{path}: {st['copied']} element(s) copied ({st['bytes']} data bytes), "
                 f"{st['deleted']} deleted, {st['skipped']} unchanged subtree(s) skipped")
+        if args.scrub:
+            for path, st in vol.scrub().items():
+                out(f"{path}: scrubbed, {st['repaired']} damaged element(s) replaced"
+                    + (f", {st['unreadable']} unreadable on the source too"
+                       if st["unreadable"] else ""))
         for n in vol.nodes():
             out(node_line(n))
         left = [n for n in vol.nodes() if n["state"] != "live"]
@@ -50,6 +55,8 @@ def cmd_resync(args, out):
 def register(sub):
     p = sub.add_parser("resync", help="bring a cluster's stale nodes back (offline)")
     p.add_argument("spec", metavar="IMG1,IMG2,...")
+    p.add_argument("--scrub", action="store_true",
+                   help="then read every node back, replacing blocks that fail their check")
     p.set_defaults(func=cmd_resync)
     p = sub.add_parser("nodes", help="a cluster's nodes: live, stale or failed, and why")
     p.add_argument("spec", metavar="IMG1,IMG2,...")

@@ -111,6 +111,13 @@ class ClusterVolume(Volume):
                 done[n["path"]] = _core.resync(self.devices, i)
         return done
 
+    def scrub(self) -> dict:
+        """Read back every node in turn against another live one (its check
+        codes verified) and replace what fails; returns {path: counts}
+        (counts['repaired']).  Needs a quorum without the node scrubbed."""
+        return {self.paths[i]: _core.resync(self.devices, i, True)
+                for i in range(len(self.devices))}
+
     def start_resync(self) -> list["ResyncWorker"]:
         """A background resync worker per stale node while the cluster
         stays in use (each takes every node's transaction lock while it
@@ -201,11 +208,15 @@ def _describe(v) -> str:
                                                             if len(v) > 8 else "")
 
 
-def resync_cluster(paths) -> dict:
+def resync_cluster(paths, scrub: bool = False) -> dict:
     """`pyh2 resync`: open the cluster, resync every stale node to
-    completion, commit."""
+    completion (then scrub every node), commit."""
     with open_cluster(paths, writable=True) as vol:
-        return vol.resync()
+        done = vol.resync()
+        if scrub:
+            for path, st in vol.scrub().items():
+                done[path] = {k: v + done.get(path, {}).get(k, 0) for k, v in st.items()}
+        return done
 
 
 def open_cluster(paths, writable: bool = False) -> ClusterVolume:

@@ -421,3 +421,26 @@ def test_failed_node_is_reopened_and_resynced_in_place(tmp_path):
         pfs = vol.pfs("DATA")
         populate(pfs, model, "c", 2)
     assert_all_nodes(paths, model)
+
+
+def test_scrub_repairs_a_block_damaged_on_disk(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    data = os.urandom(200_000)
+    with open_cluster(paths, writable=True) as vol:
+        vol.pfs("DATA").create("/f", data)
+    with pyh2.open(paths[1]) as vol:                    # where node 1 keeps it
+        blocks = [b for b in vol.pfs("DATA").blocks("/f") if b["type"] == "data"]
+    with open(paths[1], "r+b") as f:                    # rot on the media
+        f.seek(blocks[1]["data_off"] + 100)
+        f.write(b"\xff" * 64)
+    with pyh2.open(paths[1]) as vol:
+        with pytest.raises(pyh2.CheckError):
+            vol.pfs("DATA").read("/f")
+    proc = run_pyh2("fsck", "--cluster", ",".join(paths))
+    assert proc.returncode == 1 and b"DATA:/f" in proc.stderr
+    with open_cluster(paths) as vol:                    # the others serve it
+        assert vol.pfs("DATA").read("/f") == data
+    proc = run_pyh2("resync", "--scrub", ",".join(paths))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{paths[1]}: scrubbed, 1 damaged".encode() in proc.stdout, proc.stdout
+    assert_all_nodes(paths, {"/f": data})
