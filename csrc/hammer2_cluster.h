@@ -17,6 +17,7 @@ hammer2_quorum(int nnodes)
 }
 
 int hammer2_cluster_join(hammer2_dev_t **devs, int ndevs);
+void hammer2_cluster_foreign(hammer2_dev_t **devs, int ndevs, int *foreign);
 int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs);
 int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs);
 int hammer2_node_live(const hammer2_dev_t *hmp);
@@ -75,6 +76,9 @@ typedef struct hammer2_resync_stats {
 
 /* Also read back what both hold, replacing what fails its check. */
 #define HAMMER2_RESYNC_SCRUB	0x0001
+/* Compare everything: the node's transaction ids say nothing (another
+ * cluster's node being made a copy). */
+#define HAMMER2_RESYNC_FULL	0x0002
 
 int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
 		   hammer2_resync_stats_t *stats);

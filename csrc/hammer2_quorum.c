@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "hammer2_cluster.h"
 
@@ -100,6 +101,67 @@ hammer2_node_tid(const hammer2_dev_t *hmp)
 	return node_tid(hmp);
 }
 
+#define CLID_MAX	64
+
+/* The cluster ids of a node's PFSes but LOCAL; -1 if it cannot tell. */
+static int
+node_clids(hammer2_dev_t *hmp, hammer2_uuid_t *clids)
+{
+	hammer2_pfs_info_t *infos;
+	int count, n = 0;
+
+	if (hammer2_pfs_list(&hmp, 1, &infos, &count) != 0)
+		return -1;
+	for (int i = 0; i < count && n < CLID_MAX; ++i)
+		if (strcmp(infos[i].label, "LOCAL") != 0)
+			clids[n++] = infos[i].pfs_clid;
+	free(infos);
+	return n;
+}
+
+static int
+clids_meet(const hammer2_uuid_t *a, int na, const hammer2_uuid_t *b, int nb)
+{
+	for (int i = 0; i < na; ++i)
+		for (int j = 0; j < nb; ++j)
+			if (memcmp(&a[i], &b[j], sizeof(a[i])) == 0)
+				return 1;
+	return 0;
+}
+
+/*
+ * Nodes holding none of the PFSes (by cluster id) the best-connected node
+ * holds belong to another cluster: never written to, stale until a
+ * resync makes them copies.  1 per foreign node in foreign[].
+ */
+void
+hammer2_cluster_foreign(hammer2_dev_t **devs, int ndevs, int *foreign)
+{
+	static __thread hammer2_uuid_t clids[HAMMER2_MAXCLUSTER][CLID_MAX];
+	int n[HAMMER2_MAXCLUSTER], best = -1, best_score = -1;
+
+	for (int i = 0; i < ndevs; ++i) {
+		foreign[i] = 0;
+		n[i] = devs[i]->flush_error ? -1 : node_clids(devs[i], clids[i]);
+	}
+	for (int i = 0; i < ndevs; ++i) {
+		int score = 0;
+
+		if (n[i] <= 0)
+			continue;
+		for (int j = 0; j < ndevs; ++j)
+			score += n[j] > 0 && clids_meet(clids[i], n[i], clids[j], n[j]);
+		if (score > best_score) {
+			best = i;
+			best_score = score;
+		}
+	}
+	for (int i = 0; best >= 0 && i < ndevs; ++i)
+		foreign[i] = n[i] == 0 ||
+			     (n[i] > 0 && !clids_meet(clids[i], n[i], clids[best],
+						      n[best]));
+}
+
 /*
  * Classify the nodes of a freshly opened (or resynced) cluster.  Live
  * nodes continue from the newest transaction any node has seen, so tids
@@ -109,27 +171,30 @@ int
 hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
 {
 	hammer2_tid_t best = 0, mtid = 0;
+	int foreign[HAMMER2_MAXCLUSTER];
 	int best_count = 0;
 	char why[192];
 
 	if (ndevs < 1 || ndevs > HAMMER2_MAXCLUSTER)
 		return hammer2_seterr(EINVAL, "a cluster has 1 to %d nodes, not %d",
 				      HAMMER2_MAXCLUSTER, ndevs);
+	hammer2_cluster_foreign(devs, ndevs, foreign);
+	for (int i = 0; i < ndevs; ++i)		/* foreign ones too: see resync */
+		if (!devs[i]->flush_error && devs[i]->mtid > mtid)
+			mtid = devs[i]->mtid;
 	for (int i = 0; i < ndevs; ++i) {
 		int count = 0;
 
-		if (devs[i]->flush_error)
+		if (devs[i]->flush_error || foreign[i])
 			continue;
 		for (int j = 0; j < ndevs; ++j)
-			count += !devs[j]->flush_error &&
+			count += !devs[j]->flush_error && !foreign[j] &&
 				 node_tid(devs[j]) == node_tid(devs[i]);
 		if (count > best_count ||
 		    (count == best_count && node_tid(devs[i]) > best)) {
 			best = node_tid(devs[i]);
 			best_count = count;
 		}
-		if (devs[i]->mtid > mtid)
-			mtid = devs[i]->mtid;
 	}
 	for (int i = 0; i < ndevs; ++i) {
 		hammer2_dev_t *hmp = devs[i];
@@ -138,6 +203,10 @@ hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
 			snprintf(why, sizeof(why), "%s: flushes disabled after a failed write",
 				 hmp->path);
 			node_set(hmp, HAMMER2_NODE_FAILED, hmp->flush_error, why);
+		} else if (foreign[i]) {
+			snprintf(why, sizeof(why), "%s: holds the PFSes of another "
+				 "cluster (or none)", hmp->path);
+			node_set(hmp, HAMMER2_NODE_STALE, ESTALE, why);
 		} else if (node_tid(hmp) != best) {
 			snprintf(why, sizeof(why), "%s: at transaction %llu, the cluster at %llu",
 				 hmp->path, (unsigned long long)node_tid(hmp),

@@ -415,6 +415,8 @@ hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
 		return hammer2_seterr(EINVAL, "%s: resync from itself", src->path);
 	if (src->vchain->flags & HAMMER2_CHAIN_MODIFIED)
 		return hammer2_seterr(EBUSY, "%s: has unflushed changes", src->path);
+	if (flags & HAMMER2_RESYNC_FULL)
+		rs.since = 0;
 	if (rs.since == rs.mtid)
 		return 0;			/* already there */
 	if (rs.since > rs.mtid)
@@ -459,6 +461,7 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 {
 	hammer2_dev_t *dst, *src = NULL;
 	hammer2_node_t node;
+	int foreign[HAMMER2_MAXCLUSTER];
 	int live = 0, error;
 
 	if (dst_index < 0 || dst_index >= ndevs)
@@ -484,6 +487,9 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 			src = devs[i];
 		++live;
 	}
+	hammer2_cluster_foreign(devs, ndevs, foreign);
+	if (foreign[dst_index])
+		flags |= HAMMER2_RESYNC_FULL;
 	if (live < hammer2_quorum(ndevs))
 		return hammer2_seterr(EROFS, "cannot resync %s: %d of %d nodes live, "
 				      "quorum %d", dst->path, live, ndevs,
@@ -492,7 +498,8 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 	 * A node that went its own way past the cluster's transaction: the
 	 * live nodes first commit one beyond it (join numbered them so).
 	 */
-	if (dst->voldata->mirror_tid >= src->voldata->mirror_tid) {
+	if (dst->voldata->mirror_tid >= src->voldata->mirror_tid ||
+	    (flags & HAMMER2_RESYNC_FULL)) {
 		for (int i = 0; i < ndevs; ++i) {
 			if (hammer2_node_live(devs[i]) &&
 			    (error = hammer2_chain_modify(devs[i]->vchain,

@@ -42,6 +42,9 @@ class ClusterVolume(Volume):
         if not 1 <= len(self.paths) <= _core.MAX_NODES:
             raise H2Error(errno.EINVAL, f"a cluster has 1 to {_core.MAX_NODES} nodes, "
                                         f"not {len(self.paths)}")
+        if len(set(map(os.path.realpath, self.paths))) != len(self.paths):
+            raise H2Error(errno.EINVAL, f"{','.join(self.paths)}: a cluster's nodes "
+                                        "must be distinct")
         self.path = ",".join(self.paths)
         self.writable = writable
         self.devices = []

@@ -444,3 +444,28 @@ def test_scrub_repairs_a_block_damaged_on_disk(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f"{paths[1]}: scrubbed, 1 damaged".encode() in proc.stdout, proc.stdout
     assert_all_nodes(paths, {"/f": data})
+
+
+def test_a_node_of_another_cluster_is_never_written_until_resynced(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    pyh2.newfs(paths[2], 64 * MiB)                  # replaced by a blank image
+    with pytest.raises(pyh2.H2Error, match="distinct"):
+        open_cluster([paths[0], paths[0]])
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        states = vol.nodes()
+        assert [x["state"] for x in states] == ["live", "live", "stale"]
+        assert "another cluster" in states[2]["why"]
+        vol.device.record(False)
+        vol.devices[2].record(True)
+        populate(vol.pfs("DATA"), model, "a", 3)
+        vol.flush()
+        assert vol.devices[2].take_record() == []   # not one write
+    stats = resync_cluster(paths)[paths[2]]
+    assert stats["skipped"] == 0 and stats["copied"] >= 4
+    assert_all_nodes(paths, model)
+    with open_cluster(paths) as vol:
+        assert [x["state"] for x in vol.nodes()] == ["live"] * 3
+        clids = {p["clid"] for d in vol.devices for p in _core.pfs_list([d])
+                 if p["label"] == "DATA"}
+        assert len(clids) == 1
