@@ -358,6 +358,11 @@ def test_cluster_api_on_three_nodes(tmp_path):
     paths = make_cluster(tmp_path, 3)
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
+        # filler first, so /f's inode shares no 64 KiB buffer with what
+        # opening the cluster reads (and caches) below
+        pfs.mkdir("/fill")
+        for i in range(4):
+            pfs.create(f"/fill/{i}", os.urandom(100_000))
         inum = pfs.create("/f", b"x" * 5000)
         for modified in (True, False):
             got = _core.cluster_probe(pfs._core, inum)
