@@ -265,11 +265,17 @@ hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
 int
 hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 {
-	int done = 0, first = 0;
+	int done = 0, first = 0, pending = 0;
 	char why[192], buf[640];
 
 	if (ndevs == 1)
 		return hammer2_flush(devs[0]);
+	for (int i = 0; i < ndevs; ++i)
+		pending |= hammer2_node_live(devs[i]) &&
+			   ((devs[i]->vchain->flags | devs[i]->fchain->flags) &
+			    HAMMER2_CHAIN_MODIFIED);
+	if (!pending)
+		return 0;	/* nothing to commit: fine even below quorum */
 	for (int i = 0; i < ndevs; ++i) {
 		int error;
 

@@ -103,10 +103,13 @@ def cluster_join(list devices):
 
 
 def cluster_flush(list devices):
-    """Commit every live node; H2Error unless a quorum committed."""
+    """Commit every live node; H2Error unless a quorum committed (nothing
+    pending is no error, even below quorum)."""
     cdef hammer2_dev_t *devs[MAXNODES]
-    cdef int n = _devs(devices, devs, True)
+    cdef int n = _devs(devices, devs)
     cdef int err, i
+    for d in devices:
+        (<Device>d)._wdev()
     with nogil:
         for i in range(n):
             hammer2_trans_begin(devs[i], 1)

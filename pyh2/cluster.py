@@ -15,16 +15,23 @@ from . import _core
 from .volume import H2Error, Volume, check_algo, comp_algo
 
 
-def newfs_cluster(paths, size: int = 0, label: str = "DATA", volhdrs: int = 0,
-                  comp: str = "lz4", check: str = "xxhash64") -> str:
-    """Format every node with PFS `label` as a MASTER of one cluster
-    (same cluster id, pfs_nmasters = number of nodes); returns the id."""
+def _node_paths(paths) -> list[str]:
+    """1 to MAX_NODES distinct nodes (one file given twice would be
+    written as two)."""
     paths = [os.fspath(p) for p in paths]
     if not 1 <= len(paths) <= _core.MAX_NODES:
         raise H2Error(errno.EINVAL, f"a cluster has 1 to {_core.MAX_NODES} nodes, "
                                     f"not {len(paths)}")
     if len(set(map(os.path.realpath, paths))) != len(paths):
-        raise H2Error(errno.EINVAL, "a cluster's nodes must be distinct")
+        raise H2Error(errno.EINVAL, f"{','.join(paths)}: a cluster's nodes must be distinct")
+    return paths
+
+
+def newfs_cluster(paths, size: int = 0, label: str = "DATA", volhdrs: int = 0,
+                  comp: str = "lz4", check: str = "xxhash64") -> str:
+    """Format every node with PFS `label` as a MASTER of one cluster
+    (same cluster id, pfs_nmasters = number of nodes); returns the id."""
+    paths = _node_paths(paths)
     clid = os.urandom(16)
     for p in paths:
         _core.newfs(p, size, label, volhdrs, comp_algo(comp), check_algo(check),
@@ -38,13 +45,7 @@ class ClusterVolume(Volume):
     vol.devices all of them, vol.nodes() their state."""
 
     def __init__(self, paths, writable: bool = False):
-        self.paths = [os.fspath(p) for p in paths]
-        if not 1 <= len(self.paths) <= _core.MAX_NODES:
-            raise H2Error(errno.EINVAL, f"a cluster has 1 to {_core.MAX_NODES} nodes, "
-                                        f"not {len(self.paths)}")
-        if len(set(map(os.path.realpath, self.paths))) != len(self.paths):
-            raise H2Error(errno.EINVAL, f"{','.join(self.paths)}: a cluster's nodes "
-                                        "must be distinct")
+        self.paths = _node_paths(paths)
         self.path = ",".join(self.paths)
         self.writable = writable
         self.devices = []
