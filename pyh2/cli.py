@@ -33,9 +33,17 @@ def _cluster_paths(img: str) -> list[str] | None:
 
 
 def _open(img: str, writable: bool = False) -> Volume:
-    """One image, or a cluster spec opened as one volume."""
+    """One image, or a cluster spec opened as one volume (saying on
+    stderr which nodes are out)."""
     paths = _cluster_paths(img)
-    return Volume(img, writable) if paths is None else open_cluster(paths, writable)
+    if paths is None:
+        return Volume(img, writable)
+    vol = open_cluster(paths, writable)
+    for n in vol.nodes():
+        if n["state"] != "live":
+            print(f"pyh2: warning: node {n['path']} is {n['state']}: {n['why']}",
+                  file=sys.stderr)
+    return vol
 
 
 def _human(n: float) -> str:

@@ -3,6 +3,7 @@ resync, snapshots and the cluster commands."""
 import contextlib
 import errno
 import os
+import threading
 
 import pytest
 
@@ -314,6 +315,9 @@ def test_cluster_commands(tmp_path):
     proc = run_pyh2("fsck", "--cluster", spec)
     assert proc.returncode == 1 and b"DATA:/alone differs" in proc.stderr
     assert b"stale" in run_pyh2("nodes", spec).stdout
+    proc = run_pyh2("cat", spec, "/p")                  # served, with a warning
+    assert proc.stdout == b"payload\n"
+    assert f"warning: node {paths[1]} is stale".encode() in proc.stderr
     proc = run_pyh2("resync", spec)
     assert proc.returncode == 0, proc.stderr
     assert run_pyh2("fsck", "--cluster", spec).returncode == 0
@@ -474,3 +478,30 @@ def test_a_node_of_another_cluster_is_never_written_until_resynced(tmp_path):
         clids = {p["clid"] for d in vol.devices for p in _core.pfs_list([d])
                  if p["label"] == "DATA"}
         assert len(clids) == 1
+
+
+def test_concurrent_readers_while_a_node_fails(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        populate(vol.pfs("DATA"), model, "a", 6)
+    files = [p for p, v in model.items() if v != "dir"]
+    with open_cluster(paths) as vol:
+        pfs = vol.pfs("DATA")
+        vol.devices[0].inject_fault("read", probability=0.5, seed=7)
+        errors = []
+
+        def reader(k):
+            try:
+                for r in range(5):
+                    for path in files[k % 2::2]:
+                        assert pfs.read(path) == model[path], path
+            except BaseException as e:      # reported below
+                errors.append(e)
+        threads = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert vol.nodes()[0]["read_errors"] > 0
