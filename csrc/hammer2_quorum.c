@@ -320,3 +320,61 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 			      "flush committed on %d of %d nodes, quorum %d%s",
 			      done, ndevs, hammer2_quorum(ndevs), buf);
 }
+
+/*
+ * Point an open PFS's node `index` at hmp, a fresh open of that node's
+ * media, in place of its failed, untrusted in-memory state (callers hold
+ * every node's transaction lock exclusively, so no operation is under
+ * way).  The PFS root is looked up anew there; the old chain is let go,
+ * so the old device can be closed.
+ */
+int
+hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
+{
+	hammer2_cluster_item_t *item;
+	hammer2_pfs_t *tmp = NULL;
+	hammer2_chain_t *chain = NULL;
+	int error;
+
+	if (index < 0 || index >= pfs->ndevs)
+		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
+				      index, pfs->ndevs);
+	/* out of every vote until a resync makes it agree */
+	hammer2_node_stale(hmp, "reopened after a failure");
+	error = hammer2_pfs_open(&hmp, 1, pfs->info.label, &tmp);
+	if (error == 0) {
+		chain = tmp->iroot->array[0].chain;
+		hammer2_chain_ref(chain);
+		hammer2_pfs_close(tmp);
+	} else if (error != ENOENT) {
+		return error;
+	}
+	item = &pfs->iroot->array[index];
+	if (item->chain)
+		hammer2_chain_drop(item->chain);
+	item->chain = chain;		/* NULL: the node lacks this PFS yet */
+	item->error = 0;
+	item->flags = chain ? 0 : HAMMER2_CITEM_INVALID;
+	pfs->devs[index] = hmp;
+	hammer2_cluster_resolve_focus(pfs->iroot);
+	return 0;
+}
+
+/*
+ * After a resync, nodes that were outvoted or out of the cluster when an
+ * open PFS resolved its root count again (every node's transaction lock
+ * held exclusively).
+ */
+void
+hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
+{
+	for (int i = 0; i < pfs->iroot->nchains; ++i) {
+		hammer2_cluster_item_t *item = &pfs->iroot->array[i];
+
+		if (item->chain && item->chain->error == 0) {
+			item->flags &= ~HAMMER2_CITEM_INVALID;
+			item->error = 0;
+		}
+	}
+	hammer2_cluster_resolve_focus(pfs->iroot);
+}

@@ -68,6 +68,8 @@ cdef extern from "hammer2_cluster.h" nogil:
     int hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
+    int hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
+    void hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
     void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node)
     uint64_t hammer2_node_tid(const hammer2_dev_t *hmp)
     int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
@@ -140,14 +142,27 @@ def resync(list devices, int index, bint scrub=False):
     cdef hammer2_dev_t *devs[MAXNODES]
     cdef int n = _devs(devices, devs, True)
     cdef hammer2_resync_stats_t st
-    cdef int err, i
+    cdef list users = list({u for d in devices for u in (<Device>d).users})
+    cdef hammer2_pfs_t **pfss = <hammer2_pfs_t **>malloc((len(users) + 1) *
+                                                         sizeof(hammer2_pfs_t *))
+    cdef int npfs = len(users), err, i
+    if pfss is NULL:
+        raise MemoryError("resync")
     memset(&st, 0, sizeof(st))
-    with nogil:
-        for i in range(n):
-            hammer2_trans_begin(devs[i], 1)
-        err = hammer2_cluster_resync(devs, n, index, 1 if scrub else 0, &st)
-        for i in range(n):
-            hammer2_trans_end(devs[i])
+    try:
+        for i in range(npfs):
+            pfss[i] = (<Pfs>users[i])._pfs()
+        with nogil:
+            for i in range(n):
+                hammer2_trans_begin(devs[i], 1)
+            err = hammer2_cluster_resync(devs, n, index, 1 if scrub else 0, &st)
+            for i in range(npfs):           # open PFSes see the node again
+                if err == 0:
+                    hammer2_pfs_revalidate(pfss[i])
+            for i in range(n):
+                hammer2_trans_end(devs[i])
+    finally:
+        free(pfss)
     if err:
         raise _error(err)
     return {'visited': st.visited, 'skipped': st.skipped, 'copied': st.copied,
@@ -256,3 +271,41 @@ def cluster_probe(Pfs pfs, uint64_t inum):
         hammer2_cluster_drop(ip)
         hammer2_pfs_trans_end(p)
     return out
+
+
+def node_swap(list devices, int index, Device fresh):
+    """Replace node `index` of an open cluster by `fresh` (a new open of the
+    same media): every PFS open over the cluster is pointed at it, under
+    every node's transaction lock; the old device is closed and `fresh`
+    takes its place in `devices`."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs)
+    cdef hammer2_dev_t *hmp = fresh._dev()
+    cdef Device old = <Device>devices[index]
+    cdef list users = list(old.users)
+    cdef hammer2_pfs_t **pfss = <hammer2_pfs_t **>malloc((len(users) + 1) *
+                                                         sizeof(hammer2_pfs_t *))
+    cdef int npfs = len(users), err = 0, i
+    if pfss is NULL:
+        raise MemoryError("node swap")
+    try:
+        for i in range(npfs):
+            pfss[i] = (<Pfs>users[i])._pfs()
+        with nogil:
+            for i in range(n):
+                hammer2_trans_begin(devs[i], 1)
+            for i in range(npfs):
+                err = hammer2_pfs_node_swap(pfss[i], index, hmp)
+                if err:
+                    break
+            for i in range(n):
+                hammer2_trans_end(devs[i])
+    finally:
+        free(pfss)
+    if err:
+        raise _error(err)
+    for u in users:
+        old.users.discard(u)
+        fresh.users.add(u)
+    devices[index] = fresh
+    old.close()

@@ -89,26 +89,21 @@ class ClusterVolume(Volume):
 
     def reopen_failed(self) -> list[str]:
         """Reopen every failed node from its media (its in-memory state is
-        not trusted), where it comes back stale.  Only with no PFS of the
-        cluster open: open PFSes hold the node's old chains (EBUSY)."""
+        not trusted), in place under the open PFSes; it comes back stale."""
         failed = [i for i, n in enumerate(self.nodes()) if n["state"] == "failed"]
-        if failed and any(d.open_pfs() for d in self.devices):
-            raise H2Error(errno.EBUSY, "failed node(s) "
-                          + ", ".join(self.paths[i] for i in failed)
-                          + " can only be reopened with no PFS open; close them first")
         for i in failed:
-            self.devices[i].close()
-            self.devices[i] = _core.Device(self.paths[i], self.writable)
-        if failed:
-            self.device = self.devices[0]
-            _core.cluster_join(self.devices)
+            self._reopen(i)
         return [self.paths[i] for i in failed]
 
+    def _reopen(self, i: int):
+        _core.node_swap(self.devices, i, _core.Device(self.paths[i], self.writable))
+        self.device = self.devices[0]
+        _core.cluster_join(self.devices)
+
     def resync(self) -> dict:
-        """Bring every stale node back, one after the other (failed ones
-        too, reopened first when no PFS is open); returns {path: counts}."""
-        if not any(d.open_pfs() for d in self.devices):
-            self.reopen_failed()
+        """Bring every stale or failed node back, one after the other;
+        returns {path: counts}."""
+        self.reopen_failed()
         done = {}
         for i, n in enumerate(self.nodes()):
             if n["state"] == "stale":
@@ -123,11 +118,12 @@ class ClusterVolume(Volume):
                 for i in range(len(self.devices))}
 
     def start_resync(self) -> list["ResyncWorker"]:
-        """A background resync worker per stale node while the cluster
-        stays in use (each takes every node's transaction lock while it
-        copies, so workers and users take turns); join() them."""
-        workers = [ResyncWorker(self, i, n["path"])
-                   for i, n in enumerate(self.nodes()) if n["state"] == "stale"]
+        """A background resync worker per stale or failed node while the
+        cluster stays in use (each takes every node's transaction lock
+        while it reopens or copies, so workers and users take turns);
+        join() them."""
+        workers = [ResyncWorker(self, i, n["path"], n["state"] == "failed")
+                   for i, n in enumerate(self.nodes()) if n["state"] != "live"]
         for w in workers:
             w.start()
         return workers
@@ -149,13 +145,15 @@ class ResyncWorker(threading.Thread):
     """Brings one stale node of an open cluster back; after join(),
     .result holds the counts or .error the exception."""
 
-    def __init__(self, cluster: ClusterVolume, index: int, path: str):
+    def __init__(self, cluster: ClusterVolume, index: int, path: str, reopen: bool):
         super().__init__(name=f"pyh2-resync-{index}", daemon=True)
-        self.cluster, self.index, self.path = cluster, index, path
+        self.cluster, self.index, self.path, self.reopen = cluster, index, path, reopen
         self.result, self.error = None, None
 
     def run(self):
         try:
+            if self.reopen:
+                self.cluster._reopen(self.index)
             self.result = _core.resync(self.cluster.devices, self.index)
         except BaseException as e:          # reported to the joiner
             self.error = e

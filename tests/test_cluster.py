@@ -412,23 +412,41 @@ def test_failed_node_is_reopened_and_resynced_in_place(tmp_path):
     paths = make_cluster(tmp_path, 3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
-        pfs = vol.pfs("DATA")
+        pfs = vol.pfs("DATA")                   # stays open throughout
         populate(pfs, model, "a", 2)
         vol.flush()
         vol.devices[2].inject_fault("write")
         populate(pfs, model, "b", 2)
         vol.flush()
         assert vol.nodes()[2]["state"] == "failed"
-        with pytest.raises(pyh2.H2Error) as ei:
-            vol.reopen_failed()                 # the PFS still holds its chains
-        assert ei.value.errno == errno.EBUSY and paths[2] in str(ei.value)
-        assert vol.resync() == {}               # nothing it can do yet
-        pfs.close()
+        old = vol.devices[2]
         stats = vol.resync()
         assert list(stats) == [paths[2]] and stats[paths[2]]["copied"] > 0
+        assert vol.devices[2] is not old and old.open_pfs() == []
         assert [x["state"] for x in vol.nodes()] == ["live"] * 3
+        populate(pfs, model, "c", 2)            # the open PFS reaches it again
+        vol.flush()
+        assert vol.compare() == []
+    assert_all_nodes(paths, model)
+
+
+def test_background_worker_brings_a_failed_node_back(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
-        populate(pfs, model, "c", 2)
+        vol.devices[1].inject_fault("disconnect")
+        populate(pfs, model, "a", 3)
+        vol.flush()
+        assert vol.nodes()[1]["state"] == "failed"
+        vol.devices[1].clear_fault()            # the device is back
+        workers = vol.start_resync()
+        populate(pfs, model, "b", 2)
+        for w in workers:
+            w.join()
+            assert w.error is None, w.error
+        assert [x["state"] for x in vol.nodes()] == ["live"] * 3
+        populate(pfs, model, "c", 1)
     assert_all_nodes(paths, model)
 
 
