@@ -85,6 +85,7 @@ typedef struct hammer2_resync_stats {
 int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
 		   hammer2_resync_stats_t *stats);
 int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
-			   int flags, hammer2_resync_stats_t *stats);
+			   int src_index, int flags,
+			   hammer2_resync_stats_t *stats);
 
 #endif /* HAMMER2_CLUSTER_H_ */

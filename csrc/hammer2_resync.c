@@ -451,13 +451,13 @@ hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
 /*
  * Resync node dst_index of a cluster in place (callers hold every node's
  * transaction lock exclusively, in node order): commit what the live
- * nodes have pending, copy from the first live node, then rejoin.  A
- * failed node's in-memory state is not trusted: it is resynced after a
- * reopen, when it comes back stale.
+ * nodes have pending, copy from live node src_index (-1: the first),
+ * then rejoin.  A failed node's in-memory state is not trusted: it is
+ * resynced after a reopen, when it comes back stale.
  */
 int
 hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
-		       int flags, hammer2_resync_stats_t *stats)
+		       int src_index, int flags, hammer2_resync_stats_t *stats)
 {
 	hammer2_dev_t *dst, *src = NULL;
 	hammer2_node_t node;
@@ -486,6 +486,13 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 		if (src == NULL)
 			src = devs[i];
 		++live;
+	}
+	if (src_index >= 0) {
+		if (src_index >= ndevs || src_index == dst_index ||
+		    !hammer2_node_live(devs[src_index]))
+			return hammer2_seterr(EINVAL, "node %d is no live source",
+					      src_index);
+		src = devs[src_index];
 	}
 	hammer2_cluster_foreign(devs, ndevs, foreign);
 	if (foreign[dst_index])

@@ -73,7 +73,7 @@ cdef extern from "hammer2_cluster.h" nogil:
     void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node)
     uint64_t hammer2_node_tid(const hammer2_dev_t *hmp)
     int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
-                               int flags, hammer2_resync_stats_t *stats)
+                               int src_index, int flags, hammer2_resync_stats_t *stats)
 
 MAX_NODES = MAXNODES
 NODE_STATES = ("live", "stale", "failed")
@@ -133,9 +133,10 @@ def node_status(Device device):
             'mirror_tid': hammer2_node_tid(hmp)}
 
 
-def resync(list devices, int index, bint scrub=False):
-    """Bring node `index` (stale) back: commit the live nodes, copy from the
-    first of them only what changed since the node's last transaction,
+def resync(list devices, int index, bint scrub=False, int source=-1):
+    """Bring node `index` (stale) back: commit the live nodes, copy from
+    live node `source` (-1: the first) only what changed since the node's
+    last transaction,
     rejoin it.  scrub: also read back everything both hold, replacing what
     fails its check on the node (a live node is taken out meanwhile).
     Returns the counts."""
@@ -155,7 +156,7 @@ def resync(list devices, int index, bint scrub=False):
         with nogil:
             for i in range(n):
                 hammer2_trans_begin(devs[i], 1)
-            err = hammer2_cluster_resync(devs, n, index, 1 if scrub else 0, &st)
+            err = hammer2_cluster_resync(devs, n, index, source, 1 if scrub else 0, &st)
             for i in range(npfs):           # open PFSes see the node again
                 if err == 0:
                     hammer2_pfs_revalidate(pfss[i])

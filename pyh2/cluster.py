@@ -107,14 +107,28 @@ class ClusterVolume(Volume):
         done = {}
         for i, n in enumerate(self.nodes()):
             if n["state"] == "stale":
-                done[n["path"]] = _core.resync(self.devices, i)
+                done[n["path"]] = self._resync_node(i)
         return done
+
+    def _resync_node(self, i: int, scrub: bool = False) -> dict:
+        """Resync node i from the first live node that can serve it: a
+        source that fails to read leaves the node half copied, so it is
+        reopened from its media and the next source tried."""
+        sources = [j for j, n in enumerate(self.nodes()) if n["state"] == "live" and j != i]
+        for k, j in enumerate(sources):
+            try:
+                return _core.resync(self.devices, i, scrub, j)
+            except H2Error as e:
+                if k == len(sources) - 1 or e.errno == errno.EROFS:
+                    raise
+                self._reopen(i)
+        return _core.resync(self.devices, i, scrub)     # names why nothing serves
 
     def scrub(self) -> dict:
         """Read back every node in turn against another live one (its check
         codes verified) and replace what fails; returns {path: counts}
         (counts['repaired']).  Needs a quorum without the node scrubbed."""
-        return {self.paths[i]: _core.resync(self.devices, i, True)
+        return {self.paths[i]: self._resync_node(i, True)
                 for i in range(len(self.devices))}
 
     def start_resync(self) -> list["ResyncWorker"]:
@@ -154,7 +168,7 @@ class ResyncWorker(threading.Thread):
         try:
             if self.reopen:
                 self.cluster._reopen(self.index)
-            self.result = _core.resync(self.cluster.devices, self.index)
+            self.result = self.cluster._resync_node(self.index)
         except BaseException as e:          # reported to the joiner
             self.error = e
 
