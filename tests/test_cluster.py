@@ -217,10 +217,13 @@ def test_online_resync_while_in_use(tmp_path):
     assert_all_nodes(paths, model)
 
 
-@pytest.mark.parametrize("where,kind", [(2, "write"), (2, "enospc"), (2, "disconnect"),
-                                        (0, "read"), (0, "corrupt")])
-def test_failure_during_resync_leaves_node_out_then_recovers(tmp_path, where, kind):
-    """A fault on the node being resynced (2) or on its source (0)."""
+@pytest.mark.parametrize("where,kind", [((2,), "write"), ((2,), "enospc"),
+                                        ((2,), "disconnect"), ((0,), "read"),
+                                        ((0,), "corrupt"), ((0, 1), "read")])
+def test_failure_during_resync(tmp_path, where, kind):
+    """A fault on the node being resynced (2) or on its sources (0, 1): the
+    node is reopened and the next source tried; with no source left it
+    stays out, and a later resync brings it back."""
     paths = make_cluster(tmp_path, 3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
@@ -229,12 +232,20 @@ def test_failure_during_resync_leaves_node_out_then_recovers(tmp_path, where, ki
         vol.devices[2].inject_fault("write")
         populate(vol.pfs("DATA"), model, "b", 3)
     with open_cluster(paths, writable=True) as vol:
-        vol.devices[where].inject_fault(kind, after=1)
-        with pytest.raises(pyh2.H2Error) as ei:
-            vol.resync()
-        assert paths[2] in str(ei.value)
-        assert vol.nodes()[2]["state"] != "live"
-        vol.devices[where].clear_fault()
+        old = vol.devices[2]
+        for i in where:
+            vol.devices[i].inject_fault(kind, after=1)
+        if len(where) == 2:                         # every source fails
+            with pytest.raises(pyh2.H2Error) as ei:
+                vol.resync()
+            assert paths[2] in str(ei.value)
+            assert vol.nodes()[2]["state"] != "live"
+            for i in where:
+                vol.devices[i].clear_fault()
+        else:
+            assert list(vol.resync()) == [paths[2]]
+            assert vol.devices[2] is not old        # the first try failed: reopened
+            assert [x["state"] for x in vol.nodes()] == ["live"] * 3
         assert vol.pfs("DATA").read("/b/f2") == model["/b/f2"]
     resync_cluster(paths)
     assert_all_nodes(paths, model)
