@@ -2,14 +2,15 @@
  * Cluster layer: the chains that represent the same element on each node
  * (device) of a PFS, presented as one.  Every operation fans out to the
  * nodes; the focus, the chain the filesystem layer reads through, is
- * always the first valid chain.  A node that fails (I/O error, check
- * mismatch) simply stops being valid for that element and the next one
- * serves it.
+ * always the first valid chain of a live node (hammer2_quorum.c decides
+ * which nodes are live).  A node that fails to read an element (I/O
+ * error, check mismatch) stops being valid for it and the next one serves
+ * it; a node that fails a modification is failed as a whole.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
 #include "hammer2_cluster.h"
 
 hammer2_cluster_t *
@@ -103,11 +104,7 @@ item_sound(const hammer2_cluster_item_t *item)
 	       HAMMER2_NODE_FAILED;
 }
 
-/*
- * Nodes agree on an element by its type and modify_tid.  With several
- * live nodes, those holding a different version than most of them (ties:
- * the newest) are out of sync for this element and left out.
- */
+/* Two nodes hold the same version of an element. */
 static int
 item_agree(const hammer2_chain_t *a, const hammer2_chain_t *b)
 {
@@ -115,6 +112,11 @@ item_agree(const hammer2_chain_t *a, const hammer2_chain_t *b)
 	       a->bref.modify_tid == b->bref.modify_tid;
 }
 
+/*
+ * Nodes agree on an element by its type and modify_tid.  With several
+ * live nodes, those holding a different version than most of them (ties:
+ * the newest) are out of sync for this element and left out.
+ */
 static void
 cluster_vote(hammer2_cluster_t *cluster)
 {
@@ -455,9 +457,10 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 /* ------------------------------------------------------------ write side */
 
 /*
- * Every write fans out to each valid node's chain.  A node that fails is
- * marked invalid in the cluster and the operation goes on while at least
- * one node (the focus) succeeded; quorum rules build on this.
+ * Every write fans out to each live node's chain.  A node that fails is
+ * failed (item_fail) and the operation goes on while at least one node
+ * took it; whether that is enough is the quorum's call, at the next
+ * write and at the flush (hammer2_quorum.c).
  */
 static int
 cluster_result(hammer2_cluster_t *cluster, int first_error, int done)
