@@ -41,8 +41,8 @@ def newfs_cluster(paths, size: int = 0, label: str = "DATA", volhdrs: int = 0,
 
 class ClusterVolume(Volume):
     """N nodes opened as one volume: `with pyh2.open_cluster([...]) as vol:`.
-    The Volume API applies to the cluster; vol.device is the first node,
-    vol.devices all of them, vol.nodes() their state."""
+    The Volume API applies to the cluster; vol.devices are the nodes,
+    vol.device the first live one, vol.nodes() their state."""
 
     def __init__(self, paths, writable: bool = False):
         self.paths = _node_paths(paths)
@@ -59,7 +59,15 @@ class ClusterVolume(Volume):
         except BaseException:
             self.close()
             raise
-        self.device = self.devices[0]
+
+    @property
+    def device(self):
+        """The first live node (the one elements are read from): what the
+        single-device parts of the Volume API (headers, blocks) look at."""
+        for d, n in zip(self.devices, self.nodes()):
+            if n["state"] == "live":
+                return d
+        return self.devices[0]
 
     def flush(self):
         """Commit on every live node; fails below quorum."""
@@ -97,7 +105,6 @@ class ClusterVolume(Volume):
 
     def _reopen(self, i: int):
         _core.node_swap(self.devices, i, _core.Device(self.paths[i], self.writable))
-        self.device = self.devices[0]
         _core.cluster_join(self.devices)
 
     def resync(self) -> dict:

@@ -534,3 +534,16 @@ def test_concurrent_readers_while_a_node_fails(tmp_path):
             t.join()
         assert errors == []
         assert vol.nodes()[0]["read_errors"] > 0
+
+
+def test_blocks_and_headers_come_from_the_first_live_node(tmp_path):
+    paths = make_cluster(tmp_path, 3)
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[0].inject_fault("write")
+        vol.pfs("DATA").create("/f", os.urandom(300_000))
+    with open_cluster(paths) as vol:
+        assert vol.nodes()[0]["state"] == "stale"
+        assert vol.device is vol.devices[1]
+        blocks = vol.pfs("DATA").blocks("/f")
+        assert sum(b["type"] == "data" for b in blocks) == 5
+        assert vol.volume_headers()[vol.best_zone]["mirror_tid"] == vol.nodes()[1]["mirror_tid"]
