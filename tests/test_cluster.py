@@ -547,3 +547,55 @@ def test_blocks_and_headers_come_from_the_first_live_node(tmp_path):
         blocks = vol.pfs("DATA").blocks("/f")
         assert sum(b["type"] == "data" for b in blocks) == 5
         assert vol.volume_headers()[vol.best_zone]["mirror_tid"] == vol.nodes()[1]["mirror_tid"]
+
+
+def test_resync_workers_beside_reader_and_writer_threads(tmp_path):
+    paths = make_cluster(tmp_path, 5)
+    model = {}
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "a", 4)
+        vol.flush()
+        vol.devices[4].inject_fault("enospc")
+        populate(pfs, model, "b", 2)
+        vol.flush()
+        vol.devices[3].inject_fault("write")        # node 3 falls behind too
+        populate(pfs, model, "c", 1)
+        vol.flush()
+        assert [x["state"] for x in vol.nodes()] == ["live"] * 3 + ["failed"] * 2
+        for d in vol.devices:
+            d.clear_fault()
+        stop, errors = threading.Event(), []
+        readable = {p: v for p, v in model.items() if v != "dir"}
+
+        def reader():
+            try:
+                while not stop.is_set():
+                    for path, data in readable.items():
+                        assert pfs.read(path) == data, path
+            except BaseException as e:      # reported below
+                errors.append(e)
+
+        def writer():
+            try:
+                for i in range(20):
+                    pfs.create(f"/a/w{i}", bytes([i]) * 3000)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=reader) for _ in range(2)]
+        threads.append(threading.Thread(target=writer))
+        for t in threads:
+            t.start()
+        workers = vol.start_resync()            # nodes 3 and 4, meanwhile
+        for w in workers:
+            w.join()
+        threads[-1].join()
+        stop.set()
+        for t in threads:
+            t.join()
+        assert errors == [] and [w.error for w in workers] == [None, None]
+        for i in range(20):
+            model[f"/a/w{i}"] = bytes([i]) * 3000
+        assert [x["state"] for x in vol.nodes()] == ["live"] * 5
+    assert_all_nodes(paths, model)
