@@ -159,6 +159,22 @@ typedef struct hammer2_devrec {
 	size_t			count, cap;
 } hammer2_devrec_t;
 
+/*
+ * A device's standing as a node of a cluster (hammer2_quorum.c): live,
+ * stale (out of sync with the quorum's transaction) or failed (a write
+ * failed: no more flushes until resynced).  Guarded by faultlock.
+ */
+#define HAMMER2_NODE_LIVE	0
+#define HAMMER2_NODE_STALE	1
+#define HAMMER2_NODE_FAILED	2
+
+typedef struct hammer2_node {
+	int		state;		/* HAMMER2_NODE_* */
+	int		error;		/* errno behind stale/failed */
+	uint64_t	read_errors;	/* elements this node failed to serve */
+	char		why[192];
+} hammer2_node_t;
+
 struct hammer2_dev {
 	struct hammer2_backend	*be;		/* hammer2_backend.h */
 	int			readonly;
@@ -194,6 +210,7 @@ struct hammer2_dev {
 	pthread_mutex_t		faultlock;	/* fault and rec */
 	hammer2_fault_t		fault;
 	hammer2_devrec_t	rec;
+	hammer2_node_t		node;		/* cluster membership */
 };
 
 #define HAMMER2_OPEN_RDWR	0x0001

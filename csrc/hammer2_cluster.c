@@ -2,14 +2,16 @@
  * Cluster layer: the chains that represent the same element on each node
  * (device) of a PFS, presented as one.  Every operation fans out to the
  * nodes; the focus, the chain the filesystem layer reads through, is
- * always the first valid chain.  A node that fails (I/O error, check
- * mismatch) simply stops being valid for that element and the next one
- * serves it.
+ * always the first valid chain of a live node (hammer2_quorum.c decides
+ * which nodes are live).  A node that fails to read an element (I/O
+ * error, check mismatch) stops being valid for it and the next one serves
+ * it; a node that fails a modification is failed as a whole.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "hammer2.h"
+#include "hammer2_cluster.h"
 
 hammer2_cluster_t *
 hammer2_cluster_alloc(int nchains)
@@ -74,6 +76,7 @@ hammer2_cluster_unlock(hammer2_cluster_t *cluster)
 			hammer2_chain_unlock(cluster->array[i].chain);
 }
 
+/* The node's chain for this element exists and read without error. */
 static int
 item_valid(const hammer2_cluster_item_t *item)
 {
@@ -81,25 +84,107 @@ item_valid(const hammer2_cluster_item_t *item)
 	       item->error == 0 && item->chain->error == 0;
 }
 
-/* The focus rule, used everywhere: the first valid chain. */
+/* ... and the node is a live member: the items writes fan out to. */
+static int
+item_live(const hammer2_cluster_item_t *item)
+{
+	return item_valid(item) && hammer2_node_live(item->chain->hmp);
+}
+
+/* ... and the node's in-memory tree can be trusted (not failed). */
+static int
+item_sound(const hammer2_cluster_item_t *item)
+{
+	hammer2_node_t *node;
+
+	if (!item_valid(item))
+		return 0;
+	node = &item->chain->hmp->node;
+	return __atomic_load_n(&node->state, __ATOMIC_ACQUIRE) !=
+	       HAMMER2_NODE_FAILED;
+}
+
+/* Two nodes hold the same version of an element. */
+static int
+item_agree(const hammer2_chain_t *a, const hammer2_chain_t *b)
+{
+	return a->bref.type == b->bref.type &&
+	       a->bref.modify_tid == b->bref.modify_tid;
+}
+
+/*
+ * Nodes agree on an element by its type and modify_tid.  With several
+ * live nodes, those holding a different version than most of them (ties:
+ * the newest) are out of sync for this element and left out.
+ */
+static void
+cluster_vote(hammer2_cluster_t *cluster)
+{
+	const hammer2_chain_t *best_chain = NULL;
+	hammer2_tid_t best = 0;
+	int best_count = 0, live = 0;
+
+	for (int i = 0; i < cluster->nchains; ++i) {
+		const hammer2_cluster_item_t *a = &cluster->array[i];
+		int count = 0;
+
+		if (!item_live(a))
+			continue;
+		/* volume roots are the nodes' own: node agreement is the quorum's */
+		if (a->chain->bref.type == HAMMER2_BREF_TYPE_VOLUME)
+			return;
+		++live;
+		for (int j = 0; j < cluster->nchains; ++j)
+			count += item_live(&cluster->array[j]) &&
+				 item_agree(cluster->array[j].chain, a->chain);
+		if (count > best_count || (count == best_count &&
+					   a->chain->bref.modify_tid > best)) {
+			best = a->chain->bref.modify_tid;
+			best_chain = a->chain;
+			best_count = count;
+		}
+	}
+	if (live < 2 || best_count == live)
+		return;
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+
+		if (item_live(item) && !item_agree(item->chain, best_chain)) {
+			/* an unexpected chain: a different element there */
+			if (item->chain->bref.type != best_chain->bref.type)
+				hammer2_node_read_error(item->chain->hmp, EINVAL,
+							"unexpected chain type");
+			item->flags |= HAMMER2_CITEM_INVALID;
+		}
+	}
+}
+
+/*
+ * The focus rule, used everywhere: the first valid chain of a live node;
+ * with none, the first valid chain at all (a cluster below quorum still
+ * serves reads).
+ */
 void
 hammer2_cluster_resolve_focus(hammer2_cluster_t *cluster)
 {
 	cluster->focus = NULL;
 	cluster->focus_index = -1;
 	cluster->error = 0;
-	for (int i = 0; i < cluster->nchains; ++i) {
-		hammer2_cluster_item_t *item = &cluster->array[i];
+	cluster_vote(cluster);
+	for (int pass = 0; pass < 2 && cluster->focus == NULL; ++pass) {
+		for (int i = 0; i < cluster->nchains; ++i) {
+			hammer2_cluster_item_t *item = &cluster->array[i];
 
-		if (item_valid(item)) {
-			cluster->focus = item->chain;
-			cluster->focus_index = i;
-			cluster->error = 0;
-			return;
+			if (pass == 0 ? item_live(item) : item_valid(item)) {
+				cluster->focus = item->chain;
+				cluster->focus_index = i;
+				cluster->error = 0;
+				return;
+			}
+			if (cluster->error == 0)
+				cluster->error = item->error ? item->error :
+						 item->chain ? item->chain->error : 0;
 		}
-		if (cluster->error == 0)
-			cluster->error = item->error ? item->error :
-					 item->chain ? item->chain->error : 0;
 	}
 	if (cluster->error == 0)
 		cluster->error = ENOENT;
@@ -125,6 +210,21 @@ hammer2_cluster_rdata(hammer2_cluster_t *cluster)
 }
 
 /*
+ * A node could not serve an element below pitem: the node (counted in its
+ * status) is left out of this element and of the rest of the iteration.
+ */
+static void
+node_failed_element(hammer2_cluster_item_t *pitem, int error)
+{
+	hammer2_chain_t *chain = pitem->chain;
+	char what[200];
+
+	snprintf(what, sizeof(what), "%s", hammer2_errmsg());
+	pitem->error = error;
+	hammer2_node_read_error(chain->hmp, error, what);
+}
+
+/*
  * Start an iteration under cparent: a private copy whose chains are
  * referenced and locked, so lookups may move them through indirect
  * blocks without disturbing cparent.
@@ -132,19 +232,12 @@ hammer2_cluster_rdata(hammer2_cluster_t *cluster)
 hammer2_cluster_t *
 hammer2_cluster_lookup_init(hammer2_cluster_t *cparent, int flags)
 {
-	hammer2_cluster_t *copy = hammer2_cluster_alloc(cparent->nchains);
-	int how = (flags & HAMMER2_LOOKUP_SHARED) ? HAMMER2_RESOLVE_SHARED : 0;
+	hammer2_cluster_t *copy = hammer2_cluster_copy(cparent, 0);
 
 	if (copy == NULL)
 		return NULL;
-	for (int i = 0; i < cparent->nchains; ++i) {
-		copy->array[i] = cparent->array[i];
-		if (copy->array[i].chain) {
-			hammer2_chain_ref(copy->array[i].chain);
-			hammer2_chain_lock(copy->array[i].chain, how);
-		}
-	}
-	hammer2_cluster_resolve_focus(copy);
+	hammer2_cluster_lock(copy, (flags & HAMMER2_LOOKUP_SHARED) ?
+			     HAMMER2_RESOLVE_SHARED : 0);
 	return copy;
 }
 
@@ -169,7 +262,7 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	hammer2_cluster_t *cluster;
 	hammer2_key_t key_min = HAMMER2_KEY_MAX;
 	hammer2_key_t next_min = 0;
-	int found = 0;
+	int found = 0, any_sound = 0, answered = 0;
 	int error = 0;
 
 	*key_nextp = 0;
@@ -179,19 +272,30 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 		cparent->error = hammer2_seterr(ENOMEM, "out of memory");
 		return NULL;
 	}
+	/*
+	 * Stale nodes are looked up too (their trees are sound, and the
+	 * element must be at hand when a resync makes them live again, e.g.
+	 * in a PFS root kept open), failed nodes only when nothing else is.
+	 */
+	for (int i = 0; i < cparent->nchains; ++i)
+		any_sound |= item_sound(&cparent->array[i]);
 	for (int i = 0; i < cparent->nchains; ++i) {
 		hammer2_cluster_item_t *pitem = &cparent->array[i];
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		hammer2_key_t next;
 
 		item->flags = HAMMER2_CITEM_INVALID;
-		if (!item_valid(pitem))
+		if (any_sound ? !item_sound(pitem) : !item_valid(pitem))
 			continue;
 		item->chain = hammer2_chain_lookup(&pitem->chain, &next, key_beg,
 						   key_end, &item->error, flags);
 		if (item->chain == NULL) {
 			if (item->error && error == 0)
 				error = item->error;
+			if (item->error)
+				node_failed_element(pitem, item->error);
+			else
+				++answered;
 			continue;
 		}
 		item->flags = 0;
@@ -217,8 +321,9 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 			next_min = next;
 	}
 	if (!found) {
+		/* "none" is an answer when a node could give it */
 		hammer2_cluster_drop(cluster);
-		cparent->error = error;
+		cparent->error = answered ? 0 : error;
 		return NULL;
 	}
 	*key_nextp = next_min;
@@ -289,13 +394,17 @@ int
 hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 			   hammer2_cluster_cb_t callback, void *arg)
 {
-	int start = -1;
+	int start = -1, any_live = 0;
 	int error = ENOENT;
+	char what[200];
 
+	/* live nodes serve; others (stale: an older version) only without */
+	for (int i = 0; i < cluster->nchains; ++i)
+		any_live |= item_live(&cluster->array[i]);
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 
-		if (!item_valid(item))
+		if (any_live ? !item_live(item) : !item_valid(item))
 			continue;
 		if (start < 0 || (item->chain->flags & HAMMER2_CHAIN_LOADED)) {
 			start = i;
@@ -311,7 +420,7 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 		hammer2_iocb_t iocb;
 		int radix;
 
-		if (!item_valid(item))
+		if (any_live ? !item_live(item) : !item_valid(item))
 			continue;
 		/* resolved (or modified, not yet on media) data first */
 		if ((chain->flags & HAMMER2_CHAIN_LOADED) && chain->data) {
@@ -338,6 +447,8 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 			return 0;
 		error = iocb.error;
 		item->error = error;
+		snprintf(what, sizeof(what), "%s", hammer2_errmsg());
+		hammer2_node_read_error(chain->hmp, error, what);
 	}
 	callback(arg, NULL, 0, error);
 	return error;
@@ -346,44 +457,62 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 /* ------------------------------------------------------------ write side */
 
 /*
- * Every write fans out to each valid node's chain.  A node that fails is
- * marked invalid in the cluster and the operation goes on while at least
- * one node (the focus) succeeded; quorum rules build on this.
+ * Every write fans out to each live node's chain.  A node that fails is
+ * failed (item_fail) and the operation goes on while at least one node
+ * took it; whether that is enough is the quorum's call, at the next
+ * write and at the flush (hammer2_quorum.c).
  */
 static int
-cluster_result(hammer2_cluster_t *cluster, int first_error)
+cluster_result(hammer2_cluster_t *cluster, int first_error, int done)
 {
 	hammer2_cluster_resolve_focus(cluster);
+	if (done == 0)
+		return first_error ? first_error :
+		       hammer2_seterr(EROFS, "no live node holds the element");
 	if (cluster->focus == NULL)
 		return first_error ? first_error : cluster->error;
 	return 0;
 }
 
+/*
+ * A modification failed on one node: the node has missed it, so in a
+ * cluster it is failed as a whole (no flush may commit it without this
+ * change) and the others carry on.
+ */
 static int
-item_fail(hammer2_cluster_item_t *item, int error, int *first)
+item_fail(hammer2_cluster_t *cluster, hammer2_cluster_item_t *item,
+	  hammer2_dev_t *hmp, int error, int *first)
 {
+	char what[200];
+
 	item->error = error;
 	if (*first == 0)
 		*first = error;
+	if (cluster->nchains > 1) {
+		snprintf(what, sizeof(what), "%s", hammer2_errmsg());
+		hammer2_node_fail(hmp, error, what);
+	}
 	return error;
 }
 
 int
 hammer2_cluster_modify(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
 {
-	int first = 0;
+	int first = 0, done = 0;
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
 
-		if (!item_valid(item))
+		if (!item_live(item))
 			continue;
 		error = hammer2_chain_modify(item->chain, mtid);
 		if (error)
-			item_fail(item, error, &first);
+			item_fail(cluster, item, item->chain->hmp, error, &first);
+		else
+			++done;
 	}
-	return cluster_result(cluster, first);
+	return cluster_result(cluster, first, done);
 }
 
 /* Modify an inode and return its writable data (focus). */
@@ -438,12 +567,17 @@ hammer2_cluster_modsync(hammer2_cluster_t *cluster)
 		hammer2_chain_t *chain = item->chain;
 		int error;
 
-		if (!item_valid(item) || chain == focus ||
+		if (!item_live(item) || chain == focus ||
 		    !(chain->flags & HAMMER2_CHAIN_MODIFIED))
 			continue;
 		if (chain->bytes < n &&
 		    (error = hammer2_chain_resize(chain, n, focus->bref.modify_tid)))
 			return error;
+		/* embedded data turned into a (still empty) blockset */
+		if (focus->bref.type == HAMMER2_BREF_TYPE_INODE &&
+		    n < sizeof(hammer2_inode_data_t) &&
+		    (chain->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_DIRECTDATA))
+			memset(&chain->data->ipdata.u, 0, sizeof(chain->data->ipdata.u));
 		memcpy(chain->data, focus->data, n);
 		chain->bref.embed = focus->bref.embed;
 		chain->bref.methods = focus->bref.methods;
@@ -479,7 +613,7 @@ hammer2_cluster_create(hammer2_cluster_t *cparent, hammer2_cluster_t **clusterp,
 		       hammer2_tid_t mtid)
 {
 	hammer2_cluster_t *cluster = hammer2_cluster_alloc(cparent->nchains);
-	int first = 0;
+	int first = 0, done = 0;
 
 	*clusterp = NULL;
 	if (cluster == NULL)
@@ -490,18 +624,19 @@ hammer2_cluster_create(hammer2_cluster_t *cparent, hammer2_cluster_t **clusterp,
 		int error;
 
 		item->flags = HAMMER2_CITEM_INVALID;
-		if (!item_valid(pitem))
+		if (!item_live(pitem))
 			continue;
 		error = hammer2_chain_create(&pitem->chain, &item->chain, key,
 					     keybits, type, bytes, mtid);
 		if (error) {
-			item_fail(item, error, &first);
+			item_fail(cparent, item, pitem->chain->hmp, error, &first);
 			continue;
 		}
 		item->flags = 0;
+		++done;
 	}
-	if (cluster_result(cluster, first)) {
-		int error = cluster_result(cluster, first);
+	if ((first = cluster_result(cluster, first, done)) != 0) {
+		int error = first;
 
 		hammer2_cluster_unlock(cluster);
 		hammer2_cluster_drop(cluster);
@@ -514,56 +649,63 @@ hammer2_cluster_create(hammer2_cluster_t *cparent, hammer2_cluster_t **clusterp,
 int
 hammer2_cluster_delete(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
 {
-	int first = 0;
+	int first = 0, done = 0;
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
 
-		if (!item_valid(item))
+		if (!item_live(item))
 			continue;
 		error = hammer2_chain_delete(item->chain, mtid);
 		if (error)
-			item_fail(item, error, &first);
+			item_fail(cluster, item, item->chain->hmp, error, &first);
+		else
+			++done;
 	}
-	return first;
+	return done ? 0 : first ? first :
+	       hammer2_seterr(EROFS, "no live node holds the element");
 }
 
 int
 hammer2_cluster_rename(hammer2_cluster_t *cparent, hammer2_cluster_t *cluster,
 		       hammer2_key_t key, hammer2_tid_t mtid)
 {
-	int first = 0;
+	int first = 0, done = 0;
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
 
-		if (!item_valid(item) || !item_valid(&cparent->array[i]))
+		if (!item_live(item) || !item_live(&cparent->array[i]))
 			continue;
 		error = hammer2_chain_rename(&cparent->array[i].chain, item->chain,
 					     key, mtid);
 		if (error)
-			item_fail(item, error, &first);
+			item_fail(cluster, item, item->chain->hmp, error, &first);
+		else
+			++done;
 	}
-	return cluster_result(cluster, first);
+	return cluster_result(cluster, first, done);
 }
 
 int
 hammer2_cluster_resize(hammer2_cluster_t *cluster, size_t bytes,
 		       hammer2_tid_t mtid)
 {
-	int first = 0;
+	int first = 0, done = 0;
 
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
 
-		if (!item_valid(item))
+		if (!item_live(item))
 			continue;
 		error = hammer2_chain_resize(item->chain, bytes, mtid);
 		if (error)
-			item_fail(item, error, &first);
+			item_fail(cluster, item, item->chain->hmp, error, &first);
+		else
+			++done;
 	}
-	return cluster_result(cluster, first);
+	return cluster_result(cluster, first, done);
 }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include "hammer2.h"
+#include "hammer2_cluster.h"
 
 #define SHARED	(HAMMER2_LOOKUP_SHARED)
 
@@ -285,19 +285,11 @@ hammer2_pfs_trans_end(hammer2_pfs_t *pfs)
 		hammer2_trans_end(pfs->devs[i]);
 }
 
-/* Commit every node (inside a write transaction). */
+/* Commit every live node, a quorum of them (inside a write transaction). */
 int
 hammer2_pfs_flush(hammer2_pfs_t *pfs)
 {
-	int first = 0;
-
-	for (int i = 0; i < pfs->ndevs; ++i) {
-		int error = hammer2_flush(pfs->devs[i]);
-
-		if (error && first == 0)
-			first = error;
-	}
-	return first;
+	return hammer2_cluster_flush(pfs->devs, pfs->ndevs);
 }
 
 void

@@ -111,6 +111,8 @@ cdef extern from "hammer2.h" nogil:
 
     ctypedef struct hammer2_pfs_t:
         hammer2_pfs_info_t info
+        hammer2_dev_t *devs[8]
+        int ndevs
 
     ctypedef struct hammer2_dirent_t:
         uint64_t inum
@@ -664,6 +666,8 @@ cdef int _devs(list devices, hammer2_dev_t **devs, bint write=False) except -1:
         raise H2Error(_errno.EINVAL, f"a cluster has 1 to {MAXNODES} nodes, not {len(devices)}")
     for i, d in enumerate(devices):
         devs[i] = (<Device>d)._wdev() if write else (<Device>d)._dev()
+    if write:
+        _cluster_writable(devs, len(devices))
     return len(devices)
 
 
@@ -822,6 +826,7 @@ cdef class Pfs:
         cdef hammer2_pfs_t *pfs = self._pfs()
         for d in self.devices:
             (<Device>d)._wdev()
+        _cluster_writable(pfs.devs, pfs.ndevs)
         return pfs
 
     @property
@@ -1099,3 +1104,4 @@ cdef class Pfs:
         if err:
             raise _error(err)
 include "_devices.pxi"
+include "_cluster.pxi"

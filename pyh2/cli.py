@@ -8,15 +8,18 @@ import sys
 import tempfile
 import time
 
+from . import cli_cluster
 from . import show as _show
 from .export import export
 from .importer import Importer
+from .cluster import ClusterVolume, newfs_cluster, open_cluster
 from .volume import CHECK_ALGOS, COMP_ALGOS, H2Error, Volume, newfs
 
 
 def _split_spec(spec: str) -> tuple[str, str]:
-    """IMG[:PFS] -> (image, pfs label); a path that exists is never split, nor a device
-    URI's own colons (nbd://HOST:PORT/EXPORT, nbd+unix:///EXPORT?socket=PATH, mem:NAME)."""
+    """IMG[:PFS] or IMG1,IMG2,...[:PFS] (a cluster) -> (image(s), pfs label); a path
+    that exists is never split, nor a device URI's own colons (nbd://HOST:PORT/EXPORT,
+    nbd+unix:///EXPORT?socket=PATH, mem:NAME)."""
     if os.path.exists(spec) or ":" not in spec:
         return spec, "DATA"
     img, label = spec.rsplit(":", 1)
@@ -24,6 +27,27 @@ def _split_spec(spec: str) -> tuple[str, str]:
             or ("://" in img and "/" not in img.split("://", 1)[1])):
         return spec, "DATA"
     return img, label or "DATA"
+
+
+def _cluster_paths(img: str) -> list[str] | None:
+    """The nodes of a cluster spec IMG1,IMG2,..., None for one image."""
+    if "," not in img or os.path.exists(img):
+        return None
+    return [p for p in img.split(",") if p]
+
+
+def _open(img: str, writable: bool = False) -> Volume:
+    """One image, or a cluster spec opened as one volume (saying on
+    stderr which nodes are out)."""
+    paths = _cluster_paths(img)
+    if paths is None:
+        return Volume(img, writable)
+    vol = open_cluster(paths, writable)
+    for n in vol.nodes():
+        if n["state"] != "live":
+            print(f"pyh2: warning: node {n['path']} is {n['state']}: {n['why']}",
+                  file=sys.stderr)
+    return vol
 
 
 def _human(n: float) -> str:
@@ -45,9 +69,17 @@ def _parse_size(text: str) -> int:
 
 
 def cmd_newfs(args, out):
-    newfs(args.image, _parse_size(args.size) if args.size else 0, args.label,
-          args.volhdrs, args.comp, args.check)
-    out(f"{args.image}: formatted, PFS {args.label} and LOCAL")
+    size = _parse_size(args.size) if args.size else 0
+    if args.cluster:
+        clid = newfs_cluster(args.image, size, args.label, args.volhdrs, args.comp,
+                             args.check)
+        out(f"{','.join(args.image)}: formatted as a cluster of {len(args.image)} "
+            f"masters (cluster id {clid}), PFS {args.label} and LOCAL on each")
+        return 0
+    if len(args.image) != 1:
+        raise H2Error(22, "one image (or --cluster IMG1 IMG2 ...)")
+    newfs(args.image[0], size, args.label, args.volhdrs, args.comp, args.check)
+    out(f"{args.image[0]}: formatted, PFS {args.label} and LOCAL")
     return 0
 
 
@@ -58,7 +90,7 @@ class _Edit:
         self.img, self.label = _split_spec(spec)
 
     def __enter__(self):
-        self.vol = Volume(self.img, writable=True)
+        self.vol = _open(self.img, writable=True)
         try:
             return self.vol.pfs(self.label)
         except BaseException:
@@ -160,7 +192,7 @@ def cmd_truncate(args, out):
 
 
 def cmd_pfs(args, out):
-    with Volume(args.image, writable=args.action != "list") as vol:
+    with _open(args.image, writable=args.action != "list") as vol:
         if args.action == "list":
             for p in sorted(vol.pfs_list(), key=lambda p: p.label):
                 out(f"{p.type:<11} {p.clid} {p.label}")
@@ -173,13 +205,13 @@ def cmd_pfs(args, out):
 
 def cmd_snapshot(args, out):
     img, label = _split_spec(args.spec)
-    with Volume(img, writable=True) as vol:
+    with _open(img, writable=True) as vol:
         out(vol.snapshot(label, args.label, args.path))
     return 0
 
 
 def cmd_bulkfree(args, out):
-    with Volume(args.image, writable=True) as vol:
+    with _open(args.image, writable=True) as vol:
         freed = vol.bulkfree()
         out(f"freed {freed} bytes ({_human(freed)}); "
             f"{_human(vol.fsck()['freemap']['leaked_bytes'])} left unreferenced")
@@ -187,7 +219,7 @@ def cmd_bulkfree(args, out):
 
 
 def cmd_growfs(args, out):
-    with Volume(args.image, writable=True) as vol:
+    with _open(args.image, writable=True) as vol:
         old = vol.volume_headers()[vol.best_zone]["volu_size"]
         vol.growfs(_parse_size(args.size) if args.size else os.stat(args.image).st_size)
         new = vol.volume_headers()[vol.best_zone]["volu_size"]
@@ -215,7 +247,7 @@ def cmd_destroy(args, out):
 
 
 def cmd_volhdr(args, out):
-    with Volume(args.image) as vol:
+    with _open(args.image) as vol:
         for h in vol.device.volume_headers():
             out(f"volume header {h['zone']} at 0x{h['offset']:x}"
                 + (" (best)" if h["best"] else ""))
@@ -228,7 +260,7 @@ def cmd_volhdr(args, out):
 
 
 def cmd_freemap(args, out):
-    with Volume(args.image) as vol:
+    with _open(args.image) as vol:
         def leaf(depth, bref, data, error):
             if bref["type"] in ("freemap_node", "freemap_leaf"):
                 out(f"{'  ' * depth}{bref['type']} {bref['data_off_raw']:016x} "
@@ -253,7 +285,7 @@ def _core_bmaps(data: bytes):
 
 
 def cmd_info(args, out):
-    with Volume(args.image) as vol:
+    with _open(args.image) as vol:
         out(f"{vol.path}: {vol.size} bytes")
         for h in vol.volume_headers():
             state = "ok" if h["valid"] else h["error"]
@@ -263,6 +295,10 @@ def cmd_info(args, out):
                    f"size={h['volu_size']}" if h["valid"] else ""))
         for w in vol.warnings:
             out(f"warning: {w}")
+        if isinstance(vol, ClusterVolume):
+            out("nodes:")
+            for n in vol.nodes():
+                out(f"  {cli_cluster.node_line(n)}")
         out("PFS:")
         for p in sorted(vol.pfs_list(), key=lambda p: p.label):
             out(f"  {p.type:<11} {p.clid} {p.label}")
@@ -283,7 +319,7 @@ def _ls_line(pfs, path, name, long):
 
 def cmd_ls(args, out):
     img, label = _split_spec(args.spec)
-    with Volume(img) as vol:
+    with _open(img) as vol:
         pfs = vol.pfs(label)
         top = args.path
         if pfs.stat(top).type != "dir":
@@ -310,7 +346,7 @@ def _algo_name(names: dict, value: int) -> str:
 def cmd_stat(args, out):
     """Inode fields, numbered as the real hammer2 tool prints them."""
     img, label = _split_spec(args.spec)
-    with Volume(img) as vol:
+    with _open(img) as vol:
         pfs = vol.pfs(label)
         for path in args.paths:
             st = pfs.stat(path)
@@ -331,7 +367,7 @@ def cmd_stat(args, out):
 
 def cmd_cat(args, out):
     img, label = _split_spec(args.spec)
-    with Volume(img) as vol:
+    with _open(img) as vol:
         pfs = vol.pfs(label)
         size = pfs.stat(args.path).size
         sink = sys.stdout.buffer
@@ -343,49 +379,69 @@ def cmd_cat(args, out):
 
 def cmd_export(args, out):
     img, label = _split_spec(args.spec)
-    with Volume(img) as vol:
+    with _open(img) as vol:
         n = export(vol.pfs(label), args.dest)
     out(f"exported {n} entries to {args.dest}")
     return 0
 
 
 def cmd_show(args, out):
-    with Volume(args.image) as vol:
+    with _open(args.image) as vol:
         errors = _show.show(vol.device, out, args.zone)
     for e in errors:
         print(f"pyh2: {e}", file=sys.stderr)
     return 1 if errors else 0
 
 
-def cmd_fsck(args, out):
-    with Volume(args.image) as vol:
-        headers = vol.volume_headers()
-        out("volume header")
-        for h in headers:
-            best = " (best)" if h["best"] else ""
-            out(f"zone.{h['zone']} {h['offset'] | 16:016x} "
-                f"{'ok' if h['valid'] else h['error']}{best}")
-        zones = [h for h in headers if h["valid"] and (args.all_zones or h["best"])]
-        results = {h["zone"]: vol.fsck(h["zone"]) for h in zones}
-        errors = []
-        for section in ("freemap", "volume"):
-            out(section)
-            for h in zones:
-                r = results[h["zone"]]
-                out(f"zone.{h['zone']} {h['offset'] | 16:016x}" + (" (best)" if h["best"] else ""))
-                if section == "freemap":
-                    out(f"\t{r['freemap_total']} blockref ({r['freemap_node']} node, "
-                        f"{r['freemap_leaf']} leaf), {_human(r['freemap_bytes'])}")
-                else:
-                    out(f"\t{r['total']} blockref ({r['inode']} inode, {r['indirect']} "
-                        f"indirect, {r['data']} data, {r['dirent']} dirent), "
-                        f"{_human(r['bytes'])}")
+def _fsck_volume(vol, args, out) -> list[str]:
+    headers = vol.volume_headers()
+    out("volume header")
+    for h in headers:
+        best = " (best)" if h["best"] else ""
+        out(f"zone.{h['zone']} {h['offset'] | 16:016x} "
+            f"{'ok' if h['valid'] else h['error']}{best}")
+    zones = [h for h in headers if h["valid"] and (args.all_zones or h["best"])]
+    results = {h["zone"]: vol.fsck(h["zone"]) for h in zones}
+    errors = []
+    for section in ("freemap", "volume"):
+        out(section)
         for h in zones:
-            fm = results[h["zone"]]["freemap"]
-            out(f"freemap check zone.{h['zone']}: {fm['referenced']} blocks referenced, "
-                f"{fm['unmarked']} marked free, {fm['overlaps']} overlapping, "
-                f"{_human(fm['leaked_bytes'])} allocated but unreferenced (leaked)")
-            errors += [f"zone.{h['zone']}: {e}" for e in results[h["zone"]]["errors"]]
+            r = results[h["zone"]]
+            out(f"zone.{h['zone']} {h['offset'] | 16:016x}" + (" (best)" if h["best"] else ""))
+            if section == "freemap":
+                out(f"\t{r['freemap_total']} blockref ({r['freemap_node']} node, "
+                    f"{r['freemap_leaf']} leaf), {_human(r['freemap_bytes'])}")
+            else:
+                out(f"\t{r['total']} blockref ({r['inode']} inode, {r['indirect']} "
+                    f"indirect, {r['data']} data, {r['dirent']} dirent), "
+                    f"{_human(r['bytes'])}")
+    for h in zones:
+        fm = results[h["zone"]]["freemap"]
+        out(f"freemap check zone.{h['zone']}: {fm['referenced']} blocks referenced, "
+            f"{fm['unmarked']} marked free, {fm['overlaps']} overlapping, "
+            f"{_human(fm['leaked_bytes'])} allocated but unreferenced (leaked)")
+        errors += [f"zone.{h['zone']}: {e}" for e in results[h["zone"]]["errors"]]
+    return errors
+
+
+def cmd_fsck(args, out):
+    """One image; or every node of a cluster spec, and with --cluster the
+    nodes compared with each other (same logical tree and data)."""
+    paths = _cluster_paths(args.image)
+    if args.cluster and paths is None:
+        raise H2Error(22, f"{args.image}: --cluster needs IMG1,IMG2,...")
+    with _open(args.image) as vol:
+        if paths is None:
+            errors = _fsck_volume(vol, args, out)
+        else:
+            errors = []
+            for node in vol.node_volumes():
+                out(f"== node {node.path}")
+                errors += [f"{node.path}: {e}" for e in _fsck_volume(node, args, out)]
+            if args.cluster:
+                diffs = vol.compare()
+                out(f"== nodes compared: {len(diffs) or 'no'} difference(s)")
+                errors += diffs
     for e in errors:
         print(f"pyh2: {e}", file=sys.stderr)
     if errors:
@@ -402,9 +458,9 @@ def cmd_demo(args, out):
     out(f"== pyh2 demo on reference image 'basic' ({img})")
     cmd_info(argparse.Namespace(image=str(img)), out)
     out("== fsck")
-    rc = cmd_fsck(argparse.Namespace(image=str(img), all_zones=False), out)
+    rc = cmd_fsck(argparse.Namespace(image=str(img), all_zones=False, cluster=False), out)
     expected = refimages.fsck_counts("basic")
-    with Volume(img) as vol:
+    with _open(img) as vol:
         got = vol.fsck()
         pfs = vol.pfs("DATA")
         tree = refimages.tree_from_volume(pfs)
@@ -455,9 +511,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("--all-zones", action="store_true",
                    help="check the trees of every valid volume header, not only the best")
+    p.add_argument("--cluster", action="store_true",
+                   help="IMAGE is IMG1,IMG2,...: also compare the nodes' trees and data")
     p.set_defaults(func=cmd_fsck)
     p = sub.add_parser("newfs", help="format an image file or device")
-    p.add_argument("image")
+    p.add_argument("image", nargs="+")
+    p.add_argument("--cluster", action="store_true",
+                   help="format every IMG as a master of one new cluster")
     p.add_argument("--size", help="e.g. 4G (files are created or resized)")
     p.add_argument("--label", default="DATA")
     p.add_argument("--volhdrs", type=int, default=0, help="header copies (1-4; default all)")
@@ -553,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_freemap)
     p = sub.add_parser("demo", help="the main job: read, export and check a reference image")
     p.set_defaults(func=cmd_demo)
+    cli_cluster.register(sub)
     return ap
 
 

@@ -339,6 +339,7 @@ class Volume:
             if e.errno == errno.ENOENT:
                 raise H2Error(e.errno, e.strerror, self.path) from None
             raise
+        self.devices = [self.device]        # the nodes (one; see cluster.py)
 
     def __enter__(self):
         return self
@@ -374,10 +375,10 @@ class Volume:
         return self.device.volume_headers()
 
     def pfs_list(self) -> list[PfsInfo]:
-        return [PfsInfo.from_core(d) for d in _core.pfs_list([self.device])]
+        return [PfsInfo.from_core(d) for d in _core.pfs_list(self.devices)]
 
     def pfs(self, label: str = "DATA") -> Pfs:
-        return Pfs(self, _core.Pfs([self.device], label))
+        return Pfs(self, _core.Pfs(self.devices, label))
 
     # ----------------------------------------------------- administration
 
@@ -387,13 +388,13 @@ class Volume:
         if type.upper() not in codes or type.upper() in ("NONE", "SUPROOT", "DUMMY"):
             raise H2Error(errno.EINVAL, f"unknown PFS type '{type}'")
         raw = uuid.UUID(clid).bytes_le if clid else None
-        _core.pfs_create([self.device], label, codes[type.upper()], raw,
+        _core.pfs_create(self.devices, label, codes[type.upper()], raw,
                          comp_algo(comp), check_algo(check))
 
     def pfs_delete(self, label: str):
-        if any(p.info["label"] == label for p in self.device.open_pfs()):
+        if any(p.info["label"] == label for d in self.devices for p in d.open_pfs()):
             raise H2Error(errno.EBUSY, f"PFS '{label}' is in use (open)")
-        _core.pfs_delete([self.device], label)
+        _core.pfs_delete(self.devices, label)
 
     def snapshot(self, source: str = "DATA", label: str | None = None,
                  path: str = "/") -> str:
@@ -401,7 +402,7 @@ class Volume:
         default label is SOURCE.YYYYMMDD.HHMMSS."""
         label = label or f"{source}.{time.strftime('%Y%m%d.%H%M%S')}"
         self.flush()                        # a snapshot shares flushed blocks
-        pfs = Pfs(self, _core.Pfs([self.device], source))
+        pfs = Pfs(self, _core.Pfs(self.devices, source))
         try:
             pfs._call(path, pfs._core.snapshot, label, pfs._namei(path))
         finally:

@@ -1,0 +1,91 @@
+/*
+ * Cluster membership, quorum and resync (hammer2_quorum.c,
+ * hammer2_resync.c): the nodes of a cluster are devices holding the same
+ * PFSes as masters.  With N nodes an operation needs floor(N/2)+1 of
+ * them to agree; nodes that disagree are stale, nodes whose writes
+ * failed are failed, and both are brought back by a resync.
+ */
+#ifndef HAMMER2_CLUSTER_H_
+#define HAMMER2_CLUSTER_H_
+
+#include "hammer2.h"
+
+static inline int
+hammer2_quorum(int nnodes)
+{
+	return nnodes / 2 + 1;
+}
+
+int hammer2_cluster_join(hammer2_dev_t **devs, int ndevs);
+void hammer2_cluster_foreign(hammer2_dev_t **devs, int ndevs, int *foreign);
+int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs);
+int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs);
+int hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp);
+void hammer2_pfs_revalidate(hammer2_pfs_t *pfs);
+int hammer2_node_live(const hammer2_dev_t *hmp);
+void hammer2_node_fail(hammer2_dev_t *hmp, int error, const char *what);
+void hammer2_node_stale(hammer2_dev_t *hmp, const char *why);
+void hammer2_node_read_error(hammer2_dev_t *hmp, int error, const char *what);
+void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node);
+hammer2_tid_t hammer2_node_tid(const hammer2_dev_t *hmp);
+
+/* The rest of the cluster API (hammer2_cluster_ops.c). */
+#define HAMMER2_CLUSTER_COPY_NOCHAINS	0x0001	/* shape only, no chains */
+#define HAMMER2_CLUSTER_COPY_NOREF	0x0002	/* take over the references */
+
+void hammer2_cluster_bref_logical(const hammer2_cluster_t *cluster,
+				  hammer2_blockref_t *bref);
+int hammer2_cluster_need_resize(hammer2_cluster_t *cluster, size_t bytes);
+int hammer2_cluster_modified(hammer2_cluster_t *cluster);
+void hammer2_cluster_set_chainflags(hammer2_cluster_t *cluster, uint32_t flags);
+hammer2_cluster_t *hammer2_cluster_copy(hammer2_cluster_t *cluster, int flags);
+void hammer2_cluster_replace(hammer2_cluster_t *dst, hammer2_cluster_t *src);
+void hammer2_cluster_replace_locked(hammer2_cluster_t *dst,
+				    hammer2_cluster_t *src);
+int hammer2_cluster_wait(hammer2_cluster_t *cluster);
+hammer2_cluster_t *hammer2_cluster_parent(hammer2_cluster_t *cluster);
+hammer2_cluster_t *hammer2_cluster_scan(hammer2_cluster_t *cparent,
+					hammer2_cluster_t *cluster, int flags);
+
+typedef struct hammer2_scan_elem {
+	uint8_t		type;
+	uint8_t		keybits;
+	hammer2_key_t	key;
+	hammer2_tid_t	modify_tid;
+	hammer2_off_t	data_off;	/* logical: the size radix only */
+	int		radix;
+	uint32_t	nodes;		/* bit i: node i holds it */
+	int		focus;		/* node index serving it */
+	int		modified;
+	int		parent_ok;	/* under each node's own parent */
+} hammer2_scan_elem_t;
+
+typedef int (*hammer2_scan_cb_t)(void *arg, const hammer2_scan_elem_t *el);
+
+int hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+			       hammer2_scan_cb_t cb, void *arg);
+
+/* Resync statistics. */
+typedef struct hammer2_resync_stats {
+	uint64_t	visited;	/* source elements compared */
+	uint64_t	skipped;	/* subtrees unchanged since the node's tid */
+	uint64_t	copied;		/* elements written to the node */
+	uint64_t	deleted;	/* elements the node had and should not */
+	uint64_t	bytes;		/* logical data bytes copied */
+	uint64_t	repaired;	/* unreadable elements replaced (scrub) */
+	uint64_t	unreadable;	/* ... the source could not provide */
+} hammer2_resync_stats_t;
+
+/* Also read back what both hold, replacing what fails its check. */
+#define HAMMER2_RESYNC_SCRUB	0x0001
+/* Compare everything: the node's transaction ids say nothing (another
+ * cluster's node being made a copy). */
+#define HAMMER2_RESYNC_FULL	0x0002
+
+int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
+		   hammer2_resync_stats_t *stats);
+int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
+			   int src_index, int flags,
+			   hammer2_resync_stats_t *stats);
+
+#endif /* HAMMER2_CLUSTER_H_ */

@@ -1,0 +1,380 @@
+/*
+ * Cluster membership and quorum.  Every node of a cluster is a master;
+ * nodes agree when their last committed transaction (the volume header's
+ * mirror_tid) is the same.  Joining picks the transaction most nodes hold
+ * (ties: the newest); nodes elsewhere are stale and take no part until a
+ * resync brings them back.  A node whose write fails is failed: its flushes
+ * are disabled and its pending metadata discarded, so its media keeps its
+ * last complete transaction.  Writes need a quorum, floor(N/2)+1, of live
+ * nodes, and a flush counts only once a quorum of nodes committed it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hammer2_cluster.h"
+
+static const char *state_names[] = { "live", "stale", "failed" };
+
+static void
+node_set(hammer2_dev_t *hmp, int state, int error, const char *why)
+{
+	pthread_mutex_lock(&hmp->faultlock);
+	__atomic_store_n(&hmp->node.state, state, __ATOMIC_RELEASE);
+	hmp->node.error = error;
+	snprintf(hmp->node.why, sizeof(hmp->node.why), "%s", why ? why : "");
+	pthread_mutex_unlock(&hmp->faultlock);
+}
+
+int
+hammer2_node_live(const hammer2_dev_t *hmp)
+{
+	return __atomic_load_n(&hmp->node.state, __ATOMIC_ACQUIRE) ==
+	       HAMMER2_NODE_LIVE;
+}
+
+void
+hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node)
+{
+	pthread_mutex_lock(&hmp->faultlock);
+	*node = hmp->node;
+	pthread_mutex_unlock(&hmp->faultlock);
+}
+
+/*
+ * A write to this node failed (or it disconnected): it takes no part in
+ * modifications from now on and no more flushes; what it had pending is
+ * dropped at the next cluster flush, never half written.  Callers hold
+ * the node's transaction lock exclusively.
+ */
+void
+hammer2_node_fail(hammer2_dev_t *hmp, int error, const char *what)
+{
+	if (hmp->node.state == HAMMER2_NODE_FAILED)
+		return;
+	if (hmp->flush_error == 0)
+		hmp->flush_error = error;
+	node_set(hmp, HAMMER2_NODE_FAILED, error, what);
+}
+
+/* Take a live node out of the cluster until it is resynced. */
+void
+hammer2_node_stale(hammer2_dev_t *hmp, const char *why)
+{
+	char buf[192];
+
+	snprintf(buf, sizeof(buf), "%s: %s", hmp->path, why);
+	node_set(hmp, HAMMER2_NODE_STALE, ESTALE, buf);
+}
+
+/*
+ * The node could not serve an element (I/O error, check mismatch): the
+ * cluster skips it for that element; a disconnect fails the whole node.
+ */
+void
+hammer2_node_read_error(hammer2_dev_t *hmp, int error, const char *what)
+{
+	pthread_mutex_lock(&hmp->faultlock);
+	++hmp->node.read_errors;
+	if (hmp->node.state == HAMMER2_NODE_LIVE)
+		snprintf(hmp->node.why, sizeof(hmp->node.why), "%s", what);
+	if (error == ENOTCONN && hmp->node.state != HAMMER2_NODE_FAILED) {
+		__atomic_store_n(&hmp->node.state, HAMMER2_NODE_FAILED,
+				 __ATOMIC_RELEASE);
+		hmp->node.error = error;
+		if (hmp->flush_error == 0)
+			hmp->flush_error = error;
+	}
+	pthread_mutex_unlock(&hmp->faultlock);
+}
+
+static hammer2_tid_t
+node_tid(const hammer2_dev_t *hmp)
+{
+	return hmp->voldata->mirror_tid;
+}
+
+/* The node's last committed transaction. */
+hammer2_tid_t
+hammer2_node_tid(const hammer2_dev_t *hmp)
+{
+	return node_tid(hmp);
+}
+
+#define CLID_MAX	64
+
+/* The cluster ids of a node's PFSes but LOCAL; -1 if it cannot tell. */
+static int
+node_clids(hammer2_dev_t *hmp, hammer2_uuid_t *clids)
+{
+	hammer2_pfs_info_t *infos;
+	int count, n = 0;
+
+	if (hammer2_pfs_list(&hmp, 1, &infos, &count) != 0)
+		return -1;
+	for (int i = 0; i < count && n < CLID_MAX; ++i)
+		if (strcmp(infos[i].label, "LOCAL") != 0)
+			clids[n++] = infos[i].pfs_clid;
+	free(infos);
+	return n;
+}
+
+static int
+clids_meet(const hammer2_uuid_t *a, int na, const hammer2_uuid_t *b, int nb)
+{
+	for (int i = 0; i < na; ++i)
+		for (int j = 0; j < nb; ++j)
+			if (memcmp(&a[i], &b[j], sizeof(a[i])) == 0)
+				return 1;
+	return 0;
+}
+
+/*
+ * Nodes holding none of the PFSes (by cluster id) the best-connected node
+ * holds belong to another cluster: never written to, stale until a
+ * resync makes them copies.  1 per foreign node in foreign[].
+ */
+void
+hammer2_cluster_foreign(hammer2_dev_t **devs, int ndevs, int *foreign)
+{
+	static __thread hammer2_uuid_t clids[HAMMER2_MAXCLUSTER][CLID_MAX];
+	int n[HAMMER2_MAXCLUSTER], best = -1, best_score = -1;
+
+	for (int i = 0; i < ndevs; ++i) {
+		foreign[i] = 0;
+		n[i] = devs[i]->flush_error ? -1 : node_clids(devs[i], clids[i]);
+	}
+	for (int i = 0; i < ndevs; ++i) {
+		int score = 0;
+
+		if (n[i] <= 0)
+			continue;
+		for (int j = 0; j < ndevs; ++j)
+			score += n[j] > 0 && clids_meet(clids[i], n[i], clids[j], n[j]);
+		if (score > best_score) {
+			best = i;
+			best_score = score;
+		}
+	}
+	for (int i = 0; best >= 0 && i < ndevs; ++i)
+		foreign[i] = n[i] == 0 ||
+			     (n[i] > 0 && !clids_meet(clids[i], n[i], clids[best],
+						      n[best]));
+}
+
+/*
+ * Classify the nodes of a freshly opened (or resynced) cluster.  Live
+ * nodes continue from the newest transaction any node has seen, so tids
+ * stay monotonic on every node after a resync.
+ */
+int
+hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
+{
+	hammer2_tid_t best = 0, mtid = 0;
+	int foreign[HAMMER2_MAXCLUSTER];
+	int best_count = 0;
+	char why[192];
+
+	if (ndevs < 1 || ndevs > HAMMER2_MAXCLUSTER)
+		return hammer2_seterr(EINVAL, "a cluster has 1 to %d nodes, not %d",
+				      HAMMER2_MAXCLUSTER, ndevs);
+	hammer2_cluster_foreign(devs, ndevs, foreign);
+	for (int i = 0; i < ndevs; ++i)		/* foreign ones too: see resync */
+		if (!devs[i]->flush_error && devs[i]->mtid > mtid)
+			mtid = devs[i]->mtid;
+	for (int i = 0; i < ndevs; ++i) {
+		int count = 0;
+
+		if (devs[i]->flush_error || foreign[i])
+			continue;
+		for (int j = 0; j < ndevs; ++j)
+			count += !devs[j]->flush_error && !foreign[j] &&
+				 node_tid(devs[j]) == node_tid(devs[i]);
+		if (count > best_count ||
+		    (count == best_count && node_tid(devs[i]) > best)) {
+			best = node_tid(devs[i]);
+			best_count = count;
+		}
+	}
+	for (int i = 0; i < ndevs; ++i) {
+		hammer2_dev_t *hmp = devs[i];
+
+		if (hmp->flush_error) {
+			snprintf(why, sizeof(why), "%s: flushes disabled after a failed write",
+				 hmp->path);
+			node_set(hmp, HAMMER2_NODE_FAILED, hmp->flush_error, why);
+		} else if (foreign[i]) {
+			snprintf(why, sizeof(why), "%s: holds the PFSes of another "
+				 "cluster (or none)", hmp->path);
+			node_set(hmp, HAMMER2_NODE_STALE, ESTALE, why);
+		} else if (node_tid(hmp) != best) {
+			snprintf(why, sizeof(why), "%s: at transaction %llu, the cluster at %llu",
+				 hmp->path, (unsigned long long)node_tid(hmp),
+				 (unsigned long long)best);
+			node_set(hmp, HAMMER2_NODE_STALE, ESTALE, why);
+		} else {
+			node_set(hmp, HAMMER2_NODE_LIVE, 0, NULL);
+			hmp->mtid = mtid;
+		}
+	}
+	return 0;
+}
+
+/* Name the nodes that are out, for a below-quorum message. */
+static void
+out_nodes(hammer2_dev_t **devs, int ndevs, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i < ndevs && n < size; ++i) {
+		hammer2_node_t node;
+
+		hammer2_node_get(devs[i], &node);
+		if (node.state == HAMMER2_NODE_LIVE)
+			continue;
+		n += (size_t)snprintf(buf + n, size - n, "; %s %s (%s)",
+				      devs[i]->path, state_names[node.state],
+				      node.why);
+	}
+}
+
+/* Writes need a quorum of live nodes: EROFS naming it otherwise. */
+int
+hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
+{
+	int live = 0;
+	char buf[640];
+
+	if (ndevs <= 1)
+		return 0;
+	for (int i = 0; i < ndevs; ++i)
+		live += hammer2_node_live(devs[i]);
+	if (live >= hammer2_quorum(ndevs))
+		return 0;
+	out_nodes(devs, ndevs, buf, sizeof(buf));
+	return hammer2_seterr(EROFS, "cluster below quorum: %d of %d nodes live, "
+			      "quorum %d%s", live, ndevs, hammer2_quorum(ndevs), buf);
+}
+
+/*
+ * Commit every live node (callers hold each node's transaction lock
+ * exclusively).  A node whose flush fails is failed; the flush stands when
+ * a quorum committed it.  A single device simply returns its error.
+ */
+int
+hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
+{
+	int done = 0, first = 0, pending = 0;
+	char why[192], buf[640];
+
+	if (ndevs == 1)
+		return hammer2_flush(devs[0]);
+	for (int i = 0; i < ndevs; ++i)
+		pending |= hammer2_node_live(devs[i]) &&
+			   ((devs[i]->vchain->flags | devs[i]->fchain->flags) &
+			    HAMMER2_CHAIN_MODIFIED);
+	if (!pending)
+		return 0;	/* nothing to commit: fine even below quorum */
+	for (int i = 0; i < ndevs; ++i) {
+		int error;
+
+		if (hammer2_node_live(devs[i])) {
+			error = hammer2_flush(devs[i]);
+			if (error == 0) {
+				++done;
+				continue;
+			}
+			snprintf(why, sizeof(why), "%s", hammer2_errmsg());
+			hammer2_node_fail(devs[i], error, why);
+			if (first == 0)
+				first = error;
+		}
+		/* out of the cluster: its pending metadata is thrown away */
+		hammer2_chain_release_subtree(devs[i]->vchain);
+	}
+	/*
+	 * Live nodes commit one transaction together; one that had nothing
+	 * to commit while the others did has missed modifications.
+	 */
+	for (int i = 0; i < ndevs; ++i) {
+		hammer2_tid_t tid = devs[i]->voldata->mirror_tid;
+		int same = 0;
+
+		if (!hammer2_node_live(devs[i]))
+			continue;
+		for (int j = 0; j < ndevs; ++j)
+			same += hammer2_node_live(devs[j]) &&
+				devs[j]->voldata->mirror_tid == tid;
+		if (same * 2 > done)
+			continue;
+		snprintf(why, sizeof(why), "%s: at transaction %llu, missed the "
+			 "cluster's last", devs[i]->path, (unsigned long long)tid);
+		node_set(devs[i], HAMMER2_NODE_STALE, ESTALE, why);
+		--done;
+	}
+	if (done >= hammer2_quorum(ndevs))
+		return 0;
+	out_nodes(devs, ndevs, buf, sizeof(buf));
+	return hammer2_seterr(first ? first : EROFS,
+			      "flush committed on %d of %d nodes, quorum %d%s",
+			      done, ndevs, hammer2_quorum(ndevs), buf);
+}
+
+/*
+ * Point an open PFS's node `index` at hmp, a fresh open of that node's
+ * media, in place of its failed, untrusted in-memory state (callers hold
+ * every node's transaction lock exclusively, so no operation is under
+ * way).  The PFS root is looked up anew there; the old chain is let go,
+ * so the old device can be closed.
+ */
+int
+hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
+{
+	hammer2_cluster_item_t *item;
+	hammer2_pfs_t *tmp = NULL;
+	hammer2_chain_t *chain = NULL;
+	int error;
+
+	if (index < 0 || index >= pfs->ndevs)
+		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
+				      index, pfs->ndevs);
+	/* out of every vote until a resync makes it agree */
+	hammer2_node_stale(hmp, "reopened after a failure");
+	error = hammer2_pfs_open(&hmp, 1, pfs->info.label, &tmp);
+	if (error == 0) {
+		chain = tmp->iroot->array[0].chain;
+		hammer2_chain_ref(chain);
+		hammer2_pfs_close(tmp);
+	} else if (error != ENOENT) {
+		return error;
+	}
+	item = &pfs->iroot->array[index];
+	if (item->chain)
+		hammer2_chain_drop(item->chain);
+	item->chain = chain;		/* NULL: the node lacks this PFS yet */
+	item->error = 0;
+	item->flags = chain ? 0 : HAMMER2_CITEM_INVALID;
+	pfs->devs[index] = hmp;
+	hammer2_cluster_resolve_focus(pfs->iroot);
+	return 0;
+}
+
+/*
+ * After a resync, nodes that were outvoted or out of the cluster when an
+ * open PFS resolved its root count again (every node's transaction lock
+ * held exclusively).
+ */
+void
+hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
+{
+	for (int i = 0; i < pfs->iroot->nchains; ++i) {
+		hammer2_cluster_item_t *item = &pfs->iroot->array[i];
+
+		if (item->chain && item->chain->error == 0) {
+			item->flags &= ~HAMMER2_CITEM_INVALID;
+			item->error = 0;
+		}
+	}
+	hammer2_cluster_resolve_focus(pfs->iroot);
+}

@@ -1,0 +1,312 @@
+# Cluster membership, quorum, flush, node status and resync
+# (csrc/hammer2_quorum.c, csrc/hammer2_resync.c).
+
+cdef extern from "hammer2_cluster.h" nogil:
+    ctypedef struct hammer2_node_t:
+        int state
+        int error
+        uint64_t read_errors
+        char why[192]
+
+    ctypedef struct hammer2_resync_stats_t:
+        uint64_t visited
+        uint64_t skipped
+        uint64_t copied
+        uint64_t deleted
+        uint64_t bytes
+        uint64_t repaired
+        uint64_t unreadable
+
+    ctypedef struct hammer2_chain_t:
+        uint32_t bytes
+        int refs
+        int flags
+        hammer2_chain_t *parent
+
+    ctypedef struct hammer2_cluster_item_t:
+        hammer2_chain_t *chain
+        int error
+        uint32_t flags
+
+    ctypedef struct hammer2_cluster_t:
+        int nchains
+        int focus_index
+        hammer2_chain_t *focus
+        hammer2_cluster_item_t array[8]
+
+    int HAMMER2_CLUSTER_COPY_NOCHAINS
+    int HAMMER2_CLUSTER_COPY_NOREF
+    int HAMMER2_CITEM_INVALID
+    int hammer2_inode_get(hammer2_pfs_t *pfs, uint64_t inum, hammer2_cluster_t **clusterp)
+    void hammer2_cluster_drop(hammer2_cluster_t *cluster)
+    void hammer2_cluster_lock(hammer2_cluster_t *cluster, int how)
+    void hammer2_cluster_unlock(hammer2_cluster_t *cluster)
+    int hammer2_cluster_need_resize(hammer2_cluster_t *cluster, size_t bytes)
+    int hammer2_cluster_modified(hammer2_cluster_t *cluster)
+    void hammer2_cluster_set_chainflags(hammer2_cluster_t *cluster, uint32_t flags)
+    hammer2_cluster_t *hammer2_cluster_copy(hammer2_cluster_t *cluster, int flags)
+    void hammer2_cluster_replace(hammer2_cluster_t *dst, hammer2_cluster_t *src)
+    void hammer2_cluster_replace_locked(hammer2_cluster_t *dst, hammer2_cluster_t *src)
+    int hammer2_cluster_wait(hammer2_cluster_t *cluster)
+    hammer2_cluster_t *hammer2_cluster_parent(hammer2_cluster_t *cluster)
+
+    ctypedef struct hammer2_scan_elem_t:
+        uint8_t type
+        uint8_t keybits
+        uint64_t key
+        uint64_t modify_tid
+        uint64_t data_off
+        int radix
+        uint32_t nodes
+        int focus
+        int modified
+        int parent_ok
+
+    ctypedef int (*hammer2_scan_cb_t)(void *arg, const hammer2_scan_elem_t *el)
+    int hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, uint64_t inum,
+                                   hammer2_scan_cb_t cb, void *arg)
+    int hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
+    int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
+    int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
+    int hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
+    void hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
+    void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node)
+    uint64_t hammer2_node_tid(const hammer2_dev_t *hmp)
+    int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
+                               int src_index, int flags, hammer2_resync_stats_t *stats)
+
+MAX_NODES = MAXNODES
+NODE_STATES = ("live", "stale", "failed")
+
+
+cdef int _cluster_writable(hammer2_dev_t **devs, int n) except -1:
+    """Writes need a quorum of live nodes (EROFS naming it otherwise)."""
+    cdef int err
+    with nogil:
+        err = hammer2_cluster_writable(devs, n)
+    if err:
+        raise _error(err)
+    return 0
+
+
+def cluster_join(list devices):
+    """Classify the nodes: live (at the quorum's transaction), stale, failed."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs)
+    cdef int err, i
+    with nogil:
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 1)
+        err = hammer2_cluster_join(devs, n)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
+    if err:
+        raise _error(err)
+
+
+def cluster_flush(list devices):
+    """Commit every live node; H2Error unless a quorum committed (nothing
+    pending is no error, even below quorum)."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs)
+    cdef int err, i
+    for d in devices:
+        (<Device>d)._wdev()
+    with nogil:
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 1)
+        err = hammer2_cluster_flush(devs, n)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
+    if err:
+        raise _error(err)
+
+
+def node_status(Device device):
+    """A node's standing in its cluster."""
+    cdef hammer2_dev_t *hmp = device._dev()
+    cdef hammer2_node_t node
+    hammer2_node_get(hmp, &node)
+    return {'path': _text(hmp.path), 'state': NODE_STATES[node.state],
+            'errno': node.error, 'why': _text(node.why),
+            'read_errors': node.read_errors,
+            'mirror_tid': hammer2_node_tid(hmp)}
+
+
+def resync(list devices, int index, bint scrub=False, int source=-1):
+    """Bring node `index` (stale) back: commit the live nodes, copy from
+    live node `source` (-1: the first) only what changed since the node's
+    last transaction,
+    rejoin it.  scrub: also read back everything both hold, replacing what
+    fails its check on the node (a live node is taken out meanwhile).
+    Returns the counts."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs, True)
+    cdef hammer2_resync_stats_t st
+    cdef list users = list({u for d in devices for u in (<Device>d).users})
+    cdef hammer2_pfs_t **pfss = <hammer2_pfs_t **>malloc((len(users) + 1) *
+                                                         sizeof(hammer2_pfs_t *))
+    cdef int npfs = len(users), err, i
+    if pfss is NULL:
+        raise MemoryError("resync")
+    memset(&st, 0, sizeof(st))
+    try:
+        for i in range(npfs):
+            pfss[i] = (<Pfs>users[i])._pfs()
+        with nogil:
+            for i in range(n):
+                hammer2_trans_begin(devs[i], 1)
+            err = hammer2_cluster_resync(devs, n, index, source, 1 if scrub else 0, &st)
+            for i in range(npfs):           # open PFSes see the node again
+                if err == 0:
+                    hammer2_pfs_revalidate(pfss[i])
+            for i in range(n):
+                hammer2_trans_end(devs[i])
+    finally:
+        free(pfss)
+    if err:
+        raise _error(err)
+    return {'visited': st.visited, 'skipped': st.skipped, 'copied': st.copied,
+            'deleted': st.deleted, 'bytes': st.bytes, 'repaired': st.repaired,
+            'unreadable': st.unreadable}
+
+
+cdef int _scan_cb(void *arg, const hammer2_scan_elem_t *el) noexcept with gil:
+    (<list>arg).append({
+        'type': _text(hammer2_bref_type_name(el.type)), 'key': el.key,
+        'keybits': el.keybits, 'modify_tid': el.modify_tid,
+        'data_off': el.data_off, 'bytes': (1 << el.radix) if el.radix else 0,
+        'nodes': [i for i in range(MAXNODES) if el.nodes & (1 << i)],
+        'focus': el.focus, 'modified': bool(el.modified),
+        'parent_ok': bool(el.parent_ok)})
+    return 0
+
+
+def cluster_scan(Pfs pfs, uint64_t inum):
+    """The raw elements directly under inode inum (indirect blocks not
+    descended), each with the nodes holding it."""
+    cdef hammer2_pfs_t *p = pfs._pfs()
+    cdef list out = []
+    cdef int err
+    with nogil:
+        hammer2_pfs_trans_begin(p, 0)
+        err = hammer2_cluster_scan_inode(p, inum, _scan_cb, <void *>out)
+        hammer2_pfs_trans_end(p)
+    if err:
+        raise _error(err)
+    return out
+
+
+cdef list _chains(hammer2_cluster_t *c):
+    return [<size_t>c.array[i].chain if c.array[i].chain is not NULL and
+            not (c.array[i].flags & HAMMER2_CITEM_INVALID) else None
+            for i in range(c.nchains)]
+
+
+def cluster_probe(Pfs pfs, uint64_t inum):
+    """Exercise the cluster API on inode inum's cluster and report what
+    each call did: wait, copy (plain, NOREF, NOCHAINS), replace,
+    replace_locked, parent, need_resize, modified, set_chainflags."""
+    cdef hammer2_pfs_t *p = pfs._pfs()
+    cdef hammer2_cluster_t *ip = NULL
+    cdef hammer2_cluster_t *a = NULL
+    cdef hammer2_cluster_t *b = NULL
+    cdef hammer2_cluster_t *par = NULL
+    cdef int err, i
+    out = {}
+    with nogil:
+        hammer2_pfs_trans_begin(p, 0)
+        err = hammer2_inode_get(p, inum, &ip)
+        if err == 0:
+            err = hammer2_cluster_wait(ip)
+    if err:
+        if ip is not NULL:
+            hammer2_cluster_drop(ip)
+        hammer2_pfs_trans_end(p)
+        raise _error(err)
+    try:
+        chains = _chains(ip)
+        refs = [ip.array[i].chain.refs if ip.array[i].chain is not NULL else 0
+                for i in range(ip.nchains)]
+        out['nodes'] = [i for i, c in enumerate(chains) if c is not None]
+        out['focus'] = ip.focus_index
+        out['bytes'] = [ip.array[i].chain.bytes for i in out['nodes']]
+        out['need_resize_same'] = bool(hammer2_cluster_need_resize(ip, 1024))
+        out['need_resize_other'] = bool(hammer2_cluster_need_resize(ip, 4096))
+        out['modified'] = bool(hammer2_cluster_modified(ip))
+        a = hammer2_cluster_copy(ip, 0)                     # referenced copy
+        out['copy_same_chains'] = _chains(a) == chains
+        out['copy_refs_added'] = all(
+            ip.array[i].chain.refs == refs[i] + 1 for i in out['nodes'])
+        b = hammer2_cluster_copy(ip, HAMMER2_CLUSTER_COPY_NOCHAINS)
+        out['nochains_empty'] = _chains(b) == [None] * ip.nchains and b.focus is NULL
+        hammer2_cluster_replace(b, a)                       # fills b
+        out['replace_same_chains'] = _chains(b) == chains and b.focus is not NULL
+        out['replace_refs_added'] = all(
+            ip.array[i].chain.refs == refs[i] + 2 for i in out['nodes'])
+        hammer2_cluster_drop(b)
+        b = hammer2_cluster_copy(a, HAMMER2_CLUSTER_COPY_NOREF)   # takes a's refs
+        for i in range(a.nchains):
+            a.array[i].chain = NULL
+        hammer2_cluster_drop(a)
+        a = NULL
+        out['noref_refs_kept'] = all(
+            ip.array[i].chain.refs == refs[i] + 1 for i in out['nodes'])
+        par = hammer2_cluster_parent(ip)
+        out['parent_ok'] = par is not NULL and all(
+            par.array[i].chain == ip.array[i].chain.parent for i in out['nodes'])
+        hammer2_cluster_lock(b, 0)
+        hammer2_cluster_replace_locked(b, par)              # b now the parents
+        out['replace_locked_parents'] = _chains(b) == _chains(par)
+        hammer2_cluster_unlock(b)
+        flags = [ip.array[i].chain.flags for i in out['nodes']]
+        hammer2_cluster_set_chainflags(ip, 0)               # adds no flag
+        out['set_chainflags_kept'] = [ip.array[i].chain.flags for i in out['nodes']] == flags
+    finally:
+        if a is not NULL:
+            hammer2_cluster_drop(a)
+        if b is not NULL:
+            hammer2_cluster_drop(b)
+        if par is not NULL:
+            hammer2_cluster_drop(par)
+        hammer2_cluster_drop(ip)
+        hammer2_pfs_trans_end(p)
+    return out
+
+
+def node_swap(list devices, int index, Device fresh):
+    """Replace node `index` of an open cluster by `fresh` (a new open of the
+    same media): every PFS open over the cluster is pointed at it, under
+    every node's transaction lock; the old device is closed and `fresh`
+    takes its place in `devices`."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs)
+    cdef hammer2_dev_t *hmp = fresh._dev()
+    cdef Device old = <Device>devices[index]
+    cdef list users = list(old.users)
+    cdef hammer2_pfs_t **pfss = <hammer2_pfs_t **>malloc((len(users) + 1) *
+                                                         sizeof(hammer2_pfs_t *))
+    cdef int npfs = len(users), err = 0, i
+    if pfss is NULL:
+        raise MemoryError("node swap")
+    try:
+        for i in range(npfs):
+            pfss[i] = (<Pfs>users[i])._pfs()
+        with nogil:
+            for i in range(n):
+                hammer2_trans_begin(devs[i], 1)
+            for i in range(npfs):
+                err = hammer2_pfs_node_swap(pfss[i], index, hmp)
+                if err:
+                    break
+            for i in range(n):
+                hammer2_trans_end(devs[i])
+    finally:
+        free(pfss)
+    if err:
+        raise _error(err)
+    for u in users:
+        old.users.discard(u)
+        fresh.users.add(u)
+    devices[index] = fresh
+    old.close()

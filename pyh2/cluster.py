@@ -1,0 +1,246 @@
+"""Clusters: one PFS kept on N nodes (images or devices) as masters.
+
+`newfs_cluster` formats every node with the same cluster id; `open_cluster`
+opens them as one volume whose PFSes read through the first valid node
+and write to every node.  Quorum, node failures and resync are the C
+core's (hammer2_quorum.c, hammer2_resync.c); this module drives them."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import threading
+
+from . import _core
+from .volume import H2Error, Volume, check_algo, comp_algo
+
+
+def _node_paths(paths) -> list[str]:
+    """1 to MAX_NODES distinct nodes (one file given twice would be
+    written as two)."""
+    paths = [os.fspath(p) for p in paths]
+    if not 1 <= len(paths) <= _core.MAX_NODES:
+        raise H2Error(errno.EINVAL, f"a cluster has 1 to {_core.MAX_NODES} nodes, "
+                                    f"not {len(paths)}")
+    if len(set(map(os.path.realpath, paths))) != len(paths):
+        raise H2Error(errno.EINVAL, f"{','.join(paths)}: a cluster's nodes must be distinct")
+    return paths
+
+
+def newfs_cluster(paths, size: int = 0, label: str = "DATA", volhdrs: int = 0,
+                  comp: str = "lz4", check: str = "xxhash64") -> str:
+    """Format every node with PFS `label` as a MASTER of one cluster
+    (same cluster id, pfs_nmasters = number of nodes); returns the id."""
+    paths = _node_paths(paths)
+    clid = os.urandom(16)
+    for p in paths:
+        _core.newfs(p, size, label, volhdrs, comp_algo(comp), check_algo(check),
+                    len(paths), clid)
+    return _core.uuid_str(clid)
+
+
+class ClusterVolume(Volume):
+    """N nodes opened as one volume: `with pyh2.open_cluster([...]) as vol:`.
+    The Volume API applies to the cluster; vol.devices are the nodes,
+    vol.device the first live one, vol.nodes() their state."""
+
+    def __init__(self, paths, writable: bool = False):
+        self.paths = _node_paths(paths)
+        self.path = ",".join(self.paths)
+        self.writable = writable
+        self.devices = []
+        try:
+            for p in self.paths:
+                try:
+                    self.devices.append(_core.Device(p, writable))
+                except H2Error as e:
+                    raise H2Error(e.errno, e.strerror, p) from None
+            _core.cluster_join(self.devices)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def device(self):
+        """The first live node (the one elements are read from): what the
+        single-device parts of the Volume API (headers, blocks) look at."""
+        for d, n in zip(self.devices, self.nodes()):
+            if n["state"] == "live":
+                return d
+        return self.devices[0]
+
+    def flush(self):
+        """Commit on every live node; fails below quorum."""
+        _core.cluster_flush(self.devices)
+
+    def close(self):
+        for d in self.devices:
+            d.close()
+
+    def nodes(self) -> list[dict]:
+        """Per node: path, state ('live', 'stale', 'failed'), errno, why,
+        read_errors, mirror_tid."""
+        return [_core.node_status(d) for d in self.devices]
+
+    def node_volumes(self) -> list[Volume]:
+        """A Volume view of each node (sharing the cluster's devices)."""
+        return [_node_volume(self, d) for d in self.devices]
+
+    def bulkfree(self) -> int:
+        return sum(d.bulkfree() for d in self.devices)
+
+    def growfs(self, size: int):
+        for d in self.devices:
+            d.growfs(size)
+
+    # ------------------------------------------------------------ resync
+
+    def reopen_failed(self) -> list[str]:
+        """Reopen every failed node from its media (its in-memory state is
+        not trusted), in place under the open PFSes; it comes back stale."""
+        failed = [i for i, n in enumerate(self.nodes()) if n["state"] == "failed"]
+        for i in failed:
+            self._reopen(i)
+        return [self.paths[i] for i in failed]
+
+    def _reopen(self, i: int):
+        _core.node_swap(self.devices, i, _core.Device(self.paths[i], self.writable))
+        _core.cluster_join(self.devices)
+
+    def resync(self) -> dict:
+        """Bring every stale or failed node back, one after the other;
+        returns {path: counts}."""
+        self.reopen_failed()
+        done = {}
+        for i, n in enumerate(self.nodes()):
+            if n["state"] == "stale":
+                done[n["path"]] = self._resync_node(i)
+        return done
+
+    def _resync_node(self, i: int, scrub: bool = False) -> dict:
+        """Resync node i from the first live node that can serve it: a
+        source that fails to read leaves the node half copied, so it is
+        reopened from its media and the next source tried."""
+        sources = [j for j, n in enumerate(self.nodes()) if n["state"] == "live" and j != i]
+        for k, j in enumerate(sources):
+            try:
+                return _core.resync(self.devices, i, scrub, j)
+            except H2Error as e:
+                if k == len(sources) - 1 or e.errno == errno.EROFS:
+                    raise
+                self._reopen(i)
+        return _core.resync(self.devices, i, scrub)     # names why nothing serves
+
+    def scrub(self) -> dict:
+        """Read back every node in turn against another live one (its check
+        codes verified) and replace what fails; returns {path: counts}
+        (counts['repaired']).  Needs a quorum without the node scrubbed."""
+        return {self.paths[i]: self._resync_node(i, True)
+                for i in range(len(self.devices))}
+
+    def start_resync(self) -> list["ResyncWorker"]:
+        """A background resync worker per stale or failed node while the
+        cluster stays in use (each takes every node's transaction lock
+        while it reopens or copies, so workers and users take turns);
+        join() them."""
+        workers = [ResyncWorker(self, i, n["path"], n["state"] == "failed")
+                   for i, n in enumerate(self.nodes()) if n["state"] != "live"]
+        for w in workers:
+            w.start()
+        return workers
+
+    def compare(self) -> list[str]:
+        """Differences between the nodes' logical trees (every PFS but the
+        node-local LOCAL): one message per path that differs."""
+        trees = [_logical_tree(v) for v in self.node_volumes()]
+        problems = []
+        for path in sorted(set().union(*trees)):
+            values = [t.get(path) for t in trees]
+            if any(v != values[0] for v in values):
+                who = ", ".join(f"{p}: {_describe(v)}" for p, v in zip(self.paths, values))
+                problems.append(f"{path} differs ({who})")
+        return problems
+
+
+class ResyncWorker(threading.Thread):
+    """Brings one stale node of an open cluster back; after join(),
+    .result holds the counts or .error the exception."""
+
+    def __init__(self, cluster: ClusterVolume, index: int, path: str, reopen: bool):
+        super().__init__(name=f"pyh2-resync-{index}", daemon=True)
+        self.cluster, self.index, self.path, self.reopen = cluster, index, path, reopen
+        self.result, self.error = None, None
+
+    def run(self):
+        try:
+            if self.reopen:
+                self.cluster._reopen(self.index)
+            self.result = self.cluster._resync_node(self.index)
+        except BaseException as e:          # reported to the joiner
+            self.error = e
+
+
+def _node_volume(cluster: ClusterVolume, device) -> Volume:
+    """A Volume view of one node of an open cluster (shares its device)."""
+    v = Volume.__new__(Volume)
+    v.path, v.writable, v.device, v.devices = device.path, cluster.writable, device, [device]
+    return v
+
+
+def _logical_tree(vol: Volume) -> dict:
+    """{PFS:path: what a reader sees} of every PFS but LOCAL."""
+    tree = {}
+    for info in vol.pfs_list():
+        if info.label == "LOCAL":
+            continue
+        pfs = vol.pfs(info.label)
+        try:
+            for top, dirs, files in pfs.walk("/"):
+                for name in [""] + dirs + files:
+                    path = os.path.join(top, name) if name else top
+                    if name == "" and top != "/":
+                        continue
+                    st = pfs.stat(path)
+                    entry = (st.type, st.mode, st.uid, st.gid, st.size, st.nlinks,
+                             st.mtime_us, st.inum)
+                    if st.type == "file":
+                        entry += (_digest(pfs, path, st.size),)
+                    elif st.type == "symlink":
+                        entry += (pfs.readlink(path),)
+                    tree[f"{info.label}:{path}"] = entry
+        except H2Error as e:
+            tree[f"{info.label}:"] = ("unreadable", str(e))
+        finally:
+            pfs.close()
+    return tree
+
+
+def _digest(pfs, path: str, size: int, chunk: int = 4 << 20) -> str:
+    h = hashlib.sha256()
+    for off in range(0, size, chunk):
+        h.update(pfs.read(path, off, min(chunk, size - off)))
+    return h.hexdigest()
+
+
+def _describe(v) -> str:
+    if v is None:
+        return "absent"
+    if v[0] == "unreadable":
+        return v[1]
+    return f"{v[0]} mode {v[1]:o} size {v[4]} mtime {v[6]}" + (f" sha256 {v[8][:12]}"
+                                                            if len(v) > 8 else "")
+
+
+def resync_cluster(paths, scrub: bool = False) -> dict:
+    """`pyh2 resync`: open the cluster, resync every stale node to
+    completion (then scrub every node), commit."""
+    with open_cluster(paths, writable=True) as vol:
+        done = vol.resync()
+        if scrub:
+            for path, st in vol.scrub().items():
+                done[path] = {k: v + done.get(path, {}).get(k, 0) for k, v in st.items()}
+        return done
+
+
+def open_cluster(paths, writable: bool = False) -> ClusterVolume:
+    return ClusterVolume(paths, writable)

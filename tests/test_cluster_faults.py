@@ -1,0 +1,85 @@
+"""Random faults on random nodes at random points (lookups, writes,
+flushes): while a quorum holds, every acknowledged (flushed) write
+survives, and after a resync every node holds exactly that."""
+import os
+import random
+
+import pytest
+
+from pyh2.cluster import open_cluster, resync_cluster
+
+from test_cluster import assert_all_nodes, make_cluster
+
+KINDS = ["read", "write", "corrupt", "disconnect", "enospc"]
+
+
+def apply_op(rng, pfs, model):
+    files = sorted(p for p, v in model.items() if v != "dir")
+    op = rng.choice(["create", "write", "unlink", "mkdir"] if files else ["create"])
+    if op == "create":
+        path = f"/d{rng.randrange(3)}/f{rng.randrange(10**6)}"
+        if f"/{path.split('/')[1]}" not in model:
+            pfs.mkdir(f"/{path.split('/')[1]}")
+            model[f"/{path.split('/')[1]}"] = "dir"
+        data = rng.randbytes(rng.choice([10, 3000, 70_000]))
+        pfs.create(path, data)
+        model[path] = data
+    elif op == "write":
+        path = rng.choice(files)
+        off = rng.randrange(len(model[path]) + 1)
+        data = rng.randbytes(rng.randrange(1, 5000))
+        pfs.write(path, data, off)
+        old = model[path]
+        new = bytearray(old.ljust(off, b"\0"))
+        new[off:off + len(data)] = data
+        model[path] = bytes(new)
+    elif op == "unlink":
+        path = rng.choice(files)
+        pfs.unlink(path)
+        del model[path]
+    else:
+        path = f"/m{rng.randrange(10**6)}"
+        pfs.mkdir(path)
+        model[path] = "dir"
+
+
+@pytest.mark.parametrize("n,seed", [(2, 1), (3, 2), (3, 3), (5, 4)])
+def test_acknowledged_writes_survive_random_faults(tmp_path, n, seed):
+    rng = random.Random(seed)
+    paths = make_cluster(tmp_path, n)
+    spare = n - (n // 2 + 1)            # failures the quorum tolerates
+    model, acked = {}, {}
+    for session in range(2):
+        with open_cluster(paths, writable=True) as vol:
+            pfs = vol.pfs("DATA")
+            # reads check what this session starts from, through any node
+            for path, data in acked.items():
+                if data != "dir" and rng.random() < 0.3:
+                    assert pfs.read(path) == data, path
+            for rnd in range(6):
+                # one armed fault at a time, and only while one more
+                # failed node leaves a quorum
+                live = [i for i, x in enumerate(vol.nodes()) if x["state"] == "live"]
+                for i in live:
+                    vol.devices[i].clear_fault()
+                if n - len(live) < spare and rng.random() < 0.6:
+                    vol.devices[rng.choice(live)].inject_fault(
+                        rng.choice(KINDS), after=rng.randrange(6), seed=seed)
+                for _ in range(rng.randrange(1, 5)):
+                    apply_op(rng, pfs, model)
+                vol.flush()                     # quorum holds: must succeed
+                acked = dict(model)
+                states = [x["state"] for x in vol.nodes()]
+                assert states.count("live") >= n // 2 + 1, states
+                if rnd == 3 and states != ["live"] * n:
+                    for d in vol.devices:       # online: failed nodes reopened
+                        d.clear_fault()
+                    vol.resync()
+                    assert [x["state"] for x in vol.nodes()] == ["live"] * n
+            for path, data in acked.items():
+                if data != "dir":
+                    assert pfs.read(path) == data, path
+            for d in vol.devices:
+                d.clear_fault()
+        resync_cluster(paths)
+    assert_all_nodes(paths, acked)
