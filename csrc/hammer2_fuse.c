@@ -602,10 +602,20 @@ static void
 h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	hammer2_fuse_t *f = FS(req);
+	int error = 0;
 
 	if ((f->flags & HAMMER2_FUSE_RDONLY) &&
 	    (fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* libfuse asks for atomic O_TRUNC: the truncation is ours to do */
+	if ((fi->flags & O_TRUNC) && (error = wbegin(f)) == 0) {
+		error = hammer2_file_truncate(f->pfs, swap_root(f, ino), 0);
+		wend(f, 0);
+	}
+	if (error) {
+		reply_err(req, error);
 		return;
 	}
 	/* every change passes through this mount: cached pages stay valid */
