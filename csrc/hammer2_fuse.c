@@ -962,7 +962,11 @@ hammer2_fuse_loop(hammer2_fuse_t *f, int max_threads)
 
 	if (cfg == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
-	fuse_loop_cfg_set_max_threads(cfg, max_threads > 0 ? max_threads : 8);
+	if (max_threads <= 0)
+		max_threads = 8;
+	/* idle workers stay: no thread churn between bursts of requests */
+	fuse_loop_cfg_set_max_threads(cfg, max_threads);
+	fuse_loop_cfg_set_idle_threads(cfg, max_threads);
 	rc = fuse_session_loop_mt(f->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	if (rc != 0)
