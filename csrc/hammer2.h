@@ -379,6 +379,13 @@ struct hammer2_pfs {
 	hammer2_cluster_t	*iroot;		/* PFS root inode, one per node */
 	hammer2_dev_t		*devs[HAMMER2_MAXCLUSTER];
 	int			ndevs;
+	/*
+	 * Asked when the last link of a non-directory goes: non-zero keeps
+	 * the inode (nlinks 0) for a later hammer2_inode_destroy, as while
+	 * a FUSE client still has it open.
+	 */
+	int			(*keep_unlinked)(void *arg, hammer2_tid_t inum);
+	void			*keep_arg;
 };
 
 typedef struct hammer2_dirent {

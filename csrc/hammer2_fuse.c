@@ -21,6 +21,15 @@
 #define FUSE_TIMEOUT	1.0		/* entry and attribute cache, seconds */
 #define FLUSH_BYTES	(64ULL << 20)	/* modified data kept in memory at most */
 #define SYMLINK_MAX	4096		/* PATH_MAX */
+#define OPEN_HASH	256
+
+/* An inode some client has open: unlinked, it lives until the last close. */
+struct open_ent {
+	struct open_ent	*next;
+	hammer2_tid_t	inum;
+	int		opens;
+	int		unlinked;	/* its last link is gone */
+};
 
 struct hammer2_fuse {
 	hammer2_pfs_t		*pfs;
@@ -40,6 +49,8 @@ struct hammer2_fuse {
 	int			stopping;
 	int			syncer_running;
 	pthread_t		syncer;
+	pthread_mutex_t		olock;		/* the open table */
+	struct open_ent		*opens[OPEN_HASH];
 };
 
 #define FS(req)		((hammer2_fuse_t *)fuse_req_userdata(req))
@@ -260,6 +271,75 @@ syncer_stop(hammer2_fuse_t *f)
 		pthread_join(f->syncer, NULL);
 		f->syncer_running = 0;
 	}
+}
+
+/* ------------------------------------------------------ open files */
+
+static struct open_ent **
+open_find(hammer2_fuse_t *f, hammer2_tid_t inum)
+{
+	struct open_ent **pp = &f->opens[inum % OPEN_HASH];
+
+	while (*pp && (*pp)->inum != inum)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static int
+open_ref(hammer2_fuse_t *f, hammer2_tid_t inum)
+{
+	struct open_ent **pp;
+
+	pthread_mutex_lock(&f->olock);
+	pp = open_find(f, inum);
+	if (*pp == NULL && (*pp = calloc(1, sizeof(**pp))) != NULL)
+		(*pp)->inum = inum;
+	if (*pp)
+		++(*pp)->opens;
+	pthread_mutex_unlock(&f->olock);
+	return *pp ? 0 : ENOMEM;
+}
+
+/* pfs->keep_unlinked, inside the unlink's exclusive transaction. */
+static int
+keep_unlinked(void *arg, hammer2_tid_t inum)
+{
+	hammer2_fuse_t *f = arg;
+	struct open_ent *e;
+
+	pthread_mutex_lock(&f->olock);
+	if ((e = *open_find(f, inum)) != NULL)
+		e->unlinked = 1;
+	pthread_mutex_unlock(&f->olock);
+	return e != NULL;
+}
+
+/* The last close of an unlinked inode destroys it. */
+static void
+open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
+{
+	struct open_ent **pp, *e;
+	hammer2_inode_meta_t m;
+	int unlinked = 0;
+
+	pthread_mutex_lock(&f->olock);
+	pp = open_find(f, inum);
+	if ((e = *pp) != NULL && --e->opens == 0) {
+		*pp = e->next;
+		unlinked = e->unlinked;
+		free(e);
+	}
+	pthread_mutex_unlock(&f->olock);
+	if (!unlinked || wbegin(f) != 0)
+		return;
+	/* reopened meanwhile (/proc/PID/fd), or linked again: it stays */
+	pthread_mutex_lock(&f->olock);
+	e = *open_find(f, inum);
+	pthread_mutex_unlock(&f->olock);
+	if (e == NULL && hammer2_inode_meta(f->pfs, inum, &m, NULL) == 0 &&
+	    m.nlinks == 0 && hammer2_inode_destroy(f->pfs, inum) != 0)
+		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
+	wend(f, 0);
 }
 
 /* ------------------------------------------------------ operations */
@@ -521,6 +601,10 @@ h2_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		reply_err(req, error);
 		return;
 	}
+	if ((error = open_ref(FS(req), swap_root(FS(req), e.ino))) != 0) {
+		reply_err(req, error);
+		return;
+	}
 	fi->keep_cache = 1;
 	fuse_reply_create(req, &e, fi);
 }
@@ -614,12 +698,20 @@ h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		error = hammer2_file_truncate(f->pfs, swap_root(f, ino), 0);
 		wend(f, 0);
 	}
+	if (error == 0)
+		error = open_ref(f, swap_root(f, ino));
 	if (error) {
 		reply_err(req, error);
 		return;
 	}
 	/* every change passes through this mount: cached pages stay valid */
 	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void
+h2_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
 	fuse_reply_open(req, fi);
 }
 
@@ -690,6 +782,13 @@ h2_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 static void
 h2_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	open_unref(FS(req), swap_root(FS(req), ino));
+	fuse_reply_err(req, 0);
+}
+
+static void
+h2_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, 0);
 }
@@ -875,9 +974,9 @@ static const struct fuse_lowlevel_ops h2_ops = {
 	.write		= h2_write,
 	.release	= h2_release,
 	.fsync		= h2_fsync,
-	.opendir	= h2_open,
+	.opendir	= h2_opendir,
 	.readdir	= h2_readdir,
-	.releasedir	= h2_release,
+	.releasedir	= h2_releasedir,
 	.fsyncdir	= h2_fsync,
 	.statfs		= h2_statfs,
 	.setxattr	= h2_setxattr,
@@ -933,6 +1032,7 @@ hammer2_fuse_mount(hammer2_pfs_t *pfs, const char *mountpoint,
 	f->flush_secs = flush_secs;
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cv, NULL);
+	pthread_mutex_init(&f->olock, NULL);
 	f->se = fuse_session_new(&args, &h2_ops, sizeof(h2_ops), f);
 	fuse_opt_free_args(&args);
 	free(opts);
@@ -946,6 +1046,10 @@ hammer2_fuse_mount(hammer2_pfs_t *pfs, const char *mountpoint,
 		free(f);
 		return hammer2_seterr(EIO, "FUSE mount on %s failed (see "
 				      "stderr)", mountpoint);
+	}
+	if (!(flags & HAMMER2_FUSE_RDONLY)) {
+		pfs->keep_unlinked = keep_unlinked;
+		pfs->keep_arg = f;
 	}
 	if (!(flags & HAMMER2_FUSE_RDONLY) && flush_secs > 0 &&
 	    pthread_create(&f->syncer, NULL, syncer_main, f) == 0)
@@ -985,7 +1089,18 @@ hammer2_fuse_close(hammer2_fuse_t *f)
 	/* runs h2_destroy (the final flush) if the kernel said hello */
 	fuse_session_destroy(f->se);
 	final_flush(f);		/* for a session the kernel never started */
+	f->pfs->keep_unlinked = NULL;
+	f->pfs->keep_arg = NULL;
+	for (int i = 0; i < OPEN_HASH; ++i) {
+		while (f->opens[i]) {
+			struct open_ent *e = f->opens[i];
+
+			f->opens[i] = e->next;
+			free(e);
+		}
+	}
 	error = f->flush_error;
+	pthread_mutex_destroy(&f->olock);
 	pthread_cond_destroy(&f->cv);
 	pthread_mutex_destroy(&f->lock);
 	free(f);

@@ -290,6 +290,22 @@ def test_posix_semantics(image, tmp_path):
                      "try: fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB)\n"
                      "except OSError: sys.exit(3)")
             assert subprocess.run([sys.executable, "-c", probe, str(mnt / "n2")]).returncode == 3
+        # an open file outlives its last name (unlink, or a rename over it) until closed
+        gone = []
+        for kill in (lambda q: os.unlink(q), lambda q: os.rename(mnt / "n3", q)):
+            q = mnt / "z" / "open"
+            q.write_bytes(b"still here")
+            gone.append(os.stat(q).st_ino)
+            with open(q, "r+b") as f:
+                kill(q)
+                assert f.read() == b"still here"
+                f.write(b", and more")
+                f.flush()
+                f.seek(0)
+                assert f.read() == b"still here, and more"
+                assert os.fstat(f.fileno()).st_nlink == 0
+        assert (mnt / "z" / "open").read_bytes() == b"1"
+        os.rename(mnt / "z" / "open", mnt / "n3")
         for rel in ("z/victim", "z/g", "sl", "fifo", "many", "z/y"):
             inums[rel] = os.lstat(mnt / rel).st_ino
         os.unlink(mnt / "z" / "g")
@@ -308,6 +324,10 @@ def test_posix_semantics(image, tmp_path):
         assert pfs.readlink("/sl") == "z/victim"
         assert pfs.read("/many/entry-0005-qqqqq") == b"entry-0005-qqqqq"
         assert len(pfs.listdir("/many")) == 700
+        for ino in gone:            # destroyed at the last close
+            with pytest.raises(pyh2.H2Error) as ei:
+                pfs._core.inode(ino)
+            assert ei.value.errno == errno.ENOENT
 
 
 def test_readonly_mount_writes_nothing(tmp_path, image):
