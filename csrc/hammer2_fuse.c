@@ -514,6 +514,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 {
 	hammer2_fuse_t *f = FS(req);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	hammer2_inode_meta_t pm;
 	hammer2_attr_t a;
 	hammer2_tid_t inum = 0;
 	size_t tlen = target ? strlen(target) : 0;
@@ -532,9 +533,17 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 	a.rminor = minor(rdev);
 	if ((error = wbegin(f)) != 0)
 		return error;
-	error = hammer2_inode_create(f->pfs, swap_root(f, parent),
-				     (const uint8_t *)name, strlen(name), &a,
-				     &inum);
+	/* a setgid directory hands down its group (and, to directories, the bit) */
+	error = hammer2_inode_meta(f->pfs, swap_root(f, parent), &pm, NULL);
+	if (error == 0 && (pm.mode & S_ISGID)) {
+		a.gid = uuid_xid(&pm.gid);
+		if (type == HAMMER2_OBJTYPE_DIRECTORY)
+			a.mode |= S_ISGID;
+	}
+	if (error == 0)
+		error = hammer2_inode_create(f->pfs, swap_root(f, parent),
+					     (const uint8_t *)name,
+					     strlen(name), &a, &inum);
 	if (error == 0 && tlen)
 		error = hammer2_file_write(f->pfs, inum, 0, target, tlen);
 	if (error == 0)

@@ -5,6 +5,7 @@ only opens the volumes, starts the session and waits for it to end."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import signal
@@ -33,10 +34,11 @@ class Mount:
         if not os.path.isdir(mountpoint):
             raise H2Error(errno.ENOTDIR, f"{mountpoint}: mount point is not a directory")
         self.mountpoint = os.path.realpath(mountpoint)
-        self.volumes, self.pfs, self.session = [], None, None
+        self.volumes, self.pfs, self.session, self.locks = [], None, None, []
         try:
             for img in images:
                 self.volumes.append(Volume(img, writable=not readonly))
+                self._lock(img, readonly)
             self.pfs = _core.Pfs([v.device for v in self.volumes], label)
             fsname = ",".join(os.path.realpath(i) for i in images)
             self.session = _core.FuseSession(self.pfs, self.mountpoint, fsname, readonly,
@@ -44,6 +46,15 @@ class Mount:
         except BaseException:
             self._release()
             raise
+
+    def _lock(self, img, shared):
+        """One writer per image, and no writer beside readers (among pyh2 mounts)."""
+        fd = os.open(img, os.O_RDONLY)
+        self.locks.append(fd)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise H2Error(errno.EBUSY, f"{img}: mounted by another pyh2 process") from None
 
     def serve(self, threads: int = 8):
         self.session.serve(threads)
@@ -53,6 +64,9 @@ class Mount:
             self.pfs.close()
         for v in self.volumes:
             v.close()
+        for fd in self.locks:
+            os.close(fd)
+        self.locks = []
 
     def close(self):
         """End the session (final flush), then close the PFS and volumes."""

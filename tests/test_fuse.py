@@ -398,3 +398,25 @@ def test_mount_errors_are_clean(tmp_path, image):
         assert not is_mounted(args[1])
     r = run("umount", tmp_path)
     assert r.returncode == 1 and "not a pyh2 mount" in r.stderr, r
+    (tmp_path / "m2").mkdir()
+    with mounted(image, tmp_path / "m1"):
+        for opt in ((), ("--ro",)):
+            r = run("mount", "-d", image, tmp_path / "m2", *opt)
+            assert r.returncode == 1 and "mounted by another" in r.stderr, r
+            assert not is_mounted(tmp_path / "m2")
+
+
+def test_setgid_directory_hands_down_its_group(image, tmp_path):
+    mnt = tmp_path / "mnt"
+    with mounted(image, mnt):
+        os.mkdir(mnt / "shared")
+        os.chown(mnt / "shared", 0, 4242)
+        os.chmod(mnt / "shared", 0o2775)
+        (mnt / "shared" / "f").write_bytes(b"")
+        os.mkdir(mnt / "shared" / "sub")
+        os.mkdir(mnt / "plain")
+        (mnt / "plain" / "f").write_bytes(b"")
+        st_f, st_d = os.stat(mnt / "shared" / "f"), os.stat(mnt / "shared" / "sub")
+        assert st_f.st_gid == st_d.st_gid == 4242
+        assert st_d.st_mode & stat.S_ISGID and not st_f.st_mode & stat.S_ISGID
+        assert os.stat(mnt / "plain" / "f").st_gid == os.getgid()
