@@ -821,29 +821,47 @@ dir_cookie(hammer2_key_t key)
 	return k + 1 < 3 ? 3 : (off_t)(k + 1);
 }
 
+/*
+ * One listing.  readdirplus hands the kernel each entry's attributes too
+ * (no lookup per name for ls -l, cp -a, find): the entries are gathered
+ * during the directory scan and their inodes read after it, so no inode
+ * lookup runs inside the scan.
+ */
+struct readdir_ent {
+	fuse_ino_t	ino;
+	mode_t		type;
+	off_t		next;
+	char		name[HAMMER2_INODE_MAXNAME + 1];
+};
+
 struct readdir_ctx {
-	hammer2_fuse_t	*f;
-	fuse_req_t	req;
-	char		*buf;
-	size_t		size;
-	size_t		used;
+	hammer2_fuse_t		*f;
+	fuse_req_t		req;
+	int			plus;
+	size_t			size;		/* the kernel's buffer */
+	size_t			used;
+	struct readdir_ent	*ents;
+	size_t			nents;
+	size_t			maxents;
 };
 
 static int
 add_entry(struct readdir_ctx *c, const char *name, fuse_ino_t ino, mode_t type,
 	  off_t next)
 {
-	struct stat st;
+	struct readdir_ent *e;
 	size_t n;
 
-	memset(&st, 0, sizeof(st));
-	st.st_ino = ino;
-	st.st_mode = type;
-	n = fuse_add_direntry(c->req, c->buf + c->used, c->size - c->used,
-			      name, &st, next);
-	if (n > c->size - c->used)
+	n = c->plus ? fuse_add_direntry_plus(c->req, NULL, 0, name, NULL, 0) :
+		      fuse_add_direntry(c->req, NULL, 0, name, NULL, 0);
+	if (n > c->size - c->used || c->nents == c->maxents)
 		return 1;	/* full: the rest on the next call */
 	c->used += n;
+	e = &c->ents[c->nents++];
+	e->ino = ino;
+	e->type = type;
+	e->next = next;
+	snprintf(e->name, sizeof(e->name), "%s", name);
 	return 0;
 }
 
@@ -863,16 +881,56 @@ readdir_cb(void *arg, const hammer2_dirent_t *ent)
 			 type_bits(ent->type), dir_cookie(ent->key));
 }
 
+/* The gathered entries in the kernel's format (inside the transaction). */
+static size_t
+readdir_fill(struct readdir_ctx *c, char *buf)
+{
+	struct fuse_entry_param e;
+	size_t used = 0;
+
+	for (size_t i = 0; i < c->nents; ++i) {
+		struct readdir_ent *d = &c->ents[i];
+		int dot = !strcmp(d->name, ".") || !strcmp(d->name, "..");
+
+		if (!c->plus) {
+			memset(&e.attr, 0, sizeof(e.attr));
+			e.attr.st_ino = d->ino;
+			e.attr.st_mode = d->type;
+			used += fuse_add_direntry(c->req, buf + used,
+						  c->size - used, d->name,
+						  &e.attr, d->next);
+			continue;
+		}
+		/* no attributes (dots, unreadable inodes): a plain name */
+		if (dot || entry_fill(c->f, d->ino, &e) != 0) {
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->ino;
+			e.attr.st_mode = d->type;
+		}
+		used += fuse_add_direntry_plus(c->req, buf + used,
+					       c->size - used, d->name, &e,
+					       d->next);
+	}
+	return used;
+}
+
 static void
-h2_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	   struct fuse_file_info *fi)
+do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
 	hammer2_fuse_t *f = FS(req);
-	struct readdir_ctx c = { f, req, NULL, size, 0 };
+	struct readdir_ctx c = { f, req, plus, size, 0, NULL, 0, 0 };
 	hammer2_inode_meta_t m;
+	char *buf = NULL;
+	size_t used = 0;
 	int error;
 
-	if ((c.buf = malloc(size ? size : 1)) == NULL) {
+	/* the smallest entry takes 24 bytes (readdirplus more) */
+	c.maxents = size / 24 + 2;
+	c.ents = malloc(c.maxents * sizeof(*c.ents));
+	buf = malloc(size ? size : 1);
+	if (c.ents == NULL || buf == NULL) {
+		free(c.ents);
+		free(buf);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -891,12 +949,29 @@ h2_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					       off < 3 ? 0 : (hammer2_key_t)off,
 					       readdir_cb, &c);
 done:
+	if (error == 0)
+		used = readdir_fill(&c, buf);
 	rend(f);
 	if (error)
 		reply_err(req, error);
 	else
-		fuse_reply_buf(req, c.buf, c.used);
-	free(c.buf);
+		fuse_reply_buf(req, buf, used);
+	free(c.ents);
+	free(buf);
+}
+
+static void
+h2_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void
+h2_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 1);
 }
 
 static void
@@ -985,6 +1060,7 @@ static const struct fuse_lowlevel_ops h2_ops = {
 	.fsync		= h2_fsync,
 	.opendir	= h2_opendir,
 	.readdir	= h2_readdir,
+	.readdirplus	= h2_readdirplus,
 	.releasedir	= h2_releasedir,
 	.fsyncdir	= h2_fsync,
 	.statfs		= h2_statfs,
