@@ -125,6 +125,7 @@ def daemon(images, label, mountpoint, readonly=False, debug=False, flush_secs=5,
         try:
             os.setsid()
             m = Mount(images, label, mountpoint, readonly, debug, flush_secs)
+            os.chdir("/")                           # hold no other mount busy
             os.write(w, b"ok")
             os.close(w)
             w = -1
