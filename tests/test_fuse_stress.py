@@ -190,6 +190,25 @@ def test_killed_daemon_leaves_last_flush(image, tmp_path):
         assert pfs.read("/d/b") == b"kept"
 
 
+def test_background_flush_commits_without_fsync(image, tmp_path):
+    """The syncer commits on its own: the data reaches the image with no fsync and survives
+    a SIGKILL right after."""
+    mnt = tmp_path / "mnt"
+    with mounted(image, mnt, "--flush-interval", "1") as pid:
+        (mnt / "unsynced").write_bytes(b"committed by the syncer")
+        deadline = time.monotonic() + 60
+        while True:     # read the image beside the server until the commit shows
+            r = run("cat", image, "/unsynced")
+            if r.returncode == 0:
+                break
+            assert time.monotonic() < deadline, r.stderr
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+    fsck_clean(image)
+    with pyh2.open(image) as vol:
+        assert vol.pfs("DATA").read("/unsynced") == b"committed by the syncer"
+
+
 def test_foreground_mount_stops_on_sigterm(image, tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
