@@ -22,6 +22,12 @@
 #define FLUSH_BYTES	(64ULL << 20)	/* modified data kept in memory at most */
 #define SYMLINK_MAX	4096		/* PATH_MAX */
 #define OPEN_HASH	256
+/*
+ * Free space the allocator counts but a commit may not reach: each block
+ * type allocates from 4 MiB segments of its own, so a few segments can be
+ * partly used by one type and closed to the others.
+ */
+#define SPACE_SLACK	(32ULL << 20)
 
 /* An inode some client has open: unlinked, it lives until the last close. */
 struct open_ent {
@@ -125,8 +131,7 @@ ts_to_us(const struct timespec *ts)
 static void
 reply_err(fuse_req_t req, int error)
 {
-	if (error == EIO || error == ENOMEM || error == ENOSPC ||
-	    error == ENOTCONN || error == ELOOP || error == EFBIG)
+	if (error == EIO || error == ENOMEM || error == ENOTCONN || error == ELOOP || error == EFBIG)
 		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
 	fuse_reply_err(req, error);
 }
@@ -212,24 +217,64 @@ do_flush(hammer2_fuse_t *f)
 	return 0;
 }
 
+/* Free bytes the allocator had at the last commit (the fullest node's). */
+static uint64_t
+space_free(hammer2_fuse_t *f)
+{
+	uint64_t avail = UINT64_MAX;
+
+	for (int i = 0; i < f->pfs->ndevs; ++i) {
+		if (f->pfs->devs[i]->voldata->allocator_free < avail)
+			avail = f->pfs->devs[i]->voldata->allocator_free;
+	}
+	return avail;
+}
+
+/* Space bytes of new data (and what is dirty) may take at the next commit. */
+static uint64_t
+space_need(hammer2_fuse_t *f, uint64_t bytes)
+{
+	uint64_t need = f->dirty + bytes;
+
+	return need + need / 16 + SPACE_SLACK;
+}
+
+/*
+ * Start a modification adding up to `bytes` of data.  Space is only
+ * allocated when a commit writes the blocks out, and a commit that runs
+ * out of it fails for good: so a modification the next commit could not
+ * hold is refused up front (after committing what is pending, which makes
+ * the allocator's count exact).  Nothing acknowledged is then lost.
+ */
 static int
-wbegin(hammer2_fuse_t *f)
+wbegin(hammer2_fuse_t *f, uint64_t bytes)
 {
 	if (f->flags & HAMMER2_FUSE_RDONLY)
 		return EROFS;
 	hammer2_pfs_trans_begin(f->pfs, 1);
+	if (f->flush_error == 0 && space_need(f, bytes) > space_free(f) &&
+	    f->dirty)
+		do_flush(f);
 	if (f->flush_error) {
 		hammer2_pfs_trans_end(f->pfs);
-		return f->flush_error;
+		return hammer2_seterr(f->flush_error, "a commit failed: no more "
+				      "modifications");
+	}
+	if (space_need(f, bytes) > space_free(f)) {
+		hammer2_pfs_trans_end(f->pfs);
+		return ENOSPC;
 	}
 	return 0;
 }
 
-/* End a modification of `bytes` (a failed one may have changed things). */
+/*
+ * End a modification of `bytes` of data (a failed one may have changed
+ * things too); anything else counts as an inode's worth.
+ */
 static void
 wend(hammer2_fuse_t *f, uint64_t bytes)
 {
-	f->dirty += bytes ? bytes : 1;
+	f->dirty += bytes ? bytes : HAMMER2_INODE_BYTES;
 	if (f->dirty >= FLUSH_BYTES)
 		do_flush(f);
 	hammer2_pfs_trans_end(f->pfs);
@@ -330,7 +375,7 @@ open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
 		free(e);
 	}
 	pthread_mutex_unlock(&f->olock);
-	if (!unlinked || wbegin(f) != 0)
+	if (!unlinked || wbegin(f, 0) != 0)
 		return;
 	/* reopened meanwhile (/proc/PID/fd), or linked again: it stays */
 	pthread_mutex_lock(&f->olock);
@@ -457,7 +502,7 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		a.mask |= HAMMER2_SETATTR_CTIME;
 		a.ctime = ts_to_us(&attr->st_ctim);
 	}
-	if ((error = wbegin(f)) != 0) {
+	if ((error = wbegin(f, 0)) != 0) {
 		reply_err(req, error);
 		return;
 	}
@@ -531,7 +576,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 	a.gid = ctx->gid;
 	a.rmajor = major(rdev);
 	a.rminor = minor(rdev);
-	if ((error = wbegin(f)) != 0)
+	if ((error = wbegin(f, tlen)) != 0)
 		return error;
 	/* a setgid directory hands down its group (and, to directories, the bit) */
 	error = hammer2_inode_meta(f->pfs, swap_root(f, parent), &pm, NULL);
@@ -624,7 +669,7 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int isdir)
 	hammer2_fuse_t *f = FS(req);
 	int error;
 
-	if ((error = name_check(name)) == 0 && (error = wbegin(f)) == 0) {
+	if ((error = name_check(name)) == 0 && (error = wbegin(f, 0)) == 0) {
 		error = hammer2_inode_unlink(f->pfs, swap_root(f, parent),
 					     (const uint8_t *)name,
 					     strlen(name), isdir);
@@ -658,7 +703,7 @@ h2_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if ((error = name_check(name)) == 0 &&
-	    (error = name_check(newname)) == 0 && (error = wbegin(f)) == 0) {
+	    (error = name_check(newname)) == 0 && (error = wbegin(f, 0)) == 0) {
 		error = hammer2_inode_rename(f->pfs, swap_root(f, parent),
 					     (const uint8_t *)name, strlen(name),
 					     swap_root(f, newparent),
@@ -679,7 +724,7 @@ h2_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct fuse_entry_param e;
 	int error;
 
-	if ((error = name_check(newname)) == 0 && (error = wbegin(f)) == 0) {
+	if ((error = name_check(newname)) == 0 && (error = wbegin(f, 0)) == 0) {
 		error = hammer2_inode_link(f->pfs, swap_root(f, ino),
 					   swap_root(f, newparent),
 					   (const uint8_t *)newname,
@@ -703,7 +748,7 @@ h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	/* libfuse asks for atomic O_TRUNC: the truncation is ours to do */
-	if ((fi->flags & O_TRUNC) && (error = wbegin(f)) == 0) {
+	if ((fi->flags & O_TRUNC) && (error = wbegin(f, 0)) == 0) {
 		error = hammer2_file_truncate(f->pfs, swap_root(f, ino), 0);
 		wend(f, 0);
 	}
@@ -763,7 +808,7 @@ h2_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if ((error = wbegin(f)) == 0) {
+	if ((error = wbegin(f, size)) == 0) {
 		error = hammer2_file_write(f->pfs, swap_root(f, ino),
 					   (hammer2_off_t)off, buf, size);
 		wend(f, size);
@@ -978,20 +1023,19 @@ static void
 h2_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	hammer2_fuse_t *f = FS(req);
-	uint64_t size = UINT64_MAX, avail = UINT64_MAX;
+	uint64_t size = UINT64_MAX, avail, pending;
 	struct statvfs sv;
 
 	/* a cluster holds what its smallest, fullest node holds */
 	rbegin(f);
 	for (int i = 0; i < f->pfs->ndevs; ++i) {
-		const hammer2_volume_data_t *vd = f->pfs->devs[i]->voldata;
-
-		if (vd->allocator_size < size)
-			size = vd->allocator_size;
-		if (vd->allocator_free < avail)
-			avail = vd->allocator_free;
+		if (f->pfs->devs[i]->voldata->allocator_size < size)
+			size = f->pfs->devs[i]->voldata->allocator_size;
 	}
+	avail = space_free(f);
+	pending = space_need(f, 0);	/* as good as allocated */
 	rend(f);
+	avail = avail > pending ? avail - pending : 0;
 	if (avail > size)
 		avail = size;
 	memset(&sv, 0, sizeof(sv));

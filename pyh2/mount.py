@@ -225,15 +225,16 @@ def umount(mountpoint: str, lazy: bool = False, timeout: float = 60.0):
     source = dict(mounts()).get(mnt)
     if source is None:
         raise H2Error(errno.EINVAL, f"{mountpoint}: not a pyh2 mount")
+    flush_error = None
     try:
         fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)                    # fsyncdir: the server commits
         finally:
             os.close(fd)
-    except OSError as e:
-        if e.errno not in (errno.ENOTCONN, errno.EROFS):  # a dead server or --ro
-            raise
+    except OSError as e:                    # a dead server has nothing to commit
+        if e.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
+            flush_error = e
     servers = [p for p in _holders(source.split(",")) if p != os.getpid()]
     unmount(mnt, lazy)
     deadline = time.monotonic() + timeout
@@ -242,3 +243,6 @@ def umount(mountpoint: str, lazy: bool = False, timeout: float = 60.0):
             raise H2Error(errno.ETIMEDOUT, f"{mountpoint}: detached, but process "
                                            f"{servers} still holds the image")
         time.sleep(0.05)
+    if flush_error is not None:             # detached all the same: say what was lost
+        raise H2Error(flush_error.errno, f"{mountpoint}: detached, but the last commit "
+                                         f"failed: {flush_error.strerror}")

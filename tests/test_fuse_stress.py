@@ -190,6 +190,30 @@ def test_killed_daemon_leaves_last_flush(image, tmp_path):
         assert pfs.read("/d/b") == b"kept"
 
 
+def test_full_volume_refuses_before_it_loses(tmp_path):
+    """Writes into a filling volume get ENOSPC before a commit could fail: everything
+    acknowledged is on the image after unmount, and small files still fit."""
+    img, mnt = tmp_path / "small.h2", tmp_path / "mnt"
+    pyh2.newfs(img, 256 << 20)
+    chunk, written = os.urandom(1 << 20), 0
+    with mounted(img, mnt):
+        with pytest.raises(OSError) as ei:
+            with open(mnt / "big", "wb", buffering=0) as f:
+                while True:
+                    written += f.write(chunk)
+        assert ei.value.errno == errno.ENOSPC
+        assert 128 << 20 < written < 256 << 20
+        (mnt / "small").write_bytes(b"still fits")
+        assert os.statvfs(mnt).f_bavail < 64
+    fsck_clean(img)
+    with pyh2.open(img) as vol:
+        pfs = vol.pfs("DATA")
+        assert pfs.stat("/big").size == written
+        tail = written - (1 << 20)                  # the file is chunk, chunk, ...
+        assert pfs.read("/big", tail, 1 << 20) == (chunk * 2)[tail % (1 << 20):][:1 << 20]
+        assert pfs.read("/small") == b"still fits"
+
+
 def test_background_flush_commits_without_fsync(image, tmp_path):
     """The syncer commits on its own: the data reaches the image with no fsync and survives
     a SIGKILL right after."""
