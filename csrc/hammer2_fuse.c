@@ -48,7 +48,7 @@ struct hammer2_fuse {
 	 * failed flush the device takes no more commits: modifications are
 	 * refused from then on rather than acknowledged and lost.
 	 */
-	uint64_t		dirty;		/* bytes (or ops) since a flush */
+	uint64_t		dirty;		/* data (1 KiB per other op) to commit */
 	int			flush_error;
 	pthread_mutex_t		lock;		/* stopping, the syncer's wait */
 	pthread_cond_t		cv;
