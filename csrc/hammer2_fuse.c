@@ -131,7 +131,8 @@ ts_to_us(const struct timespec *ts)
 static void
 reply_err(fuse_req_t req, int error)
 {
-	if (error == EIO || error == ENOMEM || error == ENOTCONN || error == ELOOP || error == EFBIG)
+	if (error == EIO || error == ENOMEM || error == ENOTCONN ||
+	    error == ELOOP || error == EFBIG)
 		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
 	fuse_reply_err(req, error);
 }
