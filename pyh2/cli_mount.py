@@ -8,7 +8,8 @@ from . import mount as _mount
 
 def cmd_mount(args, out):
     images, label = _mount.parse_spec(args.spec)
-    opts = dict(readonly=args.ro, debug=args.debug, flush_secs=args.flush_interval)
+    opts = dict(readonly=args.ro, debug=args.debug, flush_secs=args.flush_interval,
+                options=",".join(args.options))
     if args.daemon:
         pid = _mount.daemon(images, label, args.mountpoint, threads=args.threads,
                             log=args.log, **opts)
@@ -32,6 +33,8 @@ def register(sub):
     p.add_argument("-d", dest="daemon", action="store_true",
                    help="run as a daemon; prints its pid once mounted")
     p.add_argument("--log", default=os.devnull, help="the daemon's stderr (default: none)")
+    p.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT]",
+                   help="more FUSE mount options (allow_other, ...)")
     p.add_argument("--debug", action="store_true", help="trace FUSE requests on stderr")
     p.add_argument("--threads", type=int, default=8, help="request workers at most")
     p.add_argument("--flush-interval", type=int, default=5, metavar="SECS",

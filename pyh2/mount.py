@@ -30,7 +30,8 @@ class Mount:
     """Volumes opened and a FUSE session mounted in this process."""
 
     def __init__(self, images: list[str], label: str, mountpoint: str,
-                 readonly: bool = False, debug: bool = False, flush_secs: int = 5):
+                 readonly: bool = False, debug: bool = False, flush_secs: int = 5,
+                 options: str = ""):
         if not os.path.isdir(mountpoint):
             raise H2Error(errno.ENOTDIR, f"{mountpoint}: mount point is not a directory")
         self.mountpoint = os.path.realpath(mountpoint)
@@ -42,7 +43,7 @@ class Mount:
             self.pfs = _core.Pfs([v.device for v in self.volumes], label)
             fsname = ",".join(os.path.realpath(i) for i in images)
             self.session = _core.FuseSession(self.pfs, self.mountpoint, fsname, readonly,
-                                             debug=debug, flush_secs=flush_secs)
+                                             options, debug, flush_secs)
         except BaseException:
             self._release()
             raise
@@ -114,7 +115,7 @@ def serve_until_unmounted(m: Mount, threads: int = 8):
 
 
 def daemon(images, label, mountpoint, readonly=False, debug=False, flush_secs=5,
-           threads=8, log=os.devnull) -> int:
+           options="", threads=8, log=os.devnull) -> int:
     """Fork a child that mounts and serves; return its pid once the mount is
     live (or raise the child's error)."""
     r, w = os.pipe()
@@ -124,7 +125,7 @@ def daemon(images, label, mountpoint, readonly=False, debug=False, flush_secs=5,
         status = 1
         try:
             os.setsid()
-            m = Mount(images, label, mountpoint, readonly, debug, flush_secs)
+            m = Mount(images, label, mountpoint, readonly, debug, flush_secs, options)
             os.chdir("/")                           # hold no other mount busy
             os.write(w, b"ok")
             os.close(w)

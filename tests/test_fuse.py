@@ -398,6 +398,9 @@ def test_mount_errors_are_clean(tmp_path, image):
         assert not is_mounted(args[1])
     r = run("umount", tmp_path)
     assert r.returncode == 1 and "not a pyh2 mount" in r.stderr, r
+    r = run("mount", "-d", image, tmp_path, "-o", "no_such_option")
+    assert r.returncode == 1 and "mount options" in r.stderr, r
+    assert not is_mounted(tmp_path)
     (tmp_path / "m2").mkdir()
     with mounted(image, tmp_path / "m1"):
         for opt in ((), ("--ro",)):
@@ -406,9 +409,12 @@ def test_mount_errors_are_clean(tmp_path, image):
             assert not is_mounted(tmp_path / "m2")
 
 
-def test_setgid_directory_hands_down_its_group(image, tmp_path):
+def test_mount_options_and_setgid_directory(image, tmp_path):
     mnt = tmp_path / "mnt"
-    with mounted(image, mnt):
+    with mounted(image, mnt, "-o", "allow_other"):
+        opts = subprocess.run(["findmnt", "-n", "-o", "OPTIONS", str(mnt)], check=True,
+                              capture_output=True, text=True).stdout
+        assert "allow_other" in opts and "default_permissions" in opts, opts
         os.mkdir(mnt / "shared")
         os.chown(mnt / "shared", 0, 4242)
         os.chmod(mnt / "shared", 0o2775)
