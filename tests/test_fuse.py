@@ -227,7 +227,8 @@ def test_posix_semantics(image, tmp_path):
         assert (mnt / "sl").read_bytes() == b"hello world"
         os.mkfifo(mnt / "fifo", 0o640)
         got = []
-        reader = threading.Thread(target=lambda: got.append(open(mnt / "fifo", "rb").read()))
+        reader = threading.Thread(target=lambda: got.append(open(mnt / "fifo", "rb").read()),
+                                  daemon=True)
         reader.start()
         with open(mnt / "fifo", "wb") as f:
             f.write(b"through the fifo")
