@@ -125,12 +125,12 @@ def daemon(images, label, mountpoint, readonly=False, debug=False, flush_secs=5,
         status = 1
         try:
             os.setsid()
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             m = Mount(images, label, mountpoint, readonly, debug, flush_secs, options)
             os.chdir("/")                           # hold no other mount busy
             os.write(w, b"ok")
             os.close(w)
             w = -1
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             null = os.open(os.devnull, os.O_RDWR)
             os.dup2(null, 0)
             os.dup2(fd, 1)
