@@ -3,6 +3,7 @@ a killed daemon, a foreground mount stopped by a signal."""
 import errno
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,9 +13,10 @@ import time
 import pytest
 
 import pyh2
-from harness import refimages
+from harness import fuzz, refimages
 from harness.fusemount import is_mounted, mounted, pyh2 as run, wait_gone
 from harness.model import Model
+from pyh2.mount import _alive
 from tests.test_fuse import fsck_clean
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
@@ -213,6 +215,56 @@ def test_full_volume_refuses_before_it_loses(tmp_path):
         tail = written - (1 << 20)                  # the file is chunk, chunk, ...
         assert pfs.read("/big", tail, 1 << 20) == (chunk * 2)[tail % (1 << 20):][:1 << 20]
         assert pfs.read("/small") == b"still fits"
+
+
+HOSTILE_SEEDS = range(1, 9)
+
+
+def test_hostile_images_mount_without_crashing(tmp_path):
+    """Damaged metadata no check code catches (harness.fuzz): a tree walk, reads and writes
+    through the mount get errors, the server stays up and unmounts cleanly."""
+    base = tmp_path / "base.h2"
+    fuzz.build_image(base)
+    blocks = fuzz.metadata_blocks(base)
+    served = 0
+    for seed in HOSTILE_SEEDS:
+        img, mnt = tmp_path / f"h{seed}.h2", tmp_path / f"mnt{seed}"
+        shutil.copyfile(base, img)
+        done = fuzz.damage(img, blocks, random.Random(seed))
+        mnt.mkdir()
+        r = run("mount", "-d", img, mnt)
+        if r.returncode:                # refused at open: a clean error is enough
+            assert "Traceback" not in r.stderr, (seed, done, r.stderr)
+            continue
+        pid = int(r.stdout.split()[-1])
+        served += 1
+        try:
+            for dirpath, dirs, files in os.walk(mnt, onerror=lambda e: None):
+                for n in files:
+                    p = os.path.join(dirpath, n)
+                    for op in (lambda: open(p, "rb").read(4 << 20),
+                               lambda: os.readlink(p),
+                               lambda: open(p, "ab").write(b"more")):
+                        try:
+                            op()
+                        except OSError:
+                            pass
+            for op in (lambda: os.mkdir(mnt / "d0" / "sub"),
+                       lambda: os.rename(mnt / "d2" / "f2", mnt / "d0" / "moved"),
+                       lambda: os.unlink(mnt / "d1" / "f3")):
+                try:
+                    op()
+                except OSError:
+                    pass
+            os.statvfs(mnt)                     # the server still answers
+            assert _alive(pid), (seed, done)
+        finally:
+            run("umount", mnt)
+            if is_mounted(mnt):
+                run("umount", "-l", mnt)
+            assert wait_gone(pid), (seed, done)
+        assert not is_mounted(mnt)
+    assert served >= len(HOSTILE_SEEDS) // 2     # most damage shows only below the root
 
 
 def test_background_flush_commits_without_fsync(image, tmp_path):
