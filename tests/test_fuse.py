@@ -171,6 +171,33 @@ def renameat2(src, dst, flags):
         raise OSError(e, os.strerror(e), str(src))
 
 
+def seek_listing(path, first, mutate):
+    """readdir `first` names, telldir, mutate(), seekdir back and read the rest (libc)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.opendir.restype = libc.readdir.restype = ctypes.c_void_p
+    libc.opendir.argtypes = [ctypes.c_char_p]
+    libc.readdir.argtypes = libc.telldir.argtypes = libc.closedir.argtypes = [ctypes.c_void_p]
+    libc.telldir.restype = ctypes.c_long
+    libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+    d = libc.opendir(os.fsencode(path))
+    assert d, os.strerror(ctypes.get_errno())
+
+    def names(limit):
+        out = []
+        while len(out) < limit and (ent := libc.readdir(d)):
+            out.append(ctypes.string_at(ent + 19).decode())   # struct dirent's d_name
+        return out
+
+    try:
+        head = names(first)
+        pos = libc.telldir(d)
+        mutate()
+        libc.seekdir(d, pos)
+        return head, names(1 << 30)
+    finally:
+        libc.closedir(d)
+
+
 def test_posix_semantics(image, tmp_path):
     mnt = tmp_path / "mnt"
     inums = {}
@@ -264,6 +291,23 @@ def test_posix_semantics(image, tmp_path):
         with os.scandir(mnt / "many") as it:
             seen = [e.name for e in it]
         assert len(seen) == len(set(seen)) == 700
+        # a position taken mid-listing stays valid across removals and creations
+        dropped = set(seen[100:150] + seen[400:450])
+
+        def mutate():
+            for n in dropped:
+                os.unlink(mnt / "many" / n)
+            for i in range(50):
+                (mnt / "many" / f"late-{i}").write_bytes(b"")
+
+        head, rest = seek_listing(mnt / "many", 300, mutate)
+        assert not set(head) & set(rest), "entries listed twice"
+        assert names - dropped <= set(head) | set(rest)
+        assert not dropped & set(rest)
+        for i in range(50):
+            os.unlink(mnt / "many" / f"late-{i}")
+        for n in dropped:
+            (mnt / "many" / n).write_bytes(n.encode())
         # statfs comes from the volume's allocator
         sv = os.statvfs(mnt)
         assert 0.5 * (1 << 30) < sv.f_blocks * sv.f_frsize <= (1 << 30)
