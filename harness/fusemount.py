@@ -8,11 +8,15 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+import pyh2
 from harness.refimages import REPO
-from pyh2.mount import mounts, unmount
+from pyh2.mount import _alive, mounts, unmount
 
 
-def pyh2(*args, timeout=120):
+def run_cli(*args, timeout=120):
+    """`python3 -m pyh2 ARGS` (text output)."""
     return subprocess.run([sys.executable, "-m", "pyh2", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -24,15 +28,11 @@ def is_mounted(mountpoint) -> bool:
 def wait_gone(pid: int, timeout: float = 60.0) -> bool:
     """Wait for a process that is not our child; True once it has exited."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rpartition(")")[2].split()[0] == "Z":
-                    return True
-        except OSError:
-            return True
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    return False
+    return True
 
 
 @contextlib.contextmanager
@@ -41,7 +41,7 @@ def mounted(spec, mountpoint, *options):
     whatever happened: `pyh2 umount` (forced detach if that fails), the daemon waited for
     (killed if it hangs), and no mount left behind."""
     os.makedirs(mountpoint, exist_ok=True)
-    r = pyh2("mount", "-d", spec, mountpoint, *options)
+    r = run_cli("mount", "-d", spec, mountpoint, *options)
     assert r.returncode == 0, r.stderr
     pid = int(r.stdout.split()[-1])
     try:
@@ -49,7 +49,7 @@ def mounted(spec, mountpoint, *options):
     finally:
         try:
             if is_mounted(mountpoint):
-                r = pyh2("umount", mountpoint, timeout=90)
+                r = run_cli("umount", mountpoint, timeout=90)
                 if r.returncode and is_mounted(mountpoint):
                     unmount(mountpoint, lazy=True)
         finally:
@@ -57,3 +57,18 @@ def mounted(spec, mountpoint, *options):
                 os.kill(pid, signal.SIGKILL)
                 wait_gone(pid, 10)
             assert not is_mounted(mountpoint), f"{mountpoint} still mounted"
+
+
+@pytest.fixture
+def image(tmp_path):
+    """A fresh 1 GiB (sparse) volume."""
+    img = tmp_path / "vol.h2"
+    pyh2.newfs(img, 1 << 30)
+    return img
+
+
+def fsck_clean(img):
+    """`pyh2 fsck` finds nothing wrong: tree, check codes, freemap."""
+    r = run_cli("fsck", img)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert " 0 marked free, 0 overlapping" in r.stdout, r.stdout

@@ -16,19 +16,13 @@ import pytest
 
 import pyh2
 from harness import refimages
-from harness.fusemount import is_mounted, mounted, pyh2 as run
+from harness.fusemount import fsck_clean, image, is_mounted, mounted  # noqa: F401
+from harness.fusemount import run_cli as run
 from pyh2 import _core
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
 MTIME_NS = 1_500_000_000_123_456_000     # µs precision: what HAMMER2 keeps
-
-
-@pytest.fixture
-def image(tmp_path):
-    img = tmp_path / "vol.h2"
-    pyh2.newfs(img, 1 << 30)
-    return img
 
 
 def image_digest(path):
@@ -53,12 +47,6 @@ def image_digest(path):
                 h.update(chunk)
                 off += len(chunk)
     return h.hexdigest()
-
-
-def fsck_clean(img):
-    r = run("fsck", img)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert " 0 marked free, 0 overlapping" in r.stdout, r.stdout
 
 
 def volume_tree(img, prefix):

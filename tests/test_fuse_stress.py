@@ -14,23 +14,16 @@ import pytest
 
 import pyh2
 from harness import fuzz, refimages
-from harness.fusemount import is_mounted, mounted, pyh2 as run, wait_gone
+from harness.fusemount import fsck_clean, image, is_mounted, mounted  # noqa: F401
+from harness.fusemount import run_cli as run, wait_gone
 from harness.model import Model
 from pyh2.mount import _alive
-from tests.test_fuse import fsck_clean
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
 EXERCISE_SECONDS = 8
 UMASK = os.umask(0o022)
 os.umask(UMASK)
-
-
-@pytest.fixture
-def image(tmp_path):
-    img = tmp_path / "vol.h2"
-    pyh2.newfs(img, 1 << 30)
-    return img
 
 
 class Exerciser:
