@@ -186,16 +186,17 @@ def mounts() -> list[tuple[str, str]]:
     return out
 
 
-def _holders(paths: list[str]) -> list[int]:
-    """Processes with one of paths open."""
+def _servers(paths: list[str]) -> list[int]:
+    """FUSE servers (processes holding /dev/fuse) with one of paths open."""
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in paths for fd in fds):
-                pids.append(int(pid))
+            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds}
         except OSError:
             continue                        # gone, or not ours to look at
+        if "/dev/fuse" in links and links & set(paths):
+            pids.append(int(pid))
     return pids
 
 
@@ -236,7 +237,7 @@ def umount(mountpoint: str, lazy: bool = False, timeout: float = 60.0):
     except OSError as e:                    # a dead server has nothing to commit
         if e.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
             flush_error = e
-    servers = [p for p in _holders(source.split(",")) if p != os.getpid()]
+    servers = [p for p in _servers(source.split(",")) if p != os.getpid()]
     unmount(mnt, lazy)
     deadline = time.monotonic() + timeout
     while any(map(_alive, servers)):

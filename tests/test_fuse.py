@@ -19,6 +19,7 @@ from harness import refimages
 from harness.fusemount import fsck_clean, image, is_mounted, mounted  # noqa: F401
 from harness.fusemount import run_cli as run
 from pyh2 import _core
+from pyh2.mount import _alive
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -410,10 +411,13 @@ def test_cluster_mount_writes_every_node(tmp_path):
     for img in imgs:
         _core.newfs(str(img), 1 << 30, "DATA", 0, 2, 3, len(imgs), clid)
     mnt = tmp_path / "mnt"
-    with mounted(",".join(map(str, imgs)), mnt):
+    with mounted(",".join(map(str, imgs)), mnt) as pid:
         os.mkdir(mnt / "d")
         (mnt / "d" / "f").write_bytes(b"replicated" * 10000)
         os.symlink("d/f", mnt / "l")
+        r = run("umount", mnt)
+        assert r.returncode == 0, r.stderr
+        assert not _alive(pid), "umount returned before the server's final commit"
     for img in imgs:
         fsck_clean(img)
         with pyh2.open(img) as vol:
