@@ -1,5 +1,6 @@
 """Builds pyh2._core from the C core (csrc/) and its Cython binding."""
 import glob
+import subprocess
 
 from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
@@ -7,8 +8,10 @@ from setuptools import Extension, find_packages, setup
 core = Extension(
     "pyh2._core",
     sources=["pyh2/_core.pyx"] + sorted(glob.glob("csrc/*.c")),
-    include_dirs=["csrc"],
-    libraries=["lz4", "z", "crypto", "xxhash", "pthread"],
+    include_dirs=["csrc"] + [f[2:] for f in subprocess.run(
+        ["pkg-config", "--cflags-only-I", "fuse3"], capture_output=True, text=True,
+        check=True).stdout.split()],
+    libraries=["lz4", "z", "crypto", "xxhash", "pthread", "fuse3"],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
 )
 

@@ -419,6 +419,13 @@ struct hammer2_pfs {
 	hammer2_cluster_t	*iroot;		/* PFS root inode, one per node */
 	hammer2_dev_t		*devs[HAMMER2_MAXCLUSTER];
 	int			ndevs;
+	/*
+	 * Asked when the last link of a non-directory goes: non-zero keeps
+	 * the inode (nlinks 0) for a later hammer2_inode_destroy, as while
+	 * a FUSE client still has it open.
+	 */
+	int			(*keep_unlinked)(void *arg, hammer2_tid_t inum);
+	void			*keep_arg;
 };
 
 typedef struct hammer2_dirent {
@@ -450,6 +457,9 @@ int hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 		       const uint8_t *name, size_t len, hammer2_dirent_t *ent);
 int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			hammer2_readdir_cb_t cb, void *arg);
+int hammer2_dir_readdir_at(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+			   hammer2_key_t key_beg, hammer2_readdir_cb_t cb,
+			   void *arg);
 int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_off_t off, void *buf, size_t len, size_t *donep);
 void hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off,

@@ -236,3 +236,14 @@ hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	return dir_scan(pfs, dinum, HAMMER2_DIRHASH_VISIBLE, HAMMER2_KEY_MAX,
 			cb, arg, &stopped);
 }
+
+/* Entries with keys from key_beg on (a resumable readdir). */
+int
+hammer2_dir_readdir_at(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+		       hammer2_key_t key_beg, hammer2_readdir_cb_t cb, void *arg)
+{
+	int stopped;
+
+	return dir_scan(pfs, dinum, key_beg | HAMMER2_DIRHASH_VISIBLE,
+			HAMMER2_KEY_MAX, cb, arg, &stopped);
+}

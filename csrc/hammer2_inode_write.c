@@ -332,8 +332,9 @@ inode_unref(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_tid_t mtid,
 		if (ipd->meta.nlinks > 0)
 			--ipd->meta.nlinks;
 		ipd->meta.ctime = now;
-		if (ipd->meta.nlinks == 0 ||
-		    ipd->meta.type == HAMMER2_OBJTYPE_DIRECTORY)
+		if (ipd->meta.type == HAMMER2_OBJTYPE_DIRECTORY ||
+		    (ipd->meta.nlinks == 0 && !(pfs->keep_unlinked &&
+		     pfs->keep_unlinked(pfs->keep_arg, inum))))
 			error = hammer2_cluster_delete(ip, mtid);
 		else
 			error = hammer2_cluster_modsync(ip);

@@ -1105,3 +1105,4 @@ cdef class Pfs:
             raise _error(err)
 include "_devices.pxi"
 include "_cluster.pxi"
+include "_fuse.pxi"

@@ -9,6 +9,7 @@ import tempfile
 import time
 
 from . import cli_cluster
+from . import cli_mount
 from . import show as _show
 from .export import export
 from .importer import Importer
@@ -614,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: read, export and check a reference image")
     p.set_defaults(func=cmd_demo)
     cli_cluster.register(sub)
+    cli_mount.register(sub)
     return ap
 
 

@@ -1,0 +1,143 @@
+"""Work through a `pyh2 mount` beside the same work on the in-process API and in a tmpfs
+directory (the limit), all measured in the same run:
+
+- sequential write of a 256 MiB file (1 MiB writes, then fsync / flush),
+- sequential read of it (after a remount / reopen: the server's caches are cold),
+- creating 1,000 small files (then fsync of the directory / flush).
+
+    python3 bench/bench_fuse.py [--runs N] [--mib 256]
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import pyh2  # noqa: E402
+from harness.fusemount import mounted  # noqa: E402
+
+CHUNK = 1 << 20
+NFILES = 1000
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+# --------------------------------------------------------- a directory (mount or tmpfs)
+
+def dir_write(path, data):
+    with open(path, "wb", buffering=0) as f:
+        view = memoryview(data)
+        for off in range(0, len(data), CHUNK):
+            f.write(view[off:off + CHUNK])
+        os.fsync(f.fileno())
+
+
+def dir_read(path, size):
+    buf = bytearray(CHUNK)
+    with open(path, "rb", buffering=0) as f:
+        while f.readinto(buf):
+            pass
+
+
+def dir_create(top):
+    os.mkdir(top)
+    for i in range(NFILES):
+        with open(os.path.join(top, f"f{i:04d}"), "wb") as f:
+            f.write(b"x" * 100)
+    fd = os.open(top, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
+def run_dir(top, data):
+    w = timed(lambda: dir_write(os.path.join(top, "big"), data))
+    r = timed(lambda: dir_read(os.path.join(top, "big"), len(data)))
+    c = timed(lambda: dir_create(os.path.join(top, "many")))
+    return w, r, c
+
+
+# --------------------------------------------------------- the in-process API
+
+def api_run(img, data):
+    pyh2.newfs(img, 2 << 30)
+
+    def write():
+        with pyh2.open(img, writable=True) as vol:
+            pfs = vol.pfs("DATA")
+            pfs.create("/big")
+            view = memoryview(data)
+            for off in range(0, len(data), CHUNK):
+                pfs.write("/big", view[off:off + CHUNK], off)
+            vol.flush()
+
+    def read():
+        with pyh2.open(img) as vol:
+            pfs = vol.pfs("DATA")
+            buf = bytearray(CHUNK)
+            for off in range(0, len(data), CHUNK):
+                pfs.readinto("/big", buf, off)
+
+    def create():
+        with pyh2.open(img, writable=True) as vol:
+            pfs = vol.pfs("DATA")
+            pfs.mkdir("/many")
+            for i in range(NFILES):
+                pfs.create(f"/many/f{i:04d}", b"x" * 100)
+            vol.flush()
+
+    out = timed(write), timed(read), timed(create)
+    os.unlink(img)
+    return out
+
+
+def mount_run(img, mnt, data):
+    pyh2.newfs(img, 2 << 30)
+    with mounted(img, mnt):
+        w = timed(lambda: dir_write(os.path.join(mnt, "big"), data))
+    with mounted(img, mnt):                  # cold: a fresh server and page cache
+        r = timed(lambda: dir_read(os.path.join(mnt, "big"), len(data)))
+        c = timed(lambda: dir_create(os.path.join(mnt, "many")))
+    os.unlink(img)
+    return w, r, c
+
+
+def tmpfs_run(shm, data):
+    top = tempfile.mkdtemp(prefix="pyh2-bench-", dir=shm)
+    try:
+        return run_dir(top, data)
+    finally:
+        shutil.rmtree(top)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mib", type=int, default=256)
+    args = ap.parse_args()
+    data = os.urandom(args.mib << 20)
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    with tempfile.TemporaryDirectory(prefix="pyh2-bench-") as work:
+        img, mnt = os.path.join(work, "bench.h2"), os.path.join(work, "mnt")
+        results = {name: [min(col) for col in zip(*(fn() for _ in range(args.runs)))]
+                   for name, fn in (("mount", lambda: mount_run(img, mnt, data)),
+                                    ("api", lambda: api_run(img, data)),
+                                    ("tmpfs", lambda: tmpfs_run(shm, data)))}
+    mb = len(data) / 1e6
+    for i, (what, unit, amount) in enumerate((("sequential write", "MB/s", mb),
+                                              ("sequential read", "MB/s", mb),
+                                              (f"create {NFILES} files", "files/s", NFILES))):
+        m, a, t = (amount / results[k][i] for k in ("mount", "api", "tmpfs"))
+        print(f"{what:18s}: mount {m:9.1f} {unit:7s} in-process API {a:9.1f}   "
+              f"tmpfs {t:9.1f}   mount/API {m / a:5.2f}   mount/tmpfs {m / t:5.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

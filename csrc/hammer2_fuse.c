@@ -1,0 +1,1238 @@
+/*
+ * A PFS as a kernel filesystem: libfuse3 low-level operations over the
+ * PFS API (hammer2_inode_*, hammer2_dir_*, hammer2_file_*).  No in-memory
+ * inode table: a FUSE inode number is the HAMMER2 inode number, which is
+ * never reused, so lookup counts need no bookkeeping.
+ */
+#define _GNU_SOURCE		/* RENAME_NOREPLACE */
+#define FUSE_USE_VERSION 312
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include "hammer2_fuse.h"
+
+#define FUSE_TIMEOUT	1.0		/* entry and attribute cache, seconds */
+#define FLUSH_BYTES	(64ULL << 20)	/* modified data kept in memory at most */
+#define SYMLINK_MAX	4096		/* PATH_MAX */
+#define OPEN_HASH	256
+/*
+ * Free space the allocator counts but a commit may not reach: each block
+ * type allocates from 4 MiB segments of its own, so a few segments can be
+ * partly used by one type and closed to the others.
+ */
+#define SPACE_SLACK	(32ULL << 20)
+
+/* An inode some client has open: unlinked, it lives until the last close. */
+struct open_ent {
+	struct open_ent	*next;
+	hammer2_tid_t	inum;
+	int		opens;
+	int		unlinked;	/* its last link is gone */
+};
+
+struct hammer2_fuse {
+	hammer2_pfs_t		*pfs;
+	struct fuse_session	*se;
+	int			flags;		/* HAMMER2_FUSE_* */
+	int			flush_secs;
+	/*
+	 * dirty and flush_error change only inside an exclusive PFS
+	 * transaction, so every writer sees them consistently.  After a
+	 * failed flush the device takes no more commits: modifications are
+	 * refused from then on rather than acknowledged and lost.
+	 */
+	uint64_t		dirty;		/* data (1 KiB per other op) to commit */
+	int			flush_error;
+	pthread_mutex_t		lock;		/* stopping, the syncer's wait */
+	pthread_cond_t		cv;
+	int			stopping;
+	int			syncer_running;
+	pthread_t		syncer;
+	pthread_mutex_t		olock;		/* the open table */
+	struct open_ent		*opens[OPEN_HASH];
+};
+
+#define FS(req)		((hammer2_fuse_t *)fuse_req_userdata(req))
+
+/* FUSE_ROOT_ID and the PFS root's inode number trade places. */
+static hammer2_tid_t
+swap_root(hammer2_fuse_t *f, uint64_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return f->pfs->info.inum;
+	if (ino == f->pfs->info.inum)
+		return FUSE_ROOT_ID;
+	return ino;
+}
+
+static mode_t
+type_bits(int type)
+{
+	switch (type) {
+	case HAMMER2_OBJTYPE_DIRECTORY:	return S_IFDIR;
+	case HAMMER2_OBJTYPE_REGFILE:	return S_IFREG;
+	case HAMMER2_OBJTYPE_FIFO:	return S_IFIFO;
+	case HAMMER2_OBJTYPE_CDEV:	return S_IFCHR;
+	case HAMMER2_OBJTYPE_BDEV:	return S_IFBLK;
+	case HAMMER2_OBJTYPE_SOFTLINK:	return S_IFLNK;
+	case HAMMER2_OBJTYPE_SOCKET:	return S_IFSOCK;
+	}
+	return 0;
+}
+
+static int
+objtype(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR:	return HAMMER2_OBJTYPE_DIRECTORY;
+	case S_IFREG:	return HAMMER2_OBJTYPE_REGFILE;
+	case S_IFIFO:	return HAMMER2_OBJTYPE_FIFO;
+	case S_IFCHR:	return HAMMER2_OBJTYPE_CDEV;
+	case S_IFBLK:	return HAMMER2_OBJTYPE_BDEV;
+	case S_IFLNK:	return HAMMER2_OBJTYPE_SOFTLINK;
+	case S_IFSOCK:	return HAMMER2_OBJTYPE_SOCKET;
+	}
+	return HAMMER2_OBJTYPE_UNKNOWN;
+}
+
+/* The unix id sits in the last 4 bytes of HAMMER2's uid/gid uuid. */
+static uint32_t
+uuid_xid(const hammer2_uuid_t *uuid)
+{
+	uint32_t id;
+
+	memcpy(&id, &uuid->bytes[12], sizeof(id));
+	return id;
+}
+
+static void
+us_to_ts(uint64_t us, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(us / 1000000);
+	ts->tv_nsec = (long)(us % 1000000) * 1000;
+}
+
+static uint64_t
+ts_to_us(const struct timespec *ts)
+{
+	if (ts->tv_sec < 0)
+		return 0;
+	return (uint64_t)ts->tv_sec * 1000000 + (uint64_t)ts->tv_nsec / 1000;
+}
+
+/* Only errors that are not a caller's mistake are worth a log line. */
+static void
+reply_err(fuse_req_t req, int error)
+{
+	if (error == EIO || error == ENOMEM || error == ENOTCONN ||
+	    error == ELOOP || error == EFBIG)
+		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
+	fuse_reply_err(req, error);
+}
+
+/* stat of FUSE inode ino (inside a transaction). */
+static int
+inode_stat(hammer2_fuse_t *f, fuse_ino_t ino, struct stat *st)
+{
+	hammer2_inode_meta_t m;
+	int error;
+
+	error = hammer2_inode_meta(f->pfs, swap_root(f, ino), &m, NULL);
+	if (error)
+		return error;
+	memset(st, 0, sizeof(*st));
+	st->st_mode = type_bits(m.type);
+	if (st->st_mode == 0)
+		return hammer2_seterr(EIO, "inode 0x%llx: unknown type %d",
+				      (unsigned long long)swap_root(f, ino),
+				      m.type);
+	st->st_ino = ino;
+	st->st_mode |= m.mode & 07777;
+	st->st_nlink = (nlink_t)m.nlinks;
+	st->st_uid = uuid_xid(&m.uid);
+	st->st_gid = uuid_xid(&m.gid);
+	st->st_rdev = makedev(m.rmajor, m.rminor);
+	st->st_size = (off_t)m.size;
+	st->st_blksize = HAMMER2_PBUFSIZE;
+	st->st_blocks = (blkcnt_t)((m.size + 511) / 512);
+	us_to_ts(m.atime, &st->st_atim);
+	us_to_ts(m.mtime, &st->st_mtim);
+	us_to_ts(m.ctime, &st->st_ctim);
+	return 0;
+}
+
+static int
+entry_fill(hammer2_fuse_t *f, fuse_ino_t ino, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	e->generation = 1;
+	e->attr_timeout = FUSE_TIMEOUT;
+	e->entry_timeout = FUSE_TIMEOUT;
+	return inode_stat(f, ino, &e->attr);
+}
+
+static int
+name_check(const char *name)
+{
+	return strlen(name) > HAMMER2_INODE_MAXNAME ? ENAMETOOLONG : 0;
+}
+
+/* ---------------------------------------------------- transactions */
+
+static void
+rbegin(hammer2_fuse_t *f)
+{
+	hammer2_pfs_trans_begin(f->pfs, 0);
+}
+
+static void
+rend(hammer2_fuse_t *f)
+{
+	hammer2_pfs_trans_end(f->pfs);
+}
+
+/* Commit (inside an exclusive transaction). */
+static int
+do_flush(hammer2_fuse_t *f)
+{
+	int error;
+
+	if (f->flush_error)
+		return f->flush_error;
+	error = hammer2_pfs_flush(f->pfs);
+	if (error) {
+		fprintf(stderr, "pyh2 mount: flush failed, refusing further "
+			"modifications: %s\n", hammer2_errmsg());
+		f->flush_error = error;
+		return error;
+	}
+	f->dirty = 0;
+	return 0;
+}
+
+/* Free bytes the allocator had at the last commit (the fullest node's). */
+static uint64_t
+space_free(hammer2_fuse_t *f)
+{
+	uint64_t avail = UINT64_MAX;
+
+	for (int i = 0; i < f->pfs->ndevs; ++i) {
+		if (f->pfs->devs[i]->voldata->allocator_free < avail)
+			avail = f->pfs->devs[i]->voldata->allocator_free;
+	}
+	return avail;
+}
+
+/* Space bytes of new data (and what is dirty) may take at the next commit. */
+static uint64_t
+space_need(hammer2_fuse_t *f, uint64_t bytes)
+{
+	uint64_t need = f->dirty + bytes;
+
+	return need + need / 16 + SPACE_SLACK;
+}
+
+/*
+ * Start a modification adding up to `bytes` of data.  Space is only
+ * allocated when a commit writes the blocks out, and a commit that runs
+ * out of it fails for good: so a modification the next commit could not
+ * hold is refused up front (after committing what is pending, which makes
+ * the allocator's count exact).  Nothing acknowledged is then lost.
+ */
+static int
+wbegin(hammer2_fuse_t *f, uint64_t bytes)
+{
+	if (f->flags & HAMMER2_FUSE_RDONLY)
+		return EROFS;
+	hammer2_pfs_trans_begin(f->pfs, 1);
+	if (f->flush_error == 0 && space_need(f, bytes) > space_free(f) &&
+	    f->dirty)
+		do_flush(f);
+	if (f->flush_error) {
+		hammer2_pfs_trans_end(f->pfs);
+		return hammer2_seterr(f->flush_error, "a commit failed: no more "
+				      "modifications");
+	}
+	if (space_need(f, bytes) > space_free(f)) {
+		hammer2_pfs_trans_end(f->pfs);
+		return ENOSPC;
+	}
+	return 0;
+}
+
+/*
+ * End a modification of `bytes` of data (a failed one may have changed
+ * things too); anything else counts as an inode's worth.
+ */
+static void
+wend(hammer2_fuse_t *f, uint64_t bytes)
+{
+	f->dirty += bytes ? bytes : HAMMER2_INODE_BYTES;
+	if (f->dirty >= FLUSH_BYTES)
+		do_flush(f);
+	hammer2_pfs_trans_end(f->pfs);
+}
+
+/* Commit every few seconds, as a syncer would. */
+static void *
+syncer_main(void *arg)
+{
+	hammer2_fuse_t *f = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&f->lock);
+	while (!f->stopping) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += f->flush_secs;
+		pthread_cond_timedwait(&f->cv, &f->lock, &ts);
+		if (f->stopping)
+			break;
+		pthread_mutex_unlock(&f->lock);
+		hammer2_pfs_trans_begin(f->pfs, 1);
+		if (f->dirty)
+			do_flush(f);
+		hammer2_pfs_trans_end(f->pfs);
+		pthread_mutex_lock(&f->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+static void
+syncer_stop(hammer2_fuse_t *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->stopping = 1;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->lock);
+	if (f->syncer_running) {
+		pthread_join(f->syncer, NULL);
+		f->syncer_running = 0;
+	}
+}
+
+/* ------------------------------------------------------ open files */
+
+static struct open_ent **
+open_find(hammer2_fuse_t *f, hammer2_tid_t inum)
+{
+	struct open_ent **pp = &f->opens[inum % OPEN_HASH];
+
+	while (*pp && (*pp)->inum != inum)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static int
+open_ref(hammer2_fuse_t *f, hammer2_tid_t inum)
+{
+	struct open_ent **pp;
+
+	pthread_mutex_lock(&f->olock);
+	pp = open_find(f, inum);
+	if (*pp == NULL && (*pp = calloc(1, sizeof(**pp))) != NULL)
+		(*pp)->inum = inum;
+	if (*pp)
+		++(*pp)->opens;
+	pthread_mutex_unlock(&f->olock);
+	return *pp ? 0 : ENOMEM;
+}
+
+/* pfs->keep_unlinked, inside the unlink's exclusive transaction. */
+static int
+keep_unlinked(void *arg, hammer2_tid_t inum)
+{
+	hammer2_fuse_t *f = arg;
+	struct open_ent *e;
+
+	pthread_mutex_lock(&f->olock);
+	if ((e = *open_find(f, inum)) != NULL)
+		e->unlinked = 1;
+	pthread_mutex_unlock(&f->olock);
+	return e != NULL;
+}
+
+/* The last close of an unlinked inode destroys it. */
+static void
+open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
+{
+	struct open_ent **pp, *e;
+	hammer2_inode_meta_t m;
+	int unlinked = 0;
+
+	pthread_mutex_lock(&f->olock);
+	pp = open_find(f, inum);
+	if ((e = *pp) != NULL && --e->opens == 0) {
+		*pp = e->next;
+		unlinked = e->unlinked;
+		free(e);
+	}
+	pthread_mutex_unlock(&f->olock);
+	if (!unlinked || wbegin(f, 0) != 0)
+		return;
+	/* reopened meanwhile (/proc/PID/fd), or linked again: it stays */
+	pthread_mutex_lock(&f->olock);
+	e = *open_find(f, inum);
+	pthread_mutex_unlock(&f->olock);
+	if (e == NULL && hammer2_inode_meta(f->pfs, inum, &m, NULL) == 0 &&
+	    m.nlinks == 0 && hammer2_inode_destroy(f->pfs, inum) != 0)
+		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
+	wend(f, 0);
+}
+
+/* ------------------------------------------------------ operations */
+
+/* At unmount: commit what is left. */
+static void
+final_flush(hammer2_fuse_t *f)
+{
+	syncer_stop(f);
+	if (f->flags & HAMMER2_FUSE_RDONLY)
+		return;
+	hammer2_pfs_trans_begin(f->pfs, 1);
+	do_flush(f);
+	hammer2_pfs_trans_end(f->pfs);
+}
+
+static void
+h2_destroy(void *userdata)
+{
+	final_flush(userdata);
+}
+
+static void
+h2_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	hammer2_fuse_t *f = FS(req);
+	struct fuse_entry_param e;
+	hammer2_dirent_t ent;
+	int error;
+
+	if ((error = name_check(name)) != 0) {
+		reply_err(req, error);
+		return;
+	}
+	rbegin(f);
+	error = hammer2_dir_lookup(f->pfs, swap_root(f, parent),
+				   (const uint8_t *)name, strlen(name), &ent);
+	if (error == 0)
+		error = entry_fill(f, swap_root(f, ent.inum), &e);
+	rend(f);
+	if (error == ENOENT) {
+		/* a negative entry: the kernel may cache the absence */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = FUSE_TIMEOUT;
+		fuse_reply_entry(req, &e);
+	} else if (error) {
+		reply_err(req, error);
+	} else {
+		fuse_reply_entry(req, &e);
+	}
+}
+
+static void
+h2_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fuse_reply_none(req);
+}
+
+static void
+h2_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	fuse_reply_none(req);
+}
+
+static void
+h2_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	hammer2_fuse_t *f = FS(req);
+	struct stat st;
+	int error;
+
+	rbegin(f);
+	error = inode_stat(f, ino, &st);
+	rend(f);
+	if (error)
+		reply_err(req, error);
+	else
+		fuse_reply_attr(req, &st, FUSE_TIMEOUT);
+}
+
+static void
+h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+	   struct fuse_file_info *fi)
+{
+	hammer2_fuse_t *f = FS(req);
+	hammer2_tid_t inum = swap_root(f, ino);
+	hammer2_attr_t a;
+	struct stat st;
+	int error;
+
+	memset(&a, 0, sizeof(a));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		a.mask |= HAMMER2_SETATTR_MODE;
+		a.mode = attr->st_mode & 07777;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		a.mask |= HAMMER2_SETATTR_UID;
+		a.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		a.mask |= HAMMER2_SETATTR_GID;
+		a.gid = attr->st_gid;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		a.mask |= HAMMER2_SETATTR_ATIME;
+		a.atime = (to_set & FUSE_SET_ATTR_ATIME_NOW) ?
+			  hammer2_time_now() : ts_to_us(&attr->st_atim);
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		a.mask |= HAMMER2_SETATTR_MTIME;
+		a.mtime = (to_set & FUSE_SET_ATTR_MTIME_NOW) ?
+			  hammer2_time_now() : ts_to_us(&attr->st_mtim);
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		a.mask |= HAMMER2_SETATTR_CTIME;
+		a.ctime = ts_to_us(&attr->st_ctim);
+	}
+	if ((error = wbegin(f, 0)) != 0) {
+		reply_err(req, error);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		error = hammer2_file_truncate(f->pfs, inum,
+					      (hammer2_off_t)attr->st_size);
+	/* a truncate alone sets the times itself */
+	if (error == 0 && (a.mask || !(to_set & FUSE_SET_ATTR_SIZE)))
+		error = hammer2_inode_setattr(f->pfs, inum, &a);
+	if (error == 0)
+		error = inode_stat(f, ino, &st);
+	wend(f, 0);
+	if (error)
+		reply_err(req, error);
+	else
+		fuse_reply_attr(req, &st, FUSE_TIMEOUT);
+}
+
+static void
+h2_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	hammer2_fuse_t *f = FS(req);
+	hammer2_tid_t inum = swap_root(f, ino);
+	hammer2_inode_meta_t m;
+	char buf[SYMLINK_MAX + 1];
+	size_t done = 0;
+	int error;
+
+	rbegin(f);
+	error = hammer2_inode_meta(f->pfs, inum, &m, NULL);
+	if (error == 0 && m.type != HAMMER2_OBJTYPE_SOFTLINK)
+		error = hammer2_seterr(EINVAL, "inode 0x%llx is not a symlink",
+				       (unsigned long long)inum);
+	if (error == 0 && m.size > SYMLINK_MAX)
+		error = hammer2_seterr(EIO, "inode 0x%llx: symlink target of "
+				       "%llu bytes", (unsigned long long)inum,
+				       (unsigned long long)m.size);
+	if (error == 0)
+		error = hammer2_file_read(f->pfs, inum, 0, buf, m.size, &done);
+	rend(f);
+	if (error) {
+		reply_err(req, error);
+		return;
+	}
+	buf[done] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+/* Create name in parent: the common part of mknod/mkdir/create/symlink. */
+static int
+make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
+	  mode_t mode, dev_t rdev, const char *target,
+	  struct fuse_entry_param *e)
+{
+	hammer2_fuse_t *f = FS(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	hammer2_inode_meta_t pm;
+	hammer2_attr_t a;
+	hammer2_tid_t inum = 0;
+	size_t tlen = target ? strlen(target) : 0;
+	int error;
+
+	if ((error = name_check(name)) != 0)
+		return error;
+	if (tlen > SYMLINK_MAX)
+		return ENAMETOOLONG;
+	memset(&a, 0, sizeof(a));
+	a.type = (uint8_t)type;
+	a.mode = mode & 07777;
+	a.uid = ctx->uid;
+	a.gid = ctx->gid;
+	a.rmajor = major(rdev);
+	a.rminor = minor(rdev);
+	if ((error = wbegin(f, tlen)) != 0)
+		return error;
+	/* a setgid directory hands down its group (and, to directories, the bit) */
+	error = hammer2_inode_meta(f->pfs, swap_root(f, parent), &pm, NULL);
+	if (error == 0 && (pm.mode & S_ISGID)) {
+		a.gid = uuid_xid(&pm.gid);
+		if (type == HAMMER2_OBJTYPE_DIRECTORY)
+			a.mode |= S_ISGID;
+	}
+	if (error == 0)
+		error = hammer2_inode_create(f->pfs, swap_root(f, parent),
+					     (const uint8_t *)name,
+					     strlen(name), &a, &inum);
+	if (error == 0 && tlen)
+		error = hammer2_file_write(f->pfs, inum, 0, target, tlen);
+	if (error == 0)
+		error = entry_fill(f, swap_root(f, inum), e);
+	wend(f, tlen);
+	return error;
+}
+
+static void
+reply_made(fuse_req_t req, int error, struct fuse_entry_param *e)
+{
+	if (error)
+		reply_err(req, error);
+	else
+		fuse_reply_entry(req, e);
+}
+
+static void
+h2_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	 dev_t rdev)
+{
+	struct fuse_entry_param e;
+	int type = objtype(mode);
+
+	if (type == HAMMER2_OBJTYPE_UNKNOWN ||
+	    type == HAMMER2_OBJTYPE_DIRECTORY ||
+	    type == HAMMER2_OBJTYPE_SOFTLINK) {
+		reply_err(req, EINVAL);
+		return;
+	}
+	reply_made(req, make_node(req, parent, name, type, mode, rdev, NULL,
+				  &e), &e);
+}
+
+static void
+h2_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fuse_entry_param e;
+
+	reply_made(req, make_node(req, parent, name, HAMMER2_OBJTYPE_DIRECTORY,
+				  mode, 0, NULL, &e), &e);
+}
+
+static void
+h2_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+	   const char *name)
+{
+	struct fuse_entry_param e;
+
+	reply_made(req, make_node(req, parent, name, HAMMER2_OBJTYPE_SOFTLINK,
+				  0777, 0, link, &e), &e);
+}
+
+static void
+h2_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	  struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	int error;
+
+	error = make_node(req, parent, name, HAMMER2_OBJTYPE_REGFILE, mode, 0,
+			  NULL, &e);
+	if (error) {
+		reply_err(req, error);
+		return;
+	}
+	if ((error = open_ref(FS(req), swap_root(FS(req), e.ino))) != 0) {
+		reply_err(req, error);
+		return;
+	}
+	fi->keep_cache = 1;
+	fuse_reply_create(req, &e, fi);
+}
+
+static void
+remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int isdir)
+{
+	hammer2_fuse_t *f = FS(req);
+	int error;
+
+	if ((error = name_check(name)) == 0 && (error = wbegin(f, 0)) == 0) {
+		error = hammer2_inode_unlink(f->pfs, swap_root(f, parent),
+					     (const uint8_t *)name,
+					     strlen(name), isdir);
+		wend(f, 0);
+	}
+	fuse_reply_err(req, error);
+}
+
+static void
+h2_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 0);
+}
+
+static void
+h2_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 1);
+}
+
+static void
+h2_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+	  fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	hammer2_fuse_t *f = FS(req);
+	int error;
+
+	/* RENAME_EXCHANGE (and anything newer) is not supported */
+	if (flags & ~RENAME_NOREPLACE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((error = name_check(name)) == 0 &&
+	    (error = name_check(newname)) == 0 && (error = wbegin(f, 0)) == 0) {
+		error = hammer2_inode_rename(f->pfs, swap_root(f, parent),
+					     (const uint8_t *)name, strlen(name),
+					     swap_root(f, newparent),
+					     (const uint8_t *)newname,
+					     strlen(newname),
+					     (flags & RENAME_NOREPLACE) ?
+					     HAMMER2_RENAME_NOREPLACE : 0);
+		wend(f, 0);
+	}
+	fuse_reply_err(req, error);
+}
+
+static void
+h2_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	const char *newname)
+{
+	hammer2_fuse_t *f = FS(req);
+	struct fuse_entry_param e;
+	int error;
+
+	if ((error = name_check(newname)) == 0 && (error = wbegin(f, 0)) == 0) {
+		error = hammer2_inode_link(f->pfs, swap_root(f, ino),
+					   swap_root(f, newparent),
+					   (const uint8_t *)newname,
+					   strlen(newname));
+		if (error == 0)
+			error = entry_fill(f, ino, &e);
+		wend(f, 0);
+	}
+	reply_made(req, error, &e);
+}
+
+static void
+h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	hammer2_fuse_t *f = FS(req);
+	int error = 0;
+
+	if ((f->flags & HAMMER2_FUSE_RDONLY) &&
+	    (fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* libfuse asks for atomic O_TRUNC: the truncation is ours to do */
+	if ((fi->flags & O_TRUNC) && (error = wbegin(f, 0)) == 0) {
+		error = hammer2_file_truncate(f->pfs, swap_root(f, ino), 0);
+		wend(f, 0);
+	}
+	if (error == 0)
+		error = open_ref(f, swap_root(f, ino));
+	if (error) {
+		reply_err(req, error);
+		return;
+	}
+	/* every change passes through this mount: cached pages stay valid */
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void
+h2_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_open(req, fi);
+}
+
+static void
+h2_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	struct fuse_file_info *fi)
+{
+	hammer2_fuse_t *f = FS(req);
+	size_t done = 0;
+	char *buf;
+	int error;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((buf = malloc(size ? size : 1)) == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rbegin(f);
+	error = hammer2_file_read(f->pfs, swap_root(f, ino), (hammer2_off_t)off,
+				  buf, size, &done);
+	rend(f);
+	if (error)
+		reply_err(req, error);
+	else
+		fuse_reply_buf(req, buf, done);
+	free(buf);
+}
+
+static void
+h2_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	 off_t off, struct fuse_file_info *fi)
+{
+	hammer2_fuse_t *f = FS(req);
+	int error;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if ((error = wbegin(f, size)) == 0) {
+		error = hammer2_file_write(f->pfs, swap_root(f, ino),
+					   (hammer2_off_t)off, buf, size);
+		wend(f, size);
+	}
+	if (error)
+		reply_err(req, error);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void
+h2_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	 struct fuse_file_info *fi)
+{
+	hammer2_fuse_t *f = FS(req);
+	int error = 0;
+
+	if (!(f->flags & HAMMER2_FUSE_RDONLY)) {
+		hammer2_pfs_trans_begin(f->pfs, 1);
+		error = do_flush(f);
+		hammer2_pfs_trans_end(f->pfs);
+	}
+	fuse_reply_err(req, error);
+}
+
+static void
+h2_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	open_unref(FS(req), swap_root(FS(req), ino));
+	fuse_reply_err(req, 0);
+}
+
+static void
+h2_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+/*
+ * readdir offsets: 1 after ".", 2 after "..", then an entry's directory
+ * key without the visible bit, plus one: where the next call resumes, so
+ * offsets stay valid across calls and modifications.  Real keys have bit
+ * 15 set (never collide with 1 and 2); a hostile key cannot make a scan
+ * go backwards.
+ */
+#define OFF_END		INT64_MAX
+
+static off_t
+dir_cookie(hammer2_key_t key)
+{
+	hammer2_key_t k = key & ~HAMMER2_DIRHASH_VISIBLE;
+
+	if (k >= OFF_END - 1)
+		return OFF_END;
+	return k + 1 < 3 ? 3 : (off_t)(k + 1);
+}
+
+/*
+ * One listing.  readdirplus hands the kernel each entry's attributes too
+ * (no lookup per name for ls -l, cp -a, find): the entries are gathered
+ * during the directory scan and their inodes read after it, so no inode
+ * lookup runs inside the scan.
+ */
+struct readdir_ent {
+	fuse_ino_t	ino;
+	mode_t		type;
+	off_t		next;
+	char		name[HAMMER2_INODE_MAXNAME + 1];
+};
+
+struct readdir_ctx {
+	hammer2_fuse_t		*f;
+	fuse_req_t		req;
+	int			plus;
+	size_t			size;		/* the kernel's buffer */
+	size_t			used;
+	struct readdir_ent	*ents;
+	size_t			nents;
+	size_t			maxents;
+};
+
+static int
+add_entry(struct readdir_ctx *c, const char *name, fuse_ino_t ino, mode_t type,
+	  off_t next)
+{
+	struct readdir_ent *e;
+	size_t n;
+
+	n = c->plus ? fuse_add_direntry_plus(c->req, NULL, 0, name, NULL, 0) :
+		      fuse_add_direntry(c->req, NULL, 0, name, NULL, 0);
+	if (n > c->size - c->used || c->nents == c->maxents)
+		return 1;	/* full: the rest on the next call */
+	c->used += n;
+	e = &c->ents[c->nents++];
+	e->ino = ino;
+	e->type = type;
+	e->next = next;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	return 0;
+}
+
+static int
+readdir_cb(void *arg, const hammer2_dirent_t *ent)
+{
+	struct readdir_ctx *c = arg;
+	char name[HAMMER2_INODE_MAXNAME + 1];
+
+	/* names no lookup could reach (hostile media) are not listed */
+	if (ent->namlen == 0 || memchr(ent->name, 0, ent->namlen) ||
+	    memchr(ent->name, '/', ent->namlen))
+		return 0;
+	memcpy(name, ent->name, ent->namlen);
+	name[ent->namlen] = 0;
+	return add_entry(c, name, swap_root(c->f, ent->inum),
+			 type_bits(ent->type), dir_cookie(ent->key));
+}
+
+/* The gathered entries in the kernel's format (inside the transaction). */
+static size_t
+readdir_fill(struct readdir_ctx *c, char *buf)
+{
+	struct fuse_entry_param e;
+	size_t used = 0;
+
+	for (size_t i = 0; i < c->nents; ++i) {
+		struct readdir_ent *d = &c->ents[i];
+		int dot = !strcmp(d->name, ".") || !strcmp(d->name, "..");
+
+		if (!c->plus) {
+			memset(&e.attr, 0, sizeof(e.attr));
+			e.attr.st_ino = d->ino;
+			e.attr.st_mode = d->type;
+			used += fuse_add_direntry(c->req, buf + used,
+						  c->size - used, d->name,
+						  &e.attr, d->next);
+			continue;
+		}
+		/* no attributes (dots, unreadable inodes): a plain name */
+		if (dot || entry_fill(c->f, d->ino, &e) != 0) {
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->ino;
+			e.attr.st_mode = d->type;
+		}
+		used += fuse_add_direntry_plus(c->req, buf + used,
+					       c->size - used, d->name, &e,
+					       d->next);
+	}
+	return used;
+}
+
+static void
+do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+	hammer2_fuse_t *f = FS(req);
+	struct readdir_ctx c = { f, req, plus, size, 0, NULL, 0, 0 };
+	hammer2_inode_meta_t m;
+	char *buf = NULL;
+	size_t used = 0;
+	int error;
+
+	/* the smallest entry takes 24 bytes (readdirplus more) */
+	c.maxents = size / 24 + 2;
+	c.ents = malloc(c.maxents * sizeof(*c.ents));
+	buf = malloc(size ? size : 1);
+	if (c.ents == NULL || buf == NULL) {
+		free(c.ents);
+		free(buf);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rbegin(f);
+	error = hammer2_inode_meta(f->pfs, swap_root(f, ino), &m, NULL);
+	if (error == 0 && m.type != HAMMER2_OBJTYPE_DIRECTORY)
+		error = ENOTDIR;
+	if (error == 0 && off < 1 && add_entry(&c, ".", ino, S_IFDIR, 1))
+		goto done;
+	if (error == 0 && off < 2 &&
+	    add_entry(&c, "..", swap_root(f, m.iparent ? m.iparent : m.inum),
+		      S_IFDIR, 2))
+		goto done;
+	if (error == 0 && off != OFF_END)
+		error = hammer2_dir_readdir_at(f->pfs, swap_root(f, ino),
+					       off < 3 ? 0 : (hammer2_key_t)off,
+					       readdir_cb, &c);
+done:
+	if (error == 0)
+		used = readdir_fill(&c, buf);
+	rend(f);
+	if (error)
+		reply_err(req, error);
+	else
+		fuse_reply_buf(req, buf, used);
+	free(c.ents);
+	free(buf);
+}
+
+static void
+h2_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 0);
+}
+
+static void
+h2_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, 1);
+}
+
+static void
+h2_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	hammer2_fuse_t *f = FS(req);
+	uint64_t size = UINT64_MAX, avail, pending;
+	struct statvfs sv;
+
+	/* a cluster holds what its smallest, fullest node holds */
+	rbegin(f);
+	for (int i = 0; i < f->pfs->ndevs; ++i) {
+		if (f->pfs->devs[i]->voldata->allocator_size < size)
+			size = f->pfs->devs[i]->voldata->allocator_size;
+	}
+	avail = space_free(f);
+	pending = space_need(f, 0);	/* as good as allocated */
+	rend(f);
+	avail = avail > pending ? avail - pending : 0;
+	if (avail > size)
+		avail = size;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = HAMMER2_PBUFSIZE;
+	sv.f_frsize = HAMMER2_PBUFSIZE;
+	sv.f_blocks = size / HAMMER2_PBUFSIZE;
+	sv.f_bfree = avail / HAMMER2_PBUFSIZE;
+	sv.f_bavail = sv.f_bfree;
+	/* an inode takes 1 KiB of the same space */
+	sv.f_files = size / HAMMER2_INODE_BYTES;
+	sv.f_ffree = avail / HAMMER2_INODE_BYTES;
+	sv.f_favail = sv.f_ffree;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+/*
+ * No extended attributes.  ENOSYS makes the kernel answer EOPNOTSUPP
+ * (ENOTSUP) to every caller from then on without asking again, which also
+ * spares each write its security.capability query.
+ */
+static void
+h2_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+	    const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void
+h2_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void
+h2_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+static void
+h2_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+static const struct fuse_lowlevel_ops h2_ops = {
+	.destroy	= h2_destroy,
+	.lookup		= h2_lookup,
+	.forget		= h2_forget,
+	.forget_multi	= h2_forget_multi,
+	.getattr	= h2_getattr,
+	.setattr	= h2_setattr,
+	.readlink	= h2_readlink,
+	.mknod		= h2_mknod,
+	.mkdir		= h2_mkdir,
+	.unlink		= h2_unlink,
+	.rmdir		= h2_rmdir,
+	.symlink	= h2_symlink,
+	.rename		= h2_rename,
+	.link		= h2_link,
+	.open		= h2_open,
+	.read		= h2_read,
+	.write		= h2_write,
+	.release	= h2_release,
+	.fsync		= h2_fsync,
+	.opendir	= h2_opendir,
+	.readdir	= h2_readdir,
+	.readdirplus	= h2_readdirplus,
+	.releasedir	= h2_releasedir,
+	.fsyncdir	= h2_fsync,
+	.statfs		= h2_statfs,
+	.setxattr	= h2_setxattr,
+	.getxattr	= h2_getxattr,
+	.listxattr	= h2_listxattr,
+	.removexattr	= h2_removexattr,
+	.create		= h2_create,
+};
+
+/* -------------------------------------------------------- session */
+
+/* fsname=... with the option separators in the name escaped. */
+static char *
+mount_opts(const char *fsname, const char *options, int flags)
+{
+	size_t len = strlen(fsname) * 2 + (options ? strlen(options) : 0) + 96;
+	char *buf = malloc(len), *p;
+
+	if (buf == NULL)
+		return NULL;
+	p = buf + sprintf(buf, "fsname=");
+	for (const char *s = fsname; *s; ++s) {
+		if (*s == ',' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	p += sprintf(p, ",subtype=hammer2,default_permissions%s%s%s",
+		     (flags & HAMMER2_FUSE_RDONLY) ? ",ro" : "",
+		     options && *options ? "," : "", options ? options : "");
+	return buf;
+}
+
+int
+hammer2_fuse_mount(hammer2_pfs_t *pfs, const char *mountpoint,
+		   const char *fsname, const char *options, int flags,
+		   int flush_secs, hammer2_fuse_t **fusep)
+{
+	char *opts = mount_opts(fsname, options, flags);
+	char *argv[] = { "pyh2", "-o", opts, "-o", "debug", NULL };
+	struct fuse_args args = FUSE_ARGS_INIT((flags & HAMMER2_FUSE_DEBUG) ?
+					       5 : 3, argv);
+	hammer2_fuse_t *f;
+
+	*fusep = NULL;
+	f = calloc(1, sizeof(*f));
+	if (f == NULL || opts == NULL) {
+		free(f);
+		free(opts);
+		return hammer2_seterr(ENOMEM, "out of memory");
+	}
+	f->pfs = pfs;
+	f->flags = flags;
+	f->flush_secs = flush_secs;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	pthread_mutex_init(&f->olock, NULL);
+	f->se = fuse_session_new(&args, &h2_ops, sizeof(h2_ops), f);
+	fuse_opt_free_args(&args);
+	free(opts);
+	if (f->se == NULL) {
+		free(f);
+		return hammer2_seterr(EINVAL, "FUSE session for %s: bad mount "
+				      "options (see stderr)", mountpoint);
+	}
+	if (fuse_session_mount(f->se, mountpoint) != 0) {
+		fuse_session_destroy(f->se);
+		free(f);
+		return hammer2_seterr(EIO, "FUSE mount on %s failed (see "
+				      "stderr)", mountpoint);
+	}
+	if (!(flags & HAMMER2_FUSE_RDONLY)) {
+		pfs->keep_unlinked = keep_unlinked;
+		pfs->keep_arg = f;
+	}
+	if (!(flags & HAMMER2_FUSE_RDONLY) && flush_secs > 0 &&
+	    pthread_create(&f->syncer, NULL, syncer_main, f) == 0)
+		f->syncer_running = 1;
+	*fusep = f;
+	return 0;
+}
+
+int
+hammer2_fuse_loop(hammer2_fuse_t *f, int max_threads)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int rc;
+
+	if (cfg == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	if (max_threads <= 0)
+		max_threads = 8;
+	/* idle workers stay: no thread churn between bursts of requests */
+	fuse_loop_cfg_set_max_threads(cfg, max_threads);
+	fuse_loop_cfg_set_idle_threads(cfg, max_threads);
+	rc = fuse_session_loop_mt(f->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	if (rc != 0)
+		return hammer2_seterr(rc < 0 ? -rc : EIO, "FUSE session loop "
+				      "failed");
+	return 0;
+}
+
+int
+hammer2_fuse_close(hammer2_fuse_t *f)
+{
+	int error;
+
+	/* a no-op once the kernel has dropped the mount */
+	fuse_session_unmount(f->se);
+	/* runs h2_destroy (the final flush) if the kernel said hello */
+	fuse_session_destroy(f->se);
+	final_flush(f);		/* for a session the kernel never started */
+	f->pfs->keep_unlinked = NULL;
+	f->pfs->keep_arg = NULL;
+	for (int i = 0; i < OPEN_HASH; ++i) {
+		while (f->opens[i]) {
+			struct open_ent *e = f->opens[i];
+
+			f->opens[i] = e->next;
+			free(e);
+		}
+	}
+	error = f->flush_error;
+	pthread_mutex_destroy(&f->olock);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	return error ? hammer2_seterr(error, "final flush failed") : 0;
+}

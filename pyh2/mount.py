@@ -1,0 +1,250 @@
+"""Mounting a PFS (of one image or of a cluster of them) through FUSE.
+
+The request loop is C (csrc/hammer2_fuse.c) with the GIL released; Python
+only opens the volumes, starts the session and waits for it to end."""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+from . import _core
+from .volume import H2Error, Volume
+
+FSTYPE = "fuse.hammer2"
+
+
+def parse_spec(spec: str) -> tuple[list[str], str]:
+    """IMG[,IMG...][:PFS] -> (images, PFS label)."""
+    from .cli import _split_spec
+    img, label = _split_spec(spec)
+    return [i for i in img.split(",") if i], label
+
+
+class Mount:
+    """Volumes opened and a FUSE session mounted in this process."""
+
+    def __init__(self, images: list[str], label: str, mountpoint: str,
+                 readonly: bool = False, debug: bool = False, flush_secs: int = 5,
+                 options: str = ""):
+        if not os.path.isdir(mountpoint):
+            raise H2Error(errno.ENOTDIR, f"{mountpoint}: mount point is not a directory")
+        self.mountpoint = os.path.realpath(mountpoint)
+        self.volumes, self.pfs, self.session, self.locks = [], None, None, []
+        try:
+            for img in images:
+                self.volumes.append(Volume(img, writable=not readonly))
+                self._lock(img, readonly)
+            self.pfs = _core.Pfs([v.device for v in self.volumes], label)
+            fsname = ",".join(os.path.realpath(i) for i in images)
+            self.session = _core.FuseSession(self.pfs, self.mountpoint, fsname, readonly,
+                                             options, debug, flush_secs)
+        except BaseException:
+            self._release()
+            raise
+
+    def _lock(self, img, shared):
+        """One writer per image, and no writer beside readers (among pyh2 mounts)."""
+        fd = os.open(img, os.O_RDONLY)
+        self.locks.append(fd)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise H2Error(errno.EBUSY, f"{img}: mounted by another pyh2 process") from None
+
+    def serve(self, threads: int = 8):
+        self.session.serve(threads)
+
+    def _release(self):
+        if self.pfs is not None:
+            self.pfs.close()
+        for v in self.volumes:
+            v.close()
+        for fd in self.locks:
+            os.close(fd)
+        self.locks = []
+
+    def close(self):
+        """End the session (final flush), then close the PFS and volumes."""
+        try:
+            if self.session is not None:
+                self.session.close()
+        finally:
+            self._release()
+
+
+def serve_until_unmounted(m: Mount, threads: int = 8):
+    """Serve in a thread; SIGINT/SIGTERM/SIGHUP detach the mount, which ends
+    the loop.  Returns after the final flush."""
+    stop = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            m.serve(threads)
+        except BaseException as e:          # reported by the main thread
+            errors.append(e)
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    t = threading.Thread(target=run, name="pyh2-fuse", daemon=True)
+    t.start()
+    try:
+        detached = False
+        while t.is_alive():
+            t.join(0.2)
+            if stop.is_set() and not detached:
+                try:
+                    unmount(m.mountpoint, lazy=True)
+                except H2Error:
+                    pass                    # already gone: the loop ends anyway
+                detached = True
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    m.close()
+    if errors:
+        raise errors[0]
+
+
+def daemon(images, label, mountpoint, readonly=False, debug=False, flush_secs=5,
+           options="", threads=8, log=os.devnull) -> int:
+    """Fork a child that mounts and serves; return its pid once the mount is
+    live (or raise the child's error)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                    # the daemon
+        os.close(r)
+        status = 1
+        try:
+            os.setsid()
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            m = Mount(images, label, mountpoint, readonly, debug, flush_secs, options)
+            os.chdir("/")                           # hold no other mount busy
+            os.write(w, b"ok")
+            os.close(w)
+            w = -1
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            serve_until_unmounted(m, threads)
+            status = 0
+        except BaseException as e:
+            msg = getattr(e, "strerror", None) or str(e)
+            if w >= 0:
+                os.write(w, f"{getattr(e, 'errno', None) or errno.EIO} {msg}".encode())
+            else:
+                os.write(2, f"pyh2 mount: {msg}\n".encode())
+        finally:
+            os._exit(status)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 4096):
+        chunks.append(chunk)
+    os.close(r)
+    reply = b"".join(chunks).decode(errors="replace")
+    if reply != "ok":
+        os.waitpid(pid, 0)
+        code, _, msg = reply.partition(" ")
+        raise H2Error(int(code) if code.isdigit() else errno.EIO,
+                      msg or "mount daemon died before mounting")
+    return pid
+
+
+# ------------------------------------------------------------- unmounting
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mounts() -> list[tuple[str, str]]:
+    """(mount point, source) of every pyh2 mount."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, source = right.split()[:2]
+            if fstype == FSTYPE:
+                out.append((_unescape(left.split()[4]), _unescape(source)))
+    return out
+
+
+def _servers(paths: list[str]) -> list[int]:
+    """FUSE servers (processes holding /dev/fuse) with one of paths open."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds}
+        except OSError:
+            continue                        # gone, or not ours to look at
+        if "/dev/fuse" in links and links & set(paths):
+            pids.append(int(pid))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def unmount(mountpoint: str, lazy: bool = False):
+    """Detach a FUSE mount (fusermount3, else umount)."""
+    if shutil.which("fusermount3"):
+        cmd = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [mountpoint]
+    else:
+        cmd = ["umount"] + (["-l"] if lazy else []) + [mountpoint]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        msg = r.stderr.strip() or f"{cmd[0]} failed"
+        raise H2Error(errno.EBUSY if "busy" in msg else errno.EINVAL, msg)
+
+
+def umount(mountpoint: str, lazy: bool = False, timeout: float = 60.0):
+    """Flush a pyh2 mount, detach it, and wait until the serving process has
+    made its final flush and let go of the images."""
+    mnt = os.path.realpath(mountpoint)
+    source = dict(mounts()).get(mnt)
+    if source is None:
+        raise H2Error(errno.EINVAL, f"{mountpoint}: not a pyh2 mount")
+    flush_error = None
+    try:
+        fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)                    # fsyncdir: the server commits
+        finally:
+            os.close(fd)
+    except OSError as e:                    # a dead server has nothing to commit
+        if e.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
+            flush_error = e
+    servers = [p for p in _servers(source.split(",")) if p != os.getpid()]
+    unmount(mnt, lazy)
+    deadline = time.monotonic() + timeout
+    while any(map(_alive, servers)):
+        if time.monotonic() > deadline:
+            raise H2Error(errno.ETIMEDOUT, f"{mountpoint}: detached, but process "
+                                           f"{servers} still holds the image")
+        time.sleep(0.05)
+    if flush_error is not None:             # detached all the same: say what was lost
+        raise H2Error(flush_error.errno, f"{mountpoint}: detached, but the last commit "
+                                         f"failed: {flush_error.strerror}")
