@@ -1098,3 +1098,4 @@ cdef class Pfs:
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
+include "_torture.pxi"

@@ -1,0 +1,60 @@
+"""Shrinking a failing op sequence: delta debugging (ddmin) over the op list, each candidate
+replayed on a fresh image; ops a removal made inapplicable are skipped by the replay."""
+from __future__ import annotations
+
+import tempfile
+import time
+
+from .errors import TortureFailure
+from .run import Config, run_ops
+
+
+def replay(ops, cfg: Config, tmpdir=None) -> TortureFailure | None:
+    """Run ops on a fresh image; the failure, or None."""
+    with tempfile.TemporaryDirectory(dir=tmpdir, prefix="h2replay-") as d:
+        try:
+            run_ops(d, cfg, ops)
+        except TortureFailure as f:
+            return f
+        except Exception as e:            # a harness or binding error is a failure too
+            return TortureFailure("exception", repr(e))
+    return None
+
+
+def ddmin(ops: list, fails, deadline: float) -> list:
+    """A short sublist of ops for which fails(sublist) holds (fails(ops) must)."""
+    n = 2
+    while len(ops) >= 2 and time.monotonic() < deadline:
+        chunk = max(1, len(ops) // n)
+        parts = [ops[i:i + chunk] for i in range(0, len(ops), chunk)]
+        for i in range(len(parts)):
+            if time.monotonic() >= deadline:
+                return ops
+            rest = [op for j, p in enumerate(parts) if j != i for op in p]
+            if fails(rest):
+                ops, n = rest, max(2, n - 1)
+                break
+        else:
+            if chunk == 1:
+                break
+            n = min(len(ops), n * 2)
+    return ops
+
+
+def shrink(ops: list, cfg: Config, failure: TortureFailure, seconds: float = 60.0,
+           tmpdir=None) -> tuple[list, TortureFailure]:
+    """The shortest reproducer found in the time given, and its failure (same kind)."""
+    if failure.index is not None:
+        ops = ops[:failure.index + 1]        # nothing after the failing op matters
+    best = [failure]
+
+    def fails(candidate):
+        f = replay(candidate, cfg, tmpdir)
+        if f is not None and f.kind == failure.kind:
+            best[0] = f
+            return True
+        return False
+    if not fails(ops):                        # not reproducible from the ops alone
+        return ops, failure
+    small = ddmin(ops, fails, time.monotonic() + seconds)
+    return small, best[0]                     # best[0]: the last list that failed, small
