@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 
+from . import cli_torture
 from . import show as _show
 from .export import export
 from .importer import Importer
@@ -514,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_freemap)
     p = sub.add_parser("demo", help="the main job: read, export and check a reference image")
     p.set_defaults(func=cmd_demo)
+    cli_torture.register(sub)
     return ap
 
 

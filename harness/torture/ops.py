@@ -27,8 +27,8 @@ def payload(dseed: int, size: int) -> bytes:
     return r.randbytes(size)
 
 
-def _name(r: random.Random, prefix: str) -> str:
-    if r.random() < 0.1:              # long names live in a dirent block, not the bref
+def _name(r: random.Random, prefix: str, long_names: float = 0.1) -> str:
+    if r.random() < long_names:       # long names live in a dirent block, not the bref
         return prefix + "".join(r.choice("abcdefghijklmnop") for _ in range(r.randint(20, 200)))
     return f"{prefix}{r.randrange(1000)}"
 
@@ -41,8 +41,9 @@ class Generator:
                "utime": 2, "expect": 4, "flush": 4, "reopen": 0.7, "snapshot": 0.4,
                "bulkfree": 0.7}
 
-    def __init__(self, seed: int, weights: dict | None = None):
+    def __init__(self, seed: int, weights: dict | None = None, long_names: float = 0.1):
         self.r = random.Random(seed)
+        self.long_names = long_names
         w = dict(self.WEIGHTS, **(weights or {}))
         self.kinds = [k for k in w if w[k] > 0]
         self.cum = [w[k] for k in self.kinds]
@@ -58,7 +59,7 @@ class Generator:
     def _new_path(self, model, dirs, prefix):
         for _ in range(8):
             d = self.r.choice(dirs)
-            p = (d.rstrip("/") + "/" + _name(self.r, prefix))
+            p = d.rstrip("/") + "/" + _name(self.r, prefix, self.long_names)
             if not model.exists(p):
                 return p
         return None
@@ -142,7 +143,7 @@ class Generator:
         tdirs = [d for d in dirs if n.type != "dir" or not (d + "/").startswith(src + "/")]
         same = src.rpartition("/")[0] or "/"
         d = same if r.random() < 0.4 else r.choice(tdirs)
-        dst = d.rstrip("/") + "/" + _name(r, src.rpartition("/")[2][:1])
+        dst = d.rstrip("/") + "/" + _name(r, src.rpartition("/")[2][:1], self.long_names)
         if not model.exists(dst):
             return ("rename", src, dst)
 

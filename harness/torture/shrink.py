@@ -2,23 +2,46 @@
 replayed on a fresh image; ops a removal made inapplicable are skipped by the replay."""
 from __future__ import annotations
 
+import multiprocessing
 import tempfile
 import time
 
 from .errors import TortureFailure
 from .run import Config, run_ops
 
+REPLAY_TIMEOUT = 120.0
 
-def replay(ops, cfg: Config, tmpdir=None) -> TortureFailure | None:
-    """Run ops on a fresh image; the failure, or None."""
+
+def _replay_child(conn, ops, cfg, tmpdir):
     with tempfile.TemporaryDirectory(dir=tmpdir, prefix="h2replay-") as d:
         try:
             run_ops(d, cfg, ops)
+            conn.send(None)
         except TortureFailure as f:
-            return f
+            conn.send((f.kind, f.detail, f.index))
         except Exception as e:            # a harness or binding error is a failure too
-            return TortureFailure("exception", repr(e))
-    return None
+            conn.send(("exception", repr(e), None))
+
+
+def replay(ops, cfg: Config, tmpdir=None) -> TortureFailure | None:
+    """Run ops on a fresh image in a child process (a crash of the core is a failure, not
+    the end of the shrinker); the failure, or None."""
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_replay_child, args=(send, ops, cfg, tmpdir))
+    child.start()
+    send.close()
+    try:
+        result = recv.recv() if recv.poll(REPLAY_TIMEOUT) else ("hang", "replay timed out", None)
+    except EOFError:
+        result = None
+    child.join(1 if result and result[0] == "hang" else None)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+    if child.exitcode and child.exitcode < 0:
+        result = ("signal", f"the process died of signal {-child.exitcode}", None)
+    return None if result is None else TortureFailure(*result)
 
 
 def ddmin(ops: list, fails, deadline: float) -> list:
