@@ -1,0 +1,33 @@
+"""`pyh2 torture`: runs on its own, reports, and fails with a reproducer."""
+import json
+
+from tests.conftest import assert_clean_failure, run_pyh2
+
+
+def test_torture_runs_and_writes_a_report(tmp_path):
+    rep = tmp_path / "r.json"
+    p = run_pyh2("torture", "--seconds", 4, "--workers", 2, "--seed", 77, "--crash",
+                 "--report", rep)
+    assert p.returncode == 0, p.stderr.decode()
+    report = json.loads(rep.read_text())
+    assert report["ops"] > 50 and report["crash_points"] > 0 and report["failures"] == []
+    assert len(report["per_worker"]) == 2 and all(w["ops"] > 0 for w in report["per_worker"])
+    assert report["options"]["seed"] == 77
+    assert "crash points" in p.stderr.decode() and "0 failure(s)" in p.stdout.decode()
+
+
+def test_torture_failure_prints_seed_and_reproducer(tmp_path):
+    rep = tmp_path / "r.json"
+    p = run_pyh2("torture", "--seconds", 30, "--workers", 1, "--seed", 5, "--crash",
+                 "--plant-bug", "nobarrier", "--shrink-seconds", 3, "--report", rep)
+    out = p.stdout.decode()
+    assert p.returncode == 1, out
+    assert "FAILURE (worker 0, seed 5," in out and "replay:" in out
+    repro = json.loads(rep.read_text())["failures"][0]["reproducer_file"]
+    again = run_pyh2("torture", "--replay", repro)
+    assert again.returncode == 1 and "crash" in again.stdout.decode()
+
+
+def test_torture_bad_arguments(tmp_path):
+    assert_clean_failure(run_pyh2("torture", "--workers", 0), "--workers")
+    assert_clean_failure(run_pyh2("torture", "--replay", tmp_path / "none.json"), "none.json")
