@@ -26,6 +26,9 @@ def register(sub):
                    help="namespace: no file data writes or truncation")
     p.add_argument("--ops-per-run", type=int, default=400,
                    help="operations per run (each run: a fresh image, a new seed)")
+    p.add_argument("--image-size", default="256M",
+                   help="size of each temporary image (default 256M; 3G or more: several "
+                        "volume header copies, torn header writes checked)")
     p.add_argument("--shrink-seconds", type=float, default=60.0,
                    help="time to shrink a failing sequence")
     p.add_argument("--report", help="JSON report (default: a file in the temp directory)")
@@ -38,6 +41,7 @@ def register(sub):
 def cmd_torture(args, out):
     from harness.torture.workers import Options, run_torture
 
+    from .cli import _parse_size
     from .volume import H2Error
     if args.replay:
         return _replay(args.replay, out)
@@ -49,7 +53,7 @@ def cmd_torture(args, out):
     opts = Options(seconds=seconds, workers=args.workers, seed=seed, nodes=args.nodes,
                    crash=args.crash, faults=args.faults, ops_per_run=args.ops_per_run,
                    shrink_seconds=args.shrink_seconds, profile=args.profile,
-                   planted_bug=args.plant_bug)
+                   planted_bug=args.plant_bug, image_size=_parse_size(args.image_size))
     report_path = args.report or os.path.join(tempfile.gettempdir(),
                                               f"pyh2-torture-{seed}.json")
     out(f"pyh2 torture: seed {seed}, {args.workers} worker(s), {seconds:g} s, "

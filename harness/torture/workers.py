@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from .errors import TortureFailure
 from .ops import Generator
@@ -34,14 +34,14 @@ class Options:
     planted_bug: str | None = None       # test-only (pyh2._core.set_planted_bug)
     tmpdir: str | None = None
     cluster_reads: bool = True
-    extra: dict = field(default_factory=dict)
+    image_size: int = Config.image_size
 
     def run_seed(self, worker: int, run: int) -> int:
         return self.seed + worker * 1_000_003 + run
 
     def config(self, seed: int) -> Config:
         return Config(seed=seed, nodes=self.nodes, crash=self.crash, faults=self.faults,
-                      cluster_reads=self.cluster_reads, **self.extra)
+                      cluster_reads=self.cluster_reads, image_size=self.image_size)
 
 
 def ops_from_json(ops) -> list[tuple]:

@@ -2,7 +2,7 @@
 import pytest
 
 from pyh2 import _core
-from harness.torture import Config, TortureFailure
+from harness.torture import Config, Run, TortureFailure
 from harness.torture.shrink import replay
 from harness.torture.workers import Options, ops_from_json, run_torture
 
@@ -50,3 +50,26 @@ def test_planted_bug_switch_names():
 def test_single_node_faults_leave_the_last_flush_intact(run_generated, seed):
     run = run_generated(Config(seed=seed, crash=True, faults=True), 150)
     assert run.faults.injected > 0 and run.recoveries > 0
+
+
+def test_torn_header_falls_back_to_the_previous_copy(run_generated):
+    # over 2 GiB: two volume header copies, so a header write torn after some sectors is
+    # checked (the other copy, the last completed flush, must take over)
+    run = run_generated(Config(seed=23, crash=True, image_size=2100 << 20), 40)
+    assert run.crash.zones == 2 and run.crash.torn_headers >= 3
+
+
+def test_a_write_that_bypasses_the_log_is_caught(tmp_path):
+    run = Run(tmp_path, Config(seed=24, crash=True))
+    try:
+        run.step(0, ("create", "/f", 5000, 7, 0o644))
+        run.step(1, ("flush",))
+        run.crash.assert_in_sync()
+        with open(run.images[0], "r+b") as f:       # behind the device layer's back
+            f.seek(100 << 20)
+            f.write(b"stray")
+        with pytest.raises(TortureFailure) as ei:
+            run.crash.assert_in_sync()
+        assert "bypassed the log" in ei.value.detail and "0x6400000" in ei.value.detail
+    finally:
+        run.close()
