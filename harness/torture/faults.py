@@ -1,6 +1,8 @@
-"""Seeded device faults during a run. With N > 1 nodes only a minority ("faulty" nodes,
-chosen per run) ever gets faults, so a quorum of nodes stays healthy; with one node every
-fault is expected to surface as a clean error after which the last flush must be intact."""
+"""Seeded device faults as ops in the stream ("fault", node, kind, after, probability, limit,
+seed) and ("clear",), so a failing sequence replays and shrinks with its faults. With N > 1
+nodes only a minority ("faulty" nodes, chosen per run) ever gets faults, so a quorum stays
+healthy; with one node every fault must surface as a clean error after which the last flush
+is intact."""
 from __future__ import annotations
 
 import random
@@ -14,40 +16,20 @@ class FaultPlan:
         self.rate = rate
         k = max(1, (nnodes - 1) // 2)
         self.faulty = sorted(self.r.sample(range(nnodes), k)) if nnodes > 1 else [0]
-        self.armed = None            # (node, op index at which it is cleared)
-        self.injected = 0            # over the run, cleared arms included
-        self.tainted: set[int] = set()   # nodes that had at least one fault injected
+        self.until = None            # op count at which the armed fault is cleared
+        self.count = 0
 
-    def before_op(self, devices, index: int):
-        """Clear an expired fault, or arm a new one on a faulty node."""
-        if self.armed is not None:
-            if index >= self.armed[1]:
-                self.clear(devices)
-            return
+    def next_op(self) -> tuple | None:
+        """A fault op to run before the next ordinary op, or None."""
+        self.count += 1
+        if self.until is not None:
+            if self.count < self.until:
+                return None
+            self.until = None
+            return ("clear",)
         if self.r.random() >= self.rate:
-            return
-        node = self.r.choice(self.faulty)
-        devices[node].inject_fault(self.r.choice(KINDS), after=self.r.randrange(0, 30),
-                                   probability=self.r.choice((1.0, 0.3)),
-                                   limit=self.r.choice((0, 1, 4)), seed=self.r.getrandbits(63))
-        self.armed = (node, index + self.r.randint(1, 12))
-
-    def pending(self, devices) -> int:
-        """Faults injected by the armed fault so far."""
-        if self.armed is None:
-            return 0
-        return devices[self.armed[0]].faults_injected
-
-    def clear(self, devices):
-        if self.armed is None:
-            return
-        node = self.armed[0]
-        n = devices[node].faults_injected
-        devices[node].clear_fault()
-        self.injected += n
-        if n:
-            self.tainted.add(node)
-        self.armed = None
-
-    def total(self, devices) -> int:
-        return self.injected + self.pending(devices)
+            return None
+        self.until = self.count + self.r.randint(1, 12)
+        return ("fault", self.r.choice(self.faulty), self.r.choice(KINDS),
+                self.r.randrange(0, 30), self.r.choice((1.0, 0.3)),
+                self.r.choice((0, 1, 4)), self.r.getrandbits(63))

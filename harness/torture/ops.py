@@ -7,13 +7,15 @@ from __future__ import annotations
 import errno
 import random
 
+from .faults import FaultPlan
+
 KiB = 1024
 MAX_FILE = 768 * KiB                  # keeps a long run inside a small image
 MAX_ENTRIES = 80                      # beyond this the generator prefers removals
 BOUNDARIES = (1 * KiB, 16 * KiB, 64 * KiB)   # allocation granule, freemap block, buffer
 
 # ops that only the runner handles (they act on the volume, not on one path)
-VOLUME_OPS = ("flush", "reopen", "snapshot", "bulkfree", "verify")
+VOLUME_OPS = ("flush", "reopen", "snapshot", "bulkfree", "verify", "fault", "clear")
 
 
 def payload(dseed: int, size: int) -> bytes:
@@ -41,9 +43,12 @@ class Generator:
                "utime": 2, "expect": 4, "flush": 4, "reopen": 0.7, "snapshot": 0.4,
                "bulkfree": 0.7}
 
-    def __init__(self, seed: int, weights: dict | None = None, long_names: float = 0.1):
+    def __init__(self, seed: int, weights: dict | None = None, long_names: float = 0.1,
+                 fault_nodes: int = 0):
+        """fault_nodes: the run's node count when device faults are wanted, else 0."""
         self.r = random.Random(seed)
         self.long_names = long_names
+        self.faults = FaultPlan(seed ^ 0x5EED, fault_nodes) if fault_nodes else None
         w = dict(self.WEIGHTS, **(weights or {}))
         self.kinds = [k for k in w if w[k] > 0]
         self.cum = [w[k] for k in self.kinds]
@@ -80,6 +85,9 @@ class Generator:
 
     # ----------------------------------------------------------- one op
     def next_op(self, model) -> tuple:
+        fault = self.faults.next_op() if self.faults else None
+        if fault:
+            return fault
         files, dirs, others = self._entries(model)
         crowded = len(files) + len(dirs) + len(others) > MAX_ENTRIES
         for _ in range(50):
@@ -247,6 +255,18 @@ def applicable(model, op) -> bool:
     if kind in ("chmod", "chown", "utime"):
         return ex(op[1]) and op[1] != "/"
     raise ValueError(f"unknown op {op!r}")
+
+
+def applied(ops, model) -> list:
+    """The ops of a sequence a replay applies (the others no longer apply and are skipped);
+    model: a fresh Model, run through the sequence."""
+    out = []
+    for op in ops:
+        if applicable(model, op):
+            out.append(op)
+            if op[0] not in VOLUME_OPS and op[0] != "expect":
+                _call(model, op)
+    return out
 
 
 def _expect_holds(model, name, sub) -> bool:

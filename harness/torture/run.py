@@ -14,7 +14,6 @@ from harness.model import Model
 
 from .crash import CrashEngine, sparse_copy
 from .errors import TortureFailure
-from .faults import FaultPlan
 from .ops import VOLUME_OPS, apply_path_op
 from .verify import Expected, diff_volume
 
@@ -26,7 +25,7 @@ class Config:
     seed: int = 0
     nodes: int = 1
     crash: bool = False
-    faults: bool = False
+    faults: bool = False            # the op stream carries device faults (see faults.py)
     image_size: int = 256 * MiB
     verify_every: int = 25
     prefix_points: int = 12         # crash points per flush taken from the write prefixes
@@ -68,7 +67,9 @@ class Run:
         self.committed = Expected(self.model.clone())
         self.crash = CrashEngine(self.images[0], self.dir / "shadow.h2", cfg.seed,
                                  cfg.prefix_points, cfg.torn_points) if cfg.crash else None
-        self.faults = FaultPlan(cfg.seed ^ 0x5EED, cfg.nodes) if cfg.faults else None
+        self.armed = None               # the node with an armed fault
+        self.injected = 0               # faults injected by cleared arms
+        self.faulted: set[int] = set()  # nodes that had a fault injected
         self.ops = self.flushes = self.recoveries = 0
         self._pending = None           # the state a failing flush was committing
         self.vols, self.devices, self.pfs = [], [], None
@@ -91,12 +92,11 @@ class Run:
 
     def tainted(self) -> set[int]:
         """Nodes that had a fault injected, or have one armed now."""
-        if self.faults is None:
-            return set()
-        t = set(self.faults.tainted)
-        if self.faults.armed is not None:
-            t.add(self.faults.armed[0])
-        return t
+        return self.faulted | ({self.armed} if self.armed is not None else set())
+
+    def pending(self) -> int:
+        """Faults injected by the armed fault so far."""
+        return self.devices[self.armed].faults_injected if self.armed is not None else 0
 
     @property
     def crash_points(self) -> int:
@@ -104,13 +104,10 @@ class Run:
 
     @property
     def faults_injected(self) -> int:
-        return self.faults.total(self.devices) if self.faults and self.devices else \
-            (self.faults.injected if self.faults else 0)
+        return self.injected + (self.pending() if self.devices else 0)
 
     # ------------------------------------------------------------ ops
     def step(self, index: int, op):
-        if self.faults:
-            self.faults.before_op(self.devices, index)
         try:
             if op[0] in VOLUME_OPS:
                 getattr(self, "_" + op[0])(*op[1:])
@@ -123,7 +120,7 @@ class Run:
             f.index = index
             raise
         except pyh2.H2Error as e:
-            if self.faults and self.faults.pending(self.devices) and self.cfg.nodes == 1:
+            if self.pending() and self.cfg.nodes == 1:
                 self._recover(f"{op!r}: {e}")
             elif self.tainted() and self.cfg.nodes > 1:
                 raise TortureFailure("cluster", f"{op!r} failed although only a minority of "
@@ -154,6 +151,22 @@ class Run:
         self._open()
         self._verify()
 
+    def _fault(self, node, kind, after, probability, limit, seed):
+        if node < len(self.devices):
+            self._clear()
+            self.devices[node].inject_fault(kind, after=after, probability=probability,
+                                            limit=limit, seed=seed)
+            self.armed = node
+
+    def _clear(self):
+        if self.armed is not None:
+            n = self.devices[self.armed].faults_injected
+            self.devices[self.armed].clear_fault()
+            self.injected += n
+            if n:
+                self.faulted.add(self.armed)
+            self.armed = None
+
     def _snapshot(self, label):
         self._flush()
         self.pfs._call("/", self.pfs._core.snapshot, label, self.pfs._core.root_inum)
@@ -169,7 +182,7 @@ class Run:
 
     def _verify(self):
         view = ClusterView(self)
-        if self.faults and self.cfg.nodes > 1 and not self.cfg.cluster_reads:
+        if self.tainted() and self.cfg.nodes > 1 and not self.cfg.cluster_reads:
             diffs = view.fsck()["errors"]       # the healthy nodes: checked at the end
         else:
             diffs = diff_volume(view, Expected(self.model, self.snaps))
@@ -182,7 +195,7 @@ class Run:
         and require the last completed flush (or the one that failed, if its header got
         written) with nothing torn."""
         pending, self._pending = self._pending, None
-        self.faults.clear(self.devices)
+        self._clear()
         record = self.devices[0].take_record() if self.crash else None
         self._close()
         if record:
@@ -201,8 +214,7 @@ class Run:
     def finish(self) -> dict:
         """Flush, close, and check every node on its own: healthy ones hold the last
         flush exactly, faulted ones are at least fsck clean."""
-        if self.faults:
-            self.faults.clear(self.devices)
+        self._clear()
         try:
             self._flush()
         except pyh2.H2Error as e:

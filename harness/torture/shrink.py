@@ -6,7 +6,10 @@ import multiprocessing
 import tempfile
 import time
 
+from harness.model import Model
+
 from .errors import TortureFailure
+from .ops import applied
 from .run import Config, run_ops
 
 REPLAY_TIMEOUT = 120.0
@@ -80,4 +83,6 @@ def shrink(ops: list, cfg: Config, failure: TortureFailure, seconds: float = 60.
     if not fails(ops):                        # not reproducible from the ops alone
         return ops, failure
     small = ddmin(ops, fails, time.monotonic() + seconds)
+    if not (cfg.faults and cfg.nodes == 1):   # (a recovery there rolls the model back)
+        small = applied(small, Model())
     return small, best[0]                     # best[0]: the last list that failed, small

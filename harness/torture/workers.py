@@ -59,7 +59,7 @@ def failure_record(worker, seed, cfg: Config, ops, failure, small, sfail) -> dic
 def one_run(opts: Options, worker: int, run_no: int, counters, journal) -> dict | None:
     seed = opts.run_seed(worker, run_no)
     cfg = opts.config(seed)
-    gen = Generator(seed, PROFILES[opts.profile])
+    gen = Generator(seed, PROFILES[opts.profile], fault_nodes=cfg.nodes if cfg.faults else 0)
     ops = []
     base = [counters[i] for i in range(len(FIELDS))]
     with open(journal, "w") as j, tempfile.TemporaryDirectory(dir=opts.tmpdir,

@@ -12,7 +12,7 @@ def run_generated(tmp_path):
         d = tmp_path / f"run{cfg.seed}"
         d.mkdir()
         run = Run(d, cfg)
-        gen = Generator(cfg.seed, **gen_opts)
+        gen = Generator(cfg.seed, fault_nodes=cfg.nodes if cfg.faults else 0, **gen_opts)
         try:
             for i in range(nops):
                 run.step(i, gen.next_op(run.model))

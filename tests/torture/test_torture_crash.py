@@ -49,7 +49,7 @@ def test_planted_bug_switch_names():
 @pytest.mark.parametrize("seed", [32, 34])   # seeds whose fault plans hit
 def test_single_node_faults_leave_the_last_flush_intact(run_generated, seed):
     run = run_generated(Config(seed=seed, crash=True, faults=True), 150)
-    assert run.faults.injected > 0 and run.recoveries > 0
+    assert run.faults_injected > 0 and run.recoveries > 0
 
 
 def test_torn_header_falls_back_to_the_previous_copy(run_generated):

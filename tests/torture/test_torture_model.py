@@ -5,7 +5,7 @@ import pytest
 
 from harness.model import Model
 from harness.torture import Config, Run, TortureFailure
-from harness.torture.ops import VOLUME_OPS, Generator, applicable, apply_path_op
+from harness.torture.ops import VOLUME_OPS, Generator, applicable, applied, apply_path_op
 from harness.torture.shrink import ddmin
 
 
@@ -74,6 +74,12 @@ def test_a_wrong_errno_is_caught(tmp_path):
         assert "succeeded, expected ENOENT" in ei.value.detail
     finally:
         run.close()
+
+
+def test_applied_drops_ops_that_no_longer_apply():
+    ops = [("mkdir", "/d", 0o755), ("create", "/d/f", 1, 1, 0o644), ("unlink", "/x"),
+           ("rename", "/d/f", "/g"), ("write", "/d/f", 0, 1, 1), ("flush",)]
+    assert applied(ops, Model()) == [ops[0], ops[1], ops[3], ops[5]]
 
 
 def test_ddmin_finds_the_minimal_failing_subset():
