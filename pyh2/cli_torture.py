@@ -39,7 +39,7 @@ def register(sub):
 
 
 def cmd_torture(args, out):
-    from harness.torture.workers import Options, run_torture
+    from harness.torture.workers import Options, preflight, run_torture
 
     from .cli import _parse_size
     from .volume import H2Error
@@ -56,6 +56,7 @@ def cmd_torture(args, out):
                    planted_bug=args.plant_bug, image_size=_parse_size(args.image_size))
     report_path = args.report or os.path.join(tempfile.gettempdir(),
                                               f"pyh2-torture-{seed}.json")
+    preflight(opts)
     out(f"pyh2 torture: seed {seed}, {args.workers} worker(s), {seconds:g} s, "
         f"{args.nodes} node(s){', crash points' if args.crash else ''}"
         f"{', faults' if args.faults else ''}")

@@ -65,8 +65,9 @@ def one_run(opts: Options, worker: int, run_no: int, counters, journal) -> dict 
     with open(journal, "w") as j, tempfile.TemporaryDirectory(dir=opts.tmpdir,
                                                               prefix="h2torture-") as d:
         j.write(json.dumps({"seed": seed, "config": asdict(cfg)}) + "\n")
-        run = Run(d, cfg)
+        run = None
         try:
+            run = Run(d, cfg)
             deadline = time.monotonic() + opts.seconds
             for i in range(opts.ops_per_run):
                 if time.monotonic() > deadline:
@@ -86,7 +87,8 @@ def one_run(opts: Options, worker: int, run_no: int, counters, journal) -> dict 
         except Exception as e:           # the binding or the harness itself
             failure = TortureFailure("exception", repr(e))
         finally:
-            run.close()
+            if run is not None:
+                run.close()
     small, sfail = shrink(ops, cfg, failure, opts.shrink_seconds, opts.tmpdir)
     return failure_record(worker, seed, cfg, ops, failure, small, sfail)
 
@@ -120,6 +122,13 @@ def _died(opts: Options, worker: int, exitcode: int, journal) -> dict:
     f = TortureFailure("signal", f"worker {why}", len(ops) - 1)
     small, sfail = shrink(ops, cfg, f, opts.shrink_seconds, opts.tmpdir)
     return failure_record(worker, head["seed"], cfg, ops, f, small, sfail)
+
+
+def preflight(opts: Options):
+    """Set up (and drop) one run in the parent, so a bad option (node count, image size)
+    is an error message before any worker starts."""
+    with tempfile.TemporaryDirectory(dir=opts.tmpdir, prefix="h2torture-") as d:
+        Run(d, opts.config(opts.seed)).close()
 
 
 def run_torture(opts: Options, progress=None) -> dict:

@@ -30,4 +30,6 @@ def test_torture_failure_prints_seed_and_reproducer(tmp_path):
 
 def test_torture_bad_arguments(tmp_path):
     assert_clean_failure(run_pyh2("torture", "--workers", 0), "--workers")
+    assert_clean_failure(run_pyh2("torture", "--nodes", 9), "1 to 8 nodes")
+    assert_clean_failure(run_pyh2("torture", "--image-size", "lots"), "lots")
     assert_clean_failure(run_pyh2("torture", "--replay", tmp_path / "none.json"), "none.json")
