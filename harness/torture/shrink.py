@@ -67,6 +67,32 @@ def ddmin(ops: list, fails, deadline: float) -> list:
     return ops
 
 
+def _repath(op, old: str, new: str):
+    """op with path old (and everything below it) renamed to new."""
+    def fix(x):
+        if isinstance(x, tuple):
+            return tuple(fix(y) for y in x)
+        if isinstance(x, str) and (x == old or x.startswith(old + "/")):
+            return new + x[len(old):]
+        return x
+    return fix(op)
+
+
+def unrename(ops: list, fails, deadline: float) -> list:
+    """Drop renames, the later ops taking the old name: collapses the rename chains that
+    ddmin cannot cut (every later op names the path a rename made)."""
+    i = 0
+    while i < len(ops) and time.monotonic() < deadline:
+        op = ops[i]
+        if op[0] == "rename":
+            cand = ops[:i] + [_repath(o, op[2], op[1]) for o in ops[i + 1:]]
+            if fails(cand):
+                ops = cand
+                continue
+        i += 1
+    return ops
+
+
 def shrink(ops: list, cfg: Config, failure: TortureFailure, seconds: float = 60.0,
            tmpdir=None) -> tuple[list, TortureFailure]:
     """The shortest reproducer found in the time given, and its failure (same kind)."""
@@ -82,7 +108,9 @@ def shrink(ops: list, cfg: Config, failure: TortureFailure, seconds: float = 60.
         return False
     if not fails(ops):                        # not reproducible from the ops alone
         return ops, failure
-    small = ddmin(ops, fails, time.monotonic() + seconds)
+    deadline = time.monotonic() + seconds
+    small = ddmin(ops, fails, deadline)
+    small = ddmin(unrename(small, fails, deadline), fails, deadline)
     if not (cfg.faults and cfg.nodes == 1):   # (a recovery there rolls the model back)
         small = applied(small, Model())
     return small, best[0]                     # best[0]: the last list that failed, small

@@ -6,7 +6,7 @@ import pytest
 from harness.model import Model
 from harness.torture import Config, Run, TortureFailure
 from harness.torture.ops import VOLUME_OPS, Generator, applicable, applied, apply_path_op
-from harness.torture.shrink import ddmin
+from harness.torture.shrink import ddmin, unrename
 
 
 class _Null:
@@ -91,3 +91,11 @@ def test_ddmin_finds_the_minimal_failing_subset():
         return 7 in sub and 31 in sub
     assert ddmin(ops, fails, deadline=float("inf")) == [7, 31]
     assert len(calls) < 200
+
+
+def test_unrename_collapses_rename_chains():
+    ops = [("mkdir", "/a", 0o755), ("rename", "/a", "/b"), ("rename", "/b", "/c"),
+           ("create", "/c/f", 1, 1, 0o644), ("expect", "EEXIST", ("mkdir", "/c", 0o755))]
+    small = unrename(ops, lambda c: any(o[0] == "create" for o in c), float("inf"))
+    assert small == [("mkdir", "/a", 0o755), ("create", "/a/f", 1, 1, 0o644),
+                     ("expect", "EEXIST", ("mkdir", "/a", 0o755))]
