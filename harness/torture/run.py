@@ -2,7 +2,6 @@
 and to the model, checked at every verify point, flush (crash engine) and at the end."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from harness.model import Model
 
 from .crash import CrashEngine, sparse_copy
 from .errors import TortureFailure
-from .ops import VOLUME_OPS, apply_path_op
+from .ops import VOLUME_OPS, applicable, apply_path_op
 from .verify import Expected, diff_volume
 
 MiB = 1 << 20
@@ -72,6 +71,7 @@ class Run:
         self.faulted: set[int] = set()  # nodes that had a fault injected
         self.ops = self.flushes = self.recoveries = 0
         self._pending = None           # the state a failing flush was committing
+        self.result = None             # finish(): {"diverged_nodes": [...]}
         self.vols, self.devices, self.pfs = [], [], None
         self._open()
 
@@ -200,10 +200,13 @@ class Run:
         self._close()
         if record:
             self.crash.absorb(record)
-        self._open()
-        diffs = diff_volume(ClusterView(self), self.committed)
-        if diffs and pending is not None and not diff_volume(ClusterView(self), pending):
-            self.committed, diffs = pending, []
+        try:
+            self._open()
+            diffs = diff_volume(ClusterView(self), self.committed)
+            if diffs and pending is not None and not diff_volume(ClusterView(self), pending):
+                self.committed, diffs = pending, []
+        except pyh2.H2Error as e:
+            diffs = [f"unreadable: {e}"]
         if diffs:
             raise TortureFailure("fault", f"after {why}, reopened: " + "; ".join(diffs))
         self.model = self.committed.data.clone()
@@ -225,21 +228,25 @@ class Run:
         self._close()
         diverged = []
         for i, img in enumerate(self.images):
-            with pyh2.open(img) as vol:
-                if i in tainted and self.cfg.nodes > 1:
-                    errors = vol.fsck()["errors"]
-                    if errors:
-                        raise TortureFailure("fsck", f"node {i} (faulted): {errors[0]}")
-                    try:
-                        if diff_volume(vol, self.committed, fsck=False):
+            try:
+                with pyh2.open(img) as vol:
+                    if i in tainted and self.cfg.nodes > 1:
+                        errors = vol.fsck()["errors"]
+                        if errors:
+                            raise TortureFailure("fsck", f"node {i} (faulted): {errors[0]}")
+                        try:
+                            if diff_volume(vol, self.committed, fsck=False):
+                                diverged.append(i)
+                        except pyh2.H2Error:     # a dangling entry: diverged too
                             diverged.append(i)
-                    except pyh2.H2Error:         # a dangling entry: diverged too
-                        diverged.append(i)
-                    continue
-                diffs = diff_volume(vol, self.committed)
-                if diffs:
-                    raise TortureFailure("model", f"node {i} reopened: " + "; ".join(diffs))
-        return {"diverged_nodes": diverged}
+                        continue
+                    diffs = diff_volume(vol, self.committed)
+            except pyh2.H2Error as e:
+                diffs = [f"unreadable: {e}"]
+            if diffs:
+                raise TortureFailure("model", f"node {i} reopened: " + "; ".join(diffs))
+        self.result = {"diverged_nodes": diverged}
+        return self.result
 
     def close(self):
         self._close()
@@ -247,23 +254,14 @@ class Run:
             self.crash.close()
 
 
-def run_ops(workdir, cfg: Config, ops, on_step=None) -> Run:
+def run_ops(workdir, cfg: Config, ops) -> Run:
     """Apply ops (skipping those the model says no longer apply) and finish."""
-    from .ops import applicable
     run = Run(workdir, cfg)
     try:
         for i, op in enumerate(ops):
             if applicable(run.model, op):
                 run.step(i, op)
-                if on_step:
-                    on_step(run)
-        run.result = run.finish()
+        run.finish()
     finally:
         run.close()
     return run
-
-
-def workdir_for(base, name) -> Path:
-    p = Path(base) / name
-    os.makedirs(p, exist_ok=True)
-    return p

@@ -16,7 +16,7 @@ def run_generated(tmp_path):
         try:
             for i in range(nops):
                 run.step(i, gen.next_op(run.model))
-            run.result = run.finish()
+            run.finish()
         finally:
             run.close()
         return run
