@@ -33,7 +33,6 @@ class Options:
     profile: str = "full"
     planted_bug: str | None = None       # test-only (pyh2._core.set_planted_bug)
     tmpdir: str | None = None
-    cluster_reads: bool = True
     image_size: int = Config.image_size
 
     def run_seed(self, worker: int, run: int) -> int:
@@ -41,7 +40,7 @@ class Options:
 
     def config(self, seed: int) -> Config:
         return Config(seed=seed, nodes=self.nodes, crash=self.crash, faults=self.faults,
-                      cluster_reads=self.cluster_reads, image_size=self.image_size)
+                      image_size=self.image_size)
 
 
 def ops_from_json(ops) -> list[tuple]:
