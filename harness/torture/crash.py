@@ -7,8 +7,8 @@ seeded sample of prefixes. Before each barrier epoch is applied, random subsets 
 in random order (what a disk may persist of unordered writes) are applied, checked and undone.
 Expected: the state of the last completed flush until the volume header write of the new one
 is in, that state afterwards. With several header copies, a header write torn after a few
-sectors is checked too (the previous copy must take over). At the end the shadow must equal the live image byte for byte
-(every device write went through the log)."""
+sectors is checked too (the previous copy must take over). At the end the shadow must equal
+the live image byte for byte (every device write went through the log)."""
 from __future__ import annotations
 
 import os

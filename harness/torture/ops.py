@@ -13,9 +13,12 @@ KiB = 1024
 MAX_FILE = 768 * KiB                  # keeps a long run inside a small image
 MAX_ENTRIES = 80                      # beyond this the generator prefers removals
 BOUNDARIES = (1 * KiB, 16 * KiB, 64 * KiB)   # allocation granule, freemap block, buffer
+LONG_NAMES = 0.1                      # share of names longer than a blockref holds
 
 # ops that only the runner handles (they act on the volume, not on one path)
 VOLUME_OPS = ("flush", "reopen", "snapshot", "bulkfree", "verify", "fault", "clear")
+# ops that leave the model as it is
+NEUTRAL_OPS = VOLUME_OPS + ("expect", "read")
 
 
 def payload(dseed: int, size: int) -> bytes:
@@ -29,8 +32,8 @@ def payload(dseed: int, size: int) -> bytes:
     return r.randbytes(size)
 
 
-def _name(r: random.Random, prefix: str, long_names: float = 0.1) -> str:
-    if r.random() < long_names:       # long names live in a dirent block, not the bref
+def _name(r: random.Random, prefix: str) -> str:
+    if r.random() < LONG_NAMES:       # long names live in a dirent block, not the bref
         return prefix + "".join(r.choice("abcdefghijklmnop") for _ in range(r.randint(20, 200)))
     return f"{prefix}{r.randrange(1000)}"
 
@@ -38,20 +41,19 @@ def _name(r: random.Random, prefix: str, long_names: float = 0.1) -> str:
 class Generator:
     """next_op(model) -> an op valid against the model's current tree."""
 
-    WEIGHTS = {"create": 12, "write": 22, "truncate": 6, "mkdir": 5, "rmdir": 3,
-               "unlink": 6, "rename": 9, "link": 4, "symlink": 4, "chmod": 3, "chown": 2,
-               "utime": 2, "expect": 4, "flush": 4, "reopen": 0.7, "snapshot": 0.4,
-               "bulkfree": 0.7}
+    WEIGHTS = {"create": 12, "write": 22, "read": 6, "truncate": 6, "mkdir": 5, "rmdir": 3,
+               "unlink": 6, "rename": 9, "link": 4, "symlink": 4, "mkfifo": 1, "chmod": 3,
+               "chown": 2, "utime": 2, "expect": 4, "flush": 4, "reopen": 0.7,
+               "snapshot": 0.4, "bulkfree": 0.7}
 
-    def __init__(self, seed: int, weights: dict | None = None, long_names: float = 0.1,
-                 fault_nodes: int = 0):
-        """fault_nodes: the run's node count when device faults are wanted, else 0."""
+    def __init__(self, seed: int, weights: dict | None = None, fault_nodes: int = 0):
+        """weights: overrides of WEIGHTS (0 turns an op off); fault_nodes: the run's node
+        count when device faults are wanted, else 0."""
         self.r = random.Random(seed)
-        self.long_names = long_names
         self.faults = FaultPlan(seed ^ 0x5EED, fault_nodes) if fault_nodes else None
         w = dict(self.WEIGHTS, **(weights or {}))
         self.kinds = [k for k in w if w[k] > 0]
-        self.cum = [w[k] for k in self.kinds]
+        self.weights = [w[k] for k in self.kinds]
         self.snapshots = 0
 
     # ----------------------------------------------------------- picking
@@ -64,7 +66,7 @@ class Generator:
     def _new_path(self, model, dirs, prefix):
         for _ in range(8):
             d = self.r.choice(dirs)
-            p = d.rstrip("/") + "/" + _name(self.r, prefix, self.long_names)
+            p = d.rstrip("/") + "/" + _name(self.r, prefix)
             if not model.exists(p):
                 return p
         return None
@@ -91,8 +93,8 @@ class Generator:
         files, dirs, others = self._entries(model)
         crowded = len(files) + len(dirs) + len(others) > MAX_ENTRIES
         for _ in range(50):
-            kind = self.r.choices(self.kinds, self.cum)[0]
-            if crowded and kind in ("create", "mkdir", "symlink", "link"):
+            kind = self.r.choices(self.kinds, self.weights)[0]
+            if crowded and kind in ("create", "mkdir", "symlink", "mkfifo", "link"):
                 kind = self.r.choice(("unlink", "rmdir"))
             op = getattr(self, "_" + kind)(model, files, dirs, others)
             if op is not None:
@@ -111,12 +113,20 @@ class Generator:
             off, size = self._offset_size(model.node(p).size)
             return ("write", p, off, size, self._dseed())
 
+    def _read(self, model, files, dirs, others):
+        """A partial read (across holes, block boundaries, past the end)."""
+        if files:
+            p = self.r.choice(files)
+            off, size = self._offset_size(model.node(p).size)
+            return ("read", p, off, size)
+
     def _truncate(self, model, files, dirs, others):
         if files:
             p = self.r.choice(files)
             cur = model.node(p).size
             b = self.r.choice(BOUNDARIES)
-            size = self.r.choice([0, self.r.randrange(cur + 1), cur + self.r.randrange(1, 100 * KiB),
+            size = self.r.choice([0, self.r.randrange(cur + 1),
+                                  cur + self.r.randrange(1, 100 * KiB),
                                   b * self.r.randrange(1, 6) + self.r.choice((-1, 0, 1))])
             return ("truncate", p, max(0, min(size, MAX_FILE)))
 
@@ -151,7 +161,7 @@ class Generator:
         tdirs = [d for d in dirs if n.type != "dir" or not (d + "/").startswith(src + "/")]
         same = src.rpartition("/")[0] or "/"
         d = same if r.random() < 0.4 else r.choice(tdirs)
-        dst = d.rstrip("/") + "/" + _name(r, src.rpartition("/")[2][:1], self.long_names)
+        dst = d.rstrip("/") + "/" + _name(r, src.rpartition("/")[2][:1])
         if not model.exists(dst):
             return ("rename", src, dst)
 
@@ -167,10 +177,16 @@ class Generator:
             n = self.r.choice([1, 20, 63, 64, 65, 200, 1000])   # embedded, or a data block
             return ("symlink", "t" * (n - 1) + "x", p)
 
+    def _mkfifo(self, model, files, dirs, others):
+        p = self._new_path(model, dirs, "p")
+        if p:
+            return ("mkfifo", p, self.r.choice((0o644, 0o600)))
+
     def _chmod(self, model, files, dirs, others):
         pool = files + dirs[1:]
         if pool:
-            return ("chmod", self.r.choice(pool), self.r.choice((0o600, 0o644, 0o755, 0o4755, 0o1777)))
+            return ("chmod", self.r.choice(pool),
+                    self.r.choice((0o600, 0o644, 0o755, 0o4755, 0o1777)))
 
     def _chown(self, model, files, dirs, others):
         pool = files + dirs[1:] + others
@@ -229,11 +245,11 @@ def applicable(model, op) -> bool:
         return True
     if kind == "expect":
         return _expect_holds(model, op[1], op[2])
-    if kind in ("create", "mkdir"):
+    if kind in ("create", "mkdir", "mkfifo"):
         return parent_ok(op[1])
     if kind == "symlink":
         return parent_ok(op[2])
-    if kind in ("write", "truncate"):
+    if kind in ("write", "truncate", "read"):
         return ex(op[1]) and model.node(op[1]).type == "file"
     if kind == "rmdir":
         return isdir(op[1]) and op[1] != "/" and not model.node(op[1]).children
@@ -264,7 +280,7 @@ def applied(ops, model) -> list:
     for op in ops:
         if applicable(model, op):
             out.append(op)
-            if op[0] not in VOLUME_OPS and op[0] != "expect":
+            if op[0] not in NEUTRAL_OPS:
                 _call(model, op)
     return out
 
@@ -302,6 +318,15 @@ def apply_path_op(pfs, model, op):
                                      f"{errno.errorcode.get(e.errno, e.errno)}: {e}") from None
             return
         raise AssertionError(f"{sub!r}: succeeded, expected {name}")
+    if kind == "read":
+        got = pfs.read(op[1], op[2], op[3])
+        want = bytes(model.filedata(op[1])[op[2]:op[2] + op[3]])
+        if got != want:
+            at = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b),
+                      min(len(got), len(want)))
+            raise AssertionError(f"read {len(got)} bytes, expected {len(want)}, first "
+                                 f"difference at file offset {op[2] + at}")
+        return
     if kind in ("write", "truncate"):
         model.filedata(op[1])
     _call(pfs, op)
@@ -314,8 +339,8 @@ def _call(target, op):
         target.create(op[1], payload(op[3], op[2]), mode=op[4])
     elif kind == "write":
         target.write(op[1], payload(op[4], op[3]), op[2])
-    elif kind == "mkdir":
-        target.mkdir(op[1], mode=op[2])
+    elif kind in ("mkdir", "mkfifo"):
+        getattr(target, kind)(op[1], mode=op[2])
     elif kind in ("truncate", "rename", "link", "symlink", "chmod", "utime"):
         getattr(target, kind)(*op[1:])
     elif kind == "chown":

@@ -46,10 +46,11 @@ def test_planted_bug_switch_names():
     assert _core.planted_bug() is None
 
 
-@pytest.mark.parametrize("seed", [32, 34])   # seeds whose fault plans hit
-def test_single_node_faults_leave_the_last_flush_intact(run_generated, seed):
-    run = run_generated(Config(seed=seed, crash=True, faults=True), 150)
-    assert run.faults_injected > 0 and run.recoveries > 0
+@pytest.mark.parametrize("seeds", [(31, 32, 33), (34, 35, 36)])
+def test_single_node_faults_leave_the_last_flush_intact(run_generated, seeds):
+    runs = [run_generated(Config(seed=s, crash=True, faults=True), 150) for s in seeds]
+    # faults hit when an armed one meets matching I/O: at least one per group of seeds
+    assert sum(r.faults_injected for r in runs) > 0 and sum(r.recoveries for r in runs) > 0
 
 
 def test_torn_header_falls_back_to_the_previous_copy(run_generated):
