@@ -18,6 +18,8 @@ def register(sub):
     p.add_argument("--minutes", type=float, help="time budget in minutes (overrides --seconds)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: one per CPU)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads per worker sharing one PFS, each in its own directory")
     p.add_argument("--seed", type=int, help="base seed (default: random, printed)")
     p.add_argument("--nodes", type=int, default=1, help="nodes of the PFS (image files)")
     p.add_argument("--crash", action="store_true", help="check crash points at every flush")
@@ -45,23 +47,31 @@ def cmd_torture(args, out):
     from .volume import H2Error
     if args.replay:
         return _replay(args.replay, out)
-    for name in ("workers", "nodes", "ops_per_run"):
+    for name in ("workers", "threads", "nodes", "ops_per_run"):
         if getattr(args, name) < 1:
             raise H2Error(errno.EINVAL, f"--{name.replace('_', '-')} must be at least 1")
+    if args.threads > 1 and args.faults:
+        raise H2Error(errno.EINVAL, "--faults runs one thread per worker (a fault's recovery "
+                                    "reopens the volume under every thread)")
     seed = args.seed if args.seed is not None else random.randrange(1, 1 << 31)
     seconds = args.minutes * 60 if args.minutes is not None else args.seconds
-    opts = Options(seconds=seconds, workers=args.workers, seed=seed, nodes=args.nodes,
-                   crash=args.crash, faults=args.faults, ops_per_run=args.ops_per_run,
+    opts = Options(seconds=seconds, workers=args.workers, threads=args.threads, seed=seed,
+                   nodes=args.nodes, crash=args.crash, faults=args.faults, ops_per_run=args.ops_per_run,
                    shrink_seconds=args.shrink_seconds, profile=args.profile,
                    planted_bug=args.plant_bug, image_size=_parse_size(args.image_size))
     report_path = args.report or os.path.join(tempfile.gettempdir(),
                                               f"pyh2-torture-{seed}.json")
     preflight(opts)
-    out(f"pyh2 torture: seed {seed}, {args.workers} worker(s), {seconds:g} s, "
+    out(f"pyh2 torture: seed {seed}, {args.workers} worker(s) x {args.threads} thread(s), "
+        f"{seconds:g} s, "
         f"{args.nodes} node(s){', crash points' if args.crash else ''}"
         f"{', faults' if args.faults else ''}")
     sys.stdout.flush()
-    report = run_torture(opts, _Progress(seconds))
+    progress = _Progress(seconds)
+    try:
+        report = run_torture(opts, progress)
+    finally:
+        progress.done()
     for f in report["failures"]:
         f["reproducer_file"] = _save_repro(report_path, f, args.plant_bug)
     with open(report_path, "w") as fp:
@@ -89,7 +99,7 @@ class _Progress:
             self.last = t["elapsed"]
         sys.stderr.flush()
 
-    def __del__(self):
+    def done(self):
         if self.tty:
             sys.stderr.write("\n")
 

@@ -46,10 +46,12 @@ class Generator:
                "chown": 2, "utime": 2, "expect": 4, "flush": 4, "reopen": 0.7,
                "snapshot": 0.4, "bulkfree": 0.7}
 
-    def __init__(self, seed: int, weights: dict | None = None, fault_nodes: int = 0):
+    def __init__(self, seed: int, weights: dict | None = None, fault_nodes: int = 0,
+                 root: str = "/"):
         """weights: overrides of WEIGHTS (0 turns an op off); fault_nodes: the run's node
-        count when device faults are wanted, else 0."""
+        count when device faults are wanted, else 0; root: the directory the ops stay in."""
         self.r = random.Random(seed)
+        self.root = root
         self.faults = FaultPlan(seed ^ 0x5EED, fault_nodes) if fault_nodes else None
         w = dict(self.WEIGHTS, **(weights or {}))
         self.kinds = [k for k in w if w[k] > 0]
@@ -58,8 +60,10 @@ class Generator:
 
     # ----------------------------------------------------------- picking
     def _entries(self, model):
-        files, dirs, others = [], ["/"], []
+        files, dirs, others = [], [self.root], []
         for p, n in model.walk():
+            if not p.startswith(self.root.rstrip("/") + "/"):
+                continue
             (files if n.type == "file" else dirs if n.type == "dir" else others).append(p)
         return files, dirs, others
 

@@ -14,6 +14,7 @@ from .errors import TortureFailure
 from .ops import Generator
 from .run import Config, Run
 from .shrink import shrink
+from .threads import run_threaded
 
 PROFILES = {"full": {}, "namespace": {"write": 0, "truncate": 0}}
 FIELDS = ("ops", "points", "faults", "runs", "failures")     # shared counters per worker
@@ -24,6 +25,7 @@ HANG_GRACE = 120.0          # beyond budget and shrinking: a worker this late is
 class Options:
     seconds: float = 60.0
     workers: int = 1
+    threads: int = 1                     # threads per worker sharing one PFS (threads.py)
     seed: int = 1
     nodes: int = 1
     crash: bool = False
@@ -58,28 +60,38 @@ def failure_record(worker, seed, cfg: Config, ops, failure, small, sfail) -> dic
 def one_run(opts: Options, worker: int, run_no: int, counters, journal) -> dict | None:
     seed = opts.run_seed(worker, run_no)
     cfg = opts.config(seed)
-    gen = Generator(seed, PROFILES[opts.profile], fault_nodes=cfg.nodes if cfg.faults else 0)
+    weights = PROFILES[opts.profile]
     ops = []
     base = [counters[i] for i in range(len(FIELDS))]
     with open(journal, "w") as j, tempfile.TemporaryDirectory(dir=opts.tmpdir,
                                                               prefix="h2torture-") as d:
         j.write(json.dumps({"seed": seed, "config": asdict(cfg)}) + "\n")
         run = None
+
+        def record(op):
+            """Journal op before it runs (a crash of the core leaves the sequence behind)."""
+            ops.append(op)
+            j.write(json.dumps(op) + "\n")
+            j.flush()
+            counters[0], counters[1] = base[0] + run.ops, base[1] + run.crash_points
+            counters[2] = base[2] + run.faults_injected
         try:
             run = Run(d, cfg)
             deadline = time.monotonic() + opts.seconds
-            for i in range(opts.ops_per_run):
-                if time.monotonic() > deadline:
-                    break
-                op = gen.next_op(run.model)
-                ops.append(op)
-                j.write(json.dumps(op) + "\n")
-                j.flush()
-                run.step(i, op)
-                counters[0], counters[1] = base[0] + run.ops, base[1] + run.crash_points
-                counters[2] = base[2] + run.faults_injected
+            if opts.threads > 1:
+                run_threaded(run, seed, opts.threads, opts.ops_per_run // opts.threads,
+                             weights, record, deadline, time.monotonic)
+            else:
+                gen = Generator(seed, weights, fault_nodes=cfg.nodes if cfg.faults else 0)
+                for i in range(opts.ops_per_run):
+                    if time.monotonic() > deadline:
+                        break
+                    op = gen.next_op(run.model)
+                    record(op)
+                    run.step(i, op)
             run.finish()
-            counters[1], counters[2] = base[1] + run.crash_points, base[2] + run.faults_injected
+            counters[0], counters[1] = base[0] + run.ops, base[1] + run.crash_points
+            counters[2] = base[2] + run.faults_injected
             return None
         except TortureFailure as f:
             failure = f

@@ -6,8 +6,8 @@ from tests.conftest import assert_clean_failure, run_pyh2
 
 def test_torture_runs_and_writes_a_report(tmp_path):
     rep = tmp_path / "r.json"
-    p = run_pyh2("torture", "--seconds", 4, "--workers", 2, "--seed", 77, "--crash",
-                 "--report", rep)
+    p = run_pyh2("torture", "--seconds", 4, "--workers", 2, "--threads", 2, "--seed", 77,
+                 "--crash", "--report", rep)
     assert p.returncode == 0, p.stderr.decode()
     report = json.loads(rep.read_text())
     assert report["ops"] > 50 and report["crash_points"] > 0 and report["failures"] == []
@@ -31,5 +31,6 @@ def test_torture_failure_prints_seed_and_reproducer(tmp_path):
 def test_torture_bad_arguments(tmp_path):
     assert_clean_failure(run_pyh2("torture", "--workers", 0), "--workers")
     assert_clean_failure(run_pyh2("torture", "--nodes", 9), "1 to 8 nodes")
+    assert_clean_failure(run_pyh2("torture", "--threads", 2, "--faults"), "--faults")
     assert_clean_failure(run_pyh2("torture", "--image-size", "lots"), "lots")
     assert_clean_failure(run_pyh2("torture", "--replay", tmp_path / "none.json"), "none.json")
