@@ -1,6 +1,6 @@
 """Torture throughput: operations/s per worker without and with crash points, crash points
-checked/s, and the scaling from 1 to 2 workers (throughput ratio; 2.0 is perfect), all
-measured in the same run on the same seeds.
+checked/s, the scaling from 1 to 2 workers (throughput ratio; 2.0 is perfect) and from 1 to
+2 threads in one worker, all measured in the same run on the same seeds.
 
     python3 bench/bench_torture.py [--seconds S]
 """
@@ -13,8 +13,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from harness.torture.workers import Options, run_torture  # noqa: E402
 
 
-def measure(seconds, workers, crash):
-    r = run_torture(Options(seconds=seconds, workers=workers, seed=1, crash=crash))
+def measure(seconds, workers, crash, threads=1):
+    r = run_torture(Options(seconds=seconds, workers=workers, threads=threads, seed=1,
+                            crash=crash))
     if r["failures"]:
         sys.exit(f"torture failed: {r['failures'][0]['detail']}")
     return r
@@ -40,6 +41,9 @@ def main():
                  if crash else ""))
     print(f"crash points cost: ops/s with crash points / without (1 worker): "
           f"{rows[True, 1]['ops_per_s'] / rows[False, 1]['ops_per_s']:.3f}")
+    two = measure(args.seconds, 1, False, threads=2)
+    print(f"threads: 1 worker x 2 threads / 1 worker x 1 thread, ops/s: "
+          f"x{two['ops_per_s'] / rows[False, 1]['ops_per_s']:.2f}")
 
 
 if __name__ == "__main__":
