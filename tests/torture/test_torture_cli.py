@@ -1,6 +1,12 @@
 """`pyh2 torture`: runs on its own, reports, and fails with a reproducer."""
 import json
+import multiprocessing
+import os
+import signal
+import threading
+import time
 
+from harness.torture.workers import Options, run_torture
 from tests.conftest import assert_clean_failure, run_pyh2
 
 
@@ -34,3 +40,21 @@ def test_torture_bad_arguments(tmp_path):
     assert_clean_failure(run_pyh2("torture", "--threads", 2, "--faults"), "--faults")
     assert_clean_failure(run_pyh2("torture", "--image-size", "lots"), "lots")
     assert_clean_failure(run_pyh2("torture", "--replay", tmp_path / "none.json"), "none.json")
+
+
+def test_a_worker_killed_mid_run_is_reported_with_its_ops(tmp_path):
+    # a crash of the core kills the worker process: the parent reports it from the journal
+    def kill_worker():
+        time.sleep(1.5)
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGTERM)   # (SIGSEGV alike, without the core dump noise)
+    killer = threading.Thread(target=kill_worker)
+    killer.start()
+    try:
+        report = run_torture(Options(seconds=20, workers=1, seed=8, shrink_seconds=2,
+                                     tmpdir=str(tmp_path)))
+    finally:
+        killer.join()
+    (f,) = report["failures"]
+    assert f["kind"] == "signal" and "-15" in f["detail"]
+    assert 8 <= f["seed"] < 8 + 1_000_003 and f["ops_run"] > 0 and f["reproducer"]
