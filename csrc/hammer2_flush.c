@@ -156,6 +156,7 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 					  HAMMER2_ENC_CHECK(check));
 		bref->mirror_tid = tid;
 		hammer2_check_set(bref, check, media, psize);
+		/* planted bug (tests only): drop one data block in four */
 		if (!(hammer2_planted_bug & HAMMER2_BUG_DROPWRITE) ||
 		    bref->type != HAMMER2_BREF_TYPE_DATA || (off >> 10) % 4 != 1)
 			error = hammer2_io_write(hmp, off, media, (int)psize);

@@ -513,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("freemap", help="dump the freemap")
     p.add_argument("image")
     p.set_defaults(func=cmd_freemap)
-    p = sub.add_parser("demo", help="the main job: read, export and check a reference image")
+    p = sub.add_parser("demo", help="read, export and check a reference image")
     p.set_defaults(func=cmd_demo)
     cli_torture.register(sub)
     return ap
