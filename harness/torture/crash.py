@@ -18,11 +18,16 @@ import subprocess
 import pyh2
 
 from .errors import TortureFailure
+from .ops import apply_path_op
 from .verify import Expected, diff_volume
 
 ZONE = 2 << 30                       # volume header copies sit at n * 2 GiB
 VOLHDR_BYTES = 64 << 10
 SECTOR = 512
+# what a resumed volume does after a crash: new data in new blocks, a new directory
+RESUME_OPS = (("mkdir", "/after-crash", 0o755),
+              ("create", "/after-crash/f", 200 * 1024, 99, 0o644),
+              ("write", "/after-crash/f", 70 * 1024, 5000, 98))
 
 
 def is_header(off: int, data: bytes) -> bool:
@@ -34,11 +39,13 @@ def sparse_copy(src, dst):
 
 
 class CrashEngine:
-    def __init__(self, image, shadow, seed: int, prefix_points: int = 12, torn_points: int = 4):
+    def __init__(self, image, shadow, seed: int, prefix_points: int = 12, torn_points: int = 4,
+                 resume_share: float = 0.05):
         self.image, self.shadow = os.fspath(image), os.fspath(shadow)
         self.rng = random.Random(seed)
         self.prefix_points, self.torn_points = prefix_points, torn_points
-        self.checked = self.torn_headers = 0
+        self.resume_share = resume_share
+        self.checked = self.torn_headers = self.resumed = 0
         sparse_copy(self.image, self.shadow)
         self.fd = os.open(self.shadow, os.O_RDWR)
         # header copies the volume has: with one, a torn header write is fatal by design
@@ -64,6 +71,32 @@ class CrashEngine:
             diffs = [f"unreadable: {e}"]
         if diffs:
             raise TortureFailure("crash", f"crash image {where}: " + "; ".join(diffs))
+        if self.rng.random() < self.resume_share:
+            self._resume(expected, where)
+
+    def _resume(self, expected: Expected, where: str):
+        """Carry on after the crash: write and flush on a copy of the crash image, which
+        must then hold the recovered state plus the new writes (the allocator must not
+        hand out what the recovered tree still uses)."""
+        self.resumed += 1
+        after = expected.clone()
+        copy = self.shadow + ".resume"
+        sparse_copy(self.shadow, copy)
+        try:
+            with pyh2.open(copy, writable=True) as vol:
+                pfs = vol.pfs("DATA")
+                for op in RESUME_OPS:
+                    apply_path_op(pfs, after.data, op)
+                pfs.close()
+            with pyh2.open(copy) as vol:
+                diffs = diff_volume(vol, after)
+        except (pyh2.H2Error, AssertionError) as e:
+            diffs = [str(e)]
+        finally:
+            os.unlink(copy)
+        if diffs:
+            raise TortureFailure("crash", f"resumed after crash image {where}: " +
+                                 "; ".join(diffs))
 
     # ------------------------------------------------------------ one record
     def check(self, record, states: list[Expected], tag: str = "") -> int:
