@@ -125,12 +125,17 @@ def worker_main(opts: Options, worker: int, counters, results, journal):
 
 def _died(opts: Options, worker: int, exitcode: int, journal) -> dict:
     """A worker process died (the core crashed): shrink from its op journal."""
-    with open(journal) as j:
-        head = json.loads(j.readline())
-        ops = ops_from_json(json.loads(line) for line in j if line.strip())
-    cfg = Config(**head["config"])
     why = "hung (killed)" if exitcode == -9 else f"died with exit code {exitcode}"
-    f = TortureFailure("signal", f"worker {why}", len(ops) - 1)
+    try:
+        with open(journal) as j:
+            head = json.loads(j.readline())
+            ops = ops_from_json(json.loads(line) for line in j if line.strip())
+    except (OSError, ValueError):        # died before its first run began
+        cfg = opts.config(opts.run_seed(worker, 0))
+        f = TortureFailure("signal", f"worker {why} before its first operation")
+        return failure_record(worker, cfg.seed, cfg, [], f, [], f)
+    cfg = Config(**head["config"])
+    f = TortureFailure("signal", f"worker {why}", max(0, len(ops) - 1))
     small, sfail = shrink(ops, cfg, f, opts.shrink_seconds, opts.tmpdir)
     return failure_record(worker, head["seed"], cfg, ops, f, small, sfail)
 

@@ -45,7 +45,12 @@ def test_torture_bad_arguments(tmp_path):
 def test_a_worker_killed_mid_run_is_reported_with_its_ops(tmp_path):
     # a crash of the core kills the worker process: the parent reports it from the journal
     def kill_worker():
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:      # once the worker journaled some ops
+            journals = list(tmp_path.glob("h2journal-*/worker0.jsonl"))
+            if journals and len(journals[0].read_text().splitlines()) > 5:
+                break
+            time.sleep(0.05)
         for child in multiprocessing.active_children():
             os.kill(child.pid, signal.SIGTERM)   # (SIGSEGV alike, without the core dump noise)
     killer = threading.Thread(target=kill_worker)
