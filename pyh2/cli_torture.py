@@ -11,6 +11,9 @@ import sys
 import tempfile
 
 
+SHM = "/dev/shm"
+
+
 def register(sub):
     p = sub.add_parser("torture", help="the main job: randomized operations, crash points and "
                                        "device faults checked against a model")
@@ -33,6 +36,9 @@ def register(sub):
                         "volume header copies, torn header writes checked)")
     p.add_argument("--shrink-seconds", type=float, default=60.0,
                    help="time to shrink a failing sequence")
+    p.add_argument("--tmpdir", default=SHM if os.access(SHM, os.W_OK) else None,
+                   help="where the temporary images go (default: /dev/shm when writable, "
+                        "where a barrier costs nothing, else the system temp directory)")
     p.add_argument("--report", help="JSON report (default: a file in the temp directory)")
     p.add_argument("--replay", metavar="FILE", help="replay a reproducer file and exit")
     # test-only: a deliberately broken flush the run must catch (csrc/hammer2_debug.h)
@@ -58,7 +64,8 @@ def cmd_torture(args, out):
     opts = Options(seconds=seconds, workers=args.workers, threads=args.threads, seed=seed,
                    nodes=args.nodes, crash=args.crash, faults=args.faults, ops_per_run=args.ops_per_run,
                    shrink_seconds=args.shrink_seconds, profile=args.profile,
-                   planted_bug=args.plant_bug, image_size=_parse_size(args.image_size))
+                   planted_bug=args.plant_bug, image_size=_parse_size(args.image_size),
+                   tmpdir=args.tmpdir)
     report_path = args.report or os.path.join(tempfile.gettempdir(),
                                               f"pyh2-torture-{seed}.json")
     preflight(opts)
