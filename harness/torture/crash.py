@@ -79,7 +79,7 @@ class CrashEngine:
         must then hold the recovered state plus the new writes (the allocator must not
         hand out what the recovered tree still uses)."""
         self.resumed += 1
-        after = expected.clone()
+        after = expected.clone()               # (not frozen: the resume ops change it)
         copy = self.shadow + ".resume"
         sparse_copy(self.shadow, copy)
         try:

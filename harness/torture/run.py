@@ -62,7 +62,7 @@ class Run:
             sparse_copy(self.images[0], img)
         self.model = Model()
         self.snaps: dict[str, Model] = {}
-        self.committed = Expected(self.model.clone())
+        self.committed = Expected(self.model.clone(), frozen=True)
         self.crash = CrashEngine(self.images[0], self.dir / "shadow.h2", cfg.seed,
                                  cfg.prefix_points, cfg.torn_points) if cfg.crash else None
         self.armed = None               # the node with an armed fault
@@ -130,7 +130,7 @@ class Run:
             raise TortureFailure("model", f"{op!r}: {e}", index) from None
 
     def _flush(self):
-        new = Expected(self.model.clone(), dict(self.snaps))
+        new = Expected(self.model.clone(), dict(self.snaps), frozen=True)
         for i, dev in enumerate(self.devices):
             try:
                 dev.flush()
