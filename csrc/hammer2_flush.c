@@ -13,6 +13,7 @@
 #include <lz4.h>
 #include <zlib.h>
 #include "hammer2.h"
+#include "hammer2_debug.h"
 
 /* The inode a chain belongs to (nearest INODE at or above it). */
 static const hammer2_inode_meta_t *
@@ -155,7 +156,10 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 					  HAMMER2_ENC_CHECK(check));
 		bref->mirror_tid = tid;
 		hammer2_check_set(bref, check, media, psize);
-		error = hammer2_io_write(hmp, off, media, (int)psize);
+		/* planted bug (tests only): drop one data block in four */
+		if (!(hammer2_planted_bug & HAMMER2_BUG_DROPWRITE) ||
+		    bref->type != HAMMER2_BREF_TYPE_DATA || (off >> 10) % 4 != 1)
+			error = hammer2_io_write(hmp, off, media, (int)psize);
 	}
 	if (error == 0)
 		error = hammer2_chain_base_update(chain->parent, bref);

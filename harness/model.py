@@ -14,6 +14,7 @@ creation and the `manifest()` call.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import time
@@ -119,6 +120,10 @@ class Model:
         d.children[name] = node
         d.mtime_us = NOW
         return node
+
+    def clone(self) -> "Model":
+        """An independent copy (a committed state kept while this one changes)."""
+        return copy.deepcopy(self, {id(NOW): NOW, id(self.loader): self.loader})
 
     def filedata(self, path: str) -> bytearray:
         return self.node(path).data(lambda: self.loader(path))

@@ -1106,3 +1106,4 @@ cdef class Pfs:
 include "_devices.pxi"
 include "_cluster.pxi"
 include "_fuse.pxi"
+include "_torture.pxi"

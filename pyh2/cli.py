@@ -10,6 +10,7 @@ import time
 
 from . import cli_cluster
 from . import cli_mount
+from . import cli_torture
 from . import show as _show
 from .export import export
 from .importer import Importer
@@ -612,10 +613,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("freemap", help="dump the freemap")
     p.add_argument("image")
     p.set_defaults(func=cmd_freemap)
-    p = sub.add_parser("demo", help="the main job: read, export and check a reference image")
+    p = sub.add_parser("demo", help="read, export and check a reference image")
     p.set_defaults(func=cmd_demo)
     cli_cluster.register(sub)
     cli_mount.register(sub)
+    cli_torture.register(sub)
     return ap
 
 

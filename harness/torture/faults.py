@@ -1,0 +1,35 @@
+"""Seeded device faults as ops in the stream ("fault", node, kind, after, probability, limit,
+seed) and ("clear",), so a failing sequence replays and shrinks with its faults. With N > 1
+nodes only a minority ("faulty" nodes, chosen per run) ever gets faults, so a quorum stays
+healthy; with one node every fault must surface as a clean error after which the last flush
+is intact."""
+from __future__ import annotations
+
+import random
+
+KINDS = ("read", "write", "corrupt", "disconnect", "enospc")
+
+
+class FaultPlan:
+    def __init__(self, seed: int, nnodes: int, rate: float = 0.04):
+        self.r = random.Random(seed)
+        self.rate = rate
+        k = max(1, (nnodes - 1) // 2)
+        self.faulty = sorted(self.r.sample(range(nnodes), k)) if nnodes > 1 else [0]
+        self.until = None            # op count at which the armed fault is cleared
+        self.count = 0
+
+    def next_op(self) -> tuple | None:
+        """A fault op to run before the next ordinary op, or None."""
+        self.count += 1
+        if self.until is not None:
+            if self.count < self.until:
+                return None
+            self.until = None
+            return ("clear",)
+        if self.r.random() >= self.rate:
+            return None
+        self.until = self.count + self.r.randint(1, 12)
+        return ("fault", self.r.choice(self.faulty), self.r.choice(KINDS),
+                self.r.randrange(0, 30), self.r.choice((1.0, 0.3)),
+                self.r.choice((0, 1, 4)), self.r.getrandbits(63))

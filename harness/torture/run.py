@@ -1,0 +1,262 @@
+"""One torture run: a fresh image (or N node images), a stream of ops applied to the PFS
+and to the model, checked at every verify point, flush (crash engine) and at the end."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyh2
+from pyh2 import _core
+from pyh2.volume import Pfs
+
+from harness.model import Model
+
+from .crash import CrashEngine, sparse_copy
+from .errors import TortureFailure
+from .ops import VOLUME_OPS, applicable, apply_path_op
+from .verify import Expected, diff_volume
+
+MiB = 1 << 20
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    nodes: int = 1
+    crash: bool = False
+    faults: bool = False            # the op stream carries device faults (see faults.py)
+    image_size: int = 256 * MiB
+    verify_every: int = 25
+    prefix_points: int = 12         # crash points per flush taken from the write prefixes
+    torn_points: int = 4            # random subsets per barrier epoch
+
+
+class ClusterView:
+    """The read side diff_volume needs, over the PFS's nodes (the healthy ones fsck'ed)."""
+
+    def __init__(self, run: "Run"):
+        self.run = run
+
+    def fsck(self):
+        errors = []
+        for i, vol in enumerate(self.run.vols):
+            if i not in self.run.tainted():
+                errors += [f"node {i}: {e}" for e in vol.fsck()["errors"]]
+        return {"errors": errors}
+
+    def pfs_list(self):
+        return self.run.vols[0].pfs_list() if len(self.run.vols) == 1 else \
+            [pyh2.volume.PfsInfo.from_core(d) for d in _core.pfs_list(self.run.devices)]
+
+    def pfs(self, label):
+        return Pfs(None, _core.Pfs(self.run.devices, label))
+
+
+class Run:
+    def __init__(self, workdir, cfg: Config):
+        self.cfg = cfg
+        self.dir = Path(workdir)
+        self.images = [self.dir / f"node{i}.h2" for i in range(cfg.nodes)]
+        pyh2.newfs(self.images[0], cfg.image_size)
+        for img in self.images[1:]:
+            sparse_copy(self.images[0], img)
+        self.model = Model()
+        self.snaps: dict[str, Model] = {}
+        self.committed = Expected(self.model.clone(), frozen=True)
+        self.crash = CrashEngine(self.images[0], self.dir / "shadow.h2", cfg.seed,
+                                 cfg.prefix_points, cfg.torn_points) if cfg.crash else None
+        self.armed = None               # the node with an armed fault
+        self.injected = 0               # faults injected by cleared arms
+        self.faulted: set[int] = set()  # nodes that had a fault injected
+        self.ops = self.flushes = self.recoveries = 0
+        self._pending = None           # the state a failing flush was committing
+        self.result = None             # finish(): {"diverged_nodes": [...]}
+        self.vols, self.devices, self.pfs = [], [], None
+        self._open()
+
+    # ------------------------------------------------------------ nodes
+    def _open(self):
+        self.vols = [pyh2.open(p, writable=True) for p in self.images]
+        self.devices = [v.device for v in self.vols]
+        self.pfs = Pfs(None, _core.Pfs(self.devices, "DATA"))
+        if self.crash:
+            self.devices[0].record(True)
+
+    def _close(self):
+        if self.pfs is not None:
+            self.pfs.close()
+        for v in self.vols:
+            v.close()
+        self.vols, self.devices, self.pfs = [], [], None
+
+    def tainted(self) -> set[int]:
+        """Nodes that had a fault injected, or have one armed now."""
+        return self.faulted | ({self.armed} if self.armed is not None else set())
+
+    def pending(self) -> int:
+        """Faults injected by the armed fault so far."""
+        return self.devices[self.armed].faults_injected if self.armed is not None else 0
+
+    @property
+    def crash_points(self) -> int:
+        return self.crash.checked if self.crash else 0
+
+    @property
+    def faults_injected(self) -> int:
+        return self.injected + (self.pending() if self.devices else 0)
+
+    # ------------------------------------------------------------ ops
+    def step(self, index: int, op):
+        try:
+            if op[0] in VOLUME_OPS:
+                getattr(self, "_" + op[0])(*op[1:])
+            else:
+                apply_path_op(self.pfs, self.model, op)
+            self.ops += 1
+            if self.cfg.verify_every and self.ops % self.cfg.verify_every == 0:
+                self._verify()
+        except TortureFailure as f:
+            f.index = index
+            raise
+        except pyh2.H2Error as e:
+            if self.pending() and self.cfg.nodes == 1:
+                self._recover(f"{op!r}: {e}")
+            elif self.tainted() and self.cfg.nodes > 1:
+                raise TortureFailure("cluster", f"{op!r} failed although only a minority of "
+                                     f"nodes {sorted(self.tainted())} had faults: {e}", index)
+            else:
+                raise TortureFailure("exception", f"{op!r}: {e}", index) from e
+        except AssertionError as e:
+            raise TortureFailure("model", f"{op!r}: {e}", index) from None
+
+    def _flush(self):
+        new = Expected(self.model.clone(), dict(self.snaps), frozen=True)
+        for i, dev in enumerate(self.devices):
+            try:
+                dev.flush()
+            except pyh2.H2Error:
+                if i not in self.tainted() or self.cfg.nodes == 1:
+                    self._pending = new
+                    raise
+        if self.crash:
+            record = self.devices[0].take_record()
+            self.crash.check(record, [self.committed, new], f"flush {self.flushes}")
+        self.flushes += 1
+        self.committed = new
+
+    def _reopen(self):
+        self._flush()
+        self._close()
+        self._open()
+        self._verify()
+
+    def _fault(self, node, kind, after, probability, limit, seed):
+        if node < len(self.devices):
+            self._clear()
+            self.devices[node].inject_fault(kind, after=after, probability=probability,
+                                            limit=limit, seed=seed)
+            self.armed = node
+
+    def _clear(self):
+        if self.armed is not None:
+            n = self.devices[self.armed].faults_injected
+            self.devices[self.armed].clear_fault()
+            self.injected += n
+            if n:
+                self.faulted.add(self.armed)
+            self.armed = None
+
+    def _snapshot(self, label):
+        self._flush()
+        self.pfs._call("/", self.pfs._core.snapshot, label, self.pfs._core.root_inum)
+        self.snaps[label] = self.model.clone()
+        self._flush()
+
+    def _bulkfree(self):
+        self._flush()
+        for i, dev in enumerate(self.devices):
+            if i not in self.tainted():
+                dev.bulkfree()
+        self._flush()
+
+    def _verify(self):
+        diffs = diff_volume(ClusterView(self), Expected(self.model, self.snaps))
+        if diffs:
+            raise TortureFailure("model", "live tree: " + "; ".join(diffs))
+
+    # ------------------------------------------------------------ faults on one node
+    def _recover(self, why: str):
+        """A fault surfaced as an error: drop the node's memory, reopen it from the device,
+        and require the last completed flush (or the one that failed, if its header got
+        written) with nothing torn."""
+        pending, self._pending = self._pending, None
+        self._clear()
+        record = self.devices[0].take_record() if self.crash else None
+        self._close()
+        if record:
+            self.crash.absorb(record)
+        try:
+            self._open()
+            diffs = diff_volume(ClusterView(self), self.committed)
+            if diffs and pending is not None and not diff_volume(ClusterView(self), pending):
+                self.committed, diffs = pending, []
+        except pyh2.H2Error as e:
+            diffs = [f"unreadable: {e}"]
+        if diffs:
+            raise TortureFailure("fault", f"after {why}, reopened: " + "; ".join(diffs))
+        self.model = self.committed.data.clone()
+        self.snaps = dict(self.committed.snapshots)
+        self.recoveries += 1
+
+    # ------------------------------------------------------------ the end
+    def finish(self) -> dict:
+        """Flush, close, and check every node on its own: healthy ones hold the last
+        flush exactly, faulted ones are at least fsck clean."""
+        self._clear()
+        try:
+            self._flush()
+        except pyh2.H2Error as e:
+            self._recover(f"final flush: {e}")
+        if self.crash:
+            self.crash.assert_in_sync()
+        tainted = self.tainted()
+        self._close()
+        diverged = []
+        for i, img in enumerate(self.images):
+            try:
+                with pyh2.open(img) as vol:
+                    if i in tainted and self.cfg.nodes > 1:
+                        errors = vol.fsck()["errors"]
+                        if errors:
+                            raise TortureFailure("fsck", f"node {i} (faulted): {errors[0]}")
+                        try:
+                            if diff_volume(vol, self.committed, fsck=False):
+                                diverged.append(i)
+                        except pyh2.H2Error:     # a dangling entry: diverged too
+                            diverged.append(i)
+                        continue
+                    diffs = diff_volume(vol, self.committed)
+            except pyh2.H2Error as e:
+                diffs = [f"unreadable: {e}"]
+            if diffs:
+                raise TortureFailure("model", f"node {i} reopened: " + "; ".join(diffs))
+        self.result = {"diverged_nodes": diverged}
+        return self.result
+
+    def close(self):
+        self._close()
+        if self.crash:
+            self.crash.close()
+
+
+def run_ops(workdir, cfg: Config, ops) -> Run:
+    """Apply ops (skipping those the model says no longer apply) and finish."""
+    run = Run(workdir, cfg)
+    try:
+        for i, op in enumerate(ops):
+            if applicable(run.model, op):
+                run.step(i, op)
+        run.finish()
+    finally:
+        run.close()
+    return run
