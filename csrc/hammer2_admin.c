@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "hammer2.h"
+#include "hammer2_cluster.h"
 
 #define SHARED	(HAMMER2_LOOKUP_SHARED)
 
@@ -284,7 +284,8 @@ snapshot_reroot(hammer2_pfs_t *src, hammer2_tid_t dinum, const char *label)
 /*
  * Snapshot a PFS (or one of its directories): a new PFS root whose
  * blockset is the source root's, so the whole tree is shared
- * copy-on-write.  The source must be flushed (its blockset on media).
+ * copy-on-write.  The source must be flushed (its blockset on media) on
+ * every live node; nodes out of the cluster take no part.
  * Its pfs_lsnap_tid records the snapshot.
  */
 int
@@ -296,7 +297,8 @@ hammer2_pfs_snapshot(hammer2_pfs_t *pfs, hammer2_tid_t dinum, const char *label)
 	int error;
 
 	for (int i = 0; i < pfs->ndevs; ++i)
-		if (pfs->devs[i]->vchain->flags & HAMMER2_CHAIN_MODIFIED)
+		if (hammer2_node_live(pfs->devs[i]) &&
+		    (pfs->devs[i]->vchain->flags & HAMMER2_CHAIN_MODIFIED))
 			return hammer2_seterr(EBUSY, "flush before a snapshot");
 	memset(&proto, 0, sizeof(proto));
 	proto.meta.name_key = hammer2_dirhash((const uint8_t *)label, strlen(label));

@@ -11,11 +11,14 @@ KINDS = ("read", "write", "corrupt", "disconnect", "enospc")
 
 
 class FaultPlan:
-    def __init__(self, seed: int, nnodes: int, rate: float = 0.04):
+    def __init__(self, seed: int, nnodes: int, rate: float = 0.04, spare: int | None = None):
+        """spare: a node of several that never gets faults (the one the crash engine
+        watches, which must hold every flush)."""
         self.r = random.Random(seed)
         self.rate = rate
         k = max(1, (nnodes - 1) // 2)
-        self.faulty = sorted(self.r.sample(range(nnodes), k)) if nnodes > 1 else [0]
+        pool = [n for n in range(nnodes) if n != spare]
+        self.faulty = sorted(self.r.sample(pool, k)) if nnodes > 1 else [0]
         self.until = None            # op count at which the armed fault is cleared
         self.count = 0
 

@@ -47,12 +47,13 @@ class Generator:
                "snapshot": 0.4, "bulkfree": 0.7}
 
     def __init__(self, seed: int, weights: dict | None = None, fault_nodes: int = 0,
-                 root: str = "/"):
+                 root: str = "/", spare: int | None = None):
         """weights: overrides of WEIGHTS (0 turns an op off); fault_nodes: the run's node
-        count when device faults are wanted, else 0; root: the directory the ops stay in."""
+        count when device faults are wanted, else 0; root: the directory the ops stay in;
+        spare: a node never to fault."""
         self.r = random.Random(seed)
         self.root = root
-        self.faults = FaultPlan(seed ^ 0x5EED, fault_nodes) if fault_nodes else None
+        self.faults = FaultPlan(seed ^ 0x5EED, fault_nodes, spare=spare) if fault_nodes else None
         w = dict(self.WEIGHTS, **(weights or {}))
         self.kinds = [k for k in w if w[k] > 0]
         self.weights = [w[k] for k in self.kinds]
