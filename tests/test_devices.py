@@ -3,7 +3,6 @@ qemu-nbd export (native NBD client) and a memory device; bad device input."""
 import errno
 import os
 import subprocess
-import uuid
 
 import pytest
 
@@ -13,7 +12,6 @@ from harness.devices import (ImageFile, LoopDevice, NbdServer, loop_device,  # n
                              mem_device, nbd_attachment, nbd_server)
 from pyh2 import _core
 from pyh2.importer import Importer
-from pyh2.volume import Pfs, check_algo, comp_algo
 
 MiB = 1 << 20
 SIZE = 128 * MiB
@@ -219,34 +217,3 @@ def test_nothing_left_behind_after_a_failing_block(image):
     assert not os.path.exists(f"/proc/{pid}") and not os.path.exists(sock)
     assert subprocess.run(["losetup", loop], capture_output=True).returncode != 0
 
-
-# --------------------------------------------------------------- multi-device
-
-def test_pfs_over_file_loop_and_nbd(tmp_path, tree, loop_device, nbd_server):
-    """One PFS over three nodes on three backends: written through the cluster,
-    every node alone then holds the whole tree."""
-    clid = uuid.uuid4().bytes
-    paths = [tmp_path / f"node{i}.img" for i in range(3)]
-    for p in paths:
-        with open(p, "wb") as f:
-            f.truncate(SIZE)
-    uris = [str(paths[0]), loop_device(paths[1]).uri, nbd_server(paths[2]).uri]
-    for uri in uris:
-        _core.newfs(uri, 0, "DATA", 0, comp_algo("lz4"), check_algo("xxhash64"), 3, clid)
-    vols = [pyh2.open(uri, writable=True) for uri in uris]
-    try:
-        pfs = Pfs(vols[0], _core.Pfs([v.device for v in vols], "DATA"))
-        Importer(pfs).run(str(tree))
-        pfs._core.flush()
-        pfs.close()
-    finally:
-        for v in vols:
-            v.close()
-    expected = refimages.tree_from_dir(tree)
-    for uri in uris:
-        with pyh2.open(uri) as vol:
-            assert [p.clid for p in vol.pfs_list() if p.label == "DATA"] == \
-                [_core.uuid_str(clid)]
-            diffs = refimages.compare_trees(expected, refimages.tree_from_volume(vol.pfs("DATA")))
-            assert not diffs, (uri, diffs[:10])
-            assert vol.fsck()["errors"] == []
