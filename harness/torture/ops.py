@@ -59,6 +59,13 @@ class Generator:
         self.weights = [w[k] for k in self.kinds]
         self.snapshots = 0
 
+    @classmethod
+    def for_run(cls, cfg, weights: dict | None = None) -> "Generator":
+        """The op stream of a run with Config cfg: faults (cfg.faults) on a minority of
+        its nodes, never on node 0 when the crash engine watches it."""
+        return cls(cfg.seed, weights, fault_nodes=cfg.nodes if cfg.faults else 0,
+                   spare=0 if cfg.crash else None)
+
     # ----------------------------------------------------------- picking
     def _entries(self, model):
         files, dirs, others = [], [self.root], []

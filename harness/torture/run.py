@@ -68,9 +68,9 @@ class Run:
         self.armed = None               # the node with an armed fault
         self.injected = 0               # faults injected by cleared arms
         self.faulted: set[int] = set()  # nodes that had a fault injected
-        self.ops = self.flushes = self.recoveries = 0
+        self.ops = self.flushes = self.recoveries = self.resyncs = 0
         self._pending = None           # the state a failing flush was committing
-        self.result = None             # finish(): {"diverged_nodes": [...]}
+        self.result = None             # finish(): {"resynced": [nodes]}
         self.vols, self.devices, self.pfs = [], [], None
         self._open()
 
@@ -92,6 +92,7 @@ class Run:
             if _core.node_status(dev)["state"] != "live":
                 _core.resync(self.devices, i)
                 self.faulted.discard(i)
+                self.resyncs += 1
 
     def _close(self):
         if self.devices:
@@ -221,8 +222,9 @@ class Run:
 
     # ------------------------------------------------------------ the end
     def finish(self) -> dict:
-        """Flush, close, and check every node on its own: healthy ones hold the last
-        flush exactly, faulted ones are at least fsck clean."""
+        """Flush and close. A node that had faults must be fsck clean on its own; the
+        nodes are then reopened (those behind resynced) and the other faulted ones
+        scrubbed: after that every node must hold the last flush exactly."""
         self._clear()
         try:
             self._flush()
@@ -230,29 +232,33 @@ class Run:
             self._recover(f"final flush: {e}")
         if self.crash:
             self.crash.assert_in_sync()
-        tainted = self.tainted()
         self._close()
-        diverged = []
-        for i, img in enumerate(self.images):
-            try:
-                with pyh2.open(img) as vol:
-                    if i in tainted and self.cfg.nodes > 1:
-                        errors = vol.fsck()["errors"]
-                        if errors:
-                            raise TortureFailure("fsck", f"node {i} (faulted): {errors[0]}")
-                        try:
-                            if diff_volume(vol, self.committed, fsck=False):
-                                diverged.append(i)
-                        except pyh2.H2Error:     # a dangling entry: diverged too
-                            diverged.append(i)
-                        continue
-                    diffs = diff_volume(vol, self.committed)
-            except pyh2.H2Error as e:
-                diffs = [f"unreadable: {e}"]
-            if diffs:
-                raise TortureFailure("model", f"node {i} reopened: " + "; ".join(diffs))
-        self.result = {"diverged_nodes": diverged}
+        resynced = sorted(self.faulted) if self.cfg.nodes > 1 else []
+        if resynced:
+            for i in resynced:
+                self._check_node(i, "faulted", exact=False)
+            self._open()
+            for i in sorted(self.faulted):
+                _core.resync(self.devices, i, True)
+                self.resyncs += 1
+            self._close()
+            self.faulted.clear()
+        for i in range(len(self.images)):
+            self._check_node(i, "resynced" if i in resynced else "reopened")
+        self.result = {"resynced": resynced}
         return self.result
+
+    def _check_node(self, i: int, what: str, exact: bool = True):
+        """Node i opened alone: fsck clean, and (exact) equal to the last flush."""
+        try:
+            with pyh2.open(self.images[i]) as vol:
+                diffs = diff_volume(vol, self.committed) if exact else \
+                    vol.fsck()["errors"]
+        except pyh2.H2Error as e:
+            diffs = [f"unreadable: {e}"]
+        if diffs:
+            raise TortureFailure("model" if exact else "fsck",
+                                 f"node {i} {what}: " + "; ".join(diffs[:20]))
 
     def close(self):
         self._close()

@@ -82,8 +82,7 @@ def one_run(opts: Options, worker: int, run_no: int, counters, journal) -> dict 
                 run_threaded(run, seed, opts.threads, opts.ops_per_run // opts.threads,
                              weights, record, deadline, time.monotonic)
             else:
-                gen = Generator(seed, weights, fault_nodes=cfg.nodes if cfg.faults else 0,
-                                spare=0 if cfg.crash else None)
+                gen = Generator.for_run(cfg, weights)
                 for i in range(opts.ops_per_run):
                     if time.monotonic() > deadline:
                         break

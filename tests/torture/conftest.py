@@ -7,12 +7,12 @@ from harness.torture.ops import Generator
 
 @pytest.fixture
 def run_generated(tmp_path):
-    """run_generated(cfg, nops, **generator options) -> the finished Run (closed)."""
-    def go(cfg, nops, **gen_opts):
+    """run_generated(cfg, nops, weights=None) -> the finished Run (closed)."""
+    def go(cfg, nops, weights=None):
         d = tmp_path / f"run{cfg.seed}"
         d.mkdir()
         run = Run(d, cfg)
-        gen = Generator(cfg.seed, fault_nodes=cfg.nodes if cfg.faults else 0, **gen_opts)
+        gen = Generator.for_run(cfg, weights)
         try:
             for i in range(nops):
                 run.step(i, gen.next_op(run.model))
