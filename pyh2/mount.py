@@ -26,6 +26,12 @@ def parse_spec(spec: str) -> tuple[list[str], str]:
     return [i for i in img.split(",") if i], label
 
 
+def _open_volume(images: list[str], writable: bool) -> Volume:
+    """One image, or the nodes of a cluster joined (those behind the quorum stale)."""
+    from .cli import _open
+    return _open(",".join(images), writable)
+
+
 class Mount:
     """Volumes opened and a FUSE session mounted in this process."""
 
@@ -35,13 +41,14 @@ class Mount:
         if not os.path.isdir(mountpoint):
             raise H2Error(errno.ENOTDIR, f"{mountpoint}: mount point is not a directory")
         self.mountpoint = os.path.realpath(mountpoint)
-        self.volumes, self.pfs, self.session, self.locks = [], None, None, []
+        self.volume, self.pfs, self.session, self.locks = None, None, None, []
         try:
             for img in images:
-                self.volumes.append(Volume(img, writable=not readonly))
-                self._lock(img, readonly)
-            self.pfs = _core.Pfs([v.device for v in self.volumes], label)
-            fsname = ",".join(os.path.realpath(i) for i in images)
+                if os.path.exists(img):     # a device URI has no local file to lock
+                    self._lock(img, readonly)
+            self.volume = _open_volume(images, not readonly)
+            self.pfs = _core.Pfs(self.volume.devices, label)
+            fsname = ",".join(os.path.realpath(i) if os.path.exists(i) else i for i in images)
             self.session = _core.FuseSession(self.pfs, self.mountpoint, fsname, readonly,
                                              options, debug, flush_secs)
         except BaseException:
@@ -63,8 +70,8 @@ class Mount:
     def _release(self):
         if self.pfs is not None:
             self.pfs.close()
-        for v in self.volumes:
-            v.close()
+        if self.volume is not None:
+            self.volume.close()
         for fd in self.locks:
             os.close(fd)
         self.locks = []

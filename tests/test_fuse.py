@@ -15,7 +15,9 @@ import uuid
 import pytest
 
 import pyh2
+from pyh2 import newfs_cluster, open_cluster
 from harness import refimages
+from harness.devices import nbd_server  # noqa: F401
 from harness.fusemount import fsck_clean, image, is_mounted, mounted  # noqa: F401
 from harness.fusemount import run_cli as run
 from pyh2 import _core
@@ -424,6 +426,37 @@ def test_cluster_mount_writes_every_node(tmp_path):
             pfs = vol.pfs("DATA")
             assert pfs.read("/d/f") == b"replicated" * 10000
             assert pfs.readlink("/l") == "d/f"
+
+
+def test_cluster_mount_leaves_a_replaced_node_alone(tmp_path):
+    """Node 0 was replaced by a blank image of another cluster: the mount joins the
+    nodes, so it reads and writes the other two and never touches node 0; a resync
+    afterwards makes node 0 a copy."""
+    imgs = [tmp_path / f"node{i}.h2" for i in range(3)]
+    newfs_cluster(imgs, 256 << 20)
+    with open_cluster(imgs, writable=True) as vol:
+        vol.pfs("DATA").create("/f", b"old" * 1000)
+    pyh2.newfs(imgs[0], 256 << 20)
+    before = image_digest(imgs[0])
+    mnt = tmp_path / "mnt"
+    with mounted(",".join(map(str, imgs)), mnt):
+        assert (mnt / "f").read_bytes() == b"old" * 1000
+        (mnt / "g").write_bytes(b"through the mount")
+    assert image_digest(imgs[0]) == before
+    assert run("resync", ",".join(map(str, imgs))).returncode == 0
+    with open_cluster(imgs) as vol:
+        assert [n["state"] for n in vol.nodes()] == ["live"] * 3
+        assert vol.compare() == [] and vol.pfs("DATA").read("/g") == b"through the mount"
+
+
+def test_mount_an_nbd_export(tmp_path, image, nbd_server):
+    srv = nbd_server(image)
+    mnt = tmp_path / "mnt"
+    with mounted(srv.uri, mnt):
+        (mnt / "over-nbd").write_bytes(b"x" * 100_000)
+    with pyh2.open(image) as vol:
+        assert vol.pfs("DATA").read("/over-nbd") == b"x" * 100_000
+    fsck_clean(image)
 
 
 def test_mount_errors_are_clean(tmp_path, image):
