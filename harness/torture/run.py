@@ -185,9 +185,7 @@ class Run:
 
     def _bulkfree(self):
         self._flush()
-        for i, dev in enumerate(self.devices):
-            if i not in self.tainted():
-                dev.bulkfree()
+        _core.cluster_bulkfree(self.devices)    # every live node, faulted or not
         self._flush()
 
     def _verify(self):

@@ -1,7 +1,7 @@
 """Cluster torture: a PFS over several node images."""
 import pytest
 
-from harness.torture import Config
+from harness.torture import Config, run_ops
 from harness.torture.faults import FaultPlan
 
 
@@ -17,3 +17,13 @@ def test_namespace_ops_over_nodes_match_the_model(run_generated, nodes):
 def test_faults_only_hit_a_minority(nodes, faulty):
     plan = FaultPlan(9, nodes)
     assert len(plan.faulty) == faulty and all(0 <= n < nodes for n in plan.faulty)
+
+
+def test_bulkfree_with_a_fault_armed_on_a_node_keeps_it_in(tmp_path):
+    # the fault never fires: the node takes part in bulkfree and every flush
+    ops = [("fault", 2, "corrupt", 27, 1.0, 1, 6534189678562749639),
+           ("mkdir", "/d760", 0o1777), ("bulkfree",),
+           ("symlink", "tttttttttttttttttttx", "/d760/s763"), ("flush",),
+           ("symlink", "x", "/s993")]
+    run = run_ops(tmp_path, Config(seed=1130513683, nodes=3, faults=True), ops)
+    assert run.faults_injected == 0 and run.result == {"diverged_nodes": []}
