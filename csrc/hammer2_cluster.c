@@ -262,7 +262,7 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	hammer2_cluster_t *cluster;
 	hammer2_key_t key_min = HAMMER2_KEY_MAX;
 	hammer2_key_t next_min = 0;
-	int found = 0, any_sound = 0, answered = 0;
+	int found = 0, any_sound = 0, answered = 0, live_answered = 0;
 	int error = 0;
 
 	*key_nextp = 0;
@@ -296,9 +296,22 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 				node_failed_element(pitem, item->error);
 			else
 				++answered;
+			live_answered |= !item->error && item_live(pitem);
 			continue;
 		}
 		item->flags = 0;
+		live_answered |= item_live(pitem);
+	}
+	/*
+	 * When a live node answered, elements only other nodes hold are
+	 * ones the cluster deleted (or never had): not there.
+	 */
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+
+		if (item->chain == NULL ||
+		    (live_answered && !item_live(&cparent->array[i])))
+			continue;
 		if (!found || item->chain->bref.key < key_min)
 			key_min = item->chain->bref.key;
 		found = 1;
@@ -322,8 +335,9 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	}
 	if (!found) {
 		/* "none" is an answer when a node could give it */
+		hammer2_cluster_unlock(cluster);
 		hammer2_cluster_drop(cluster);
-		cparent->error = answered ? 0 : error;
+		cparent->error = answered || live_answered ? 0 : error;
 		return NULL;
 	}
 	*key_nextp = next_min;

@@ -83,3 +83,47 @@ def test_acknowledged_writes_survive_random_faults(tmp_path, n, seed):
                 d.clear_fault()
         resync_cluster(paths)
     assert_all_nodes(paths, acked)
+
+
+def _leave_behind(paths, behind, change):
+    """Commit change(pfs) on every node but `behind` (opened as a cluster of
+    the others), which is then stale in a cluster of all."""
+    with open_cluster([p for i, p in enumerate(paths) if i != behind],
+                      writable=True) as vol:
+        change(vol.pfs("DATA"))
+
+
+def test_bulkfree_leaves_a_stale_node_stale(tmp_path):
+    # bulkfree commits a transaction: on a stale node it would claim one of
+    # the cluster's, so a resync (or the next join) would skip what it missed
+    paths = make_cluster(tmp_path, 3)
+    _leave_behind(paths, 2, lambda pfs: pfs.create("/missed", b"m" * 5000))
+    with open_cluster(paths, writable=True) as vol:
+        before = [x["mirror_tid"] for x in vol.nodes()]
+        vol.bulkfree()
+        after = [x["mirror_tid"] for x in vol.nodes()]
+        assert after[0] == after[1] > before[0] and after[2] == before[2], (before, after)
+        vol.resync()
+    assert_all_nodes(paths, {"/missed": b"m" * 5000})
+
+
+def test_elements_only_a_stale_node_holds_are_gone(tmp_path):
+    # the live nodes deleted them: the cluster neither shows nor touches them
+    paths = make_cluster(tmp_path, 3)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.create("/f", os.urandom(200_000))
+        pfs.create("/gone", b"g")
+
+    def shrink(pfs):
+        pfs.truncate("/f", 70_000)
+        pfs.unlink("/gone")
+    _leave_behind(paths, 1, shrink)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        assert vol.nodes()[1]["state"] == "stale"
+        assert pfs.listdir("/") == ["f"]
+        pfs.truncate("/f", 0)
+        vol.flush()
+        vol.resync()
+    assert_all_nodes(paths, {"/f": b""})
