@@ -343,6 +343,7 @@ typedef struct hammer2_cluster_item {
 	hammer2_chain_t	*chain;
 	int		error;
 	uint32_t	flags;
+	hammer2_dev_t	*hmp;		/* the node, when a read error left no chain */
 } hammer2_cluster_item_t;
 
 struct hammer2_cluster {

@@ -395,6 +395,7 @@ hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
 		hammer2_chain_drop(item->chain);
 	item->chain = chain;		/* NULL: the node lacks this PFS yet */
 	item->error = 0;
+	item->hmp = NULL;		/* the old device goes */
 	item->flags = chain ? 0 : HAMMER2_CITEM_INVALID;
 	pfs->devs[index] = hmp;
 	hammer2_cluster_resolve_focus(pfs->iroot);

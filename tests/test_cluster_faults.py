@@ -127,3 +127,29 @@ def test_elements_only_a_stale_node_holds_are_gone(tmp_path):
         vol.flush()
         vol.resync()
     assert_all_nodes(paths, {"/f": b""})
+
+
+def test_a_node_that_cannot_read_what_is_modified_leaves(tmp_path):
+    # it would miss the change (a block failing its check stays unreadable)
+    # yet stay live, diverged, at the same transaction
+    paths = make_cluster(tmp_path, 3)
+    files = {f"/d/f{i}": b"f" * 3000 for i in range(40)}     # an inode index on disk
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.mkdir("/d")
+        for path, data in files.items():
+            pfs.create(path, data)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        vol.devices[1].inject_fault("corrupt", limit=1)
+        pfs.chmod("/d/f7", 0o600)
+        assert vol.devices[1].faults_injected == 1
+        vol.devices[1].clear_fault()
+        pfs.rename("/d", "/e")
+        vol.flush()
+        assert pfs.stat("/e/f7").mode & 0o777 == 0o600
+        vol.resync()
+    with open_cluster(paths) as vol:
+        for node in vol.node_volumes():
+            assert node.pfs("DATA").stat("/e/f7").mode & 0o777 == 0o600
+    assert_all_nodes(paths, {"/e": "dir", **{"/e" + p[2:]: d for p, d in files.items()}})
