@@ -27,3 +27,19 @@ def test_bulkfree_with_a_fault_armed_on_a_node_keeps_it_in(tmp_path):
            ("symlink", "x", "/s993")]
     run = run_ops(tmp_path, Config(seed=1130513683, nodes=3, faults=True), ops)
     assert run.faults_injected == 0 and run.result == {"diverged_nodes": []}
+
+
+@pytest.mark.parametrize("ops", [
+    [("fault", 1, "write", 0, 1.0, 0, 7), ("create", "/b", 3000, 2, 0o644), ("flush",)],
+    [("fault", 0, "disconnect", 0, 1.0, 0, 7), ("read", "/a", 0, 70000),
+     ("expect", "EEXIST", ("create", "/a", 0, 0, 0o644))],
+], ids=["flush", "expect"])
+def test_two_nodes_go_on_after_a_fault_took_the_quorum(tmp_path, ops):
+    # one node of two is no minority: its failure costs the quorum, so an op fails
+    # cleanly; the faulted node must be fsck clean and the run goes on over a copy of
+    # the healthy one, which holds the last flush
+    ops = [("create", "/a", 70000, 1, 0o644), ("flush",)] + ops + \
+          [("clear",), ("create", "/c", 10, 3, 0o644), ("flush",)]
+    run = run_ops(tmp_path, Config(seed=5, nodes=2, faults=True), ops)
+    assert run.recoveries == 1 and run.result == {"diverged_nodes": []}
+    assert run.model.exists("/c")
