@@ -598,6 +598,7 @@ typedef struct hammer2_blockmap {
 	hammer2_leafcopy_t	*leaves;
 	size_t			nleaves, maxleaves;
 	int			oom;
+	size_t			unread;		/* tree blocks that failed: partial */
 } hammer2_blockmap_t;
 
 int hammer2_blockmap_build(hammer2_dev_t *hmp, int zone, hammer2_blockmap_t *bm);

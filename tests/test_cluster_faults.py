@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+import pyh2
 from pyh2.cluster import open_cluster, resync_cluster
 
 from test_cluster import assert_all_nodes, make_cluster
@@ -153,3 +154,25 @@ def test_a_node_that_cannot_read_what_is_modified_leaves(tmp_path):
         for node in vol.node_volumes():
             assert node.pfs("DATA").stat("/e/f7").mode & 0o777 == 0o600
     assert_all_nodes(paths, {"/e": "dir", **{"/e" + p[2:]: d for p, d in files.items()}})
+
+
+@pytest.mark.parametrize("after", [0, 1], ids=["header", "tree"])
+def test_bulkfree_frees_nothing_by_what_it_could_not_read(tmp_path, after):
+    # a read failing under bulkfree (the header, a block of the tree) leaves its
+    # map of the blocks in use partial: freeing by it frees blocks still in use
+    paths = make_cluster(tmp_path, 3)
+    data = os.urandom(300_000)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.mkdir("/d")
+        pfs.create("/d/f", data)
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[1].inject_fault("read", after=after, limit=1)
+        vol.bulkfree()
+        assert vol.devices[1].faults_injected == 1
+        vol.devices[1].clear_fault()
+        vol.resync()
+    for p in paths:
+        with pyh2.open(p) as node:
+            assert node.fsck()["errors"] == [], p
+    assert_all_nodes(paths, {"/d": "dir", "/d/f": data})
