@@ -324,6 +324,7 @@ int hammer2_chain_create(hammer2_chain_t **parentp, hammer2_chain_t **chainp,
 			 hammer2_key_t key, int keybits, int type,
 			 size_t bytes, hammer2_tid_t mtid);
 int hammer2_chain_delete(hammer2_chain_t *chain, hammer2_tid_t mtid);
+void hammer2_chain_drop_empty(hammer2_chain_t *chain);
 int hammer2_chain_rename(hammer2_chain_t **parentp, hammer2_chain_t *chain,
 			 hammer2_key_t key, hammer2_tid_t mtid);
 int hammer2_chain_resize(hammer2_chain_t *chain, size_t bytes,

@@ -43,3 +43,46 @@ def test_two_nodes_go_on_after_a_fault_took_the_quorum(tmp_path, ops):
     run = run_ops(tmp_path, Config(seed=5, nodes=2, faults=True), ops)
     assert run.recoveries == 1 and run.result == {"diverged_nodes": []}
     assert run.model.exists("/c")
+
+
+def test_a_resynced_node_takes_every_later_change(tmp_path):
+    # a resync lays a node's blocks out its own way; the flush then collapsing an
+    # indirect block there only must not stamp the directory above with a new
+    # modify_tid, which would outvote the node for it and skip it in the link
+    LONG = ("/d467/d133/"
+            "hhhfainfkhhkpbpcofamohhfpnkfogbapfehkoefgpkeedkomflofgcekhnbbchk"
+            "agieakpnibjhjielagpbbpebpolipfgmnmkcalhjghglagjoekgbjdhipmniiodo")
+    ops = [
+        ('create', '/f69', 0, 297798613, 493),
+        ('rename', '/f69', '/f287'),
+        ('mkdir', '/d467', 493),
+        ('mkdir', '/d467/d724', 493),
+        ('mkdir', '/d467/d133', 1023),
+        ('create', '/d467/d724/f388', 356, 704986810, 420),
+        ('mkdir', '/d467/d133/d960', 448),
+        ('create', '/d467/d133/f709', 5120, 22748090, 420),
+        ('rename', '/d467/d724', '/d467/d680'),
+        ('create', '/d467/d133/f176', 45662, 25582645, 493),
+        ('link', '/f287', '/d467/d133/h294'),
+        ('link', '/d467/d680/f388', LONG),
+        ('mkdir', '/d467/d133/d471', 448),
+        ('mkdir', '/d467/d133/d960/d186', 1023),
+        ('rename', LONG, '/d467/d133/h444'),
+        ('flush',),
+        ('rename', '/d467/d133/h294', '/d467/d133/d960/d186/h945'),
+        ('fault', 2, 'write', 1, 1.0, 1, 7072998990248887417),
+        ('symlink', 'tttttttttttttttttttx', '/d467/d680/s126'),
+        ('rename', '/d467/d133/d471', '/d467/d133/d412'),
+        ('rename', '/d467/d133/h444', '/d467/d133/d960/d186/h309'),
+        ('write', '/d467/d680/f388', 494220, 43077, 127218468),
+        ('create', '/d467/d680/f130', 86487, 1000550448, 493),
+        ('create', '/d467/d133/d412/f728', 99097, 70869572, 420),
+        ('rename', '/d467/d133/d412/f728', '/d467/d680/f500'),
+        ('truncate', '/d467/d133/d960/d186/h309', 81920),
+        ('bulkfree',),
+        ('reopen',),
+        ('flush',),
+        ('link', '/d467/d680/f500', '/d467/d133/h217'),
+    ]
+    run = run_ops(tmp_path, Config(seed=645465993, nodes=5, faults=True), ops)
+    assert run.faults_injected and run.result == {"diverged_nodes": []}
