@@ -324,6 +324,7 @@ int hammer2_chain_create(hammer2_chain_t **parentp, hammer2_chain_t **chainp,
 			 hammer2_key_t key, int keybits, int type,
 			 size_t bytes, hammer2_tid_t mtid);
 int hammer2_chain_delete(hammer2_chain_t *chain, hammer2_tid_t mtid);
+void hammer2_chain_drop_empty(hammer2_chain_t *chain);
 int hammer2_chain_rename(hammer2_chain_t **parentp, hammer2_chain_t *chain,
 			 hammer2_key_t key, hammer2_tid_t mtid);
 int hammer2_chain_resize(hammer2_chain_t *chain, size_t bytes,
@@ -343,6 +344,7 @@ typedef struct hammer2_cluster_item {
 	hammer2_chain_t	*chain;
 	int		error;
 	uint32_t	flags;
+	hammer2_dev_t	*hmp;		/* the node, when a read error left no chain */
 } hammer2_cluster_item_t;
 
 struct hammer2_cluster {
@@ -597,6 +599,7 @@ typedef struct hammer2_blockmap {
 	hammer2_leafcopy_t	*leaves;
 	size_t			nleaves, maxleaves;
 	int			oom;
+	size_t			unread;		/* tree blocks that failed: partial */
 } hammer2_blockmap_t;
 
 int hammer2_blockmap_build(hammer2_dev_t *hmp, int zone, hammer2_blockmap_t *bm);

@@ -19,7 +19,11 @@ collect_extent(void *arg, int depth, const hammer2_blockref_t *bref,
 {
 	hammer2_blockmap_t *s = arg;
 
-	(void)depth, (void)data, (void)error;
+	(void)depth, (void)data;
+	/* what an unreadable block references is missing from the map */
+	if (error && bref->type != HAMMER2_BREF_TYPE_DATA &&
+	    bref->type != HAMMER2_BREF_TYPE_DIRENT)
+		++s->unread;
 	if (bytes <= 0 || bref->type == HAMMER2_BREF_TYPE_VOLUME)
 		return 0;
 	if (s->next == s->maxext) {
@@ -77,9 +81,20 @@ cmp_extent(const void *a, const void *b)
 }
 
 /*
+ * A walk that failed only in blocks of the tree (each counted) mapped the
+ * rest; one that failed with none counted (its header) mapped nothing.
+ */
+static int
+walk_partial(int error, const hammer2_walk_stats_t *stats)
+{
+	return error == EIO && stats->errors > 0;
+}
+
+/*
  * Build the map for header copy `zone`.  Blocks that fail to read or
  * verify are still recorded (their parents reference them); fsck reports
- * those through its own walk.
+ * those through its own walk.  What they reference is not: s->unread
+ * counts them.
  */
 int
 hammer2_blockmap_build(hammer2_dev_t *hmp, int zone, hammer2_blockmap_t *s)
@@ -90,11 +105,11 @@ hammer2_blockmap_build(hammer2_dev_t *hmp, int zone, hammer2_blockmap_t *s)
 
 	memset(s, 0, sizeof(*s));
 	error = hammer2_walk_zone(hmp, zone, 0, collect_extent, s, &vs);
-	if (error == 0 || error == EIO)
+	if (error == 0 || walk_partial(error, &vs))
 		error = hammer2_walk_zone(hmp, zone, 1, collect_leaf, s, &fs);
 	if (s->oom)
 		error = hammer2_seterr(ENOMEM, "out of memory");
-	if (error && error != EIO) {
+	if (error && !walk_partial(error, &fs)) {
 		hammer2_blockmap_free(s);
 		return error;
 	}

@@ -63,6 +63,15 @@ hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
 		return error;
 	if ((error = hammer2_blockmap_build(hmp, hmp->volhdrno, &bm)) != 0)
 		return error;
+	/* blocks only the unread part of the tree references would be freed */
+	if (bm.unread) {
+		size_t unread = bm.unread;
+
+		hammer2_blockmap_free(&bm);
+		return hammer2_preerr(EIO, "%s: bulkfree: %zu blocks of the tree "
+				      "unreadable, nothing freed", hmp->path,
+				      unread);
+	}
 	for (size_t l = 0; l < bm.nleaves && error == 0; ++l) {
 		hammer2_off_t base = bm.leaves[l].base;
 		hammer2_chain_t *leaf;

@@ -928,18 +928,13 @@ hammer2_chain_release_subtree(hammer2_chain_t *chain)
  * bulkfree, as snapshots may share it).  Indirect blocks left empty are
  * collapsed by the flush.
  */
-int
-hammer2_chain_delete(hammer2_chain_t *chain, hammer2_tid_t mtid)
+/* Take chain out of its (modified) parent, with everything below it. */
+static void
+chain_unlink(hammer2_chain_t *parent, hammer2_chain_t *chain)
 {
-	hammer2_chain_t *parent = chain->parent;
 	hammer2_blockref_t *base;
-	int error, count, i;
+	int count, i;
 
-	if (parent == NULL || (chain->flags & HAMMER2_CHAIN_DELETED))
-		return hammer2_seterr(EINVAL, "chain cannot be deleted");
-	error = hammer2_chain_modify(parent, mtid);
-	if (error)
-		return error;
 	base = hammer2_chain_base(parent, &count);
 	i = base_slot(base, count, chain->bref.key, chain->bref.type);
 	if (i >= 0)
@@ -949,7 +944,34 @@ hammer2_chain_delete(hammer2_chain_t *chain, hammer2_tid_t mtid)
 	children_remove(parent, chain);
 	chain->flags |= HAMMER2_CHAIN_DELETED;
 	pthread_mutex_unlock(&parent->clock);
+}
+
+int
+hammer2_chain_delete(hammer2_chain_t *chain, hammer2_tid_t mtid)
+{
+	hammer2_chain_t *parent = chain->parent;
+	int error;
+
+	if (parent == NULL || (chain->flags & HAMMER2_CHAIN_DELETED))
+		return hammer2_seterr(EINVAL, "chain cannot be deleted");
+	error = hammer2_chain_modify(parent, mtid);
+	if (error)
+		return error;
+	chain_unlink(parent, chain);
 	return 0;
+}
+
+/*
+ * The flush dropping a block that holds nothing any more (an empty
+ * indirect block, an all-zero data block): the layout changes, not the
+ * content, so unlike a delete it stamps no modify_tid up the tree (nodes
+ * laid out differently must still agree by it).  The parent, being
+ * flushed, is modified already.
+ */
+void
+hammer2_chain_drop_empty(hammer2_chain_t *chain)
+{
+	chain_unlink(chain->parent, chain);
 }
 
 /*

@@ -225,6 +225,19 @@ node_failed_element(hammer2_cluster_item_t *pitem, int error)
 }
 
 /*
+ * The node could not read its way to this element (pitem: the parent's
+ * item in the iteration): the element is unread there, not absent.
+ */
+static void
+item_unread(hammer2_cluster_item_t *item, const hammer2_cluster_item_t *pitem)
+{
+	if (pitem->chain == NULL || (pitem->error == 0 && pitem->chain->error == 0))
+		return;
+	item->error = pitem->error ? pitem->error : pitem->chain->error;
+	item->hmp = pitem->chain->hmp;
+}
+
+/*
  * Start an iteration under cparent: a private copy whose chains are
  * referenced and locked, so lookups may move them through indirect
  * blocks without disturbing cparent.
@@ -262,7 +275,7 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	hammer2_cluster_t *cluster;
 	hammer2_key_t key_min = HAMMER2_KEY_MAX;
 	hammer2_key_t next_min = 0;
-	int found = 0, any_sound = 0, answered = 0;
+	int found = 0, any_sound = 0, answered = 0, live_answered = 0;
 	int error = 0;
 
 	*key_nextp = 0;
@@ -285,6 +298,7 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 		hammer2_key_t next;
 
 		item->flags = HAMMER2_CITEM_INVALID;
+		item_unread(item, pitem);
 		if (any_sound ? !item_sound(pitem) : !item_valid(pitem))
 			continue;
 		item->chain = hammer2_chain_lookup(&pitem->chain, &next, key_beg,
@@ -292,13 +306,28 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 		if (item->chain == NULL) {
 			if (item->error && error == 0)
 				error = item->error;
-			if (item->error)
+			if (item->error) {
 				node_failed_element(pitem, item->error);
-			else
+				item_unread(item, pitem);
+			} else {
 				++answered;
+			}
+			live_answered |= !item->error && item_live(pitem);
 			continue;
 		}
 		item->flags = 0;
+		live_answered |= item_live(pitem);
+	}
+	/*
+	 * When a live node answered, elements only other nodes hold are
+	 * ones the cluster deleted (or never had): not there.
+	 */
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+
+		if (item->chain == NULL ||
+		    (live_answered && !item_live(&cparent->array[i])))
+			continue;
 		if (!found || item->chain->bref.key < key_min)
 			key_min = item->chain->bref.key;
 		found = 1;
@@ -322,8 +351,9 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	}
 	if (!found) {
 		/* "none" is an answer when a node could give it */
+		hammer2_cluster_unlock(cluster);
 		hammer2_cluster_drop(cluster);
-		cparent->error = answered ? 0 : error;
+		cparent->error = answered || live_answered ? 0 : error;
 		return NULL;
 	}
 	*key_nextp = next_min;
@@ -495,11 +525,43 @@ item_fail(hammer2_cluster_t *cluster, hammer2_cluster_item_t *item,
 	return error;
 }
 
+/*
+ * Before a modification: a live node that could not read the element (or
+ * its way to it) would miss the change yet stay live at the cluster's
+ * transaction, silently diverged; it is failed like a node whose write
+ * failed, and the others carry on.
+ */
+static void
+cluster_fail_unread(hammer2_cluster_t *cluster)
+{
+	char what[240];
+	int failed = 0;
+
+	if (cluster->nchains < 2)
+		return;
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+		hammer2_dev_t *hmp = item->chain ? item->chain->hmp : item->hmp;
+		int error = item->error ? item->error :
+			    item->chain ? item->chain->error : 0;
+
+		if (error == 0 || hmp == NULL || !hammer2_node_live(hmp))
+			continue;
+		snprintf(what, sizeof(what), "%s: missed a modification it "
+			 "could not read (%s)", hmp->path, strerror(error));
+		hammer2_node_fail(hmp, error, what);
+		++failed;
+	}
+	if (failed)
+		hammer2_cluster_resolve_focus(cluster);
+}
+
 int
 hammer2_cluster_modify(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
 {
 	int first = 0, done = 0;
 
+	cluster_fail_unread(cluster);
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
@@ -618,6 +680,7 @@ hammer2_cluster_create(hammer2_cluster_t *cparent, hammer2_cluster_t **clusterp,
 	*clusterp = NULL;
 	if (cluster == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
+	cluster_fail_unread(cparent);
 	for (int i = 0; i < cparent->nchains; ++i) {
 		hammer2_cluster_item_t *pitem = &cparent->array[i];
 		hammer2_cluster_item_t *item = &cluster->array[i];
@@ -651,6 +714,7 @@ hammer2_cluster_delete(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
 {
 	int first = 0, done = 0;
 
+	cluster_fail_unread(cluster);
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
@@ -673,6 +737,8 @@ hammer2_cluster_rename(hammer2_cluster_t *cparent, hammer2_cluster_t *cluster,
 {
 	int first = 0, done = 0;
 
+	cluster_fail_unread(cparent);
+	cluster_fail_unread(cluster);
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;
@@ -695,6 +761,7 @@ hammer2_cluster_resize(hammer2_cluster_t *cluster, size_t bytes,
 {
 	int first = 0, done = 0;
 
+	cluster_fail_unread(cluster);
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 		int error;

@@ -20,6 +20,7 @@ int hammer2_cluster_join(hammer2_dev_t **devs, int ndevs);
 void hammer2_cluster_foreign(hammer2_dev_t **devs, int ndevs, int *foreign);
 int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs);
 int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs);
+int hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp);
 int hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp);
 void hammer2_pfs_revalidate(hammer2_pfs_t *pfs);
 int hammer2_node_live(const hammer2_dev_t *hmp);

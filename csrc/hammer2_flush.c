@@ -222,8 +222,10 @@ flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 	case HAMMER2_BREF_TYPE_FREEMAP:
 		return 0;	/* written with the volume header */
 	case HAMMER2_BREF_TYPE_INDIRECT:
-		if (array_empty(chain))	/* collapse */
-			return hammer2_chain_delete(chain, tid);
+		if (array_empty(chain)) {	/* collapse */
+			hammer2_chain_drop_empty(chain);
+			return 0;
+		}
 		break;
 	case HAMMER2_BREF_TYPE_DATA: {
 		const hammer2_inode_meta_t *meta = owner_meta(chain->parent);
@@ -232,8 +234,10 @@ flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 		 * checks off) */
 		if (meta && HAMMER2_DEC_ALGO(meta->comp_algo) != HAMMER2_COMP_NONE &&
 		    HAMMER2_DEC_ALGO(meta->check_algo) != HAMMER2_CHECK_NONE &&
-		    all_zero((const uint8_t *)chain->data, chain->bytes))
-			return hammer2_chain_delete(chain, tid);
+		    all_zero((const uint8_t *)chain->data, chain->bytes)) {
+			hammer2_chain_drop_empty(chain);
+			return 0;
+		}
 		break;
 	}
 	default:

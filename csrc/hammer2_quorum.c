@@ -322,6 +322,47 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 }
 
 /*
+ * bulkfree every live node (callers hold each node's transaction lock
+ * exclusively).  It commits a transaction of its own on each node: a live
+ * node left out would fall a transaction behind, a stale one would claim a
+ * transaction it never got (hiding from the resync what it missed), so
+ * exactly the live nodes take part.  A node whose bulkfree fails is
+ * failed, like in a flush; the rest stand if they make a quorum.
+ */
+int
+hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
+{
+	int done = 0, first = 0, error;
+	uint64_t freed;
+	char why[192];
+
+	*freedp = 0;
+	if (ndevs == 1)
+		return hammer2_bulkfree(devs[0], freedp);
+	if ((error = hammer2_cluster_writable(devs, ndevs)) != 0 ||
+	    (error = hammer2_cluster_flush(devs, ndevs)) != 0)
+		return error;
+	for (int i = 0; i < ndevs; ++i) {
+		if (!hammer2_node_live(devs[i]))
+			continue;
+		error = hammer2_bulkfree(devs[i], &freed);
+		if (error == 0) {
+			*freedp += freed;
+			++done;
+			continue;
+		}
+		snprintf(why, sizeof(why), "%s", hammer2_errmsg());
+		hammer2_node_fail(devs[i], error, why);
+		if (first == 0)
+			first = error;
+	}
+	if (done >= hammer2_quorum(ndevs))
+		return 0;
+	return hammer2_seterr(first ? first : EROFS, "bulkfree done on %d of %d "
+			      "nodes, quorum %d", done, ndevs, hammer2_quorum(ndevs));
+}
+
+/*
  * Point an open PFS's node `index` at hmp, a fresh open of that node's
  * media, in place of its failed, untrusted in-memory state (callers hold
  * every node's transaction lock exclusively, so no operation is under
@@ -354,6 +395,7 @@ hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
 		hammer2_chain_drop(item->chain);
 	item->chain = chain;		/* NULL: the node lacks this PFS yet */
 	item->error = 0;
+	item->hmp = NULL;		/* the old device goes */
 	item->flags = chain ? 0 : HAMMER2_CITEM_INVALID;
 	pfs->devs[index] = hmp;
 	hammer2_cluster_resolve_focus(pfs->iroot);

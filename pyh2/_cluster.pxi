@@ -68,6 +68,7 @@ cdef extern from "hammer2_cluster.h" nogil:
     int hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
+    int hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
     int hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
     void hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
     void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node)
@@ -121,6 +122,26 @@ def cluster_flush(list devices):
     if err:
         raise _error(err)
 
+
+
+def cluster_bulkfree(list devices):
+    """bulkfree on every live node (stale ones keep their transaction for the
+    resync); the bytes freed.  H2Error unless a quorum did it."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = _devs(devices, devs)
+    cdef uint64_t freed = 0
+    cdef int err, i
+    for d in devices:
+        (<Device>d)._wdev()
+    with nogil:
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 1)
+        err = hammer2_cluster_bulkfree(devs, n, &freed)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
+    if err:
+        raise _error(err)
+    return freed
 
 def node_status(Device device):
     """A node's standing in its cluster."""

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+import pyh2
 from pyh2.cluster import open_cluster, resync_cluster
 
 from test_cluster import assert_all_nodes, make_cluster
@@ -83,3 +84,95 @@ def test_acknowledged_writes_survive_random_faults(tmp_path, n, seed):
                 d.clear_fault()
         resync_cluster(paths)
     assert_all_nodes(paths, acked)
+
+
+def _leave_behind(paths, behind, change):
+    """Commit change(pfs) on every node but `behind` (opened as a cluster of
+    the others), which is then stale in a cluster of all."""
+    with open_cluster([p for i, p in enumerate(paths) if i != behind],
+                      writable=True) as vol:
+        change(vol.pfs("DATA"))
+
+
+def test_bulkfree_leaves_a_stale_node_stale(tmp_path):
+    # bulkfree commits a transaction: on a stale node it would claim one of
+    # the cluster's, so a resync (or the next join) would skip what it missed
+    paths = make_cluster(tmp_path, 3)
+    _leave_behind(paths, 2, lambda pfs: pfs.create("/missed", b"m" * 5000))
+    with open_cluster(paths, writable=True) as vol:
+        before = [x["mirror_tid"] for x in vol.nodes()]
+        vol.bulkfree()
+        after = [x["mirror_tid"] for x in vol.nodes()]
+        assert after[0] == after[1] > before[0] and after[2] == before[2], (before, after)
+        vol.resync()
+    assert_all_nodes(paths, {"/missed": b"m" * 5000})
+
+
+def test_elements_only_a_stale_node_holds_are_gone(tmp_path):
+    # the live nodes deleted them: the cluster neither shows nor touches them
+    paths = make_cluster(tmp_path, 3)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.create("/f", os.urandom(200_000))
+        pfs.create("/gone", b"g")
+
+    def shrink(pfs):
+        pfs.truncate("/f", 70_000)
+        pfs.unlink("/gone")
+    _leave_behind(paths, 1, shrink)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        assert vol.nodes()[1]["state"] == "stale"
+        assert pfs.listdir("/") == ["f"]
+        pfs.truncate("/f", 0)
+        vol.flush()
+        vol.resync()
+    assert_all_nodes(paths, {"/f": b""})
+
+
+def test_a_node_that_cannot_read_what_is_modified_leaves(tmp_path):
+    # it would miss the change (a block failing its check stays unreadable)
+    # yet stay live, diverged, at the same transaction
+    paths = make_cluster(tmp_path, 3)
+    files = {f"/d/f{i}": b"f" * 3000 for i in range(40)}     # an inode index on disk
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.mkdir("/d")
+        for path, data in files.items():
+            pfs.create(path, data)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        vol.devices[1].inject_fault("corrupt", limit=1)
+        pfs.chmod("/d/f7", 0o600)
+        assert vol.devices[1].faults_injected == 1
+        vol.devices[1].clear_fault()
+        pfs.rename("/d", "/e")
+        vol.flush()
+        assert pfs.stat("/e/f7").mode & 0o777 == 0o600
+        vol.resync()
+    with open_cluster(paths) as vol:
+        for node in vol.node_volumes():
+            assert node.pfs("DATA").stat("/e/f7").mode & 0o777 == 0o600
+    assert_all_nodes(paths, {"/e": "dir", **{"/e" + p[2:]: d for p, d in files.items()}})
+
+
+@pytest.mark.parametrize("after", [0, 1], ids=["header", "tree"])
+def test_bulkfree_frees_nothing_by_what_it_could_not_read(tmp_path, after):
+    # a read failing under bulkfree (the header, a block of the tree) leaves its
+    # map of the blocks in use partial: freeing by it frees blocks still in use
+    paths = make_cluster(tmp_path, 3)
+    data = os.urandom(300_000)
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.mkdir("/d")
+        pfs.create("/d/f", data)
+    with open_cluster(paths, writable=True) as vol:
+        vol.devices[1].inject_fault("read", after=after, limit=1)
+        vol.bulkfree()
+        assert vol.devices[1].faults_injected == 1
+        vol.devices[1].clear_fault()
+        vol.resync()
+    for p in paths:
+        with pyh2.open(p) as node:
+            assert node.fsck()["errors"] == [], p
+    assert_all_nodes(paths, {"/d": "dir", "/d/f": data})

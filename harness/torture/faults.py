@@ -1,8 +1,8 @@
 """Seeded device faults as ops in the stream ("fault", node, kind, after, probability, limit,
-seed) and ("clear",), so a failing sequence replays and shrinks with its faults. With N > 1
+seed) and ("clear",), so a failing sequence replays and shrinks with its faults. With N > 2
 nodes only a minority ("faulty" nodes, chosen per run) ever gets faults, so a quorum stays
-healthy; with one node every fault must surface as a clean error after which the last flush
-is intact."""
+healthy; with one node, or one of two (no minority), a fault that takes the quorum must
+surface as a clean error after which the last flush is intact."""
 from __future__ import annotations
 
 import random

@@ -133,7 +133,7 @@ class Run:
             f.index = index
             raise
         except pyh2.H2Error as e:
-            if self.pending() and self.cfg.nodes == 1:
+            if self._quorum_lost_to_faults():
                 self._recover(f"{op!r}: {e}")
             elif self.tainted() and self.cfg.nodes > 1:
                 raise TortureFailure("cluster", f"{op!r} failed although only a minority of "
@@ -142,6 +142,16 @@ class Run:
                 raise TortureFailure("exception", f"{op!r}: {e}", index) from e
         except AssertionError as e:
             raise TortureFailure("model", f"{op!r}: {e}", index) from None
+
+    def _quorum_lost_to_faults(self) -> bool:
+        """Faults took the quorum (the one node, or one node of two): ops may then fail,
+        cleanly, and the run recovers as from a fault on a single node."""
+        if self.cfg.nodes == 1:
+            return bool(self.pending())
+        hit = self.faulted | ({self.armed} if self.pending() else set())
+        out = {i for i, dev in enumerate(self.devices)
+               if _core.node_status(dev)["state"] != "live"}
+        return len(out) > self.cfg.nodes - (self.cfg.nodes // 2 + 1) and out <= hit
 
     def _flush(self):
         new = Expected(self.model.clone(), dict(self.snaps), frozen=True)
@@ -186,9 +196,7 @@ class Run:
 
     def _bulkfree(self):
         self._flush()
-        for i, dev in enumerate(self.devices):
-            if i not in self.tainted():
-                dev.bulkfree()
+        _core.cluster_bulkfree(self.devices)    # every live node, faulted or not
         self._flush()
 
     def _verify(self):
@@ -208,6 +216,7 @@ class Run:
         if record:
             self.crash.absorb(record)
         try:
+            self._reseed()
             self._open()
             diffs = diff_volume(ClusterView(self), self.committed)
             if diffs and pending is not None and not diff_volume(ClusterView(self), pending):
@@ -219,6 +228,21 @@ class Run:
         self.model = self.committed.data.clone()
         self.snaps = dict(self.committed.snapshots)
         self.recoveries += 1
+
+    def _reseed(self):
+        """A cluster whose quorum faults took (one node of two) may not resync: as an
+        operator would, replace each faulted node, once it passed fsck, by a copy of a
+        healthy one. The copies must then hold the last flush like the original."""
+        if self.cfg.nodes == 1:
+            return
+        healthy = min(set(range(self.cfg.nodes)) - self.faulted)
+        for i in sorted(self.faulted):
+            with pyh2.open(self.images[i]) as vol:
+                errors = vol.fsck()["errors"]
+            if errors:
+                raise TortureFailure("fsck", f"node {i} (faulted): {errors[0]}")
+            sparse_copy(self.images[healthy], self.images[i])
+        self.faulted.clear()
 
     # ------------------------------------------------------------ the end
     def finish(self) -> dict:
