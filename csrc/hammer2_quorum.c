@@ -257,6 +257,18 @@ hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
 			      "quorum %d%s", live, ndevs, hammer2_quorum(ndevs), buf);
 }
 
+/* A node's part of a cluster-wide operation failed: it leaves the cluster. */
+static void
+node_part_failed(hammer2_dev_t *hmp, int error, int *firstp)
+{
+	char why[192];
+
+	snprintf(why, sizeof(why), "%s", hammer2_errmsg());
+	hammer2_node_fail(hmp, error, why);
+	if (*firstp == 0)
+		*firstp = error;
+}
+
 /*
  * Commit every live node (callers hold each node's transaction lock
  * exclusively).  A node whose flush fails is failed; the flush stands when
@@ -285,10 +297,7 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 				++done;
 				continue;
 			}
-			snprintf(why, sizeof(why), "%s", hammer2_errmsg());
-			hammer2_node_fail(devs[i], error, why);
-			if (first == 0)
-				first = error;
+			node_part_failed(devs[i], error, &first);
 		}
 		/* out of the cluster: its pending metadata is thrown away */
 		hammer2_chain_release_subtree(devs[i]->vchain);
@@ -334,7 +343,6 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 {
 	int done = 0, first = 0, error;
 	uint64_t freed;
-	char why[192];
 
 	*freedp = 0;
 	if (ndevs == 1)
@@ -351,10 +359,7 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 			++done;
 			continue;
 		}
-		snprintf(why, sizeof(why), "%s", hammer2_errmsg());
-		hammer2_node_fail(devs[i], error, why);
-		if (first == 0)
-			first = error;
+		node_part_failed(devs[i], error, &first);
 	}
 	if (done >= hammer2_quorum(ndevs))
 		return 0;

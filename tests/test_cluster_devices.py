@@ -8,23 +8,13 @@ import pytest
 
 from harness import refimages
 from harness.devices import loop_device, nbd_server  # noqa: F401
-from harness.model import watchdog
 from pyh2 import _core, newfs_cluster, open_cluster
 from pyh2.importer import Importer
 from test_devices import make_tree
+from test_devices_nbd import no_hang  # noqa: F401  (a hang fails the test)
 
 MiB = 1 << 20
 SIZE = 128 * MiB
-BOUND = 120         # seconds: a hang fails the test instead of stalling the run
-
-
-@pytest.fixture(autouse=True)
-def no_hang():
-    cancel = watchdog(BOUND)
-    yield
-    cancel()
-
-
 @pytest.fixture
 def backing(tmp_path):
     """Three sparse files backing the nodes."""
