@@ -922,12 +922,6 @@ hammer2_chain_release_subtree(hammer2_chain_t *chain)
 	}
 }
 
-/*
- * Remove a chain from its parent: its blockref goes away at the next
- * flush and whatever it referenced becomes unreachable (freed later by a
- * bulkfree, as snapshots may share it).  Indirect blocks left empty are
- * collapsed by the flush.
- */
 /* Take chain out of its (modified) parent, with everything below it. */
 static void
 chain_unlink(hammer2_chain_t *parent, hammer2_chain_t *chain)
@@ -946,6 +940,12 @@ chain_unlink(hammer2_chain_t *parent, hammer2_chain_t *chain)
 	pthread_mutex_unlock(&parent->clock);
 }
 
+/*
+ * Remove a chain from its parent: its blockref goes away at the next
+ * flush and whatever it referenced becomes unreachable (freed later by a
+ * bulkfree, as snapshots may share it).  Indirect blocks left empty are
+ * collapsed by the flush.
+ */
 int
 hammer2_chain_delete(hammer2_chain_t *chain, hammer2_tid_t mtid)
 {

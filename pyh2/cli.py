@@ -14,42 +14,9 @@ from . import cli_torture
 from . import show as _show
 from .export import export
 from .importer import Importer
-from .cluster import ClusterVolume, newfs_cluster, open_cluster
-from .volume import CHECK_ALGOS, COMP_ALGOS, H2Error, Volume, newfs
-
-
-def _split_spec(spec: str) -> tuple[str, str]:
-    """IMG[:PFS] or IMG1,IMG2,...[:PFS] (a cluster) -> (image(s), pfs label); a path
-    that exists is never split, nor a device URI's own colons (nbd://HOST:PORT/EXPORT,
-    nbd+unix:///EXPORT?socket=PATH, mem:NAME)."""
-    if os.path.exists(spec) or ":" not in spec:
-        return spec, "DATA"
-    img, label = spec.rsplit(":", 1)
-    if (any(c in label for c in "/?=") or img in ("mem", "nbd", "nbd+unix")
-            or ("://" in img and "/" not in img.split("://", 1)[1])):
-        return spec, "DATA"
-    return img, label or "DATA"
-
-
-def _cluster_paths(img: str) -> list[str] | None:
-    """The nodes of a cluster spec IMG1,IMG2,..., None for one image."""
-    if "," not in img or os.path.exists(img):
-        return None
-    return [p for p in img.split(",") if p]
-
-
-def _open(img: str, writable: bool = False) -> Volume:
-    """One image, or a cluster spec opened as one volume (saying on
-    stderr which nodes are out)."""
-    paths = _cluster_paths(img)
-    if paths is None:
-        return Volume(img, writable)
-    vol = open_cluster(paths, writable)
-    for n in vol.nodes():
-        if n["state"] != "live":
-            print(f"pyh2: warning: node {n['path']} is {n['state']}: {n['why']}",
-                  file=sys.stderr)
-    return vol
+from .spec import cluster_paths, open_volume, split_spec
+from .cluster import ClusterVolume, newfs_cluster
+from .volume import CHECK_ALGOS, COMP_ALGOS, H2Error, newfs
 
 
 def _human(n: float) -> str:
@@ -89,10 +56,10 @@ class _Edit:
     """One offline edit: open writable, run, flush (one transaction)."""
 
     def __init__(self, spec):
-        self.img, self.label = _split_spec(spec)
+        self.img, self.label = split_spec(spec)
 
     def __enter__(self):
-        self.vol = _open(self.img, writable=True)
+        self.vol = open_volume(self.img, writable=True)
         try:
             return self.vol.pfs(self.label)
         except BaseException:
@@ -194,7 +161,7 @@ def cmd_truncate(args, out):
 
 
 def cmd_pfs(args, out):
-    with _open(args.image, writable=args.action != "list") as vol:
+    with open_volume(args.image, writable=args.action != "list") as vol:
         if args.action == "list":
             for p in sorted(vol.pfs_list(), key=lambda p: p.label):
                 out(f"{p.type:<11} {p.clid} {p.label}")
@@ -206,14 +173,14 @@ def cmd_pfs(args, out):
 
 
 def cmd_snapshot(args, out):
-    img, label = _split_spec(args.spec)
-    with _open(img, writable=True) as vol:
+    img, label = split_spec(args.spec)
+    with open_volume(img, writable=True) as vol:
         out(vol.snapshot(label, args.label, args.path))
     return 0
 
 
 def cmd_bulkfree(args, out):
-    with _open(args.image, writable=True) as vol:
+    with open_volume(args.image, writable=True) as vol:
         freed = vol.bulkfree()
         out(f"freed {freed} bytes ({_human(freed)}); "
             f"{_human(vol.fsck()['freemap']['leaked_bytes'])} left unreferenced")
@@ -221,7 +188,7 @@ def cmd_bulkfree(args, out):
 
 
 def cmd_growfs(args, out):
-    with _open(args.image, writable=True) as vol:
+    with open_volume(args.image, writable=True) as vol:
         old = vol.volume_headers()[vol.best_zone]["volu_size"]
         vol.growfs(_parse_size(args.size) if args.size else os.stat(args.image).st_size)
         new = vol.volume_headers()[vol.best_zone]["volu_size"]
@@ -230,7 +197,7 @@ def cmd_growfs(args, out):
 
 
 def cmd_setalgo(args, out):
-    img, label = _split_spec(args.spec)
+    img, label = split_spec(args.spec)
     path = args.path
     with _Edit(f"{img}:{label}") as pfs:
         set_ = pfs.setcomp if args.cmd == "setcomp" else pfs.setcheck
@@ -249,7 +216,7 @@ def cmd_destroy(args, out):
 
 
 def cmd_volhdr(args, out):
-    with _open(args.image) as vol:
+    with open_volume(args.image) as vol:
         for h in vol.device.volume_headers():
             out(f"volume header {h['zone']} at 0x{h['offset']:x}"
                 + (" (best)" if h["best"] else ""))
@@ -262,7 +229,7 @@ def cmd_volhdr(args, out):
 
 
 def cmd_freemap(args, out):
-    with _open(args.image) as vol:
+    with open_volume(args.image) as vol:
         def leaf(depth, bref, data, error):
             if bref["type"] in ("freemap_node", "freemap_leaf"):
                 out(f"{'  ' * depth}{bref['type']} {bref['data_off_raw']:016x} "
@@ -287,7 +254,7 @@ def _core_bmaps(data: bytes):
 
 
 def cmd_info(args, out):
-    with _open(args.image) as vol:
+    with open_volume(args.image) as vol:
         out(f"{vol.path}: {vol.size} bytes")
         for h in vol.volume_headers():
             state = "ok" if h["valid"] else h["error"]
@@ -320,8 +287,8 @@ def _ls_line(pfs, path, name, long):
 
 
 def cmd_ls(args, out):
-    img, label = _split_spec(args.spec)
-    with _open(img) as vol:
+    img, label = split_spec(args.spec)
+    with open_volume(img) as vol:
         pfs = vol.pfs(label)
         top = args.path
         if pfs.stat(top).type != "dir":
@@ -347,8 +314,8 @@ def _algo_name(names: dict, value: int) -> str:
 
 def cmd_stat(args, out):
     """Inode fields, numbered as the real hammer2 tool prints them."""
-    img, label = _split_spec(args.spec)
-    with _open(img) as vol:
+    img, label = split_spec(args.spec)
+    with open_volume(img) as vol:
         pfs = vol.pfs(label)
         for path in args.paths:
             st = pfs.stat(path)
@@ -368,8 +335,8 @@ def cmd_stat(args, out):
 
 
 def cmd_cat(args, out):
-    img, label = _split_spec(args.spec)
-    with _open(img) as vol:
+    img, label = split_spec(args.spec)
+    with open_volume(img) as vol:
         pfs = vol.pfs(label)
         size = pfs.stat(args.path).size
         sink = sys.stdout.buffer
@@ -380,15 +347,15 @@ def cmd_cat(args, out):
 
 
 def cmd_export(args, out):
-    img, label = _split_spec(args.spec)
-    with _open(img) as vol:
+    img, label = split_spec(args.spec)
+    with open_volume(img) as vol:
         n = export(vol.pfs(label), args.dest)
     out(f"exported {n} entries to {args.dest}")
     return 0
 
 
 def cmd_show(args, out):
-    with _open(args.image) as vol:
+    with open_volume(args.image) as vol:
         errors = _show.show(vol.device, out, args.zone)
     for e in errors:
         print(f"pyh2: {e}", file=sys.stderr)
@@ -429,10 +396,10 @@ def _fsck_volume(vol, args, out) -> list[str]:
 def cmd_fsck(args, out):
     """One image; or every node of a cluster spec, and with --cluster the
     nodes compared with each other (same logical tree and data)."""
-    paths = _cluster_paths(args.image)
+    paths = cluster_paths(args.image)
     if args.cluster and paths is None:
         raise H2Error(22, f"{args.image}: --cluster needs IMG1,IMG2,...")
-    with _open(args.image) as vol:
+    with open_volume(args.image) as vol:
         if paths is None:
             errors = _fsck_volume(vol, args, out)
         else:
@@ -462,7 +429,7 @@ def cmd_demo(args, out):
     out("== fsck")
     rc = cmd_fsck(argparse.Namespace(image=str(img), all_zones=False, cluster=False), out)
     expected = refimages.fsck_counts("basic")
-    with _open(img) as vol:
+    with open_volume(img) as vol:
         got = vol.fsck()
         pfs = vol.pfs("DATA")
         tree = refimages.tree_from_volume(pfs)

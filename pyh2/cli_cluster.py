@@ -4,13 +4,13 @@ from __future__ import annotations
 import time
 
 from .cluster import open_cluster
+from .spec import cluster_paths, split_spec
 from .volume import H2Error
 
 
 def _paths(spec: str) -> list[str]:
-    from .cli import _cluster_paths, _split_spec  # the one parser of specs
-    img, _ = _split_spec(spec)
-    paths = _cluster_paths(img)
+    img, _ = split_spec(spec)
+    paths = cluster_paths(img)
     if paths is None:
         raise H2Error(22, f"{spec}: not a cluster (IMG1,IMG2,...)")
     return paths

@@ -14,22 +14,16 @@ import threading
 import time
 
 from . import _core
-from .volume import H2Error, Volume
+from .spec import open_volume, split_spec
+from .volume import H2Error
 
 FSTYPE = "fuse.hammer2"
 
 
 def parse_spec(spec: str) -> tuple[list[str], str]:
     """IMG[,IMG...][:PFS] -> (images, PFS label)."""
-    from .cli import _split_spec
-    img, label = _split_spec(spec)
+    img, label = split_spec(spec)
     return [i for i in img.split(",") if i], label
-
-
-def _open_volume(images: list[str], writable: bool) -> Volume:
-    """One image, or the nodes of a cluster joined (those behind the quorum stale)."""
-    from .cli import _open
-    return _open(",".join(images), writable)
 
 
 class Mount:
@@ -46,7 +40,7 @@ class Mount:
             for img in images:
                 if os.path.exists(img):     # a device URI has no local file to lock
                     self._lock(img, readonly)
-            self.volume = _open_volume(images, not readonly)
+            self.volume = open_volume(",".join(images), not readonly)
             self.pfs = _core.Pfs(self.volume.devices, label)
             fsname = ",".join(os.path.realpath(i) if os.path.exists(i) else i for i in images)
             self.session = _core.FuseSession(self.pfs, self.mountpoint, fsname, readonly,

@@ -237,10 +237,7 @@ class Run:
             return
         healthy = min(set(range(self.cfg.nodes)) - self.faulted)
         for i in sorted(self.faulted):
-            with pyh2.open(self.images[i]) as vol:
-                errors = vol.fsck()["errors"]
-            if errors:
-                raise TortureFailure("fsck", f"node {i} (faulted): {errors[0]}")
+            self._check_node(i, "faulted", exact=False)
             sparse_copy(self.images[healthy], self.images[i])
         self.faulted.clear()
 
