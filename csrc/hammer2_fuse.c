@@ -182,7 +182,7 @@ entry_fill(hammer2_fuse_t *f, fuse_ino_t ino, struct fuse_entry_param *e)
 static int
 name_check(const char *name)
 {
-	return strlen(name) > HAMMER2_INODE_MAXNAME ? ENAMETOOLONG : 0;
+	return strlen(name) >= HAMMER2_INODE_MAXNAME ? ENAMETOOLONG : 0;
 }
 
 /* ---------------------------------------------------- transactions */
@@ -378,9 +378,11 @@ open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
 	pthread_mutex_unlock(&f->olock);
 	if (!unlinked || wbegin(f, 0) != 0)
 		return;
-	/* reopened meanwhile (/proc/PID/fd), or linked again: it stays */
+	/* reopened meanwhile (/proc/PID/fd), or linked again: it stays, and
+	 * the new opener's last close must try again */
 	pthread_mutex_lock(&f->olock);
-	e = *open_find(f, inum);
+	if ((e = *open_find(f, inum)) != NULL)
+		e->unlinked = 1;
 	pthread_mutex_unlock(&f->olock);
 	if (e == NULL && hammer2_inode_meta(f->pfs, inum, &m, NULL) == 0 &&
 	    m.nlinks == 0 && hammer2_inode_destroy(f->pfs, inum) != 0)

@@ -109,6 +109,7 @@ wait_fd(int fd, short events, int timeout_ms)
 static int
 xfer_all(int fd, void *buf, size_t len, int sending, int timeout_ms)
 {
+	int nowait = timeout_ms >= 0 ? MSG_DONTWAIT : 0;
 	size_t done = 0;
 
 	while (done < len) {
@@ -118,9 +119,10 @@ xfer_all(int fd, void *buf, size_t len, int sending, int timeout_ms)
 		if (timeout_ms >= 0 &&
 		    (error = wait_fd(fd, sending ? POLLOUT : POLLIN, timeout_ms)))
 			return error;
+		/* never block past the poll: a stalled peer meets the timeout */
 		n = sending ? send(fd, (char *)buf + done, len - done,
-				   MSG_NOSIGNAL) :
-			      recv(fd, (char *)buf + done, len - done, 0);
+				   MSG_NOSIGNAL | nowait) :
+			      recv(fd, (char *)buf + done, len - done, nowait);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)	/* the peer closed: one name for it */
@@ -757,7 +759,7 @@ hammer2_be_nbd_open(hammer2_backend_t *be, const char *uri, int flags)
 			return hammer2_seterr(EINVAL, "%s: bad timeout '%s'",
 					      uri, tmo);
 		}
-		nbd->timeout_ms = (int)(s * 1000);
+		nbd->timeout_ms = s < 0.001 ? 1 : (int)(s * 1000);
 	}
 	error = is_unix ? connect_unix(uri, socket_path, nbd->timeout_ms, &nbd->fd) :
 			  connect_tcp(uri, host, port, nbd->timeout_ms, &nbd->fd);

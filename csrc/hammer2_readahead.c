@@ -58,10 +58,6 @@ hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len)
 					       end - 1, HAMMER2_LOOKUP_SHARED |
 					       HAMMER2_LOOKUP_NODATA);
 	}
-	if (cluster) {
-		hammer2_cluster_unlock(cluster);
-		hammer2_cluster_drop(cluster);
-	}
 	hammer2_cluster_lookup_done(cparent);
 	if (run_n)
 		hammer2_io_prefetch(run_hmp, run_base, run_n);

@@ -303,6 +303,12 @@ def test_posix_semantics(image, tmp_path):
         sv = os.statvfs(mnt)
         assert 0.5 * (1 << 30) < sv.f_blocks * sv.f_frsize <= (1 << 30)
         assert 0 < sv.f_bfree <= sv.f_blocks and sv.f_namemax == 255
+        (mnt / ("m" * 255)).write_bytes(b"longest name")
+        os.unlink(mnt / ("m" * 255))
+        for make in (lambda p: p.write_bytes(b""), os.mkdir):
+            with pytest.raises(OSError) as e:
+                make(mnt / ("m" * 256))
+            assert e.value.errno == errno.ENAMETOOLONG
         with open(mnt / "big", "wb") as f:
             f.write(os.urandom(8 << 20))
             os.fsync(f.fileno())
