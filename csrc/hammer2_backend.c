@@ -10,8 +10,6 @@
 #include "hammer2.h"
 #include "hammer2_backend.h"
 
-int hammer2_be_blk_open(hammer2_backend_t *be, const char *path, int flags);
-
 int
 hammer2_backend_open(const char *uri, int flags, hammer2_backend_t **bep)
 {
@@ -134,15 +132,32 @@ hammer2_fd_preadv(int fd, const char *name, const struct iovec *iov,
 					      "(shrunk while open?)", name,
 					      (unsigned long long)off);
 		off += (uint64_t)n;
-		while (iovcnt > 0 && (size_t)n >= p->iov_len) {	/* done ones */
-			n -= (ssize_t)p->iov_len;
-			++p;
-			--iovcnt;
-		}
-		if (iovcnt > 0) {
-			p->iov_base = (char *)p->iov_base + n;
-			p->iov_len -= (size_t)n;
-		}
+		p = hammer2_iov_advance(p, &iovcnt, (size_t)n);
 	}
+	return 0;
+}
+
+/* Consume n transferred bytes from an iovec array: the first segment left. */
+struct iovec *
+hammer2_iov_advance(struct iovec *iov, int *iovcntp, size_t n)
+{
+	while (*iovcntp > 0 && n >= iov->iov_len) {
+		n -= iov->iov_len;
+		++iov;
+		--*iovcntp;
+	}
+	if (*iovcntp > 0) {
+		iov->iov_base = (char *)iov->iov_base + n;
+		iov->iov_len -= n;
+	}
+	return iov;
+}
+
+int
+hammer2_fd_sync(int fd, const char *name)
+{
+	if (fdatasync(fd) < 0)
+		return hammer2_seterr(errno, "%s: sync failed: %s", name,
+				      strerror(errno));
 	return 0;
 }

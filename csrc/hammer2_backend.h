@@ -54,6 +54,7 @@ int hammer2_backend_trim(hammer2_backend_t *be, uint64_t off, uint64_t bytes);
 
 /* Per-kind constructors (be->name is set by the caller). */
 int hammer2_be_file_open(hammer2_backend_t *be, const char *path, int flags);
+int hammer2_be_blk_open(hammer2_backend_t *be, const char *path, int flags);
 int hammer2_be_mem_open(hammer2_backend_t *be, const char *name, int flags);
 int hammer2_be_nbd_open(hammer2_backend_t *be, const char *uri, int flags);
 
@@ -68,6 +69,8 @@ int hammer2_fd_pwrite(int fd, const char *name, const void *buf,
 		      size_t bytes, uint64_t off);
 int hammer2_fd_preadv(int fd, const char *name, const struct iovec *iov,
 		      int iovcnt, uint64_t off);
+int hammer2_fd_sync(int fd, const char *name);
+struct iovec *hammer2_iov_advance(struct iovec *iov, int *iovcntp, size_t n);
 
 #define HAMMER2_IOV_MAX	64		/* segments of one vectored read */
 

@@ -20,8 +20,6 @@
 
 #define MEM_ALIGN	4096
 
-int hammer2_be_blk_open(hammer2_backend_t *be, const char *path, int flags);
-
 typedef struct blkdev {
 	int		fd;
 	int		direct;		/* opened O_DIRECT */
@@ -125,10 +123,7 @@ blk_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes, uint64_t off)
 static int
 blk_flush(hammer2_backend_t *be)
 {
-	if (fdatasync(((blkdev_t *)be->priv)->fd) < 0)
-		return hammer2_seterr(errno, "%s: sync failed: %s", be->name,
-				      strerror(errno));
-	return 0;
+	return hammer2_fd_sync(((blkdev_t *)be->priv)->fd, be->name);
 }
 
 static int

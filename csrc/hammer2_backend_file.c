@@ -34,10 +34,7 @@ file_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes,
 static int
 file_flush(hammer2_backend_t *be)
 {
-	if (fdatasync(FD(be)) < 0)
-		return hammer2_seterr(errno, "%s: sync failed: %s", be->name,
-				      strerror(errno));
-	return 0;
+	return hammer2_fd_sync(FD(be), be->name);
 }
 
 /* Punch a hole; a filesystem that cannot simply keeps the bytes. */

@@ -193,6 +193,16 @@ dio_read(hammer2_io_t *dio)
 	return 0;
 }
 
+/* A queued read or write is done: last, as the device may close at zero. */
+static void
+io_done(hammer2_dev_t *hmp)
+{
+	pthread_mutex_lock(&hmp->iolock);
+	--hmp->io_inflight;
+	pthread_cond_broadcast(&hmp->iocv);
+	pthread_mutex_unlock(&hmp->iolock);
+}
+
 /*
  * A load finished: lay the writes queued meanwhile over the data, publish
  * the state and run the asynchronous waiters' callbacks (in this thread).
@@ -316,10 +326,7 @@ dio_rdreq_run(hammer2_ioreq_t *req)
 
 	free(req);
 	dio_complete(dio, dio_read(dio));
-	pthread_mutex_lock(&hmp->iolock);
-	--hmp->io_inflight;
-	pthread_cond_broadcast(&hmp->iocv);
-	pthread_mutex_unlock(&hmp->iolock);
+	io_done(hmp);
 }
 
 /*
@@ -399,10 +406,7 @@ dio_runreq_run(hammer2_ioreq_t *req)
 		hammer2_io_putblk(&dio);
 	}
 	free(rq);
-	pthread_mutex_lock(&hmp->iolock);
-	--hmp->io_inflight;
-	pthread_cond_broadcast(&hmp->iocv);
-	pthread_mutex_unlock(&hmp->iolock);
+	io_done(hmp);
 }
 
 static void
@@ -577,11 +581,7 @@ wreq_run(hammer2_ioreq_t *req)
 		wreq_free(w);
 	pthread_mutex_unlock(&hmp->iolock);
 	hammer2_io_putblk(&dio);
-	/* last: the device may be closed as soon as this reaches zero */
-	pthread_mutex_lock(&hmp->iolock);
-	--hmp->io_inflight;
-	pthread_cond_broadcast(&hmp->iocv);
-	pthread_mutex_unlock(&hmp->iolock);
+	io_done(hmp);
 }
 
 /*
@@ -625,9 +625,14 @@ hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		__atomic_and_fetch(&dio->crc_good_mask,
 				   ~crc_mask(dio, off, bytes), __ATOMIC_RELEASE);
 	} else {
+		hammer2_wreq_t **pp = &dio->wpend;
+
+		/* in order: a later write of the same bytes is laid over last */
+		while (*pp != NULL)
+			pp = &(*pp)->next;
 		w->attached = 1;
-		w->next = dio->wpend;
-		dio->wpend = w;
+		w->next = NULL;
+		*pp = w;
 	}
 	w->dio = dio;
 	++hmp->wb_pending;

@@ -148,15 +148,7 @@ recv_iov(int fd, struct iovec *iov, int iovcnt)
 			return errno;
 		if (n == 0)
 			return ECONNRESET;
-		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			++iov;
-			--iovcnt;
-		}
-		if (iovcnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
+		iov = hammer2_iov_advance(iov, &iovcnt, (size_t)n);
 	}
 	return 0;
 }
