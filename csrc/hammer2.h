@@ -68,6 +68,7 @@ struct hammer2_io {
 	enum hammer2_io_state	state;
 	int			error;
 	uint64_t		crc_good_mask;	/* 1 KiB pieces already verified */
+	int			invalid;	/* failed a check: do not cache */
 	uint8_t			*data;
 	hammer2_iocb_t		*waiters;	/* async loads of this buffer */
 	struct hammer2_wreq	*wpend;		/* writes to lay over a load */
@@ -101,11 +102,15 @@ void hammer2_io_putblk(hammer2_io_t **diop);
 void *hammer2_io_data(hammer2_io_t *dio, hammer2_off_t off);
 int hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		     int bytes);
-int hammer2_io_crc_good(hammer2_io_t *dio, hammer2_off_t off, int bytes);
-void hammer2_io_crc_setmask(hammer2_io_t *dio, hammer2_off_t off, int bytes);
+int hammer2_io_verify(hammer2_io_t *dio, hammer2_off_t off, int bytes,
+		      const hammer2_blockref_t *bref);
 int hammer2_io_flush(hammer2_dev_t *hmp);
 void hammer2_io_purge(hammer2_dev_t *hmp);
 void hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n);
+int hammer2_io_cached(hammer2_dev_t *hmp, hammer2_off_t pbase);
+int hammer2_io_direct(hammer2_dev_t *hmp, hammer2_off_t off, void *buf,
+		      size_t bytes, void (*done)(void *arg, int error),
+		      void *arg);
 uint64_t hammer2_io_nreads(hammer2_dev_t *hmp);
 int hammer2_io_readmany(hammer2_dev_t *hmp, const hammer2_off_t *offs,
 			size_t count, int qdepth);
@@ -383,6 +388,7 @@ hammer2_cluster_t *hammer2_cluster_next(hammer2_cluster_t *cparent,
 const hammer2_media_data_t *hammer2_cluster_rdata(hammer2_cluster_t *c);
 int hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 			       hammer2_cluster_cb_t callback, void *arg);
+hammer2_chain_t *hammer2_cluster_load_chain(hammer2_cluster_t *cluster);
 
 /* Write side; callers hold every node's transaction lock exclusively. */
 int hammer2_cluster_modify(hammer2_cluster_t *cluster, hammer2_tid_t mtid);
@@ -464,8 +470,20 @@ int hammer2_dir_readdir_at(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			   void *arg);
 int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_off_t off, void *buf, size_t len, size_t *donep);
+
+/* Direct reads of a large window's blocks (hammer2_file_direct.c). */
+typedef struct hammer2_direct hammer2_direct_t;
 void hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off,
-			    size_t len);
+			    size_t len, const hammer2_direct_t *d);
+hammer2_direct_t *hammer2_direct_start(hammer2_cluster_t *ip,
+				       hammer2_off_t off, uint8_t *buf,
+				       size_t len);
+int hammer2_direct_chosen(const hammer2_direct_t *d, hammer2_off_t lbase);
+void hammer2_direct_wait(hammer2_direct_t *d);
+int hammer2_direct_next_failed(hammer2_direct_t *d, hammer2_off_t *lbasep);
+void hammer2_direct_free(hammer2_direct_t *d);
+size_t hammer2_direct_set_min(size_t bytes);
+
 int hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent);
 int hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 		    hammer2_cluster_t **dirp);

@@ -273,13 +273,9 @@ hammer2_chain_load_data(hammer2_chain_t *chain)
 		if (error == 0)
 			error = hammer2_io_bread(chain->hmp, off,
 						 (int)chain->bytes, &dio);
-		if (error == 0 && !hammer2_io_crc_good(dio, off, chain->bytes)) {
-			error = hammer2_check_verify(&chain->bref,
-						     hammer2_io_data(dio, off),
-						     chain->bytes);
-			if (error == 0)
-				hammer2_io_crc_setmask(dio, off, chain->bytes);
-		}
+		if (error == 0)
+			error = hammer2_io_verify(dio, off, (int)chain->bytes,
+						  &chain->bref);
 		if (error == 0) {
 			chain->dio = dio;
 			chain->data = hammer2_io_data(dio, off);

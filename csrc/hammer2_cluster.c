@@ -395,13 +395,8 @@ load_iocb_done(hammer2_iocb_t *iocb)
 
 	if (iocb->error == 0) {
 		data = hammer2_io_data(iocb->dio, iocb->off);
-		if (!hammer2_io_crc_good(iocb->dio, iocb->off, iocb->bytes)) {
-			iocb->error = hammer2_check_verify(&chain->bref, data,
-							   (size_t)iocb->bytes);
-			if (iocb->error == 0)
-				hammer2_io_crc_setmask(iocb->dio, iocb->off,
-						       iocb->bytes);
-		}
+		iocb->error = hammer2_io_verify(iocb->dio, iocb->off,
+						iocb->bytes, &chain->bref);
 		if (iocb->error == 0) {
 			ctx->callback(ctx->arg, data, iocb->bytes, 0);
 			ctx->done = 1;
@@ -420,17 +415,19 @@ load_iocb_done(hammer2_iocb_t *iocb)
  * is skipped and the next one tried; if all fail the callback gets the
  * error.  The data pointer is only valid during the callback.
  */
-int
-hammer2_cluster_load_async(hammer2_cluster_t *cluster,
-			   hammer2_cluster_cb_t callback, void *arg)
+/*
+ * Where a load of the element starts: a node whose data is resolved, else
+ * the first one that may serve.  Live nodes serve; the others (stale: an
+ * older version) only when none is live.  -1: no node may.
+ */
+static int
+load_start(hammer2_cluster_t *cluster, int *any_livep)
 {
 	int start = -1, any_live = 0;
-	int error = ENOENT;
-	char what[200];
 
-	/* live nodes serve; others (stale: an older version) only without */
 	for (int i = 0; i < cluster->nchains; ++i)
 		any_live |= item_live(&cluster->array[i]);
+	*any_livep = any_live;
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
 
@@ -442,6 +439,26 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 				break;
 		}
 	}
+	return start;
+}
+
+/* The chain a load of the element reads first (NULL: none may serve). */
+hammer2_chain_t *
+hammer2_cluster_load_chain(hammer2_cluster_t *cluster)
+{
+	int any_live, start = load_start(cluster, &any_live);
+
+	return start < 0 ? NULL : cluster->array[start].chain;
+}
+
+int
+hammer2_cluster_load_async(hammer2_cluster_t *cluster,
+			   hammer2_cluster_cb_t callback, void *arg)
+{
+	int any_live, start = load_start(cluster, &any_live);
+	int error = ENOENT;
+	char what[200];
+
 	for (int k = 0; start >= 0 && k < cluster->nchains; ++k) {
 		int i = (start + k) % cluster->nchains;
 		hammer2_cluster_item_t *item = &cluster->array[i];

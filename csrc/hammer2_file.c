@@ -55,9 +55,10 @@ read_block_cb(void *arg, const void *data, int bytes, int error)
 		       wend - wbeg);
 }
 
+/* The window's blocks, but for those read directly (d, when not NULL). */
 static int
 read_blocks(hammer2_cluster_t *ip, hammer2_off_t off,
-	    uint8_t *buf, size_t len)
+	    uint8_t *buf, size_t len, const hammer2_direct_t *d)
 {
 	hammer2_cluster_t *cparent, *cluster;
 	hammer2_off_t pos = off;
@@ -92,7 +93,8 @@ read_blocks(hammer2_cluster_t *ip, hammer2_off_t off,
 		};
 		if (ctx.lbase > pos)
 			memset(buf + (pos - off), 0, ctx.lbase - pos);
-		hammer2_cluster_load_async(cluster, read_block_cb, &ctx);
+		if (d == NULL || !hammer2_direct_chosen(d, ctx.lbase))
+			hammer2_cluster_load_async(cluster, read_block_cb, &ctx);
 		if (ctx.error) {
 			error = hammer2_preerr(ctx.error, "offset 0x%llx",
 					       (unsigned long long)ctx.lbase);
@@ -113,6 +115,32 @@ read_blocks(hammer2_cluster_t *ip, hammer2_off_t off,
 	hammer2_cluster_lookup_done(cparent);
 	if (error == 0 && pos < end)
 		memset(buf + (pos - off), 0, end - pos);
+	return error;
+}
+
+/*
+ * A window of data blocks: a large one partly straight from the device
+ * (hammer2_file_direct.c), the rest, or a small one, through the DIO
+ * cache with read-ahead.
+ */
+static int
+read_window(hammer2_cluster_t *ip, hammer2_off_t off, uint8_t *buf,
+	    size_t len)
+{
+	hammer2_direct_t *d = hammer2_direct_start(ip, off, buf, len);
+	hammer2_off_t lbase;
+	int error;
+
+	hammer2_file_readahead(ip, off, len, d);
+	error = read_blocks(ip, off, buf, len, d);
+	if (d == NULL)
+		return error;
+	hammer2_direct_wait(d);
+	/* a block whose direct read failed: again, with failover */
+	while (error == 0 && hammer2_direct_next_failed(d, &lbase))
+		error = read_blocks(ip, lbase, buf + (lbase - off),
+				    HAMMER2_PBUFSIZE, NULL);
+	hammer2_direct_free(d);
 	return error;
 }
 
@@ -152,8 +180,7 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 		else
 			memcpy(buf, ipdata->u.data + off, len);
 	} else {
-		hammer2_file_readahead(ip, off, len);
-		error = read_blocks(ip, off, buf, len);
+		error = read_window(ip, off, buf, len);
 	}
 	hammer2_cluster_drop(ip);
 	if (error)

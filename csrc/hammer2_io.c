@@ -240,23 +240,27 @@ dio_complete(hammer2_io_t *dio, int error)
 	}
 }
 
-/* Make sure the buffer is loaded; one thread reads, the others wait. */
+/*
+ * Make sure the buffer is loaded; one thread reads, the others wait and
+ * share its result.  A buffer an earlier read failed is read again.
+ */
 static int
 dio_load(hammer2_io_t *dio)
 {
 	hammer2_dev_t *hmp = dio->hmp;
-	int error;
+	int error, waited = 0;
 
 	pthread_mutex_lock(&hmp->iolock);
-	while (dio->state == DIO_INPROG)
+	while (dio->state == DIO_INPROG) {
 		pthread_cond_wait(&hmp->iocv, &hmp->iolock);
-	if (dio->state == DIO_GOOD || dio->state == DIO_ERROR) {
+		waited = 1;
+	}
+	if (dio->state == DIO_GOOD || (dio->state == DIO_ERROR && waited)) {
 		error = dio->error;
 		pthread_mutex_unlock(&hmp->iolock);
 		if (error)
-			hammer2_seterr(error, "%s: earlier read error in buffer "
-				       "0x%llx", hmp->path,
-				       (unsigned long long)dio->pbase);
+			hammer2_seterr(error, "%s: read error in buffer 0x%llx",
+				       hmp->path, (unsigned long long)dio->pbase);
 		return error;
 	}
 	dio->state = DIO_INPROG;
@@ -409,13 +413,14 @@ dio_runreq_run(hammer2_ioreq_t *req)
 	io_done(hmp);
 }
 
+/* Queue a read on the pool, counted in flight until its io_done. */
 static void
-dio_run_submit(hammer2_dev_t *hmp, dio_runreq_t *rq)
+io_submit(hammer2_dev_t *hmp, hammer2_ioreq_t *req)
 {
 	pthread_mutex_lock(&hmp->iolock);
 	++hmp->io_inflight;
 	pthread_mutex_unlock(&hmp->iolock);
-	hammer2_iopool_submit(&rq->req);
+	hammer2_iopool_submit(req);
 }
 
 /*
@@ -447,7 +452,7 @@ hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n)
 			continue;
 		}
 		if (rq)
-			dio_run_submit(hmp, rq);
+			io_submit(hmp, &rq->req);
 		rq = NULL;
 		if (dio == NULL)
 			continue;
@@ -460,6 +465,61 @@ hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n)
 		rq->n = 0;
 		rq->dios[rq->n++] = dio;
 	}
+}
+
+/* Whether a buffer for pbase is cached, loading or holding queued writes. */
+int
+hammer2_io_cached(hammer2_dev_t *hmp, hammer2_off_t pbase)
+{
+	hammer2_io_t *dio;
+
+	pthread_mutex_lock(&hmp->iolock);
+	for (dio = hmp->iohash[dio_hash(pbase)]; dio; dio = dio->hnext)
+		if (dio->pbase == pbase)
+			break;
+	pthread_mutex_unlock(&hmp->iolock);
+	return dio != NULL;
+}
+
+typedef struct dio_directreq {
+	hammer2_ioreq_t		req;
+	hammer2_dev_t		*hmp;
+	hammer2_off_t		off;
+	void			*buf;
+	size_t			bytes;
+	void			(*done)(void *arg, int error);
+	void			*arg;
+} dio_directreq_t;
+
+static void
+dio_directreq_run(hammer2_ioreq_t *req)
+{
+	dio_directreq_t *rq = (dio_directreq_t *)req;
+	hammer2_dev_t *hmp = rq->hmp;
+
+	rq->done(rq->arg, hammer2_dev_pread(hmp, rq->buf, rq->bytes, rq->off));
+	free(rq);
+	io_done(hmp);
+}
+
+/*
+ * Read bytes at off straight into buf on the pool, bypassing the cache,
+ * then call done(arg, error) there.  For ranges no buffer holds (see
+ * hammer2_io_cached): the device then has their newest data.
+ */
+int
+hammer2_io_direct(hammer2_dev_t *hmp, hammer2_off_t off, void *buf,
+		  size_t bytes, void (*done)(void *arg, int error), void *arg)
+{
+	dio_directreq_t *rq = malloc(sizeof(*rq));
+
+	if (rq == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	*rq = (dio_directreq_t){ .req.run = dio_directreq_run, .hmp = hmp,
+				 .off = off, .buf = buf, .bytes = bytes,
+				 .done = done, .arg = arg };
+	io_submit(hmp, &rq->req);
+	return 0;
 }
 
 /*
@@ -496,19 +556,14 @@ hammer2_io_load_async(hammer2_dev_t *hmp, hammer2_iocb_t *iocb)
 		return;
 	}
 	iocb->dio = dio;
-	if (dio->state == DIO_GOOD || dio->state == DIO_ERROR) {
+	if (dio->state == DIO_GOOD) {
 		pthread_mutex_unlock(&hmp->iolock);
 		free(rq);
-		iocb->error = dio->error;
-		if (iocb->error) {
-			hammer2_seterr(iocb->error, "%s: earlier read error in "
-				       "buffer 0x%llx", hmp->path,
-				       (unsigned long long)dio->pbase);
-			hammer2_io_putblk(&iocb->dio);
-		}
+		iocb->error = 0;
 		iocb->callback(iocb);
 		return;
 	}
+	/* empty, or an earlier read failed (held by others): read it again */
 	iocb->next = dio->waiters;
 	dio->waiters = iocb;
 	if (dio->state == DIO_INPROG) {
@@ -539,7 +594,7 @@ hammer2_io_putblk(hammer2_io_t **diop)
 		pthread_mutex_unlock(&hmp->iolock);
 		return;
 	}
-	if (dio->state != DIO_GOOD) {
+	if (dio->state != DIO_GOOD || dio->invalid) {
 		/* failed buffers are not cached: the next access retries */
 		hash_remove(hmp, dio);
 		pthread_mutex_unlock(&hmp->iolock);
@@ -703,21 +758,33 @@ crc_mask(hammer2_io_t *dio, hammer2_off_t off, int bytes)
 	return ((1ULL << count) - 1) << first;
 }
 
-/* Whether this exact piece was already verified since it was loaded. */
+/*
+ * Verify the block at off against bref's check code, once per load: the
+ * pieces verified are remembered.  A buffer that fails is not cached past
+ * its last user, so a retry reads the device again (a corruption in
+ * transit does not stick).
+ */
 int
-hammer2_io_crc_good(hammer2_io_t *dio, hammer2_off_t off, int bytes)
+hammer2_io_verify(hammer2_io_t *dio, hammer2_off_t off, int bytes,
+		  const hammer2_blockref_t *bref)
 {
+	hammer2_dev_t *hmp = dio->hmp;
 	uint64_t mask = crc_mask(dio, off, bytes);
+	int error;
 
-	return (__atomic_load_n(&dio->crc_good_mask, __ATOMIC_ACQUIRE) & mask)
-		== mask;
-}
-
-void
-hammer2_io_crc_setmask(hammer2_io_t *dio, hammer2_off_t off, int bytes)
-{
-	__atomic_or_fetch(&dio->crc_good_mask, crc_mask(dio, off, bytes),
-			  __ATOMIC_RELEASE);
+	if ((__atomic_load_n(&dio->crc_good_mask, __ATOMIC_ACQUIRE) & mask) ==
+	    mask)
+		return 0;
+	error = hammer2_check_verify(bref, dio->data + (off - dio->pbase),
+				     (size_t)bytes);
+	if (error == 0) {
+		__atomic_or_fetch(&dio->crc_good_mask, mask, __ATOMIC_RELEASE);
+		return 0;
+	}
+	pthread_mutex_lock(&hmp->iolock);
+	dio->invalid = 1;
+	pthread_mutex_unlock(&hmp->iolock);
+	return error;
 }
 
 void

@@ -59,6 +59,7 @@
 
 #define NBD_DEFAULT_PORT	"10809"
 #define NBD_MAX_REQUEST		(32U << 20)
+#define NBD_MAX_REPLIES		64	/* option replies to one NBD_OPT_GO */
 #define NBD_DEFAULT_TIMEOUT_MS	30000
 
 typedef struct nbd_req {
@@ -78,6 +79,7 @@ typedef struct nbd {
 	int		timeout_ms;
 	uint64_t	size;
 	uint16_t	tflags;
+	uint32_t	minblk;		/* the server's minimum block size */
 	uint32_t	maxreq;
 	pthread_mutex_t	lock;		/* below, and every request's state */
 	pthread_mutex_t	sendlock;
@@ -228,6 +230,55 @@ connect_tcp(const char *name, const char *host, const char *port,
 
 /* --------------------------------------------------------- handshake */
 
+/* Big-endian fields at any alignment (option payloads pack them). */
+static void
+put16(uint8_t *p, uint16_t v)
+{
+	v = htobe16(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	v = htobe32(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, sizeof(v));
+}
+
+static uint16_t
+get16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be16toh(v);
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be32toh(v);
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return be64toh(v);
+}
+
 static int
 opt_error(const char *name, const char *export, uint32_t type,
 	  const char *msg)
@@ -286,22 +337,25 @@ handshake(nbd_t *nbd, const char *name, const char *export)
 	olen = 16 + 4 + nlen + 2 + 2;
 	if ((opt = malloc(olen)) == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
-	*(uint64_t *)opt = htobe64(NBD_OPTS_MAGIC);
-	*(uint32_t *)(opt + 8) = htobe32(NBD_OPT_GO);
-	*(uint32_t *)(opt + 12) = htobe32((uint32_t)(olen - 16));
-	*(uint32_t *)(opt + 16) = htobe32((uint32_t)nlen);
+	put64(opt, NBD_OPTS_MAGIC);
+	put32(opt + 8, NBD_OPT_GO);
+	put32(opt + 12, (uint32_t)(olen - 16));
+	put32(opt + 16, (uint32_t)nlen);
 	memcpy(opt + 20, export, nlen);
-	*(uint16_t *)(opt + 20 + nlen) = htobe16(1);
-	*(uint16_t *)(opt + 22 + nlen) = htobe16(NBD_INFO_BLOCK_SIZE);
+	put16(opt + 20 + nlen, 1);
+	put16(opt + 22 + nlen, NBD_INFO_BLOCK_SIZE);
 	error = xfer_all(nbd->fd, &cflags, 4, 1, t);
 	if (error == 0)
 		error = xfer_all(nbd->fd, opt, olen, 1, t);
 	free(opt);
 	if (error)
 		goto ioerr;
-	for (;;) {
+	for (int nrep = 0;; ++nrep) {
 		uint32_t type, len;
 
+		if (nrep == NBD_MAX_REPLIES)
+			return hammer2_seterr(EPROTO, "%s: more than %d replies to "
+					      "NBD_OPT_GO", name, NBD_MAX_REPLIES);
 		if ((error = xfer_all(nbd->fd, &rep, sizeof(rep), 0, t)))
 			goto ioerr;
 		type = be32toh(rep.type);
@@ -319,19 +373,20 @@ handshake(nbd_t *nbd, const char *name, const char *export)
 			break;
 		if (type != NBD_REP_INFO || len < 2)
 			continue;
-		switch (be16toh(*(uint16_t *)data)) {
+		switch (get16(data)) {
 		case NBD_INFO_EXPORT:
 			if (len < 12)
 				return hammer2_seterr(EPROTO, "%s: short export "
 						      "info", name);
-			nbd->size = be64toh(*(uint64_t *)(data + 2));
-			nbd->tflags = be16toh(*(uint16_t *)(data + 10));
+			nbd->size = get64(data + 2);
+			nbd->tflags = get16(data + 10);
 			have_size = 1;
 			break;
 		case NBD_INFO_BLOCK_SIZE:
 			if (len >= 14) {
-				uint32_t max = be32toh(*(uint32_t *)(data + 10));
+				uint32_t max = get32(data + 10);
 
+				nbd->minblk = get32(data + 2);
 				if (max >= 4096 && max < nbd->maxreq)
 					nbd->maxreq = max;
 			}
@@ -761,6 +816,14 @@ hammer2_be_nbd_open(hammer2_backend_t *be, const char *uri, int flags)
 	    (nbd->tflags & NBD_FLAG_READ_ONLY))
 		error = hammer2_seterr(EROFS, "%s: the export is read-only; cannot "
 				       "open it for writing", uri);
+	/* reads are of 64 KiB buffers, writes of blocks down to 1 KiB */
+	if (error == 0 && nbd->minblk > ((flags & HAMMER2_BE_RDWR) ?
+					 HAMMER2_ALLOC_MIN : HAMMER2_PBUFSIZE))
+		error = hammer2_seterr(EINVAL, "%s: the export takes blocks of "
+				       "%u bytes at least; HAMMER2 %s", uri,
+				       nbd->minblk, (flags & HAMMER2_BE_RDWR) ?
+				       "writes 1 KiB blocks" :
+				       "reads 64 KiB buffers");
 	if (error == 0 && (error = pthread_create(&nbd->rx, NULL, nbd_receiver,
 						  nbd)) != 0)
 		hammer2_seterr(error, "%s: cannot start the receiver", uri);

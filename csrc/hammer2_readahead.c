@@ -4,14 +4,16 @@
  * buffers coalesced into large device reads (hammer2_io_prefetch), so the
  * device works ahead while the reader verifies and decodes.  The loaded
  * buffers wait in the DIO cache; the reader's own loads find them there
- * or wait on those in flight.
+ * or wait on those in flight.  Beside direct reads (d) only the window's
+ * other blocks are loaded: past it, the next window reads directly too.
  */
 #include "hammer2.h"
 
 #define READAHEAD_MAX	(8 << 20)	/* bytes of file looked ahead, at most */
 
 void
-hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len)
+hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len,
+		       const hammer2_direct_t *d)
 {
 	hammer2_cluster_t *cparent, *cluster;
 	hammer2_dev_t *run_hmp = NULL;
@@ -22,7 +24,8 @@ hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len)
 	if (len <= HAMMER2_PBUFSIZE)
 		return;			/* one block: nothing to overlap */
 	/* and as much again past it: a sequential reader's next window */
-	end = off + (2 * len < READAHEAD_MAX ? 2 * len : READAHEAD_MAX);
+	end = d ? off + len :
+	      off + (2 * len < READAHEAD_MAX ? 2 * len : READAHEAD_MAX);
 	cparent = hammer2_cluster_lookup_init(ip, HAMMER2_LOOKUP_SHARED);
 	if (cparent == NULL)
 		return;
@@ -38,7 +41,8 @@ hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len)
 
 		/* holes and odd blockrefs are the reader's business */
 		if (bref->type == HAMMER2_BREF_TYPE_DATA && hmp &&
-		    radix >= HAMMER2_RADIX_MIN && radix <= HAMMER2_RADIX_MAX) {
+		    radix >= HAMMER2_RADIX_MIN && radix <= HAMMER2_RADIX_MAX &&
+		    (d == NULL || !hammer2_direct_chosen(d, bref->key))) {
 			/* extend the run of neighbouring buffers, or start one */
 			if (hmp == run_hmp && pbase >= run_base &&
 			    pbase <= run_base + (hammer2_off_t)run_n *

@@ -33,6 +33,7 @@ cdef extern from "hammer2.h" nogil:
                             int qdepth)
     void hammer2_io_purge(hammer2_dev_t *hmp)
     uint64_t hammer2_io_nreads(hammer2_dev_t *hmp)
+    size_t hammer2_direct_set_min(size_t nbytes)
 
 
 def dio_readmany(Device dev, offsets, int qdepth=8):
@@ -65,6 +66,12 @@ def dio_purge(Device dev):
 def dio_reads(Device dev):
     """Buffers loaded from the device since it was opened."""
     return hammer2_io_nreads(dev._dev())
+
+
+def direct_read_min(size_t nbytes):
+    """Reads of nbytes or more take uncompressed blocks straight from the
+    device, bypassing the cache (process-wide); returns the old threshold."""
+    return hammer2_direct_set_min(nbytes)
 
 
 cdef extern from "hammer2_backend.h" nogil:

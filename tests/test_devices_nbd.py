@@ -227,6 +227,7 @@ def _read_request_stream(conn):
     ("huge-reply", errno.EPROTO, "malformed option reply"),
     ("no-size", errno.EPROTO, "no export size"),
     ("bad-reply-handle", errno.ENOTCONN, "protocol error"),
+    ("endless-info", errno.EPROTO, "more than 64 replies"),
 ])
 def test_hostile_server(tmp_path, case, want, needle):
     import struct
@@ -246,6 +247,15 @@ def test_hostile_server(tmp_path, case, want, needle):
             _hello(conn)
             conn.recv(4096)
             conn.sendall(struct.pack(">QIII", rep, 7, 3, 1 << 30))
+        elif case == "endless-info":                  # never the final ACK
+            _hello(conn)
+            conn.recv(4096)
+            info = struct.pack(">QIIIHQH", rep, 7, 3, 12, 0, 64 << 20, 1)
+            try:
+                while True:
+                    conn.sendall(info)
+            except OSError:
+                pass
         elif case == "no-size":
             _hello(conn)
             conn.recv(4096)
@@ -281,3 +291,14 @@ def test_concurrent_readers_over_nbd(tmp_path, nbd_server):
         with ThreadPoolExecutor(8) as pool:
             got = list(pool.map(lambda n: (n, pfs.read(n)), list(files) * 3))
     assert len(got) == 48 and all(data == files[name] for name, data in got)
+
+
+def test_export_block_size_minimum(image, nbd_server):
+    """A 4 KiB minimum block size: read-only works, writing (1 KiB blocks) is refused."""
+    srv = nbd_server(image, filters={"blocksize-policy": {"blocksize-minimum": "4096",
+                                                          "blocksize-error-policy": "error"}})
+    with pyh2.open(srv.uri) as vol:
+        assert len(vol.pfs("DATA").read("/d/f")) == 3 * MiB
+    with pytest.raises(pyh2.H2Error) as e:
+        pyh2.open(srv.uri, writable=True)
+    assert e.value.errno == errno.EINVAL and "4096 bytes" in str(e.value), e.value

@@ -1,6 +1,7 @@
 """The raw device layer's test hooks: injected faults and the write log."""
 import errno
 import os
+import time
 
 import pytest
 
@@ -60,6 +61,29 @@ def test_corrupted_reads_fail_their_check(image):
         with pytest.raises(pyh2.H2Error) as ei:
             pfs.read("/d/f")
         assert ei.value.errno == errno.EIO and "check" in str(ei.value).lower()
+
+
+def test_a_corrupted_read_is_read_again_on_retry(image):
+    """A buffer that failed its check is not cached: a bad transfer does not stick.
+    One transfer may have carried several read-ahead buffers: each fails once (a
+    retry that races the read-ahead's release of a bad one may meet it again)."""
+    with pyh2.open(image) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.read("/d/f", 0, 1)                  # the metadata on the way, cached
+        _core.dio_purge(vol.device)
+        vol.device.inject_fault("corrupt", limit=1)
+        failures = 0
+        while True:
+            try:
+                data = pfs.read("/d/f")
+                break
+            except pyh2.CheckError:
+                failures += 1
+                assert failures <= 8, "a corrupted buffer stayed cached"
+                time.sleep(0.05)
+        assert failures >= 1 and vol.device.faults_injected == 1
+        _core.dio_purge(vol.device)
+        assert pfs.read("/d/f") == data and len(data) == 200_000
 
 
 def test_fault_after_count_and_limit(image):

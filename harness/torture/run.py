@@ -17,6 +17,8 @@ from .ops import VOLUME_OPS, applicable, apply_path_op
 from .verify import Expected, diff_volume
 
 MiB = 1 << 20
+KiB = 1 << 10
+DIRECT_READ_MIN = (1 * MiB, 128 * KiB)  # by seed: odd ones read small files directly too
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Run:
         self._pending = None           # the state a failing flush was committing
         self.result = None             # finish(): {"resynced": [nodes]}
         self.vols, self.devices, self.pfs = [], [], None
+        self._direct_min = _core.direct_read_min(DIRECT_READ_MIN[cfg.seed % 2])
         self._open()
 
     # ------------------------------------------------------------ nodes
@@ -285,6 +288,7 @@ class Run:
         self._close()
         if self.crash:
             self.crash.close()
+        _core.direct_read_min(self._direct_min)
 
 
 def run_ops(workdir, cfg: Config, ops) -> Run:
