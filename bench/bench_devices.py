@@ -110,7 +110,7 @@ def iops(runs, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--size-mib", type=int, default=512)
     args = ap.parse_args()
     if not shutil.which("nbdcopy") or not shutil.which("nbdkit"):
