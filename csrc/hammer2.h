@@ -212,6 +212,7 @@ struct hammer2_dev {
 	int			wb_pending;	/* writes not yet on the device */
 	int			wb_error;	/* first failed one, for the barrier */
 	char			*wb_errmsg;
+	uint8_t			*encbuf;	/* flush: a data block encoded */
 	pthread_mutex_t		faultlock;	/* fault and rec */
 	hammer2_fault_t		fault;
 	hammer2_devrec_t	rec;

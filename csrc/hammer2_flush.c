@@ -118,7 +118,6 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 	const hammer2_inode_meta_t *meta;
 	hammer2_blockref_t *bref = &chain->bref;
 	uint8_t *media = (uint8_t *)chain->data;
-	uint8_t *buf = NULL;
 	size_t psize = chain->bytes;
 	hammer2_off_t off;
 	int check, comp = HAMMER2_COMP_NONE;
@@ -132,14 +131,15 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 	comp = HAMMER2_DEC_COMP(bref->methods);
 	if (bref->type == HAMMER2_BREF_TYPE_DATA) {
 		meta = owner_meta(chain->parent);
-		buf = malloc(HAMMER2_PBUFSIZE);
-		if (buf == NULL)
+		/* one scratch buffer a device: its flushes take turns */
+		if (hmp->encbuf == NULL &&
+		    (hmp->encbuf = malloc(HAMMER2_PBUFSIZE)) == NULL)
 			return hammer2_seterr(ENOMEM, "out of memory");
 		comp = data_encode(meta ? HAMMER2_DEC_ALGO(meta->comp_algo) :
 					  HAMMER2_COMP_NONE,
 				   meta ? (meta->comp_algo >> 4) : 0,
-				   media, chain->bytes, buf, &psize);
-		media = buf;
+				   media, chain->bytes, hmp->encbuf, &psize);
+		media = hmp->encbuf;
 	}
 	if (chain->bytes == 0) {	/* e.g. a short-named dirent */
 		bref->data_off = 0;
@@ -170,7 +170,6 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 		chain->bytes = (uint32_t)psize;
 		chain->flags &= ~(HAMMER2_CHAIN_OWNED | HAMMER2_CHAIN_LOADED);
 	}
-	free(buf);
 	return error;
 }
 

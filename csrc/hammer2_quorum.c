@@ -9,6 +9,7 @@
  * nodes, and a flush counts only once a quorum of nodes committed it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,14 +260,56 @@ hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
 
 /* A node's part of a cluster-wide operation failed: it leaves the cluster. */
 static void
-node_part_failed(hammer2_dev_t *hmp, int error, int *firstp)
+node_part_failed(hammer2_dev_t *hmp, int error, const char *why, int *firstp)
 {
-	char why[192];
-
-	snprintf(why, sizeof(why), "%s", hammer2_errmsg());
 	hammer2_node_fail(hmp, error, why);
 	if (*firstp == 0)
 		*firstp = error;
+}
+
+/* One node's flush, on a thread of its own: nodes commit side by side. */
+typedef struct node_flush {
+	hammer2_dev_t	*hmp;
+	pthread_t	tid;
+	int		started;
+	int		error;
+	char		why[192];
+} node_flush_t;
+
+static void *
+node_flush_main(void *arg)
+{
+	node_flush_t *nf = arg;
+
+	nf->error = hammer2_flush(nf->hmp);
+	if (nf->error)
+		snprintf(nf->why, sizeof(nf->why), "%s", hammer2_errmsg());
+	return NULL;
+}
+
+/* Flush the live nodes at once: all but the first on threads of their own. */
+static void
+flush_live_nodes(hammer2_dev_t **devs, int ndevs, node_flush_t *nf)
+{
+	int first_live = 1;
+
+	for (int i = 0; i < ndevs; ++i) {
+		nf[i] = (node_flush_t){ .hmp = devs[i] };
+		if (!hammer2_node_live(devs[i]))
+			continue;
+		if (!first_live)
+			nf[i].started = pthread_create(&nf[i].tid, NULL,
+						       node_flush_main,
+						       &nf[i]) == 0;
+		first_live = 0;
+	}
+	/* the first, and any node no thread could be started for */
+	for (int i = 0; i < ndevs; ++i)
+		if (hammer2_node_live(devs[i]) && !nf[i].started)
+			node_flush_main(&nf[i]);
+	for (int i = 0; i < ndevs; ++i)
+		if (nf[i].started)
+			pthread_join(nf[i].tid, NULL);
 }
 
 /*
@@ -277,6 +320,7 @@ node_part_failed(hammer2_dev_t *hmp, int error, int *firstp)
 int
 hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 {
+	node_flush_t nf[HAMMER2_MAXCLUSTER];
 	int done = 0, first = 0, pending = 0;
 	char why[192], buf[640];
 
@@ -288,16 +332,14 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 			    HAMMER2_CHAIN_MODIFIED);
 	if (!pending)
 		return 0;	/* nothing to commit: fine even below quorum */
+	flush_live_nodes(devs, ndevs, nf);
 	for (int i = 0; i < ndevs; ++i) {
-		int error;
-
 		if (hammer2_node_live(devs[i])) {
-			error = hammer2_flush(devs[i]);
-			if (error == 0) {
+			if (nf[i].error == 0) {
 				++done;
 				continue;
 			}
-			node_part_failed(devs[i], error, &first);
+			node_part_failed(devs[i], nf[i].error, nf[i].why, &first);
 		}
 		/* out of the cluster: its pending metadata is thrown away */
 		hammer2_chain_release_subtree(devs[i]->vchain);
@@ -343,6 +385,7 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 {
 	int done = 0, first = 0, error;
 	uint64_t freed;
+	char why[192];
 
 	*freedp = 0;
 	if (ndevs == 1)
@@ -359,7 +402,8 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 			++done;
 			continue;
 		}
-		node_part_failed(devs[i], error, &first);
+		snprintf(why, sizeof(why), "%s", hammer2_errmsg());
+		node_part_failed(devs[i], error, why, &first);
 	}
 	if (done >= hammer2_quorum(ndevs))
 		return 0;

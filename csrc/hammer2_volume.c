@@ -256,6 +256,7 @@ hammer2_dev_close(hammer2_dev_t *hmp)
 	hammer2_io_cleanup(hmp);
 	hammer2_backend_close(hmp->be);
 	free(hmp->voldata);
+	free(hmp->encbuf);
 	free(hmp->warnings);
 	free(hmp->path);
 	hammer2_devrec_free(hmp->rec.ents, hmp->rec.count);
