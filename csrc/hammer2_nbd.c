@@ -230,53 +230,24 @@ connect_tcp(const char *name, const char *host, const char *port,
 
 /* --------------------------------------------------------- handshake */
 
-/* Big-endian fields at any alignment (option payloads pack them). */
+/* Big-endian fields of n bytes at any alignment (option payloads pack them). */
 static void
-put16(uint8_t *p, uint16_t v)
+put_be(uint8_t *p, uint64_t v, int n)
 {
-	v = htobe16(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be16toh(v);
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return be32toh(v);
+	while (n-- > 0) {
+		p[n] = (uint8_t)v;
+		v >>= 8;
+	}
 }
 
 static uint64_t
-get64(const uint8_t *p)
+get_be(const uint8_t *p, int n)
 {
-	uint64_t v;
+	uint64_t v = 0;
 
-	memcpy(&v, p, sizeof(v));
-	return be64toh(v);
+	for (int i = 0; i < n; ++i)
+		v = v << 8 | p[i];
+	return v;
 }
 
 static int
@@ -337,13 +308,13 @@ handshake(nbd_t *nbd, const char *name, const char *export)
 	olen = 16 + 4 + nlen + 2 + 2;
 	if ((opt = malloc(olen)) == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
-	put64(opt, NBD_OPTS_MAGIC);
-	put32(opt + 8, NBD_OPT_GO);
-	put32(opt + 12, (uint32_t)(olen - 16));
-	put32(opt + 16, (uint32_t)nlen);
+	put_be(opt, NBD_OPTS_MAGIC, 8);
+	put_be(opt + 8, NBD_OPT_GO, 4);
+	put_be(opt + 12, olen - 16, 4);
+	put_be(opt + 16, nlen, 4);
 	memcpy(opt + 20, export, nlen);
-	put16(opt + 20 + nlen, 1);
-	put16(opt + 22 + nlen, NBD_INFO_BLOCK_SIZE);
+	put_be(opt + 20 + nlen, 1, 2);
+	put_be(opt + 22 + nlen, NBD_INFO_BLOCK_SIZE, 2);
 	error = xfer_all(nbd->fd, &cflags, 4, 1, t);
 	if (error == 0)
 		error = xfer_all(nbd->fd, opt, olen, 1, t);
@@ -373,20 +344,20 @@ handshake(nbd_t *nbd, const char *name, const char *export)
 			break;
 		if (type != NBD_REP_INFO || len < 2)
 			continue;
-		switch (get16(data)) {
+		switch (get_be(data, 2)) {
 		case NBD_INFO_EXPORT:
 			if (len < 12)
 				return hammer2_seterr(EPROTO, "%s: short export "
 						      "info", name);
-			nbd->size = get64(data + 2);
-			nbd->tflags = get16(data + 10);
+			nbd->size = get_be(data + 2, 8);
+			nbd->tflags = (uint16_t)get_be(data + 10, 2);
 			have_size = 1;
 			break;
 		case NBD_INFO_BLOCK_SIZE:
 			if (len >= 14) {
-				uint32_t max = get32(data + 10);
+				uint32_t max = (uint32_t)get_be(data + 10, 4);
 
-				nbd->minblk = get32(data + 2);
+				nbd->minblk = (uint32_t)get_be(data + 2, 4);
 				if (max >= 4096 && max < nbd->maxreq)
 					nbd->maxreq = max;
 			}
