@@ -108,9 +108,9 @@ def test_a_faulty_device_never_returns_wrong_data(image, kind):
     with pyh2.open(image) as vol:
         pfs = vol.pfs("DATA")
         pfs.read("/f", 0, 1)
-        vol.device.inject_fault(kind, probability=0.3, seed=11)
+        vol.device.inject_fault(kind, probability=0.15, seed=11)
         good = failed = 0
-        for _ in range(12):
+        for _ in range(16):
             _core.dio_purge(vol.device)
             try:
                 got = pfs.read("/f")
