@@ -472,10 +472,11 @@ int hammer2_dir_readdir_at(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_off_t off, void *buf, size_t len, size_t *donep);
 
-/* Direct reads of a large window's blocks (hammer2_file_direct.c). */
 typedef struct hammer2_direct hammer2_direct_t;
 void hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off,
 			    size_t len, const hammer2_direct_t *d);
+
+/* Direct reads of a large window's blocks (hammer2_file_direct.c). */
 hammer2_direct_t *hammer2_direct_start(hammer2_cluster_t *ip,
 				       hammer2_off_t off, uint8_t *buf,
 				       size_t len);

@@ -410,12 +410,6 @@ load_iocb_done(hammer2_iocb_t *iocb)
 }
 
 /*
- * Deliver the first validated copy of the element's data to callback,
- * starting with a node whose data is already resolved.  A node that fails
- * is skipped and the next one tried; if all fail the callback gets the
- * error.  The data pointer is only valid during the callback.
- */
-/*
  * Where a load of the element starts: a node whose data is resolved, else
  * the first one that may serve.  Live nodes serve; the others (stale: an
  * older version) only when none is live.  -1: no node may.
@@ -451,6 +445,12 @@ hammer2_cluster_load_chain(hammer2_cluster_t *cluster)
 	return start < 0 ? NULL : cluster->array[start].chain;
 }
 
+/*
+ * Deliver the first validated copy of the element's data to callback,
+ * starting with a node whose data is already resolved.  A node that fails
+ * is skipped and the next one tried; if all fail the callback gets the
+ * error.  The data pointer is only valid during the callback.
+ */
 int
 hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 			   hammer2_cluster_cb_t callback, void *arg)

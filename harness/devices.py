@@ -329,53 +329,38 @@ def _enter(cm):
         pytest.skip(str(e))
 
 
+def _made(cls):
+    """A fixture's body: a factory that makes and enters a cls (a skip where the machine
+    lacks it); everything made is exited, newest first, when the test ends."""
+    made = []
+
+    def make(*args, **kw):
+        made.append(cls(*args, **kw))
+        return _enter(made[-1])
+    yield make
+    for cm in reversed(made):
+        cm.__exit__(None, None, None)
+
+
 @pytest.fixture
 def loop_device():
     """loop_device(backing, read_only=False, sector_size=None) -> an attached LoopDevice."""
-    made = []
-
-    def attach(backing, read_only=False, sector_size=None):
-        made.append(LoopDevice(backing, read_only, sector_size))
-        return _enter(made[-1])
-    yield attach
-    for dev in reversed(made):
-        dev.__exit__(None, None, None)
+    yield from _made(LoopDevice)
 
 
 @pytest.fixture
 def nbd_server():
     """nbd_server(target=None, **kw) -> a started NbdServer (see the class)."""
-    made = []
-
-    def start(target=None, **kw):
-        made.append(NbdServer(target, **kw))
-        return _enter(made[-1])
-    yield start
-    for srv in reversed(made):
-        srv.__exit__(None, None, None)
+    yield from _made(NbdServer)
 
 
 @pytest.fixture
 def mem_device():
     """mem_device(size) -> a MemDevice, deleted after the test."""
-    made = []
-
-    def create(size):
-        made.append(MemDevice(size))
-        return made[-1].__enter__()
-    yield create
-    for dev in reversed(made):
-        dev.__exit__(None, None, None)
+    yield from _made(MemDevice)
 
 
 @pytest.fixture
 def nbd_attachment():
     """nbd_attachment(server) -> an NbdAttachment, or a skip naming why not."""
-    made = []
-
-    def attach(server):
-        made.append(NbdAttachment(server))
-        return _enter(made[-1])
-    yield attach
-    for att in reversed(made):
-        att.__exit__(None, None, None)
+    yield from _made(NbdAttachment)
