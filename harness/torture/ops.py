@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import random
 
+from harness.model import Mirror
 from pyh2 import H2Error
 
 from .faults import FaultPlan
@@ -343,10 +344,7 @@ def apply_path_op(pfs, model, op):
             raise AssertionError(f"read {len(got)} bytes, expected {len(want)}, first "
                                  f"difference at file offset {op[2] + at}")
         return
-    if kind in ("write", "truncate"):
-        model.filedata(op[1])
-    _call(pfs, op)
-    _call(model, op)
+    _call(Mirror(pfs, model), op)
 
 
 def _call(target, op):

@@ -32,6 +32,12 @@ class Config:
     prefix_points: int = 12         # crash points per flush taken from the write prefixes
     torn_points: int = 4            # random subsets per barrier epoch
 
+    @property
+    def rolls_back(self) -> bool:
+        """A fault may take the quorum (the one node, or one node of two): the run then
+        recovers to the last flush and the model is rolled back (Run._recover)."""
+        return self.faults and self.nodes <= 2
+
 
 class ClusterView:
     """The read side diff_volume needs, over the PFS's nodes (the healthy ones fsck'ed)."""
@@ -75,7 +81,11 @@ class Run:
         self.result = None             # finish(): {"resynced": [nodes]}
         self.vols, self.devices, self.pfs = [], [], None
         self._direct_min = _core.direct_read_min(DIRECT_READ_MIN[cfg.seed % 2])
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------ nodes
     def _open(self):
@@ -148,9 +158,11 @@ class Run:
 
     def _quorum_lost_to_faults(self) -> bool:
         """Faults took the quorum (the one node, or one node of two): ops may then fail,
-        cleanly, and the run recovers as from a fault on a single node."""
+        cleanly, and the run recovers as from a fault on a single node. One node stays
+        exposed after its fault is cleared: a block read corrupted meanwhile may sit in
+        the cache unverified, and fails when first used."""
         if self.cfg.nodes == 1:
-            return bool(self.pending())
+            return bool(self.pending() or self.faulted)
         hit = self.faulted | ({self.armed} if self.pending() else set())
         out = {i for i, dev in enumerate(self.devices)
                if _core.node_status(dev)["state"] != "live"}
@@ -237,6 +249,7 @@ class Run:
         operator would, replace each faulted node, once it passed fsck, by a copy of a
         healthy one. The copies must then hold the last flush like the original."""
         if self.cfg.nodes == 1:
+            self.faulted.clear()    # reopened alone, the node is checked in full again
             return
         healthy = min(set(range(self.cfg.nodes)) - self.faulted)
         for i in sorted(self.faulted):

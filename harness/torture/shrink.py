@@ -15,34 +15,36 @@ from .run import Config, run_ops
 REPLAY_TIMEOUT = 120.0
 
 
-def _replay_child(conn, ops, cfg, tmpdir):
-    with tempfile.TemporaryDirectory(dir=tmpdir, prefix="h2replay-") as d:
-        try:
-            run_ops(d, cfg, ops)
-            conn.send(None)
-        except TortureFailure as f:
-            conn.send((f.kind, f.detail, f.index))
-        except Exception as e:            # a harness or binding error is a failure too
-            conn.send(("exception", repr(e), None))
+def _replay_child(conn, ops, cfg, workdir):
+    try:
+        run_ops(workdir, cfg, ops)
+        conn.send(None)
+    except TortureFailure as f:
+        conn.send((f.kind, f.detail, f.index))
+    except Exception as e:                # a harness or binding error is a failure too
+        conn.send(("exception", repr(e), None))
 
 
 def replay(ops, cfg: Config, tmpdir=None) -> TortureFailure | None:
     """Run ops on a fresh image in a child process (a crash of the core is a failure, not
-    the end of the shrinker); the failure, or None."""
+    the end of the shrinker); the failure, or None. The directory is the parent's, so a
+    child that dies or is killed leaves nothing behind."""
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_replay_child, args=(send, ops, cfg, tmpdir))
-    child.start()
-    send.close()
-    try:
-        result = recv.recv() if recv.poll(REPLAY_TIMEOUT) else ("hang", "replay timed out", None)
-    except EOFError:
-        result = None
-    child.join(1 if result and result[0] == "hang" else None)
-    if child.exitcode is None:
-        child.kill()
-        child.join()
-    if child.exitcode and child.exitcode < 0:
+    with tempfile.TemporaryDirectory(dir=tmpdir, prefix="h2replay-") as d:
+        child = ctx.Process(target=_replay_child, args=(send, ops, cfg, d))
+        child.start()
+        send.close()
+        try:
+            result = (recv.recv() if recv.poll(REPLAY_TIMEOUT)
+                      else ("hang", "replay timed out", None))
+        except EOFError:
+            result = None
+        child.join(1 if result and result[0] == "hang" else None)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+    if result is None and child.exitcode and child.exitcode < 0:
         result = ("signal", f"the process died of signal {-child.exitcode}", None)
     return None if result is None else TortureFailure(*result)
 
@@ -111,6 +113,6 @@ def shrink(ops: list, cfg: Config, failure: TortureFailure, seconds: float = 60.
     deadline = time.monotonic() + seconds
     small = ddmin(ops, fails, deadline)
     small = ddmin(unrename(small, fails, deadline), fails, deadline)
-    if not (cfg.faults and cfg.nodes == 1):   # (a recovery there rolls the model back)
+    if not cfg.rolls_back:
         small = applied(small, Model())
     return small, best[0]                     # best[0]: the last list that failed, small

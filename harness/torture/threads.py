@@ -76,7 +76,8 @@ def run_threaded(run, seed: int, nthreads: int, nops: int, weights: dict, record
             if failures or clock() > stop_at:
                 return
             op = gen.next_op(models[k])
-            if k == 0 and n % run.cfg.verify_every == run.cfg.verify_every - 1:
+            if k == 0 and run.cfg.verify_every and \
+                    n % run.cfg.verify_every == run.cfg.verify_every - 1:
                 op = ("verify",)
             volume = op[0] in VOLUME_OPS
             with (lock.exclusive() if volume else lock.shared()):

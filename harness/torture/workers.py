@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .errors import TortureFailure
 from .ops import Generator
@@ -111,7 +111,7 @@ def worker_main(opts: Options, worker: int, counters, results, journal):
     end = time.monotonic() + opts.seconds
     run_no = 0
     while time.monotonic() < end:
-        sub = Options(**{**asdict(opts), "seconds": end - time.monotonic()})
+        sub = replace(opts, seconds=end - time.monotonic())
         failure = one_run(sub, worker, run_no, counters, journal)
         run_no += 1
         counters[3] = run_no
@@ -156,7 +156,9 @@ def run_torture(opts: Options, progress=None) -> dict:
     failures = []
     with tempfile.TemporaryDirectory(dir=opts.tmpdir, prefix="h2journal-") as jdir:
         journals = [os.path.join(jdir, f"worker{i}.jsonl") for i in range(opts.workers)]
-        procs = [ctx.Process(target=worker_main, args=(opts, i, counters[i], results,
+        # the workers' images live in here too: a worker killed or dead leaves nothing
+        wopts = replace(opts, tmpdir=jdir)
+        procs = [ctx.Process(target=worker_main, args=(wopts, i, counters[i], results,
                                                         journals[i]))
                  for i in range(opts.workers)]
         for p in procs:
