@@ -67,24 +67,9 @@ int
 hammer2_fd_pread(int fd, const char *name, void *buf, size_t bytes,
 		 uint64_t off)
 {
-	size_t done = 0;
+	struct iovec iov = { buf, bytes };
 
-	while (done < bytes) {
-		ssize_t n = pread(fd, (char *)buf + done, bytes - done,
-				  (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return hammer2_seterr(errno, "%s: read error at 0x%llx: %s",
-					      name, (unsigned long long)(off + done),
-					      strerror(errno));
-		if (n == 0)
-			return hammer2_seterr(EIO, "%s: device ended at 0x%llx "
-					      "(shrunk while open?)", name,
-					      (unsigned long long)(off + done));
-		done += (size_t)n;
-	}
-	return 0;
+	return hammer2_fd_preadv(fd, name, &iov, 1, off);
 }
 
 int

@@ -102,20 +102,23 @@ blk_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes, uint64_t off)
 	uint64_t beg;
 	size_t len;
 	void *tmp;
-	int error = 0;
+	int error = 0, partial;
 
 	if (aligned(bd, buf, bytes, off))
 		return hammer2_fd_pwrite(bd->fd, be->name, buf, bytes, off);
 	if ((tmp = bounce(bd, be->name, bytes, off, &beg, &len)) == NULL)
 		return ENOMEM;
-	pthread_mutex_lock(&bd->rmw);
-	if (beg != off || len != bytes)
+	partial = beg != off || len != bytes;	/* else only the buffer is odd */
+	if (partial) {
+		pthread_mutex_lock(&bd->rmw);
 		error = hammer2_fd_pread(bd->fd, be->name, tmp, len, beg);
+	}
 	if (error == 0) {
 		memcpy((char *)tmp + (off - beg), buf, bytes);
 		error = hammer2_fd_pwrite(bd->fd, be->name, tmp, len, beg);
 	}
-	pthread_mutex_unlock(&bd->rmw);
+	if (partial)
+		pthread_mutex_unlock(&bd->rmw);
 	free(tmp);
 	return error;
 }

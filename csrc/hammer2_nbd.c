@@ -696,7 +696,10 @@ static const hammer2_backend_ops_t nbd_ops = {
 
 /* ------------------------------------------------------------- open */
 
-/* Value of key in a URI query string ("a=1&b=2"), copied into out. */
+/*
+ * Value of key in a URI query string ("a=1&b=2") copied into out: 1, 0
+ * when absent, -1 when longer than out holds (out gets what fits).
+ */
 static int
 query_get(const char *query, const char *key, char *out, size_t outsize)
 {
@@ -707,11 +710,12 @@ query_get(const char *query, const char *key, char *out, size_t outsize)
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 
 		if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-			if (len - klen - 1 >= outsize)
-				return 0;
-			memcpy(out, p + klen + 1, len - klen - 1);
-			out[len - klen - 1] = 0;
-			return 1;
+			size_t vlen = len - klen - 1;
+			size_t n = vlen < outsize ? vlen : outsize - 1;
+
+			memcpy(out, p + klen + 1, n);
+			out[n] = 0;
+			return vlen < outsize ? 1 : -1;
 		}
 		p = end ? end + 1 : NULL;
 	}
@@ -728,7 +732,7 @@ hammer2_be_nbd_open(hammer2_backend_t *be, const char *uri, int flags)
 	const char *slash, *query, *colon;
 	size_t len;
 	nbd_t *nbd;
-	int error;
+	int error, found;
 
 	query = strchr(rest, '?');
 	slash = strchr(rest, '/');
@@ -757,8 +761,12 @@ hammer2_be_nbd_open(hammer2_backend_t *be, const char *uri, int flags)
 					      "long", uri);
 		memcpy(export, slash + 1, len);
 	}
-	if (is_unix && !(query && query_get(query + 1, "socket", socket_path,
-					    sizeof(socket_path))))
+	found = query ? query_get(query + 1, "socket", socket_path,
+				  sizeof(socket_path)) : 0;
+	if (is_unix && found < 0)
+		return hammer2_seterr(ENAMETOOLONG, "%s: socket path too long",
+				      uri);
+	if (is_unix && found == 0)
 		return hammer2_seterr(EINVAL, "%s: nbd+unix needs ?socket=PATH",
 				      uri);
 	nbd = calloc(1, sizeof(*nbd));
@@ -769,8 +777,9 @@ hammer2_be_nbd_open(hammer2_backend_t *be, const char *uri, int flags)
 	nbd->timeout_ms = NBD_DEFAULT_TIMEOUT_MS;
 	pthread_mutex_init(&nbd->lock, NULL);
 	pthread_mutex_init(&nbd->sendlock, NULL);
-	if (query && query_get(query + 1, "timeout", tmo, sizeof(tmo))) {
-		double s = atof(tmo);
+	found = query ? query_get(query + 1, "timeout", tmo, sizeof(tmo)) : 0;
+	if (found != 0) {
+		double s = found > 0 ? atof(tmo) : 0;	/* too long: bad */
 
 		if (!(s > 0 && s <= 3600)) {
 			nbd_free(nbd);

@@ -63,7 +63,8 @@ inode_bref(hammer2_blockref_t *bref, const hammer2_inode_data_t *ip,
 static int
 zero_range(hammer2_backend_t *be, hammer2_off_t off, hammer2_off_t n)
 {
-	static const uint8_t zero[1 << 20];
+	/* page aligned: a block device (O_DIRECT) writes it without a bounce */
+	static const uint8_t zero[1 << 20] __attribute__((aligned(4096)));
 	int error = 0;
 
 	while (n > 0 && error == 0) {

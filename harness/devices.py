@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -114,10 +115,13 @@ class LoopDevice:
             return
         # udev or a closing opener may hold the device for a moment
         for _ in range(50):
-            if subprocess.run(["losetup", "-d", self.path], capture_output=True,
-                              timeout=30).returncode == 0:
+            proc = subprocess.run(["losetup", "-d", self.path], capture_output=True,
+                                  text=True, timeout=30)
+            if proc.returncode == 0:
                 break
             time.sleep(0.1)
+        else:
+            warnings.warn(f"{self.path} left attached: {proc.stderr.strip()}")
         self.path = None
 
     def __exit__(self, *exc):
@@ -335,8 +339,9 @@ def _made(cls):
     made = []
 
     def make(*args, **kw):
-        made.append(cls(*args, **kw))
-        return _enter(made[-1])
+        cm = _enter(cls(*args, **kw))       # one that failed to set up has nothing to undo
+        made.append(cm)
+        return cm
     yield make
     for cm in reversed(made):
         cm.__exit__(None, None, None)

@@ -9,7 +9,7 @@ import pytest
 import pyh2
 from harness import refimages
 from harness.devices import (ImageFile, LoopDevice, NbdServer, loop_device,  # noqa: F401
-                             mem_device, nbd_attachment, nbd_server)
+                             loop_unavailable, mem_device, nbd_attachment, nbd_server)
 from pyh2 import _core
 from pyh2.importer import Importer
 
@@ -174,6 +174,19 @@ def test_malformed_uri(uri):
     assert e.value.errno == errno.EINVAL and uri.split("?")[0] in str(e.value)
 
 
+@pytest.mark.parametrize("kind", ["memory", "directory", "socket"])
+def test_no_such_device_is_named(tmp_path, kind):
+    uri, want, needle = {
+        "memory": ("mem:nosuch", errno.ENOENT, "no such memory device"),
+        "directory": (str(tmp_path), errno.EINVAL, "not a regular file or block device"),
+        "socket": (f"nbd+unix:///x?socket=/{'s' * 300}", errno.ENAMETOOLONG,
+                   "socket path too long"),
+    }[kind]
+    with pytest.raises(pyh2.H2Error) as e:
+        pyh2.open(uri)
+    assert e.value.errno == want and needle in str(e.value), e.value
+
+
 def test_device_too_small_for_the_volume(image, nbd_server):
     pyh2.newfs(image.uri, 0)
     os.truncate(image.path, SIZE - 16 * MiB)
@@ -205,6 +218,8 @@ def test_read_only_devices_refuse_writable_open(image, loop_device, nbd_server):
 
 def test_nothing_left_behind_after_a_failing_block(image):
     """A loop device and a server set up by a block that raises are gone after it."""
+    if loop_unavailable():
+        pytest.skip(loop_unavailable())
     pyh2.newfs(image.uri, 0)
     with pytest.raises(ZeroDivisionError):
         with LoopDevice(image.path) as dev, NbdServer(image.path) as srv:
