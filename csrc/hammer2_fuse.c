@@ -920,8 +920,8 @@ readdir_cb(void *arg, const hammer2_dirent_t *ent)
 	char name[HAMMER2_INODE_MAXNAME + 1];
 
 	/* names no lookup could reach (hostile media) are not listed */
-	if (ent->namlen == 0 || memchr(ent->name, 0, ent->namlen) ||
-	    memchr(ent->name, '/', ent->namlen))
+	if (hammer2_name_validate(ent->name, ent->namlen) ||
+	    memchr(ent->name, 0, ent->namlen))
 		return 0;
 	memcpy(name, ent->name, ent->namlen);
 	name[ent->namlen] = 0;
