@@ -128,10 +128,13 @@ class LoopDevice:
         self.detach()
 
 
+_prctl = ctypes.CDLL(None, use_errno=True).prctl   # looked up here, not in a forked child
+
+
 def _die_with_parent():
     """In the child: SIGKILL when the parent dies, so a killed test run leaves no
     server behind (qemu-nbd has no --exit-with-parent)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    _prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
 
 
 def _free_port() -> int:
