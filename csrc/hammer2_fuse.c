@@ -5,59 +5,18 @@
  * never reused, so lookup counts need no bookkeeping.
  */
 #define _GNU_SOURCE		/* RENAME_NOREPLACE */
-#define FUSE_USE_VERSION 312
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
-#include <time.h>
-#include "hammer2_fuse.h"
+#include "hammer2_fuse_priv.h"
 
 #define FUSE_TIMEOUT	1.0		/* entry and attribute cache, seconds */
-#define FLUSH_BYTES	(64ULL << 20)	/* modified data kept in memory at most */
 #define SYMLINK_MAX	4096		/* PATH_MAX */
-#define OPEN_HASH	256
-/*
- * Free space the allocator counts but a commit may not reach: each block
- * type allocates from 4 MiB segments of its own, so a few segments can be
- * partly used by one type and closed to the others.
- */
-#define SPACE_SLACK	(32ULL << 20)
-
-/* An inode some client has open: unlinked, it lives until the last close. */
-struct open_ent {
-	struct open_ent	*next;
-	hammer2_tid_t	inum;
-	int		opens;
-	int		unlinked;	/* its last link is gone */
-};
-
-struct hammer2_fuse {
-	hammer2_pfs_t		*pfs;
-	struct fuse_session	*se;
-	int			flags;		/* HAMMER2_FUSE_* */
-	int			flush_secs;
-	/*
-	 * dirty and flush_error change only inside an exclusive PFS
-	 * transaction, so every writer sees them consistently.  After a
-	 * failed flush the device takes no more commits: modifications are
-	 * refused from then on rather than acknowledged and lost.
-	 */
-	uint64_t		dirty;		/* data (1 KiB per other op) to commit */
-	int			flush_error;
-	pthread_mutex_t		lock;		/* stopping, the syncer's wait */
-	pthread_cond_t		cv;
-	int			stopping;
-	int			syncer_running;
-	pthread_t		syncer;
-	pthread_mutex_t		olock;		/* the open table */
-	struct open_ent		*opens[OPEN_HASH];
-};
 
 #define FS(req)		((hammer2_fuse_t *)fuse_req_userdata(req))
 
@@ -199,126 +158,6 @@ rend(hammer2_fuse_t *f)
 	hammer2_pfs_trans_end(f->pfs);
 }
 
-/* Commit (inside an exclusive transaction). */
-static int
-do_flush(hammer2_fuse_t *f)
-{
-	int error;
-
-	if (f->flush_error)
-		return f->flush_error;
-	error = hammer2_pfs_flush(f->pfs);
-	if (error) {
-		fprintf(stderr, "pyh2 mount: flush failed, refusing further "
-			"modifications: %s\n", hammer2_errmsg());
-		f->flush_error = error;
-		return error;
-	}
-	f->dirty = 0;
-	return 0;
-}
-
-/* Free bytes the allocator had at the last commit (the fullest node's). */
-static uint64_t
-space_free(hammer2_fuse_t *f)
-{
-	uint64_t avail = UINT64_MAX;
-
-	for (int i = 0; i < f->pfs->ndevs; ++i) {
-		if (f->pfs->devs[i]->voldata->allocator_free < avail)
-			avail = f->pfs->devs[i]->voldata->allocator_free;
-	}
-	return avail;
-}
-
-/* Space bytes of new data (and what is dirty) may take at the next commit. */
-static uint64_t
-space_need(hammer2_fuse_t *f, uint64_t bytes)
-{
-	uint64_t need = f->dirty + bytes;
-
-	return need + need / 16 + SPACE_SLACK;
-}
-
-/*
- * Start a modification adding up to `bytes` of data.  Space is only
- * allocated when a commit writes the blocks out, and a commit that runs
- * out of it fails for good: so a modification the next commit could not
- * hold is refused up front (after committing what is pending, which makes
- * the allocator's count exact).  Nothing acknowledged is then lost.
- */
-static int
-wbegin(hammer2_fuse_t *f, uint64_t bytes)
-{
-	if (f->flags & HAMMER2_FUSE_RDONLY)
-		return EROFS;
-	hammer2_pfs_trans_begin(f->pfs, 1);
-	if (f->flush_error == 0 && space_need(f, bytes) > space_free(f) &&
-	    f->dirty)
-		do_flush(f);
-	if (f->flush_error) {
-		hammer2_pfs_trans_end(f->pfs);
-		return hammer2_seterr(f->flush_error, "a commit failed: no more "
-				      "modifications");
-	}
-	if (space_need(f, bytes) > space_free(f)) {
-		hammer2_pfs_trans_end(f->pfs);
-		return ENOSPC;
-	}
-	return 0;
-}
-
-/*
- * End a modification of `bytes` of data (a failed one may have changed
- * things too); anything else counts as an inode's worth.
- */
-static void
-wend(hammer2_fuse_t *f, uint64_t bytes)
-{
-	f->dirty += bytes ? bytes : HAMMER2_INODE_BYTES;
-	if (f->dirty >= FLUSH_BYTES)
-		do_flush(f);
-	hammer2_pfs_trans_end(f->pfs);
-}
-
-/* Commit every few seconds, as a syncer would. */
-static void *
-syncer_main(void *arg)
-{
-	hammer2_fuse_t *f = arg;
-	struct timespec ts;
-
-	pthread_mutex_lock(&f->lock);
-	while (!f->stopping) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += f->flush_secs;
-		pthread_cond_timedwait(&f->cv, &f->lock, &ts);
-		if (f->stopping)
-			break;
-		pthread_mutex_unlock(&f->lock);
-		hammer2_pfs_trans_begin(f->pfs, 1);
-		if (f->dirty)
-			do_flush(f);
-		hammer2_pfs_trans_end(f->pfs);
-		pthread_mutex_lock(&f->lock);
-	}
-	pthread_mutex_unlock(&f->lock);
-	return NULL;
-}
-
-static void
-syncer_stop(hammer2_fuse_t *f)
-{
-	pthread_mutex_lock(&f->lock);
-	f->stopping = 1;
-	pthread_cond_broadcast(&f->cv);
-	pthread_mutex_unlock(&f->lock);
-	if (f->syncer_running) {
-		pthread_join(f->syncer, NULL);
-		f->syncer_running = 0;
-	}
-}
-
 /* ------------------------------------------------------ open files */
 
 static struct open_ent **
@@ -331,6 +170,10 @@ open_find(hammer2_fuse_t *f, hammer2_tid_t inum)
 	return pp;
 }
 
+/*
+ * Inside a transaction that found inum alive: an unlink, exclusive, comes
+ * before (the caller saw no inode) or after, and then keeps it for us.
+ */
 static int
 open_ref(hammer2_fuse_t *f, hammer2_tid_t inum)
 {
@@ -376,7 +219,8 @@ open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
 		free(e);
 	}
 	pthread_mutex_unlock(&f->olock);
-	if (!unlinked || wbegin(f, 0) != 0)
+	if (!unlinked ||
+	    hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES) != 0)
 		return;
 	/* reopened meanwhile (/proc/PID/fd), or linked again: it stays, and
 	 * the new opener's last close must try again */
@@ -387,27 +231,15 @@ open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
 	if (e == NULL && hammer2_inode_meta(f->pfs, inum, &m, NULL) == 0 &&
 	    m.nlinks == 0 && hammer2_inode_destroy(f->pfs, inum) != 0)
 		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
-	wend(f, 0);
+	hammer2_fuse_wend(f, 0);
 }
 
 /* ------------------------------------------------------ operations */
 
-/* At unmount: commit what is left. */
-static void
-final_flush(hammer2_fuse_t *f)
-{
-	syncer_stop(f);
-	if (f->flags & HAMMER2_FUSE_RDONLY)
-		return;
-	hammer2_pfs_trans_begin(f->pfs, 1);
-	do_flush(f);
-	hammer2_pfs_trans_end(f->pfs);
-}
-
 static void
 h2_destroy(void *userdata)
 {
-	final_flush(userdata);
+	hammer2_fuse_final_commit(userdata);
 }
 
 static void
@@ -505,7 +337,7 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		a.mask |= HAMMER2_SETATTR_CTIME;
 		a.ctime = ts_to_us(&attr->st_ctim);
 	}
-	if ((error = wbegin(f, 0)) != 0) {
+	if ((error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES)) != 0) {
 		reply_err(req, error);
 		return;
 	}
@@ -517,7 +349,7 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		error = hammer2_inode_setattr(f->pfs, inum, &a);
 	if (error == 0)
 		error = inode_stat(f, ino, &st);
-	wend(f, 0);
+	hammer2_fuse_wend(f, 0);
 	if (error)
 		reply_err(req, error);
 	else
@@ -554,10 +386,13 @@ h2_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
-/* Create name in parent: the common part of mknod/mkdir/create/symlink. */
+/*
+ * Create name in parent: the common part of mknod/mkdir/create/symlink;
+ * `opens` also opens the new inode.
+ */
 static int
 make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
-	  mode_t mode, dev_t rdev, const char *target,
+	  mode_t mode, dev_t rdev, const char *target, int opens,
 	  struct fuse_entry_param *e)
 {
 	hammer2_fuse_t *f = FS(req);
@@ -579,7 +414,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 	a.gid = ctx->gid;
 	a.rmajor = major(rdev);
 	a.rminor = minor(rdev);
-	if ((error = wbegin(f, tlen)) != 0)
+	if ((error = hammer2_fuse_wbegin(f, tlen, HAMMER2_FUSE_GROWS)) != 0)
 		return error;
 	/* a setgid directory hands down its group (and, to directories, the bit) */
 	error = hammer2_inode_meta(f->pfs, swap_root(f, parent), &pm, NULL);
@@ -596,7 +431,9 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 		error = hammer2_file_write(f->pfs, inum, 0, target, tlen);
 	if (error == 0)
 		error = entry_fill(f, swap_root(f, inum), e);
-	wend(f, tlen);
+	if (error == 0 && opens)
+		error = open_ref(f, inum);
+	hammer2_fuse_wend(f, tlen);
 	return error;
 }
 
@@ -623,7 +460,7 @@ h2_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		return;
 	}
 	reply_made(req, make_node(req, parent, name, type, mode, rdev, NULL,
-				  &e), &e);
+				  0, &e), &e);
 }
 
 static void
@@ -632,7 +469,7 @@ h2_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	struct fuse_entry_param e;
 
 	reply_made(req, make_node(req, parent, name, HAMMER2_OBJTYPE_DIRECTORY,
-				  mode, 0, NULL, &e), &e);
+				  mode, 0, NULL, 0, &e), &e);
 }
 
 static void
@@ -642,7 +479,7 @@ h2_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct fuse_entry_param e;
 
 	reply_made(req, make_node(req, parent, name, HAMMER2_OBJTYPE_SOFTLINK,
-				  0777, 0, link, &e), &e);
+				  0777, 0, link, 0, &e), &e);
 }
 
 static void
@@ -653,12 +490,8 @@ h2_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	int error;
 
 	error = make_node(req, parent, name, HAMMER2_OBJTYPE_REGFILE, mode, 0,
-			  NULL, &e);
+			  NULL, 1, &e);
 	if (error) {
-		reply_err(req, error);
-		return;
-	}
-	if ((error = open_ref(FS(req), swap_root(FS(req), e.ino))) != 0) {
 		reply_err(req, error);
 		return;
 	}
@@ -672,11 +505,12 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int isdir)
 	hammer2_fuse_t *f = FS(req);
 	int error;
 
-	if ((error = name_check(name)) == 0 && (error = wbegin(f, 0)) == 0) {
+	if ((error = name_check(name)) == 0 &&
+	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES)) == 0) {
 		error = hammer2_inode_unlink(f->pfs, swap_root(f, parent),
 					     (const uint8_t *)name,
 					     strlen(name), isdir);
-		wend(f, 0);
+		hammer2_fuse_wend(f, 0);
 	}
 	fuse_reply_err(req, error);
 }
@@ -706,7 +540,8 @@ h2_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if ((error = name_check(name)) == 0 &&
-	    (error = name_check(newname)) == 0 && (error = wbegin(f, 0)) == 0) {
+	    (error = name_check(newname)) == 0 &&
+	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES)) == 0) {
 		error = hammer2_inode_rename(f->pfs, swap_root(f, parent),
 					     (const uint8_t *)name, strlen(name),
 					     swap_root(f, newparent),
@@ -714,7 +549,7 @@ h2_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 					     strlen(newname),
 					     (flags & RENAME_NOREPLACE) ?
 					     HAMMER2_RENAME_NOREPLACE : 0);
-		wend(f, 0);
+		hammer2_fuse_wend(f, 0);
 	}
 	fuse_reply_err(req, error);
 }
@@ -727,14 +562,15 @@ h2_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct fuse_entry_param e;
 	int error;
 
-	if ((error = name_check(newname)) == 0 && (error = wbegin(f, 0)) == 0) {
+	if ((error = name_check(newname)) == 0 &&
+	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_GROWS)) == 0) {
 		error = hammer2_inode_link(f->pfs, swap_root(f, ino),
 					   swap_root(f, newparent),
 					   (const uint8_t *)newname,
 					   strlen(newname));
 		if (error == 0)
 			error = entry_fill(f, ino, &e);
-		wend(f, 0);
+		hammer2_fuse_wend(f, 0);
 	}
 	reply_made(req, error, &e);
 }
@@ -743,7 +579,9 @@ static void
 h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	hammer2_fuse_t *f = FS(req);
-	int error = 0;
+	hammer2_tid_t inum = swap_root(f, ino);
+	hammer2_inode_meta_t m;
+	int error;
 
 	if ((f->flags & HAMMER2_FUSE_RDONLY) &&
 	    (fi->flags & O_ACCMODE) != O_RDONLY) {
@@ -751,12 +589,20 @@ h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	/* libfuse asks for atomic O_TRUNC: the truncation is ours to do */
-	if ((fi->flags & O_TRUNC) && (error = wbegin(f, 0)) == 0) {
-		error = hammer2_file_truncate(f->pfs, swap_root(f, ino), 0);
-		wend(f, 0);
+	if (fi->flags & O_TRUNC) {
+		error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES);
+		if (error == 0) {
+			error = hammer2_file_truncate(f->pfs, inum, 0);
+			if (error == 0)
+				error = open_ref(f, inum);
+			hammer2_fuse_wend(f, 0);
+		}
+	} else {
+		rbegin(f);
+		if ((error = hammer2_inode_meta(f->pfs, inum, &m, NULL)) == 0)
+			error = open_ref(f, inum);
+		rend(f);
 	}
-	if (error == 0)
-		error = open_ref(f, swap_root(f, ino));
 	if (error) {
 		reply_err(req, error);
 		return;
@@ -811,10 +657,10 @@ h2_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if ((error = wbegin(f, size)) == 0) {
+	if ((error = hammer2_fuse_wbegin(f, size, HAMMER2_FUSE_GROWS)) == 0) {
 		error = hammer2_file_write(f->pfs, swap_root(f, ino),
 					   (hammer2_off_t)off, buf, size);
-		wend(f, size);
+		hammer2_fuse_wend(f, size);
 	}
 	if (error)
 		reply_err(req, error);
@@ -831,7 +677,7 @@ h2_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	if (!(f->flags & HAMMER2_FUSE_RDONLY)) {
 		hammer2_pfs_trans_begin(f->pfs, 1);
-		error = do_flush(f);
+		error = hammer2_fuse_commit(f);
 		hammer2_pfs_trans_end(f->pfs);
 	}
 	fuse_reply_err(req, error);
@@ -1026,7 +872,7 @@ static void
 h2_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	hammer2_fuse_t *f = FS(req);
-	uint64_t size = UINT64_MAX, avail, pending;
+	uint64_t size = UINT64_MAX, avail;
 	struct statvfs sv;
 
 	/* a cluster holds what its smallest, fullest node holds */
@@ -1035,10 +881,8 @@ h2_statfs(fuse_req_t req, fuse_ino_t ino)
 		if (f->pfs->devs[i]->voldata->allocator_size < size)
 			size = f->pfs->devs[i]->voldata->allocator_size;
 	}
-	avail = space_free(f);
-	pending = space_need(f, 0);	/* as good as allocated */
+	avail = hammer2_fuse_avail(f);
 	rend(f);
-	avail = avail > pending ? avail - pending : 0;
 	if (avail > size)
 		avail = size;
 	memset(&sv, 0, sizeof(sv));
@@ -1162,6 +1006,7 @@ hammer2_fuse_mount(hammer2_pfs_t *pfs, const char *mountpoint,
 	f->pfs = pfs;
 	f->flags = flags;
 	f->flush_secs = flush_secs;
+	f->reclaimed_at = UINT64_MAX;		/* no bulkfree yet */
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	pthread_mutex_init(&f->olock, NULL);
@@ -1183,9 +1028,7 @@ hammer2_fuse_mount(hammer2_pfs_t *pfs, const char *mountpoint,
 		pfs->keep_unlinked = keep_unlinked;
 		pfs->keep_arg = f;
 	}
-	if (!(flags & HAMMER2_FUSE_RDONLY) && flush_secs > 0 &&
-	    pthread_create(&f->syncer, NULL, syncer_main, f) == 0)
-		f->syncer_running = 1;
+	hammer2_fuse_syncer_start(f);
 	*fusep = f;
 	return 0;
 }
@@ -1220,7 +1063,7 @@ hammer2_fuse_close(hammer2_fuse_t *f)
 	fuse_session_unmount(f->se);
 	/* runs h2_destroy (the final flush) if the kernel said hello */
 	fuse_session_destroy(f->se);
-	final_flush(f);		/* for a session the kernel never started */
+	hammer2_fuse_final_commit(f);	/* for a session the kernel never started */
 	f->pfs->keep_unlinked = NULL;
 	f->pfs->keep_arg = NULL;
 	for (int i = 0; i < OPEN_HASH; ++i) {

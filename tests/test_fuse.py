@@ -372,6 +372,45 @@ def test_posix_semantics(image, tmp_path):
             assert ei.value.errno == errno.ENOENT
 
 
+def test_open_racing_unlink_gets_a_live_file_or_enoent(image, tmp_path):
+    """The kernel looks a name up, then opens the inode: an unlink can come in between.
+    An open that loses that race fails ENOENT; one that wins holds a file that reads
+    whole (it outlives its name until closed), never a destroyed inode."""
+    mnt = tmp_path / "mnt"
+    data = os.urandom(100_000)
+    with mounted(image, mnt):
+        path, stop, churned = mnt / "f", threading.Event(), [0]
+
+        def churn():
+            while not stop.is_set():
+                path.write_bytes(data)
+                os.unlink(path)
+                churned[0] += 1
+
+        t = threading.Thread(target=churn)
+        t.start()
+        opened = lost = 0
+        try:
+            for _ in range(20_000):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    lost += 1
+                    continue
+                try:
+                    got = os.pread(fd, len(data) + 1, 0)
+                    assert got in (b"", data), len(got)
+                    assert os.fstat(fd).st_nlink in (0, 1)
+                finally:
+                    os.close(fd)
+                opened += 1
+        finally:
+            stop.set()
+            t.join()
+        assert opened and lost and churned[0], (opened, lost, churned)
+    fsck_clean(image)
+
+
 def test_readonly_mount_writes_nothing(tmp_path, image):
     with pyh2.open(image, writable=True) as vol:
         vol.pfs("DATA").create("/keep", b"kept")

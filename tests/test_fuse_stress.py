@@ -191,13 +191,9 @@ def test_full_volume_refuses_before_it_loses(tmp_path):
     acknowledged is on the image after unmount, and small files still fit."""
     img, mnt = tmp_path / "small.h2", tmp_path / "mnt"
     pyh2.newfs(img, 256 << 20)
-    chunk, written = os.urandom(1 << 20), 0
+    chunk = os.urandom(1 << 20)
     with mounted(img, mnt):
-        with pytest.raises(OSError) as ei:
-            with open(mnt / "big", "wb", buffering=0) as f:
-                while True:
-                    written += f.write(chunk)
-        assert ei.value.errno == errno.ENOSPC
+        written = fill(mnt / "big", chunk)
         assert 128 << 20 < written < 256 << 20
         (mnt / "small").write_bytes(b"still fits")
         assert os.statvfs(mnt).f_bavail < 64
@@ -208,6 +204,45 @@ def test_full_volume_refuses_before_it_loses(tmp_path):
         tail = written - (1 << 20)                  # the file is chunk, chunk, ...
         assert pfs.read("/big", tail, 1 << 20) == (chunk * 2)[tail % (1 << 20):][:1 << 20]
         assert pfs.read("/small") == b"still fits"
+
+
+def fill(path, chunk):
+    """Write chunk after chunk to path until ENOSPC; the bytes acknowledged."""
+    written = 0
+    with pytest.raises(OSError) as ei:
+        with open(path, "wb", buffering=0) as f:
+            while True:
+                written += f.write(chunk)
+    assert ei.value.errno == errno.ENOSPC, ei.value
+    return written
+
+
+def test_mount_reclaims_removed_and_overwritten_space(tmp_path):
+    """Copy-on-write leaves every overwritten block behind, and a removal frees nothing
+    until a bulkfree: a mount runs one when space runs short. A file rewritten in
+    place three times the volume's size never runs out; a full volume still takes
+    an rm, then a file as big as the one removed."""
+    img, mnt = tmp_path / "small.h2", tmp_path / "mnt"
+    pyh2.newfs(img, 256 << 20)
+    chunk = os.urandom(1 << 20)
+    with mounted(img, mnt):
+        with open(mnt / "rewritten", "wb", buffering=0) as f:
+            for rnd in range(24):                   # 768 MiB through 256
+                f.seek(0)
+                for _ in range(32):
+                    f.write(chunk[rnd:] + chunk[:rnd])
+        first = fill(mnt / "big", chunk)
+        assert first > 128 << 20
+        os.unlink(mnt / "big")
+        again = fill(mnt / "again", chunk)
+        assert again >= first - (2 << 20), (first, again)
+    fsck_clean(img)
+    with pyh2.open(img) as vol:
+        pfs = vol.pfs("DATA")
+        assert sorted(pfs.listdir("/")) == ["again", "rewritten"]
+        assert pfs.read("/rewritten") == (chunk[23:] + chunk[:23]) * 32
+        assert pfs.stat("/again").size == again
+        assert pfs.read("/again", again - (1 << 20), 1 << 20) == chunk
 
 
 HOSTILE_SEEDS = range(1, 9)
