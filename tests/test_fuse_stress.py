@@ -221,11 +221,16 @@ def test_mount_reclaims_removed_and_overwritten_space(tmp_path):
     """Copy-on-write leaves every overwritten block behind, and a removal frees nothing
     until a bulkfree: a mount runs one when space runs short. A file rewritten in
     place three times the volume's size never runs out; a full volume still takes
-    an rm, then a file as big as the one removed."""
+    an rm, then a file as big as the one removed. An unlinked file held open keeps
+    its blocks through all of it."""
     img, mnt = tmp_path / "small.h2", tmp_path / "mnt"
     pyh2.newfs(img, 256 << 20)
-    chunk = os.urandom(1 << 20)
-    with mounted(img, mnt):
+    chunk, held = os.urandom(1 << 20), os.urandom(8 << 20)
+    with mounted(img, mnt), open(mnt / "held", "w+b") as h:
+        h.write(held)
+        h.flush()
+        os.fsync(h.fileno())
+        os.unlink(mnt / "held")
         with open(mnt / "rewritten", "wb", buffering=0) as f:
             for rnd in range(24):                   # 768 MiB through 256
                 f.seek(0)
@@ -236,6 +241,8 @@ def test_mount_reclaims_removed_and_overwritten_space(tmp_path):
         os.unlink(mnt / "big")
         again = fill(mnt / "again", chunk)
         assert again >= first - (2 << 20), (first, again)
+        os.posix_fadvise(h.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)    # read it from the image
+        assert os.pread(h.fileno(), len(held) + 1, 0) == held
     fsck_clean(img)
     with pyh2.open(img) as vol:
         pfs = vol.pfs("DATA")
