@@ -18,6 +18,7 @@ from .spec import open_volume, split_spec
 from .volume import H2Error
 
 FSTYPE = "fuse.hammer2"
+READAHEAD_KB = 1024
 
 
 def parse_spec(spec: str) -> tuple[list[str], str]:
@@ -79,6 +80,24 @@ class Mount:
             self._release()
 
 
+def _tune_readahead(mountpoint: str):
+    """The kernel reads ahead 128 KiB on a FUSE mount, though a read request can carry
+    1 MiB: a window that fills them speeds sequential reads by half. Set once the
+    session is served (the kernel sets the window when the session starts: the stat
+    waits for that); best effort, as sysfs needs root."""
+    try:
+        os.stat(mountpoint)
+    except OSError:
+        return
+    bdis = [dev for mnt, _, dev in _mountinfo() if mnt == mountpoint]
+    if bdis:
+        try:
+            with open(f"/sys/class/bdi/{bdis[-1]}/read_ahead_kb", "w") as f:
+                f.write(str(READAHEAD_KB))
+        except OSError:
+            pass
+
+
 def serve_until_unmounted(m: Mount, threads: int = 8):
     """Serve in a thread; SIGINT/SIGTERM/SIGHUP detach the mount, which ends
     the loop.  Returns after the final flush."""
@@ -97,6 +116,8 @@ def serve_until_unmounted(m: Mount, threads: int = 8):
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     t = threading.Thread(target=run, name="pyh2-fuse", daemon=True)
     t.start()
+    threading.Thread(target=_tune_readahead, args=(m.mountpoint,), name="pyh2-ra",
+                     daemon=True).start()
     try:
         detached = False
         while t.is_alive():
@@ -175,16 +196,20 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def mounts() -> list[tuple[str, str]]:
-    """(mount point, source) of every pyh2 mount."""
-    out = []
+def _mountinfo():
+    """(mount point, source, "major:minor") of every pyh2 mount, oldest first."""
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
             fstype, source = right.split()[:2]
             if fstype == FSTYPE:
-                out.append((_unescape(left.split()[4]), _unescape(source)))
-    return out
+                fields = left.split()
+                yield _unescape(fields[4]), _unescape(source), fields[2]
+
+
+def mounts() -> list[tuple[str, str]]:
+    """(mount point, source) of every pyh2 mount."""
+    return [(mnt, source) for mnt, source, _ in _mountinfo()]
 
 
 def _servers(paths: list[str]) -> list[int]:

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 import pytest
@@ -21,7 +22,7 @@ from harness.devices import nbd_server  # noqa: F401
 from harness.fusemount import fsck_clean, image, is_mounted, mounted  # noqa: F401
 from harness.fusemount import run_cli as run
 from pyh2 import _core
-from pyh2.mount import _alive
+from pyh2.mount import READAHEAD_KB, _alive
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -524,12 +525,20 @@ def test_mount_errors_are_clean(tmp_path, image):
             assert not is_mounted(tmp_path / "m2")
 
 
-def test_mount_options_and_setgid_directory(image, tmp_path):
+def test_mount_options_readahead_and_setgid_directory(image, tmp_path):
     mnt = tmp_path / "mnt"
     with mounted(image, mnt, "-o", "allow_other"):
         opts = subprocess.run(["findmnt", "-n", "-o", "OPTIONS", str(mnt)], check=True,
                               capture_output=True, text=True).stdout
         assert "allow_other" in opts and "default_permissions" in opts, opts
+        if os.geteuid() == 0:               # sequential reads fill 1 MiB requests
+            dev = os.stat(mnt).st_dev
+            ra = f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb"
+            for _ in range(50):
+                if open(ra).read().strip() == str(READAHEAD_KB):
+                    break
+                time.sleep(0.1)
+            assert open(ra).read().strip() == str(READAHEAD_KB)
         os.mkdir(mnt / "shared")
         os.chown(mnt / "shared", 0, 4242)
         os.chmod(mnt / "shared", 0o2775)
