@@ -107,6 +107,36 @@ wait_fd(int fd, short events, int timeout_ms)
 	return n == 0 ? ETIMEDOUT : 0;
 }
 
+/*
+ * Send all iov describes (consumed as it goes) in as few calls as the
+ * socket takes; timeout_ms < 0 waits for ever.  It polls only when the
+ * socket is full, and never blocks past the poll: a stalled peer meets
+ * the timeout.
+ */
+static int
+send_iov(int fd, struct iovec *iov, int iovcnt, int timeout_ms)
+{
+	int nowait = timeout_ms >= 0 ? MSG_DONTWAIT : 0;
+
+	while (iovcnt > 0) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | nowait);
+		int error;
+
+		if (n < 0 && errno == EAGAIN) {
+			if ((error = wait_fd(fd, POLLOUT, timeout_ms)) != 0)
+				return error;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)	/* the peer closed: one name for it */
+			return errno == EPIPE ? ECONNRESET : errno;
+		iov = hammer2_iov_advance(iov, &iovcnt, (size_t)n);
+	}
+	return 0;
+}
+
 /* Send or receive all of buf; timeout_ms < 0 waits for ever. */
 static int
 xfer_all(int fd, void *buf, size_t len, int sending, int timeout_ms)
@@ -114,21 +144,23 @@ xfer_all(int fd, void *buf, size_t len, int sending, int timeout_ms)
 	int nowait = timeout_ms >= 0 ? MSG_DONTWAIT : 0;
 	size_t done = 0;
 
+	if (sending) {
+		struct iovec iov = { buf, len };
+
+		return send_iov(fd, &iov, 1, timeout_ms);
+	}
 	while (done < len) {
 		ssize_t n;
 		int error;
 
 		if (timeout_ms >= 0 &&
-		    (error = wait_fd(fd, sending ? POLLOUT : POLLIN, timeout_ms)))
+		    (error = wait_fd(fd, POLLIN, timeout_ms)))
 			return error;
-		/* never block past the poll: a stalled peer meets the timeout */
-		n = sending ? send(fd, (char *)buf + done, len - done,
-				   MSG_NOSIGNAL | nowait) :
-			      recv(fd, (char *)buf + done, len - done, nowait);
+		n = recv(fd, (char *)buf + done, len - done, nowait);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n < 0)	/* the peer closed: one name for it */
-			return errno == EPIPE ? ECONNRESET : errno;
+		if (n < 0)
+			return errno;
 		if (n == 0)
 			return ECONNRESET;
 		done += (size_t)n;
@@ -466,7 +498,7 @@ cmd_name(int cmd)
 
 /*
  * One request of at most maxreq bytes; waits for its reply.  iov is the
- * payload sent (writes) or where the reply's goes (reads); it is consumed.
+ * one segment a write sends, or where a read's reply goes (consumed).
  */
 static int
 nbd_request(hammer2_backend_t *be, int cmd, struct iovec *iov, int iovcnt,
@@ -475,6 +507,7 @@ nbd_request(hammer2_backend_t *be, int cmd, struct iovec *iov, int iovcnt,
 	nbd_t *nbd = be->priv;
 	struct { uint32_t magic; uint16_t flags, type; uint64_t handle, off;
 		 uint32_t len; } __attribute__((packed)) hdr;
+	struct iovec out[2];
 	nbd_req_t req, **pp;
 	pthread_condattr_t cattr;
 	struct timespec deadline;
@@ -516,11 +549,13 @@ nbd_request(hammer2_backend_t *be, int cmd, struct iovec *iov, int iovcnt,
 	hdr.handle = req.handle;	/* opaque to the server */
 	hdr.off = htobe64(off);
 	hdr.len = htobe32(len);
+	out[0].iov_base = &hdr;
+	out[0].iov_len = sizeof(hdr);
+	if (cmd == NBD_CMD_WRITE)
+		out[1] = iov[0];
 	pthread_mutex_lock(&nbd->sendlock);
-	error = xfer_all(nbd->fd, &hdr, sizeof(hdr), 1, nbd->timeout_ms);
-	for (int i = 0; error == 0 && cmd == NBD_CMD_WRITE && i < iovcnt; ++i)
-		error = xfer_all(nbd->fd, iov[i].iov_base, iov[i].iov_len, 1,
-				 nbd->timeout_ms);
+	error = send_iov(nbd->fd, out, cmd == NBD_CMD_WRITE ? 2 : 1,
+			 nbd->timeout_ms);
 	pthread_mutex_unlock(&nbd->sendlock);
 
 	pthread_mutex_lock(&nbd->lock);
