@@ -12,7 +12,7 @@ from pyh2.volume import Pfs
 from harness.model import Model
 
 from .crash import CrashEngine, sparse_copy
-from .errors import TortureFailure
+from .errors import TortureFailure, failure
 from .ops import VOLUME_OPS, applicable, apply_path_op
 from .verify import Expected, diff_volume
 
@@ -152,9 +152,9 @@ class Run:
                 raise TortureFailure("cluster", f"{op!r} failed although only a minority of "
                                      f"nodes {sorted(self.tainted())} had faults: {e}", index)
             else:
-                raise TortureFailure("exception", f"{op!r}: {e}", index) from e
+                raise failure(op, e, index) from e
         except AssertionError as e:
-            raise TortureFailure("model", f"{op!r}: {e}", index) from None
+            raise failure(op, e, index) from None
 
     def _quorum_lost_to_faults(self) -> bool:
         """Faults took the quorum (the one node, or one node of two): ops may then fail,

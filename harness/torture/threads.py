@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from harness.model import Model
 
-from .errors import TortureFailure
+from .errors import TortureFailure, failure
 from .ops import VOLUME_OPS, Generator, apply_path_op
 
 THREAD_WEIGHTS = {"snapshot": 0}       # labels are per stream: keep snapshots serial
@@ -93,10 +93,8 @@ def run_threaded(run, seed: int, nthreads: int, nops: int, weights: dict, record
                         apply_path_op(run.pfs, models[k], op)
                 except TortureFailure as f:
                     failures.append(f)
-                except AssertionError as e:
-                    failures.append(TortureFailure("model", f"thread {k}: {op!r}: {e}", i))
-                except Exception as e:       # the core raised on a valid op
-                    failures.append(TortureFailure("exception", f"thread {k}: {op!r}: {e}", i))
+                except Exception as e:
+                    failures.append(failure(op, e, i, f"thread {k}: "))
     threads = [threading.Thread(target=one, args=(k,), name=f"torture-{k}")
                for k in range(nthreads)]
     for t in threads:

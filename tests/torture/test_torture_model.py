@@ -71,7 +71,13 @@ def test_a_wrong_errno_is_caught(tmp_path):
         run.step(0, ("create", "/f", 10, 3, 0o644))
         with pytest.raises(TortureFailure) as ei:   # /f exists: unlink succeeds instead
             run.step(1, ("expect", "ENOENT", ("unlink", "/f")))
-        assert "succeeded, expected ENOENT" in ei.value.detail
+        assert ei.value.kind == "errno" and "succeeded, expected ENOENT" in ei.value.detail
+        with pytest.raises(TortureFailure) as ei:   # the core's ENOENT, not the EEXIST expected
+            run.step(2, ("expect", "EEXIST", ("unlink", "/none")))
+        assert ei.value.kind == "errno" and "expected EEXIST, got ENOENT" in ei.value.detail
+        with pytest.raises(TortureFailure) as ei:   # a valid op the core refuses
+            run.step(3, ("unlink", "/none"))
+        assert ei.value.kind == "exception", ei.value
     finally:
         run.close()
 
