@@ -89,19 +89,40 @@ hash_remove(hammer2_dev_t *hmp, hammer2_io_t *dio)
 /*
  * Process-wide pool of free 64 KiB buffers: volumes come and go (tests,
  * tools reopening images) and recycling their buffers avoids paying page
- * faults for fresh memory on every open.
+ * faults for fresh memory on every open.  Its lock is held across fork,
+ * so a child never inherits it held by a thread it lacks.
  */
 #define DIO_POOL_MAX	512
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static void *pool[DIO_POOL_MAX];
 static int pool_count;
+
+static void
+pool_lock_fork(void)
+{
+	pthread_mutex_lock(&pool_lock);
+}
+
+static void
+pool_unlock_fork(void)
+{
+	pthread_mutex_unlock(&pool_lock);
+}
+
+static void
+pool_atfork(void)
+{
+	pthread_atfork(pool_lock_fork, pool_unlock_fork, pool_unlock_fork);
+}
 
 static void *
 buf_alloc(void)
 {
 	void *buf = NULL;
 
+	pthread_once(&pool_once, pool_atfork);
 	pthread_mutex_lock(&pool_lock);
 	if (pool_count > 0)
 		buf = pool[--pool_count];

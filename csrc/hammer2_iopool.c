@@ -1,7 +1,8 @@
 /*
  * I/O worker pool (hammer2_iopool.h).  Process-wide and started on first
  * use; a forked child (test harnesses run hostile images in children)
- * starts afresh, since the parent's workers do not exist there.
+ * starts afresh, since the parent's workers do not exist there.  The lock
+ * is held across fork, so the child never inherits it from a worker.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,8 +12,9 @@
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t pool_room = PTHREAD_COND_INITIALIZER;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static hammer2_ioreq_t *head, *tail;
-static int queued, started, atfork_set;
+static int queued, started;
 static __thread int is_worker;
 
 static void *
@@ -38,6 +40,19 @@ worker(void *arg)
 }
 
 static void
+pool_lock_fork(void)
+{
+	pthread_mutex_lock(&pool_lock);
+}
+
+static void
+pool_unlock_fork(void)
+{
+	pthread_mutex_unlock(&pool_lock);
+}
+
+/* The child has no workers, and the queue's requests are theirs. */
+static void
 pool_reset_child(void)
 {
 	pthread_mutex_init(&pool_lock, NULL);
@@ -47,6 +62,12 @@ pool_reset_child(void)
 	queued = started = 0;
 }
 
+static void
+pool_atfork(void)
+{
+	pthread_atfork(pool_lock_fork, pool_unlock_fork, pool_reset_child);
+}
+
 /* Start the workers (pool_lock held); 0 if none could be started. */
 static int
 pool_start(void)
@@ -54,10 +75,6 @@ pool_start(void)
 	pthread_attr_t attr;
 	pthread_t tid;
 
-	if (!atfork_set) {
-		pthread_atfork(NULL, NULL, pool_reset_child);
-		atfork_set = 1;
-	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
@@ -71,6 +88,7 @@ pool_start(void)
 void
 hammer2_iopool_submit(hammer2_ioreq_t *req)
 {
+	pthread_once(&pool_once, pool_atfork);
 	pthread_mutex_lock(&pool_lock);
 	if ((started == 0 && pool_start() == 0) ||
 	    (queued >= HAMMER2_IOPOOL_DEPTH && is_worker)) {
