@@ -273,18 +273,6 @@ h2_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 static void
-h2_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
-{
-	fuse_reply_none(req);
-}
-
-static void
-h2_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
-{
-	fuse_reply_none(req);
-}
-
-static void
 h2_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	hammer2_fuse_t *f = FS(req);
@@ -613,12 +601,6 @@ h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static void
-h2_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_open(req, fi);
-}
-
-static void
 h2_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_file_info *fi)
 {
@@ -687,12 +669,6 @@ static void
 h2_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	open_unref(FS(req), swap_root(FS(req), ino));
-	fuse_reply_err(req, 0);
-}
-
-static void
-h2_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
 	fuse_reply_err(req, 0);
 }
 
@@ -900,40 +876,15 @@ h2_statfs(fuse_req_t req, fuse_ino_t ino)
 }
 
 /*
- * No extended attributes.  ENOSYS makes the kernel answer EOPNOTSUPP
- * (ENOTSUP) to every caller from then on without asking again, which also
- * spares each write its security.capability query.
+ * What is left out libfuse answers itself: forget, opendir and releasedir
+ * need nothing here (inode numbers are never reused, so lookup counts need
+ * no bookkeeping).  No extended attributes: ENOSYS makes the kernel answer
+ * EOPNOTSUPP from then on without asking again, which also spares each
+ * write its security.capability query.
  */
-static void
-h2_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-	    const char *value, size_t size, int flags)
-{
-	fuse_reply_err(req, ENOSYS);
-}
-
-static void
-h2_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	fuse_reply_err(req, ENOSYS);
-}
-
-static void
-h2_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	fuse_reply_err(req, ENOSYS);
-}
-
-static void
-h2_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	fuse_reply_err(req, ENOSYS);
-}
-
 static const struct fuse_lowlevel_ops h2_ops = {
 	.destroy	= h2_destroy,
 	.lookup		= h2_lookup,
-	.forget		= h2_forget,
-	.forget_multi	= h2_forget_multi,
 	.getattr	= h2_getattr,
 	.setattr	= h2_setattr,
 	.readlink	= h2_readlink,
@@ -949,16 +900,10 @@ static const struct fuse_lowlevel_ops h2_ops = {
 	.write		= h2_write,
 	.release	= h2_release,
 	.fsync		= h2_fsync,
-	.opendir	= h2_opendir,
 	.readdir	= h2_readdir,
 	.readdirplus	= h2_readdirplus,
-	.releasedir	= h2_releasedir,
 	.fsyncdir	= h2_fsync,
 	.statfs		= h2_statfs,
-	.setxattr	= h2_setxattr,
-	.getxattr	= h2_getxattr,
-	.listxattr	= h2_listxattr,
-	.removexattr	= h2_removexattr,
 	.create		= h2_create,
 };
 
