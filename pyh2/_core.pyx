@@ -784,6 +784,7 @@ cdef class Pfs:
     cdef hammer2_pfs_t *pfs
     cdef list devices
     cdef readonly dict info
+    cdef object sessions       # FUSE sessions serving this PFS
     cdef object __weakref__
 
     def __cinit__(self, list devices, str label):
@@ -792,6 +793,7 @@ cdef class Pfs:
         cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
         cdef const char *clabel = blabel
         cdef int err, i
+        self.sessions = _weakref.WeakSet()
         with nogil:
             for i in range(n):
                 hammer2_trans_begin(devs[i], 0)
@@ -810,6 +812,10 @@ cdef class Pfs:
             hammer2_pfs_close(self.pfs)
 
     def close(self):
+        """Close the PFS and, first, the FUSE sessions over it (EBUSY, and
+        nothing closed, while one still serves)."""
+        for s in list(self.sessions):
+            s.close()
         if self.pfs is not NULL:
             hammer2_pfs_close(self.pfs)
             self.pfs = NULL

@@ -13,12 +13,13 @@ cdef extern from "hammer2_fuse.h" nogil:
 cdef class FuseSession:
     """A PFS mounted through the kernel's FUSE.  serve() answers requests
     (in C, GIL released, up to max_threads workers) until the mount goes
-    away; close() then ends the session with a final flush.  The Pfs must
-    stay open until close()."""
+    away; close() then ends the session with a final flush.  Closing the
+    Pfs closes the session first (EBUSY while it serves)."""
     cdef hammer2_fuse_t *fuse
     cdef Pfs pfs
     cdef bint serving
     cdef readonly str mountpoint
+    cdef object __weakref__
 
     def __cinit__(self, Pfs pfs, str mountpoint, str fsname, bint readonly=False,
                   str options="", bint debug=False, int flush_secs=5):
@@ -37,6 +38,7 @@ cdef class FuseSession:
             raise _error(err)
         self.pfs = pfs
         self.mountpoint = mountpoint
+        pfs.sessions.add(self)
 
     def __dealloc__(self):
         if self.fuse is not NULL and not self.serving:
@@ -67,6 +69,7 @@ cdef class FuseSession:
         if self.serving:
             raise H2Error(_errno.EBUSY, f"{self.mountpoint}: still serving; unmount first")
         self.fuse = NULL
+        self.pfs.sessions.discard(self)
         with nogil:
             err = hammer2_fuse_close(f)
         if err:

@@ -412,6 +412,36 @@ def test_open_racing_unlink_gets_a_live_file_or_enoent(image, tmp_path):
     fsck_clean(image)
 
 
+def test_closing_the_pfs_closes_its_session_first(image, tmp_path):
+    """In process: a Pfs closed under a serving FUSE session refuses (EBUSY) and the mount
+    goes on; once the loop has ended, closing the Pfs ends the session with its final
+    flush, and what was written through the mount is on the image."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    vol = pyh2.open(image, writable=True)
+    try:
+        pfs = _core.Pfs([vol.device], "DATA")
+        session = _core.FuseSession(pfs, str(mnt), str(image), flush_secs=0)
+        loop = threading.Thread(target=session.serve)
+        loop.start()
+        try:
+            (mnt / "f").write_bytes(b"through the mount")
+            with pytest.raises(pyh2.H2Error) as ei:
+                pfs.close()
+            assert ei.value.errno == errno.EBUSY
+            assert (mnt / "f").read_bytes() == b"through the mount"
+        finally:
+            pyh2.mount.unmount(str(mnt))
+            loop.join(30)
+        assert not loop.is_alive() and not is_mounted(mnt)
+        pfs.close()
+        session.close()                     # already closed: nothing left to do
+    finally:
+        vol.close()
+    with pyh2.open(image) as vol:
+        assert vol.pfs("DATA").read("/f") == b"through the mount"
+
+
 def test_readonly_mount_writes_nothing(tmp_path, image):
     with pyh2.open(image, writable=True) as vol:
         vol.pfs("DATA").create("/keep", b"kept")
