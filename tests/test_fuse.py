@@ -535,6 +535,41 @@ def test_mount_an_nbd_export(tmp_path, image, nbd_server):
     fsck_clean(image)
 
 
+def test_failed_commit_under_a_mount(tmp_path, image, nbd_server):
+    """The export starts failing every write (nbdkit's error filter) under a mount: fsync
+    reports EIO, every later modification is refused rather than acknowledged and lost,
+    reads go on, umount reports the failed commit, and the image holds the last good one."""
+    trigger = tmp_path / "fail-writes"
+    srv = nbd_server(image, filters={"error": {"error-pwrite": "EIO", "error-pwrite-rate": "100%",
+                                               "error-pwrite-file": trigger}})
+    mnt = tmp_path / "mnt"
+    with mounted(srv.uri, mnt):
+        with open(mnt / "kept", "wb") as f:
+            f.write(b"committed")
+            f.flush()
+            os.fsync(f.fileno())
+        trigger.touch()
+        with open(mnt / "lost", "wb") as f:
+            f.write(b"never committed")
+            f.flush()
+            with pytest.raises(OSError) as ei:
+                os.fsync(f.fileno())
+        assert ei.value.errno == errno.EIO
+        for modify in (lambda: (mnt / "more").write_bytes(b"x"), lambda: os.mkdir(mnt / "d"),
+                       lambda: os.unlink(mnt / "kept")):
+            with pytest.raises(OSError) as ei:
+                modify()
+            assert ei.value.errno == errno.EIO
+        assert (mnt / "kept").read_bytes() == b"committed"
+        r = run("umount", mnt)
+        assert r.returncode == 1 and "last commit failed" in r.stderr, r
+    trigger.unlink()
+    fsck_clean(image)
+    with pyh2.open(image) as vol:
+        assert vol.pfs("DATA").listdir("/") == ["kept"]
+        assert vol.pfs("DATA").read("/kept") == b"committed"
+
+
 def test_mount_errors_are_clean(tmp_path, image):
     for args, needle in [((image, tmp_path / "nodir"), "not a directory"),
                          ((tmp_path / "missing.h2", tmp_path), "missing.h2"),
