@@ -35,6 +35,9 @@ int hammer2_preerr(int error, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 const char *hammer2_errmsg(void);
 
+/* Hold a process-wide lock across fork (hammer2_fork.c; up to 4 locks). */
+void hammer2_fork_guard(pthread_mutex_t *lock);
+
 /* ------------------------------------------------------ checks, hashing */
 
 uint32_t hammer2_icrc32(const void *buf, size_t size);

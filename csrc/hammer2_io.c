@@ -100,21 +100,9 @@ static void *pool[DIO_POOL_MAX];
 static int pool_count;
 
 static void
-pool_lock_fork(void)
+pool_guard(void)
 {
-	pthread_mutex_lock(&pool_lock);
-}
-
-static void
-pool_unlock_fork(void)
-{
-	pthread_mutex_unlock(&pool_lock);
-}
-
-static void
-pool_atfork(void)
-{
-	pthread_atfork(pool_lock_fork, pool_unlock_fork, pool_unlock_fork);
+	hammer2_fork_guard(&pool_lock);
 }
 
 static void *
@@ -122,7 +110,7 @@ buf_alloc(void)
 {
 	void *buf = NULL;
 
-	pthread_once(&pool_once, pool_atfork);
+	pthread_once(&pool_once, pool_guard);
 	pthread_mutex_lock(&pool_lock);
 	if (pool_count > 0)
 		buf = pool[--pool_count];

@@ -39,23 +39,10 @@ worker(void *arg)
 	return NULL;
 }
 
-static void
-pool_lock_fork(void)
-{
-	pthread_mutex_lock(&pool_lock);
-}
-
-static void
-pool_unlock_fork(void)
-{
-	pthread_mutex_unlock(&pool_lock);
-}
-
 /* The child has no workers, and the queue's requests are theirs. */
 static void
 pool_reset_child(void)
 {
-	pthread_mutex_init(&pool_lock, NULL);
 	pthread_cond_init(&pool_work, NULL);
 	pthread_cond_init(&pool_room, NULL);
 	head = tail = NULL;
@@ -65,7 +52,8 @@ pool_reset_child(void)
 static void
 pool_atfork(void)
 {
-	pthread_atfork(pool_lock_fork, pool_unlock_fork, pool_reset_child);
+	hammer2_fork_guard(&pool_lock);
+	pthread_atfork(NULL, NULL, pool_reset_child);
 }
 
 /* Start the workers (pool_lock held); 0 if none could be started. */
