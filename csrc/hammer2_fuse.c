@@ -15,36 +15,7 @@
 #include <sys/sysmacros.h>
 #include "hammer2_fuse_priv.h"
 
-#define FUSE_TIMEOUT	1.0		/* entry and attribute cache, seconds */
 #define SYMLINK_MAX	4096		/* PATH_MAX */
-
-#define FS(req)		((hammer2_fuse_t *)fuse_req_userdata(req))
-
-/* FUSE_ROOT_ID and the PFS root's inode number trade places. */
-static hammer2_tid_t
-swap_root(hammer2_fuse_t *f, uint64_t ino)
-{
-	if (ino == FUSE_ROOT_ID)
-		return f->pfs->info.inum;
-	if (ino == f->pfs->info.inum)
-		return FUSE_ROOT_ID;
-	return ino;
-}
-
-static mode_t
-type_bits(int type)
-{
-	switch (type) {
-	case HAMMER2_OBJTYPE_DIRECTORY:	return S_IFDIR;
-	case HAMMER2_OBJTYPE_REGFILE:	return S_IFREG;
-	case HAMMER2_OBJTYPE_FIFO:	return S_IFIFO;
-	case HAMMER2_OBJTYPE_CDEV:	return S_IFCHR;
-	case HAMMER2_OBJTYPE_BDEV:	return S_IFBLK;
-	case HAMMER2_OBJTYPE_SOFTLINK:	return S_IFLNK;
-	case HAMMER2_OBJTYPE_SOCKET:	return S_IFSOCK;
-	}
-	return 0;
-}
 
 static int
 objtype(mode_t mode)
@@ -86,16 +57,6 @@ ts_to_us(const struct timespec *ts)
 	return (uint64_t)ts->tv_sec * 1000000 + (uint64_t)ts->tv_nsec / 1000;
 }
 
-/* Only errors that are not a caller's mistake are worth a log line. */
-static void
-reply_err(fuse_req_t req, int error)
-{
-	if (error == EIO || error == ENOMEM || error == ENOTCONN ||
-	    error == ELOOP || error == EFBIG)
-		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
-	fuse_reply_err(req, error);
-}
-
 /* stat of FUSE inode ino (inside a transaction). */
 static int
 inode_stat(hammer2_fuse_t *f, fuse_ino_t ino, struct stat *st)
@@ -127,8 +88,9 @@ inode_stat(hammer2_fuse_t *f, fuse_ino_t ino, struct stat *st)
 	return 0;
 }
 
-static int
-entry_fill(hammer2_fuse_t *f, fuse_ino_t ino, struct fuse_entry_param *e)
+int
+hammer2_fuse_entry_fill(hammer2_fuse_t *f, fuse_ino_t ino,
+			struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
@@ -142,20 +104,6 @@ static int
 name_check(const char *name)
 {
 	return strlen(name) >= HAMMER2_INODE_MAXNAME ? ENAMETOOLONG : 0;
-}
-
-/* ---------------------------------------------------- transactions */
-
-static void
-rbegin(hammer2_fuse_t *f)
-{
-	hammer2_pfs_trans_begin(f->pfs, 0);
-}
-
-static void
-rend(hammer2_fuse_t *f)
-{
-	hammer2_pfs_trans_end(f->pfs);
 }
 
 /* ------------------------------------------------------ open files */
@@ -258,7 +206,7 @@ h2_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	error = hammer2_dir_lookup(f->pfs, swap_root(f, parent),
 				   (const uint8_t *)name, strlen(name), &ent);
 	if (error == 0)
-		error = entry_fill(f, swap_root(f, ent.inum), &e);
+		error = hammer2_fuse_entry_fill(f, swap_root(f, ent.inum), &e);
 	rend(f);
 	if (error == ENOENT) {
 		/* a negative entry: the kernel may cache the absence */
@@ -418,7 +366,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 	if (error == 0 && tlen)
 		error = hammer2_file_write(f->pfs, inum, 0, target, tlen);
 	if (error == 0)
-		error = entry_fill(f, swap_root(f, inum), e);
+		error = hammer2_fuse_entry_fill(f, swap_root(f, inum), e);
 	if (error == 0 && opens)
 		error = open_ref(f, inum);
 	hammer2_fuse_wend(f, tlen);
@@ -557,7 +505,7 @@ h2_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 					   (const uint8_t *)newname,
 					   strlen(newname));
 		if (error == 0)
-			error = entry_fill(f, ino, &e);
+			error = hammer2_fuse_entry_fill(f, ino, &e);
 		hammer2_fuse_wend(f, 0);
 	}
 	reply_made(req, error, &e);
@@ -672,178 +620,6 @@ h2_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-/*
- * readdir offsets: 1 after ".", 2 after "..", then an entry's directory
- * key without the visible bit, plus one: where the next call resumes, so
- * offsets stay valid across calls and modifications.  Real keys have bit
- * 15 set (never collide with 1 and 2); a hostile key cannot make a scan
- * go backwards.
- */
-#define OFF_END		INT64_MAX
-
-static off_t
-dir_cookie(hammer2_key_t key)
-{
-	hammer2_key_t k = key & ~HAMMER2_DIRHASH_VISIBLE;
-
-	if (k >= OFF_END - 1)
-		return OFF_END;
-	return k + 1 < 3 ? 3 : (off_t)(k + 1);
-}
-
-/*
- * One listing.  readdirplus hands the kernel each entry's attributes too
- * (no lookup per name for ls -l, cp -a, find): the entries are gathered
- * during the directory scan and their inodes read after it, so no inode
- * lookup runs inside the scan.
- */
-struct readdir_ent {
-	fuse_ino_t	ino;
-	mode_t		type;
-	off_t		next;
-	char		name[HAMMER2_INODE_MAXNAME + 1];
-};
-
-struct readdir_ctx {
-	hammer2_fuse_t		*f;
-	fuse_req_t		req;
-	int			plus;
-	size_t			size;		/* the kernel's buffer */
-	size_t			used;
-	struct readdir_ent	*ents;
-	size_t			nents;
-	size_t			maxents;
-};
-
-static int
-add_entry(struct readdir_ctx *c, const char *name, fuse_ino_t ino, mode_t type,
-	  off_t next)
-{
-	struct readdir_ent *e;
-	size_t n;
-
-	n = c->plus ? fuse_add_direntry_plus(c->req, NULL, 0, name, NULL, 0) :
-		      fuse_add_direntry(c->req, NULL, 0, name, NULL, 0);
-	if (n > c->size - c->used || c->nents == c->maxents)
-		return 1;	/* full: the rest on the next call */
-	c->used += n;
-	e = &c->ents[c->nents++];
-	e->ino = ino;
-	e->type = type;
-	e->next = next;
-	snprintf(e->name, sizeof(e->name), "%s", name);
-	return 0;
-}
-
-static int
-readdir_cb(void *arg, const hammer2_dirent_t *ent)
-{
-	struct readdir_ctx *c = arg;
-	char name[HAMMER2_INODE_MAXNAME + 1];
-
-	/* names no lookup could reach (hostile media) are not listed */
-	if (hammer2_name_validate(ent->name, ent->namlen) ||
-	    memchr(ent->name, 0, ent->namlen))
-		return 0;
-	memcpy(name, ent->name, ent->namlen);
-	name[ent->namlen] = 0;
-	return add_entry(c, name, swap_root(c->f, ent->inum),
-			 type_bits(ent->type), dir_cookie(ent->key));
-}
-
-/* The gathered entries in the kernel's format (inside the transaction). */
-static size_t
-readdir_fill(struct readdir_ctx *c, char *buf)
-{
-	struct fuse_entry_param e;
-	size_t used = 0;
-
-	for (size_t i = 0; i < c->nents; ++i) {
-		struct readdir_ent *d = &c->ents[i];
-		int dot = !strcmp(d->name, ".") || !strcmp(d->name, "..");
-
-		if (!c->plus) {
-			memset(&e.attr, 0, sizeof(e.attr));
-			e.attr.st_ino = d->ino;
-			e.attr.st_mode = d->type;
-			used += fuse_add_direntry(c->req, buf + used,
-						  c->size - used, d->name,
-						  &e.attr, d->next);
-			continue;
-		}
-		/* no attributes (dots, unreadable inodes): a plain name */
-		if (dot || entry_fill(c->f, d->ino, &e) != 0) {
-			memset(&e, 0, sizeof(e));
-			e.attr.st_ino = d->ino;
-			e.attr.st_mode = d->type;
-		}
-		used += fuse_add_direntry_plus(c->req, buf + used,
-					       c->size - used, d->name, &e,
-					       d->next);
-	}
-	return used;
-}
-
-static void
-do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
-{
-	hammer2_fuse_t *f = FS(req);
-	struct readdir_ctx c = { f, req, plus, size, 0, NULL, 0, 0 };
-	hammer2_inode_meta_t m;
-	char *buf = NULL;
-	size_t used = 0;
-	int error;
-
-	/* the smallest entry takes 24 bytes (readdirplus more) */
-	c.maxents = size / 24 + 2;
-	c.ents = malloc(c.maxents * sizeof(*c.ents));
-	buf = malloc(size ? size : 1);
-	if (c.ents == NULL || buf == NULL) {
-		free(c.ents);
-		free(buf);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	rbegin(f);
-	error = hammer2_inode_meta(f->pfs, swap_root(f, ino), &m, NULL);
-	if (error == 0 && m.type != HAMMER2_OBJTYPE_DIRECTORY)
-		error = ENOTDIR;
-	if (error == 0 && off < 1 && add_entry(&c, ".", ino, S_IFDIR, 1))
-		goto done;
-	if (error == 0 && off < 2 &&
-	    add_entry(&c, "..", swap_root(f, m.iparent ? m.iparent : m.inum),
-		      S_IFDIR, 2))
-		goto done;
-	if (error == 0 && off != OFF_END)
-		error = hammer2_dir_readdir_at(f->pfs, swap_root(f, ino),
-					       off < 3 ? 0 : (hammer2_key_t)off,
-					       readdir_cb, &c);
-done:
-	if (error == 0)
-		used = readdir_fill(&c, buf);
-	rend(f);
-	if (error)
-		reply_err(req, error);
-	else
-		fuse_reply_buf(req, buf, used);
-	free(c.ents);
-	free(buf);
-}
-
-static void
-h2_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	   struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, 0);
-}
-
-static void
-h2_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	       struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, 1);
-}
-
 static void
 h2_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -900,8 +676,8 @@ static const struct fuse_lowlevel_ops h2_ops = {
 	.write		= h2_write,
 	.release	= h2_release,
 	.fsync		= h2_fsync,
-	.readdir	= h2_readdir,
-	.readdirplus	= h2_readdirplus,
+	.readdir	= hammer2_fuse_readdir,
+	.readdirplus	= hammer2_fuse_readdirplus,
 	.fsyncdir	= h2_fsync,
 	.statfs		= h2_statfs,
 	.create		= h2_create,

@@ -1,17 +1,22 @@
 /*
- * pyh2 FUSE server internals shared by its files: the session state,
- * and the commit policy (hammer2_fuse_commit.c) the operations
- * (hammer2_fuse.c) run their modifications under.
+ * pyh2 FUSE server internals shared by its files: the session state, the
+ * operations' common helpers, the commit policy (hammer2_fuse_commit.c)
+ * the operations (hammer2_fuse.c) run their modifications under, and
+ * directory listing (hammer2_fuse_readdir.c).
  */
 #ifndef HAMMER2_FUSE_PRIV_H_
 #define HAMMER2_FUSE_PRIV_H_
 
 #define FUSE_USE_VERSION 312
+#include <errno.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include "hammer2_fuse.h"
 
 #define OPEN_HASH	256
+#define FUSE_TIMEOUT	1.0		/* entry and attribute cache, seconds */
 
 /* An inode some client has open: unlinked, it lives until the last close. */
 struct open_ent {
@@ -44,6 +49,64 @@ struct hammer2_fuse {
 	pthread_mutex_t		olock;		/* the open table */
 	struct open_ent		*opens[OPEN_HASH];
 };
+
+#define FS(req)		((hammer2_fuse_t *)fuse_req_userdata(req))
+
+/* FUSE_ROOT_ID and the PFS root's inode number trade places. */
+static inline hammer2_tid_t
+swap_root(hammer2_fuse_t *f, uint64_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return f->pfs->info.inum;
+	if (ino == f->pfs->info.inum)
+		return FUSE_ROOT_ID;
+	return ino;
+}
+
+static inline mode_t
+type_bits(int type)
+{
+	switch (type) {
+	case HAMMER2_OBJTYPE_DIRECTORY:	return S_IFDIR;
+	case HAMMER2_OBJTYPE_REGFILE:	return S_IFREG;
+	case HAMMER2_OBJTYPE_FIFO:	return S_IFIFO;
+	case HAMMER2_OBJTYPE_CDEV:	return S_IFCHR;
+	case HAMMER2_OBJTYPE_BDEV:	return S_IFBLK;
+	case HAMMER2_OBJTYPE_SOFTLINK:	return S_IFLNK;
+	case HAMMER2_OBJTYPE_SOCKET:	return S_IFSOCK;
+	}
+	return 0;
+}
+
+/* Only errors that are not a caller's mistake are worth a log line. */
+static inline void
+reply_err(fuse_req_t req, int error)
+{
+	if (error == EIO || error == ENOMEM || error == ENOTCONN ||
+	    error == ELOOP || error == EFBIG)
+		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
+	fuse_reply_err(req, error);
+}
+
+static inline void
+rbegin(hammer2_fuse_t *f)
+{
+	hammer2_pfs_trans_begin(f->pfs, 0);
+}
+
+static inline void
+rend(hammer2_fuse_t *f)
+{
+	hammer2_pfs_trans_end(f->pfs);
+}
+
+/* A lookup reply for FUSE inode ino (inside a transaction). */
+int hammer2_fuse_entry_fill(hammer2_fuse_t *f, fuse_ino_t ino,
+			    struct fuse_entry_param *e);
+void hammer2_fuse_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi);
+void hammer2_fuse_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			      off_t off, struct fuse_file_info *fi);
 
 /* What a modification does to the space in use. */
 #define HAMMER2_FUSE_GROWS	0	/* adds data or inodes */
