@@ -106,7 +106,7 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	hammer2_inode_data_t ips[3];	/* label PFS, LOCAL, super-root */
 	hammer2_blockref_t brefs[3];
 	const char *label = o->label ? o->label : "DATA";
-	hammer2_off_t size = 0, base, boot, aux;
+	hammer2_off_t size = 0, usable, base, boot, aux;
 	uint64_t now = hammer2_time_now();
 	int npfs = strcmp(label, "LOCAL") ? 2 : 1;	/* LOCAL always exists */
 	hammer2_backend_t *be;
@@ -126,14 +126,15 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	error = device_bytes(be, o->size, &size);
 	if (error)
 		goto out;
-	size &= ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
-	if (size < VOLUME_MIN) {
+	usable = size & ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
+	if (usable < VOLUME_MIN) {
 		error = hammer2_seterr(EINVAL, "%s: %llu bytes is too small for a "
 				       "HAMMER2 volume (minimum %llu)", path,
 				       (unsigned long long)size,
 				       (unsigned long long)VOLUME_MIN);
 		goto out;
 	}
+	size = usable;
 	boot = area_size(BOOT_NOM, size);
 	aux = area_size(AUX_NOM, size);
 	base = HAMMER2_ZONE_SEG + boot + aux;

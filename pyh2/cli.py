@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 
+from . import cli_args
 from . import cli_cluster
 from . import cli_mount
 from . import cli_torture
@@ -27,18 +28,8 @@ def _human(n: float) -> str:
     return ""
 
 
-def _parse_size(text: str) -> int:
-    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    t = text.strip().lower().rstrip("ib")
-    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
-    try:
-        return int(float(num) * units[unit])
-    except ValueError:
-        raise H2Error(22, f"bad size '{text}' (e.g. 4G, 512M, 1048576)") from None
-
-
 def cmd_newfs(args, out):
-    size = _parse_size(args.size) if args.size else 0
+    size = args.size or 0
     if args.cluster:
         clid = newfs_cluster(args.image, size, args.label, args.volhdrs, args.comp,
                              args.check)
@@ -98,7 +89,7 @@ def cmd_mkdir(args, out):
         for i in range(0 if args.parents else len(parts) - 1, len(parts)):
             path = "/" + "/".join(parts[:i + 1])
             try:
-                pfs.mkdir(path, int(args.mode, 8))
+                pfs.mkdir(path, args.mode)
             except H2Error as e:
                 if not (args.parents and e.errno == 17):
                     raise
@@ -150,13 +141,13 @@ def cmd_ln(args, out):
 
 def cmd_chmod(args, out):
     with _Edit(args.spec) as pfs:
-        pfs.chmod(args.path, int(args.mode, 8))
+        pfs.chmod(args.path, args.mode)
     return 0
 
 
 def cmd_truncate(args, out):
     with _Edit(args.spec) as pfs:
-        pfs.truncate(args.path, _parse_size(args.size))
+        pfs.truncate(args.path, args.size)
     return 0
 
 
@@ -190,7 +181,7 @@ def cmd_bulkfree(args, out):
 def cmd_growfs(args, out):
     with open_volume(args.image, writable=True) as vol:
         old = vol.volume_headers()[vol.best_zone]["volu_size"]
-        vol.growfs(_parse_size(args.size) if args.size else os.stat(args.image).st_size)
+        vol.growfs(args.size if args.size is not None else os.stat(args.image).st_size)
         new = vol.volume_headers()[vol.best_zone]["volu_size"]
     out(f"{args.image}: grown from {old} to {new} bytes")
     return 0
@@ -211,7 +202,7 @@ def cmd_destroy(args, out):
         if args.cmd == "destroy":
             pfs.destroy(args.target)
         else:
-            pfs.destroy_inum(int(args.target, 0))
+            pfs.destroy_inum(args.target)
     return 0
 
 
@@ -474,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("show", help="dump the whole blockref topology")
     p.add_argument("image")
-    p.add_argument("--zone", type=int, default=None)
+    p.add_argument("--zone", type=cli_args.at_least(0), default=None)
     p.set_defaults(func=cmd_show)
     p = sub.add_parser("fsck", help="verify every blockref and check code")
     p.add_argument("image")
@@ -487,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", nargs="+")
     p.add_argument("--cluster", action="store_true",
                    help="format every IMG as a master of one new cluster")
-    p.add_argument("--size", help="e.g. 4G (files are created or resized)")
+    p.add_argument("--size", type=cli_args.size, help="e.g. 4G (files are created or resized)")
     p.add_argument("--label", default="DATA")
     p.add_argument("--volhdrs", type=int, default=0, help="header copies (1-4; default all)")
     p.add_argument("--comp", default="lz4", help="none, autozero, lz4, zlib[:LEVEL]")
@@ -506,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_put)
     p = sub.add_parser("mkdir")
     p.add_argument("-p", dest="parents", action="store_true")
-    p.add_argument("-m", dest="mode", default="755")
+    p.add_argument("-m", dest="mode", type=cli_args.mode, default="755")
     p.add_argument("spec", metavar="IMG[:PFS]")
     p.add_argument("path")
     p.set_defaults(func=cmd_mkdir)
@@ -531,14 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("link")
     p.set_defaults(func=cmd_ln)
     p = sub.add_parser("chmod")
-    p.add_argument("mode")
+    p.add_argument("mode", type=cli_args.mode)
     p.add_argument("spec", metavar="IMG[:PFS]")
     p.add_argument("path")
     p.set_defaults(func=cmd_chmod)
     p = sub.add_parser("truncate")
     p.add_argument("spec", metavar="IMG[:PFS]")
     p.add_argument("path")
-    p.add_argument("size")
+    p.add_argument("size", type=cli_args.size)
     p.set_defaults(func=cmd_truncate)
     p = sub.add_parser("pfs", help="list, create or delete PFSes")
     p.add_argument("action", choices=("list", "create", "delete"))
@@ -560,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bulkfree)
     p = sub.add_parser("growfs", help="grow the volume into a larger file or device")
     p.add_argument("image")
-    p.add_argument("--size", help="new size (default: the file's or device's size)")
+    p.add_argument("--size", type=cli_args.size,
+                   help="new size (default: the file's or device's size)")
     p.set_defaults(func=cmd_growfs)
     for name in ("setcomp", "setcheck"):
         p = sub.add_parser(name, help=f"algorithm for new writes ({name[3:]})")
@@ -572,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("destroy", "PATH"), ("destroy-inum", "INUM")):
         p = sub.add_parser(name, help=f"remove a damaged entry by {what.lower()} without reading it")
         p.add_argument("spec", metavar="IMG[:PFS]")
-        p.add_argument("target", metavar=what)
+        p.add_argument("target", metavar=what, type=cli_args.inum if what == "INUM" else str)
         p.set_defaults(func=cmd_destroy)
     p = sub.add_parser("volhdr", help="dump the volume header copies")
     p.add_argument("image")

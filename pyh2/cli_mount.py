@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from . import cli_args
 from . import mount as _mount
 
 
@@ -36,8 +37,9 @@ def register(sub):
     p.add_argument("-o", dest="options", action="append", default=[], metavar="OPT[,OPT]",
                    help="more FUSE mount options (allow_other, ...)")
     p.add_argument("--debug", action="store_true", help="trace FUSE requests on stderr")
-    p.add_argument("--threads", type=int, default=8, help="request workers at most")
-    p.add_argument("--flush-interval", type=int, default=5, metavar="SECS",
+    p.add_argument("--threads", type=cli_args.at_least(1), default=8,
+                   help="request workers at most")
+    p.add_argument("--flush-interval", type=cli_args.at_least(0), default=5, metavar="SECS",
                    help="commit modifications this often (0: only on fsync/unmount)")
     p.set_defaults(func=cmd_mount)
     p = sub.add_parser("umount", help="flush and detach a pyh2 mount")

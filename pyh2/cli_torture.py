@@ -10,6 +10,8 @@ import random
 import sys
 import tempfile
 
+from .cli_args import at_least, size
+
 
 SHM = "/dev/shm"
 
@@ -19,19 +21,20 @@ def register(sub):
                                        "device faults checked against a model")
     p.add_argument("--seconds", type=float, default=60.0, help="time budget (default 60)")
     p.add_argument("--minutes", type=float, help="time budget in minutes (overrides --seconds)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=at_least(1), default=os.cpu_count() or 1,
                    help="worker processes (default: one per CPU)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=at_least(1), default=1,
                    help="threads per worker sharing one PFS, each in its own directory")
     p.add_argument("--seed", type=int, help="base seed (default: random, printed)")
-    p.add_argument("--nodes", type=int, default=1, help="nodes of the PFS (image files)")
+    p.add_argument("--nodes", type=at_least(1), default=1,
+                   help="nodes of the PFS (image files)")
     p.add_argument("--crash", action="store_true", help="check crash points at every flush")
     p.add_argument("--faults", action="store_true", help="inject device faults")
     p.add_argument("--profile", choices=("full", "namespace"), default="full",
                    help="namespace: no file data writes or truncation")
-    p.add_argument("--ops-per-run", type=int, default=400,
+    p.add_argument("--ops-per-run", type=at_least(1), default=400,
                    help="operations per run (each run: a fresh image, a new seed)")
-    p.add_argument("--image-size", default="256M",
+    p.add_argument("--image-size", type=size, default="256M",
                    help="size of each temporary image (default 256M; 3G or more: several "
                         "volume header copies, torn header writes checked)")
     p.add_argument("--shrink-seconds", type=float, default=60.0,
@@ -49,13 +52,9 @@ def register(sub):
 def cmd_torture(args, out):
     from harness.torture.workers import Options, preflight, run_torture
 
-    from .cli import _parse_size
     from .volume import H2Error
     if args.replay:
         return _replay(args.replay, out)
-    for name in ("workers", "threads", "nodes", "ops_per_run"):
-        if getattr(args, name) < 1:
-            raise H2Error(errno.EINVAL, f"--{name.replace('_', '-')} must be at least 1")
     if args.threads > 1 and args.faults:
         raise H2Error(errno.EINVAL, "--faults runs one thread per worker (a fault's recovery "
                                     "reopens the volume under every thread)")
@@ -64,7 +63,7 @@ def cmd_torture(args, out):
     opts = Options(seconds=seconds, workers=args.workers, threads=args.threads, seed=seed,
                    nodes=args.nodes, crash=args.crash, faults=args.faults, ops_per_run=args.ops_per_run,
                    shrink_seconds=args.shrink_seconds, profile=args.profile,
-                   planted_bug=args.plant_bug, image_size=_parse_size(args.image_size),
+                   planted_bug=args.plant_bug, image_size=args.image_size,
                    tmpdir=args.tmpdir)
     report_path = args.report or os.path.join(tempfile.gettempdir(),
                                               f"pyh2-torture-{seed}.json")

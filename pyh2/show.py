@@ -3,9 +3,11 @@
 directory entries, what they hold."""
 from __future__ import annotations
 
+import errno
 import time
 
 from . import _core
+from .volume import H2Error
 
 INDENT = "  "
 
@@ -40,8 +42,13 @@ def _inode_lines(data: bytes) -> list[str]:
 
 def show(device: _core.Device, write, zone: int | None = None) -> list[str]:
     """Write the dump line by line; returns the errors met."""
+    headers = device.volume_headers()
     zone = device.best_zone if zone is None else zone
-    hdr = device.volume_headers()[zone]
+    if zone >= len(headers) or not headers[zone]["valid"]:
+        valid = ", ".join(str(h["zone"]) for h in headers if h["valid"])
+        raise H2Error(errno.EINVAL, f"{device.path}: zone {zone} holds no valid volume header "
+                                    f"(valid: {valid})")
+    hdr = headers[zone]
     write(f"Volume header {zone}: mirror_tid={hdr['mirror_tid']:016x} "
           f"freemap_tid={hdr['freemap_tid']:016x} size={hdr['volu_size']}")
     errors = []
