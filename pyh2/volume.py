@@ -170,20 +170,13 @@ class Pfs:
 
     def read(self, path: str, offset: int = 0, size: int | None = None) -> bytes:
         inum = self._namei(path)
-        try:
-            if size is None:
-                size = max(0, self._core.inode(inum)[0]["size"] - offset)
-            return self._core.read(inum, offset, size)
-        except H2Error as e:
-            raise _reraise(e, path) from None
+        if size is None:
+            size = max(0, self._call(path, self._core.inode, inum)[0]["size"] - offset)
+        return self._call(path, self._core.read, inum, offset, size)
 
     def readinto(self, path: str, buf, offset: int = 0) -> int:
         """Read into a writable buffer (no allocation per call)."""
-        inum = self._namei(path)
-        try:
-            return self._core.readinto(inum, offset, buf)
-        except H2Error as e:
-            raise _reraise(e, path) from None
+        return self._call(path, self._core.readinto, self._namei(path), offset, buf)
 
     def readlink(self, path: str) -> str:
         st = self.stat(path)
@@ -217,6 +210,8 @@ class Pfs:
             return fn(*args)
         except H2Error as e:
             raise _reraise(e, path) from None
+        except OverflowError as e:          # a negative or oversized number
+            raise H2Error(errno.EINVAL, f"{path}: argument out of range: {e}") from None
 
     def _create(self, path, h2type, mode, uid, gid, mtime_us, rdev=(0, 0)):
         dinum, name = self._parent(path)

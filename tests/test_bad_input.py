@@ -212,3 +212,26 @@ def test_bad_arguments_are_named(tmp_path, args, needle):
     proc = run_pyh2(*(a.format(img=img, new=tmp_path / "new.h2", tmp=tmp_path) for a in args))
     assert_clean_failure(proc, needle)
     assert img.read_bytes() == before
+
+
+def test_api_numbers_out_of_range(tmp_path):
+    """Negative or oversized numbers given to the API: H2Error EINVAL naming the path, and
+    nothing changed; a read asking far more than the file holds returns what it holds
+    (nothing that size is allocated)."""
+    img = tmp_path / "v.h2"
+    pyh2.newfs(img, 64 << 20)
+    with pyh2.open(img, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.create("/f", b"abc")
+        for call in (lambda: pfs.read("/f", -1, 2), lambda: pfs.read("/f", 0, -2),
+                     lambda: pfs.readinto("/f", bytearray(4), -1),
+                     lambda: pfs.write("/f", b"x", -5), lambda: pfs.truncate("/f", -5),
+                     lambda: pfs.chmod("/f", 1 << 40), lambda: pfs.utime("/f", -1)):
+            with pytest.raises(pyh2.H2Error) as ei:
+                call()
+            assert ei.value.errno == errno.EINVAL and "/f: argument out of range" in str(ei.value)
+        assert pfs.read("/f", 0, 1 << 62) == b"abc"
+        assert pfs.read("/f", 1, (1 << 64) - 1) == b"bc"
+        assert pfs.read("/f", 1 << 62, 1 << 62) == b""
+        st = pfs.stat("/f")
+        assert (st.size, st.mode & 0o7777) == (3, 0o644)
