@@ -177,10 +177,15 @@ size_radix(size_t bytes)
 	return radix;
 }
 
-/* Try every segment of one leaf, from the hint; class must match. */
+/*
+ * Try every segment of one leaf, from the hint, whose class matches (or
+ * any segment with room: a segment keeps its class when another type
+ * takes a block of it).
+ */
 static int
 leaf_alloc(hammer2_dev_t *hmp, hammer2_chain_t *leaf, hammer2_off_t l1base,
-	   hammer2_off_t from, int type, int radix, hammer2_off_t *offp)
+	   hammer2_off_t from, int type, int radix, int any_class,
+	   hammer2_off_t *offp)
 {
 	uint16_t class = (uint16_t)((type << 8) | HAMMER2_PBUFRADIX);
 	int first = from > l1base ? (int)((from - l1base) / L0_BYTES) : 0;
@@ -192,7 +197,7 @@ leaf_alloc(hammer2_dev_t *hmp, hammer2_chain_t *leaf, hammer2_off_t l1base,
 
 		if (l1base + (hammer2_off_t)j * L0_BYTES >= hmp->voldata->volu_size)
 			break;
-		if (bmap->class != 0 && bmap->class != class)
+		if (!any_class && bmap->class != 0 && bmap->class != class)
 			continue;
 		if (bmap->avail == 0 && (radix >= HAMMER2_FREEMAP_BLOCK_RADIX ||
 					 !(bmap->linear & (FM_BLOCK - 1))))
@@ -200,7 +205,8 @@ leaf_alloc(hammer2_dev_t *hmp, hammer2_chain_t *leaf, hammer2_off_t l1base,
 		rel = bmap_alloc(bmap, radix);
 		if (rel < 0)
 			continue;
-		bmap->class = class;
+		if (bmap->class == 0)
+			bmap->class = class;
 		hmp->voldata->allocator_free -= before - bmap->avail;
 		*offp = l1base + (hammer2_off_t)j * L0_BYTES + (hammer2_off_t)rel;
 		return 0;
@@ -231,10 +237,14 @@ hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
 	start = hmp->freemap->hint[type & 7];
 	if (start < hmp->voldata->allocator_beg || start >= end)
 		start = hmp->voldata->allocator_beg;
-	/* from the hint's zone to the end, then wrap around once */
-	for (int pass = 0; pass < 2; ++pass) {
+	/*
+	 * From the hint's zone to the end, then wrap around once; then, the
+	 * volume nearly full, into segments other block types hold, so that
+	 * all the space the allocator counts free can be reached.
+	 */
+	for (int pass = 0; pass < 3; ++pass) {
 		hammer2_off_t from = pass ? 0 : start;
-		hammer2_off_t stop = pass ? start + L1_BYTES : end;
+		hammer2_off_t stop = pass == 1 ? start + L1_BYTES : end;
 
 		for (l1 = from & ~(L1_BYTES - 1); l1 < end && l1 < stop;
 		     l1 += L1_BYTES) {
@@ -244,7 +254,7 @@ hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
 			if (error)
 				return error;
 			error = leaf_alloc(hmp, leaf, l1, pass ? l1 : from, type,
-					   radix, offp);
+					   radix, pass == 2, offp);
 			hammer2_chain_unlock(leaf);
 			hammer2_chain_drop(leaf);
 			if (error == 0) {
