@@ -86,11 +86,12 @@ hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
 		hammer2_chain_drop(leaf);
 	}
 	hammer2_blockmap_free(&bm);
+	/* leaves freed before a failing one stay freed: count them */
+	hmp->voldata->allocator_free += freed;
+	hmp->vchain->flags |= HAMMER2_CHAIN_MODIFIED;	/* a new header */
 	if (error)
 		return error;
-	hmp->voldata->allocator_free += freed;
 	hmp->voldata->bulkfree_tid = hmp->voldata->mirror_tid;
-	hmp->vchain->flags |= HAMMER2_CHAIN_MODIFIED;	/* a new header */
 	error = hammer2_flush(hmp);
 	if (error == 0)
 		*freedp = freed;

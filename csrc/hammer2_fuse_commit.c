@@ -6,7 +6,8 @@
  * commit could not hold is refused up front, and nothing acknowledged is
  * lost.  Copy-on-write leaves every overwritten block behind and a
  * removal frees nothing by itself: when space runs short, a bulkfree
- * takes back what the committed tree no longer references.
+ * takes back what the committed tree no longer references.  Each runs
+ * inside the exclusive transaction: every request waits for its scan.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,14 +17,15 @@
 
 #define FLUSH_BYTES	(64ULL << 20)	/* modified data kept in memory at most */
 /*
- * Free space the allocator counts but a commit may not reach: each block
- * type allocates from 4 MiB segments of its own, so a few segments can be
- * partly used by one type and closed to the others.  Modifications that
- * add nothing leave most of it to the ones that make room: a full volume
- * still takes an rm.
+ * Free space the allocator counts but a commit may not use: blocks of up
+ * to 64 KiB need runs of free 16 KiB blocks in one 4 MiB segment, and
+ * what is left is scattered.  Modifications that add no data need room
+ * for a little metadata only, and leave the rest to the ones that make
+ * room: a full volume still takes an rm.
  */
 #define GROW_SLACK	(32ULL << 20)
 #define CHANGE_SLACK	(4ULL << 20)
+#define RECLAIM_GAP_NS	1000000000LL	/* bulkfrees ahead of need: 1 a second */
 
 int
 hammer2_fuse_commit(hammer2_fuse_t *f)
@@ -44,15 +46,21 @@ hammer2_fuse_commit(hammer2_fuse_t *f)
 	return 0;
 }
 
-/* Free bytes the allocator had at the last commit (the fullest node's). */
+/*
+ * Free bytes the allocator had at the last commit: the fullest live
+ * node's (one out of the cluster takes no commits, so its count stands).
+ */
 static uint64_t
 space_free(hammer2_fuse_t *f)
 {
 	uint64_t avail = UINT64_MAX;
 
 	for (int i = 0; i < f->pfs->ndevs; ++i) {
-		if (f->pfs->devs[i]->voldata->allocator_free < avail)
-			avail = f->pfs->devs[i]->voldata->allocator_free;
+		hammer2_dev_t *hmp = f->pfs->devs[i];
+
+		if (hammer2_node_live(hmp) &&
+		    hmp->voldata->allocator_free < avail)
+			avail = hmp->voldata->allocator_free;
 	}
 	return avail;
 }
@@ -76,10 +84,20 @@ hammer2_fuse_avail(hammer2_fuse_t *f)
 	return avail > pending ? avail - pending : 0;
 }
 
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /*
- * bulkfree: the first time space runs short, then again only after a
- * commit (without one it would find nothing new).  It commits too, and
- * a failure counts as a failed commit.
+ * bulkfree, after committing what is pending by the usual rules; only
+ * once per commit (without one it would find nothing new).  One that
+ * fails before it changes anything (a block of the tree it cannot read)
+ * just frees nothing; one whose own commit fails is a failed commit.
  */
 static void
 reclaim(hammer2_fuse_t *f)
@@ -87,15 +105,24 @@ reclaim(hammer2_fuse_t *f)
 	uint64_t freed;
 	int error;
 
+	if (f->dirty && hammer2_fuse_commit(f) != 0)
+		return;
 	if (f->flush_error || f->commits == f->reclaimed_at)
 		return;
 	error = hammer2_cluster_bulkfree(f->pfs->devs, f->pfs->ndevs, &freed);
-	if (error) {
-		fprintf(stderr, "pyh2 mount: bulkfree failed, refusing further "
-			"modifications: %s\n", hammer2_errmsg());
-		f->flush_error = error;
-	}
 	f->reclaimed_at = f->commits;
+	f->reclaimed_ns = now_ns();
+	if (error == 0)
+		return;
+	fprintf(stderr, "pyh2 mount: bulkfree failed: %s\n", hammer2_errmsg());
+	for (int i = 0; i < f->pfs->ndevs; ++i) {
+		if (f->pfs->devs[i]->flush_error) {
+			fprintf(stderr, "pyh2 mount: refusing further "
+				"modifications\n");
+			f->flush_error = error;
+			break;
+		}
+	}
 }
 
 int
@@ -107,7 +134,10 @@ hammer2_fuse_wbegin(hammer2_fuse_t *f, uint64_t bytes, int kind)
 	/* committing what is pending makes the allocator's count exact */
 	if (space_need(f, bytes, kind) > space_free(f) && f->dirty)
 		hammer2_fuse_commit(f);
-	if (space_need(f, bytes, kind) > space_free(f))
+	/* space comes back before writers run short, at once if this is short */
+	if (space_need(f, bytes, kind) > space_free(f) ||
+	    (space_need(f, bytes, HAMMER2_FUSE_GROWS) > space_free(f) &&
+	     now_ns() - f->reclaimed_ns >= RECLAIM_GAP_NS))
 		reclaim(f);
 	if (f->flush_error) {
 		hammer2_pfs_trans_end(f->pfs);

@@ -41,6 +41,7 @@ struct hammer2_fuse {
 	int			flush_error;
 	uint64_t		commits;
 	uint64_t		reclaimed_at;	/* commits at the last bulkfree */
+	int64_t			reclaimed_ns;	/* its CLOCK_MONOTONIC time */
 	pthread_mutex_t		lock;		/* stopping, the syncer's wait */
 	pthread_cond_t		cv;
 	int			stopping;
