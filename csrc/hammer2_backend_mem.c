@@ -20,7 +20,22 @@ typedef struct memdev {
 } memdev_t;
 
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t mem_once = PTHREAD_ONCE_INIT;
 static memdev_t *mem_list;
+
+static void
+mem_guard(void)
+{
+	hammer2_fork_guard(&mem_lock);
+}
+
+/* The registry's lock, held across fork like every process-wide one. */
+static void
+mem_lock_take(void)
+{
+	pthread_once(&mem_once, mem_guard);
+	pthread_mutex_lock(&mem_lock);
+}
 
 static memdev_t *
 mem_find(const char *name)
@@ -52,7 +67,7 @@ hammer2_mem_create(const char *name, uint64_t size)
 	if (size == 0 || size > (1ULL << 40))
 		return hammer2_seterr(EINVAL, "mem:%s: bad size %llu", name,
 				      (unsigned long long)size);
-	pthread_mutex_lock(&mem_lock);
+	mem_lock_take();
 	if (mem_find(name)) {
 		error = hammer2_seterr(EEXIST, "mem:%s already exists", name);
 		goto out;
@@ -88,7 +103,7 @@ hammer2_mem_delete(const char *name)
 	memdev_t **pp, *m;
 	int error = 0;
 
-	pthread_mutex_lock(&mem_lock);
+	mem_lock_take();
 	for (pp = &mem_list; *pp && strcmp((*pp)->name, name); pp = &(*pp)->next)
 		;
 	if ((m = *pp) == NULL) {
@@ -162,7 +177,7 @@ mem_size(hammer2_backend_t *be, uint64_t *sizep)
 static void
 mem_close(hammer2_backend_t *be)
 {
-	pthread_mutex_lock(&mem_lock);
+	mem_lock_take();
 	mem_rele(be->priv);
 	pthread_mutex_unlock(&mem_lock);
 }
@@ -178,7 +193,7 @@ hammer2_be_mem_open(hammer2_backend_t *be, const char *name, int flags)
 	memdev_t *m;
 
 	(void)flags;
-	pthread_mutex_lock(&mem_lock);
+	mem_lock_take();
 	m = mem_find(name);
 	if (m)
 		++m->refs;

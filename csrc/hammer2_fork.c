@@ -6,6 +6,7 @@
  * in parent and child.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include "hammer2.h"
 
 #define FORK_LOCKS_MAX	4
@@ -37,12 +38,23 @@ fork_handlers(void)
 	pthread_atfork(fork_prepare, fork_done, fork_done);
 }
 
+/*
+ * A lock is guarded once however often this is called (a child forked
+ * during its owner's one-time setup runs that setup again).
+ */
 void
 hammer2_fork_guard(pthread_mutex_t *lock)
 {
+	int i;
+
 	pthread_once(&guard_once, fork_handlers);
 	pthread_mutex_lock(&guard_lock);
-	if (nlocks < FORK_LOCKS_MAX)
+	for (i = 0; i < nlocks && locks[i] != lock; ++i)
+		;
+	if (i == nlocks) {
+		if (nlocks == FORK_LOCKS_MAX)
+			abort();	/* a new process-wide lock: raise the max */
 		locks[nlocks++] = lock;
+	}
 	pthread_mutex_unlock(&guard_lock);
 }
