@@ -497,8 +497,9 @@ cmd_name(int cmd)
 }
 
 /*
- * One request of at most maxreq bytes; waits for its reply.  iov is the
- * one segment a write sends, or where a read's reply goes (consumed).
+ * One request of at most maxreq bytes; waits for its reply.  iov (at most
+ * HAMMER2_IOV_MAX segments) is what a write sends, or where a read's
+ * reply goes (consumed).
  */
 static int
 nbd_request(hammer2_backend_t *be, int cmd, struct iovec *iov, int iovcnt,
@@ -507,7 +508,7 @@ nbd_request(hammer2_backend_t *be, int cmd, struct iovec *iov, int iovcnt,
 	nbd_t *nbd = be->priv;
 	struct { uint32_t magic; uint16_t flags, type; uint64_t handle, off;
 		 uint32_t len; } __attribute__((packed)) hdr;
-	struct iovec out[2];
+	struct iovec out[1 + HAMMER2_IOV_MAX];
 	nbd_req_t req, **pp;
 	pthread_condattr_t cattr;
 	struct timespec deadline;
@@ -552,9 +553,9 @@ nbd_request(hammer2_backend_t *be, int cmd, struct iovec *iov, int iovcnt,
 	out[0].iov_base = &hdr;
 	out[0].iov_len = sizeof(hdr);
 	if (cmd == NBD_CMD_WRITE)
-		out[1] = iov[0];
+		memcpy(out + 1, iov, (size_t)iovcnt * sizeof(*iov));
 	pthread_mutex_lock(&nbd->sendlock);
-	error = send_iov(nbd->fd, out, cmd == NBD_CMD_WRITE ? 2 : 1,
+	error = send_iov(nbd->fd, out, cmd == NBD_CMD_WRITE ? 1 + iovcnt : 1,
 			 nbd->timeout_ms);
 	pthread_mutex_unlock(&nbd->sendlock);
 

@@ -813,8 +813,8 @@ cdef class Pfs:
             hammer2_pfs_close(self.pfs)
 
     def close(self):
-        """Close the PFS and, first, the FUSE sessions over it (EBUSY, and
-        nothing closed, while one still serves)."""
+        """Close the PFS and, first, the FUSE sessions over it (EBUSY while
+        one still serves: the PFS stays open)."""
         for s in list(self.sessions):
             s.close()
         if self.pfs is not NULL:
@@ -915,6 +915,8 @@ cdef class Pfs:
         cdef int err
         if size > READ_CLAMP:       # what the file holds, not what was asked, is allocated
             size = min(size, max(0, self.inode(inum)[0]["size"] - offset))
+        if size > <size_t>PY_SSIZE_T_MAX:
+            raise H2Error(_errno.EFBIG, f"inode 0x{inum:x}: a read of {size} bytes")
         out = PyBytes_FromStringAndSize(NULL, size)
         buf = PyBytes_AS_STRING(out)
         with nogil:

@@ -14,9 +14,13 @@ def size(text: str) -> int:
     t = text.strip().lower().rstrip("ib")
     num, unit = (t[:-1], t[-1]) if t and t[-1] in _UNITS else (t, "")
     try:
-        value = float(num) * _UNITS[unit]
+        value = int(num) * _UNITS[unit]         # exact, however large
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad size '{text}' (e.g. 4G, 512M, 1048576)") from None
+        try:
+            value = float(num) * _UNITS[unit]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad size '{text}' (e.g. 4G, 512M, 1048576)") \
+                from None
     if not math.isfinite(value) or not 0 <= value < _LIMIT:
         raise argparse.ArgumentTypeError(f"size '{text}' out of range (0 to 8 EiB)")
     return int(value)

@@ -82,7 +82,7 @@ class Mount:
 
 def _tune_readahead(mountpoint: str):
     """The kernel reads ahead 128 KiB on a FUSE mount, though a read request can carry
-    1 MiB: a window that fills them speeds sequential reads by half. Set once the
+    1 MiB: a window that fills them about doubles sequential reads. Set once the
     session is served (the kernel sets the window when the session starts: the stat
     waits for that); best effort, as sysfs needs root."""
     try:

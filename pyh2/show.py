@@ -44,10 +44,9 @@ def show(device: _core.Device, write, zone: int | None = None) -> list[str]:
     """Write the dump line by line; returns the errors met."""
     headers = device.volume_headers()
     zone = device.best_zone if zone is None else zone
-    if zone >= len(headers) or not headers[zone]["valid"]:
-        valid = ", ".join(str(h["zone"]) for h in headers if h["valid"])
-        raise H2Error(errno.EINVAL, f"{device.path}: zone {zone} holds no valid volume header "
-                                    f"(valid: {valid})")
+    if zone >= len(headers):            # a damaged header of the volume is still shown
+        raise H2Error(errno.EINVAL, f"{device.path}: no volume header zone {zone} (the "
+                                    f"volume has zones 0 to {len(headers) - 1})")
     hdr = headers[zone]
     write(f"Volume header {zone}: mirror_tid={hdr['mirror_tid']:016x} "
           f"freemap_tid={hdr['freemap_tid']:016x} size={hdr['volu_size']}")

@@ -195,7 +195,7 @@ def test_nonexistent_image(tmp_path):
     (("truncate", "{img}", "/f", "abc"), "bad size 'abc'"),
     (("destroy-inum", "{img}", "xyz"), "bad inode number 'xyz'"),
     (("destroy-inum", "{img}", "-3"), "inode number '-3' out of range"),
-    (("show", "{img}", "--zone", "3"), "zone 3 holds no valid volume header (valid: 0)"),
+    (("show", "{img}", "--zone", "3"), "no volume header zone 3 (the volume has zones 0 to 0)"),
     (("show", "{img}", "--zone", "-1"), "must be at least 0"),
     (("mkdir", "-m", "9999", "{img}", "/d"), "bad mode '9999'"),
     (("chmod", "17777", "{img}", "/"), "mode '17777' out of range"),

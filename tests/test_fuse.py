@@ -543,7 +543,7 @@ def test_failed_commit_under_a_mount(tmp_path, image, nbd_server):
     srv = nbd_server(image, filters={"error": {"error-pwrite": "EIO", "error-pwrite-rate": "100%",
                                                "error-pwrite-file": trigger}})
     mnt = tmp_path / "mnt"
-    with mounted(srv.uri, mnt):
+    with mounted(srv.uri, mnt, "--flush-interval", "0"):   # commits only where the test says
         with open(mnt / "kept", "wb") as f:
             f.write(b"committed")
             f.flush()

@@ -333,9 +333,9 @@ def apply_path_op(pfs, model, op):
                 return
             if isinstance(e, H2Error):      # the core's own: a device fault may explain it
                 raise
-            raise WrongErrno(f"{sub!r}: expected {name}, got "
+            raise WrongErrno(f"expected {name}, got "
                              f"{errno.errorcode.get(e.errno, e.errno)}: {e}") from None
-        raise WrongErrno(f"{sub!r}: succeeded, expected {name}")
+        raise WrongErrno(f"succeeded, expected {name}")
     if kind == "read":
         got = pfs.read(op[1], op[2], op[3])
         want = bytes(model.filedata(op[1])[op[2]:op[2] + op[3]])
