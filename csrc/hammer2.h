@@ -563,6 +563,8 @@ int hammer2_inode_setalgo(hammer2_pfs_t *pfs, hammer2_tid_t inum, int comp,
 int hammer2_dirent_destroy(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			   const uint8_t *name, size_t len);
 int hammer2_inode_destroy(hammer2_pfs_t *pfs, hammer2_tid_t inum);
+int hammer2_pfs_orphans(hammer2_pfs_t *pfs, hammer2_tid_t **inumsp,
+			size_t *countp);
 int hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp);
 int hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size);
 

@@ -1,7 +1,8 @@
 /*
  * Administration: PFS create/delete, snapshots, compression and check
- * algorithm changes, and destroying damaged entries without reading
- * them.  All run inside a write transaction on every node.
+ * algorithm changes, destroying damaged entries without reading them
+ * (inside a write transaction on every node), and finding orphaned
+ * inodes (a read transaction is enough).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -388,4 +389,67 @@ hammer2_inode_destroy(hammer2_pfs_t *pfs, hammer2_tid_t inum)
 	}
 	hammer2_cluster_lookup_done(cparent);
 	return error;
+}
+
+/*
+ * Inodes of the PFS with no name left (nlinks 0, not a directory): what a
+ * server stopped while an unlinked file was still open leaves behind.
+ * Returns them in *inumsp (malloc'd, *countp of them).
+ */
+int
+hammer2_pfs_orphans(hammer2_pfs_t *pfs, hammer2_tid_t **inumsp,
+		    size_t *countp)
+{
+	hammer2_cluster_t *cparent, *cluster;
+	hammer2_tid_t *inums = NULL;
+	size_t count = 0, cap = 0;
+	hammer2_key_t next;
+	int error = 0;
+
+	*inumsp = NULL;
+	*countp = 0;
+	cparent = hammer2_cluster_lookup_init(pfs->iroot, SHARED);
+	if (cparent == NULL)
+		return hammer2_seterr(ENOMEM, "out of memory");
+	cluster = hammer2_cluster_lookup(cparent, &next, 0,
+					 HAMMER2_DIRHASH_VISIBLE - 1, SHARED);
+	while (cluster) {
+		const hammer2_media_data_t *data = hammer2_cluster_rdata(cluster);
+
+		if (hammer2_cluster_type(cluster) == HAMMER2_BREF_TYPE_INODE &&
+		    data && data->ipdata.meta.nlinks == 0 &&
+		    data->ipdata.meta.type != HAMMER2_OBJTYPE_DIRECTORY &&
+		    data->ipdata.meta.inum != pfs->info.inum) {
+			if (count == cap) {
+				hammer2_tid_t *n;
+
+				cap = cap ? cap * 2 : 16;
+				if ((n = realloc(inums, cap * sizeof(*n))) == NULL) {
+					error = hammer2_seterr(ENOMEM, "out of "
+							       "memory");
+					break;
+				}
+				inums = n;
+			}
+			inums[count++] = data->ipdata.meta.inum;
+		}
+		cluster = hammer2_cluster_next(cparent, cluster, &next, 0,
+					       HAMMER2_DIRHASH_VISIBLE - 1,
+					       SHARED);
+	}
+	if (cluster) {
+		hammer2_cluster_unlock(cluster);
+		hammer2_cluster_drop(cluster);
+	} else if (error == 0) {
+		error = cparent->error;
+	}
+	hammer2_cluster_lookup_done(cparent);
+	if (error) {
+		free(inums);
+		return hammer2_preerr(error, "orphan scan of PFS %s",
+				      pfs->info.label);
+	}
+	*inumsp = inums;
+	*countp = count;
+	return 0;
 }

@@ -228,6 +228,7 @@ cdef extern from "hammer2.h" nogil:
                                const uint8_t *name, size_t len)
     int hammer2_inode_destroy(hammer2_pfs_t *pfs, hammer2_tid_t inum)
     int hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
+    int hammer2_pfs_orphans(hammer2_pfs_t *pfs, hammer2_tid_t **inumsp, size_t *countp)
     int hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size)
     void hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write)
     void hammer2_pfs_trans_end(hammer2_pfs_t *pfs)
@@ -1102,6 +1103,23 @@ cdef class Pfs:
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
+
+    def orphans(self):
+        """Inode numbers of the non-directories with no name left (nlinks 0)."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_tid_t *inums = NULL
+        cdef size_t count = 0
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 0)
+            err = hammer2_pfs_orphans(pfs, &inums, &count)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+        try:
+            return [inums[i] for i in range(count)]
+        finally:
+            free(inums)
 
     def destroy_inum(self, uint64_t inum):
         cdef hammer2_pfs_t *pfs = self._wpfs()

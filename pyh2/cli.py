@@ -206,6 +206,17 @@ def cmd_destroy(args, out):
     return 0
 
 
+def cmd_orphans(args, out):
+    img, label = split_spec(args.spec)
+    with open_volume(img, writable=args.destroy) as vol:
+        pfs = vol.pfs(label)
+        for st in pfs.orphans():
+            out(f"{st.inum:#x} {st.size} bytes" + (", destroyed" if args.destroy else ""))
+            if args.destroy:
+                pfs.destroy_inum(st.inum)
+    return 0
+
+
 def cmd_volhdr(args, out):
     with open_volume(args.image) as vol:
         for h in vol.device.volume_headers():
@@ -566,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("spec", metavar="IMG[:PFS]")
         p.add_argument("target", metavar=what, type=cli_args.inum if what == "INUM" else str)
         p.set_defaults(func=cmd_destroy)
+    p = sub.add_parser("orphans", help="list (--destroy: remove) inodes with no name left")
+    p.add_argument("spec", metavar="IMG[:PFS]")
+    p.add_argument("--destroy", action="store_true",
+                   help="remove them (a bulkfree then takes back their blocks)")
+    p.set_defaults(func=cmd_orphans)
     p = sub.add_parser("volhdr", help="dump the volume header copies")
     p.add_argument("image")
     p.set_defaults(func=cmd_volhdr)

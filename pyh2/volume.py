@@ -305,6 +305,13 @@ class Pfs:
     def destroy_inum(self, inum: int):
         self._call(f"inode {inum:#x}", self._core.destroy_inum, inum)
 
+    def orphans(self) -> list[Stat]:
+        """The files with no name left: a mount's server stopped while they were open
+        after their last unlink. destroy_inum() removes one, and a bulkfree then takes
+        back its blocks."""
+        return [Stat.from_meta(self._call(self.label, self._core.inode, inum)[0])
+                for inum in self._call(self.label, self._core.orphans)]
+
     def blocks(self, path: str) -> list[dict]:
         """Every blockref below the inode at path, depth first."""
         inum = self._namei(path)

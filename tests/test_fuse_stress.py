@@ -186,6 +186,38 @@ def test_killed_daemon_leaves_last_flush(image, tmp_path):
         assert pfs.read("/d/b") == b"kept"
 
 
+def test_orphan_left_by_a_killed_server_is_found_and_destroyed(image, tmp_path):
+    """A file unlinked while open outlives its name until the last close; the server killed
+    before that leaves its inode with no name. `pyh2 orphans` lists it (only it), --destroy
+    removes it, and a bulkfree then takes back its blocks."""
+    mnt, held = tmp_path / "mnt", os.urandom(3 << 20)
+    with mounted(image, mnt, "--flush-interval", "0") as pid:
+        (mnt / "named").write_bytes(b"keeps its name")
+        f = open(mnt / "held", "wb")
+        f.write(held)
+        f.flush()
+        os.unlink(mnt / "held")
+        os.fsync(f.fileno())                # committed: the inode, nameless, still open
+        os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pid)
+        f.close()                           # nobody left to hear it
+    with pyh2.open(image) as vol:
+        orphans = vol.pfs("DATA").orphans()
+    assert [st.size for st in orphans] == [len(held)] and orphans[0].nlinks == 0
+    r = run("orphans", image)
+    assert r.returncode == 0 and r.stdout.split() == [f"{orphans[0].inum:#x}", str(len(held)),
+                                                       "bytes"], r
+    r = run("orphans", image, "--destroy")
+    assert r.returncode == 0 and "destroyed" in r.stdout, r
+    r = run("bulkfree", image)
+    assert r.returncode == 0 and int(r.stdout.split()[1]) >= len(held), r
+    fsck_clean(image)
+    with pyh2.open(image) as vol:
+        pfs = vol.pfs("DATA")
+        assert pfs.orphans() == [] and pfs.listdir("/") == ["named"]
+        assert pfs.read("/named") == b"keeps its name"
+
+
 def test_full_volume_refuses_before_it_loses(tmp_path):
     """Writes into a filling volume get ENOSPC before a commit could fail: everything
     acknowledged is on the image after unmount, and small files still fit."""
