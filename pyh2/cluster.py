@@ -12,7 +12,7 @@ import os
 import threading
 
 from . import _core
-from .volume import H2Error, Volume, check_algo, comp_algo
+from .volume import H2Error, Volume, check_algo, comp_algo, lock_writer, unlock
 
 
 def _node_paths(paths) -> list[str]:
@@ -49,6 +49,7 @@ class ClusterVolume(Volume):
         self.path = ",".join(self.paths)
         self.writable = writable
         self.devices = []
+        self.locks = lock_writer(self.paths) if writable else []
         try:
             for p in self.paths:
                 try:
@@ -74,8 +75,11 @@ class ClusterVolume(Volume):
         _core.cluster_flush(self.devices)
 
     def close(self):
-        for d in self.devices:
-            d.close()
+        try:
+            for d in self.devices:
+                d.close()
+        finally:
+            unlock(self.locks)
 
     def nodes(self) -> list[dict]:
         """Per node: path, state ('live', 'stale', 'failed'), errno, why,

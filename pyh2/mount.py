@@ -38,9 +38,10 @@ class Mount:
         self.mountpoint = os.path.realpath(mountpoint)
         self.volume, self.pfs, self.session, self.locks = None, None, None, []
         try:
-            for img in images:
-                if os.path.exists(img):     # a device URI has no local file to lock
-                    self._lock(img, readonly)
+            if readonly:                    # a writable volume locks its images itself
+                for img in images:
+                    if os.path.exists(img):     # a device URI has no local file to lock
+                        self._lock(img)
             self.volume = open_volume(",".join(images), not readonly)
             self.pfs = _core.Pfs(self.volume.devices, label)
             fsname = ",".join(os.path.realpath(i) if os.path.exists(i) else i for i in images)
@@ -50,14 +51,16 @@ class Mount:
             self._release()
             raise
 
-    def _lock(self, img, shared):
-        """One writer per image, and no writer beside readers (among pyh2 mounts)."""
+    def _lock(self, img):
+        """No writer beside a read-only mount: this shared lock conflicts with the
+        exclusive one of a volume opened for writing (volume.lock_writer)."""
         fd = os.open(img, os.O_RDONLY)
         self.locks.append(fd)
         try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise H2Error(errno.EBUSY, f"{img}: mounted by another pyh2 process") from None
+            raise H2Error(errno.EBUSY, f"{img}: mounted or opened for writing by another "
+                                       f"pyh2 process") from None
 
     def serve(self, threads: int = 8):
         self.session.serve(threads)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat as _stat
 import time
@@ -329,15 +330,44 @@ class Pfs:
         return out
 
 
+def lock_writer(paths) -> list[int]:
+    """Exclusive flocks on the local images and devices among paths (a device URI has no
+    local file): one writer per image across pyh2 processes, mounts included. Returns the
+    descriptors holding them; closing them lets go."""
+    fds = []
+    try:
+        for p in paths:
+            if not os.path.exists(p):
+                continue
+            fds.append(os.open(p, os.O_RDONLY | os.O_CLOEXEC))
+            try:
+                fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise H2Error(errno.EBUSY, f"{p}: mounted or opened for writing by another "
+                                           f"pyh2 process") from None
+    except BaseException:
+        unlock(fds)
+        raise
+    return fds
+
+
+def unlock(fds: list[int]):
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
+
+
 class Volume:
     """An opened HAMMER2 image or device: `with pyh2.open(path) as vol:`."""
 
     def __init__(self, path: str | os.PathLike, writable: bool = False):
         self.path = os.fspath(path)
         self.writable = writable
+        self.locks = lock_writer([self.path]) if writable else []
         try:
             self.device = _core.Device(self.path, writable)
         except H2Error as e:
+            unlock(self.locks)
             if e.errno == errno.ENOENT:
                 raise H2Error(e.errno, e.strerror, self.path) from None
             raise
@@ -359,7 +389,10 @@ class Volume:
         self.device.flush()
 
     def close(self):
-        self.device.close()
+        try:
+            self.device.close()
+        finally:
+            unlock(self.locks)
 
     @property
     def best_zone(self) -> int:
@@ -444,7 +477,11 @@ def newfs(path, size: int = 0, label: str = "DATA", volhdrs: int = 0,
           comp: str = "lz4", check: str = "xxhash64"):
     """Format a file (created or resized to size bytes) or a device as a
     HAMMER2 volume holding the PFSes `label` and LOCAL."""
-    _core.newfs(os.fspath(path), size, label, volhdrs, comp_algo(comp), check_algo(check))
+    locks = lock_writer([os.fspath(path)])
+    try:
+        _core.newfs(os.fspath(path), size, label, volhdrs, comp_algo(comp), check_algo(check))
+    finally:
+        unlock(locks)
 
 
 __all__ = ["Volume", "Pfs", "PfsInfo", "Stat", "DirEntry", "H2Error", "CheckError", "open",

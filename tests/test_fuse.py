@@ -570,6 +570,32 @@ def test_failed_commit_under_a_mount(tmp_path, image, nbd_server):
         assert vol.pfs("DATA").read("/kept") == b"committed"
 
 
+def test_offline_writers_refused_while_mounted(image, tmp_path):
+    """One writer per image: while a mount holds it, offline edits, newfs and writable
+    opens are refused (EBUSY, naming the image) and change nothing; read-only opens see
+    the last commit. After the unmount, an edit goes through."""
+    mnt = tmp_path / "mnt"
+    with mounted(image, mnt):
+        with open(mnt / "f", "wb", buffering=0) as f:
+            f.write(b"committed")
+            os.fsync(f.fileno())
+        for args in (("mkdir", image, "/x"), ("newfs", image, "--size", "1G"),
+                     ("bulkfree", image)):
+            r = run(*args)
+            assert r.returncode == 1 and (f"{image}: mounted or opened for writing by "
+                                          f"another pyh2 process") in r.stderr, (args, r)
+        with pytest.raises(pyh2.H2Error) as ei:
+            pyh2.open(image, writable=True)
+        assert ei.value.errno == errno.EBUSY
+        r = run("cat", image, "/f")
+        assert r.returncode == 0 and r.stdout == "committed", r
+        assert sorted(os.listdir(mnt)) == ["f"]
+    r = run("mkdir", image, "/x")
+    assert r.returncode == 0, r
+    with pyh2.open(image) as vol:
+        assert sorted(vol.pfs("DATA").listdir("/")) == ["f", "x"]
+
+
 def test_mount_errors_are_clean(tmp_path, image):
     for args, needle in [((image, tmp_path / "nodir"), "not a directory"),
                          ((tmp_path / "missing.h2", tmp_path), "missing.h2"),
@@ -586,7 +612,7 @@ def test_mount_errors_are_clean(tmp_path, image):
     with mounted(image, tmp_path / "m1"):
         for opt in ((), ("--ro",)):
             r = run("mount", "-d", image, tmp_path / "m2", *opt)
-            assert r.returncode == 1 and "mounted by another" in r.stderr, r
+            assert r.returncode == 1 and "by another pyh2 process" in r.stderr, r
             assert not is_mounted(tmp_path / "m2")
 
 
