@@ -380,6 +380,8 @@ const hammer2_blockref_t *hammer2_cluster_bref(const hammer2_cluster_t *c);
 hammer2_cluster_t *hammer2_cluster_lookup_init(hammer2_cluster_t *cparent,
 					       int flags);
 void hammer2_cluster_lookup_done(hammer2_cluster_t *cparent);
+int hammer2_cluster_scan_done(hammer2_cluster_t *cparent,
+			      hammer2_cluster_t *cluster, int error);
 hammer2_cluster_t *hammer2_cluster_lookup(hammer2_cluster_t *cparent,
 					  hammer2_key_t *key_nextp,
 					  hammer2_key_t key_beg,

@@ -437,13 +437,7 @@ hammer2_pfs_orphans(hammer2_pfs_t *pfs, hammer2_tid_t **inumsp,
 					       HAMMER2_DIRHASH_VISIBLE - 1,
 					       SHARED);
 	}
-	if (cluster) {
-		hammer2_cluster_unlock(cluster);
-		hammer2_cluster_drop(cluster);
-	} else if (error == 0) {
-		error = cparent->error;
-	}
-	hammer2_cluster_lookup_done(cparent);
+	error = hammer2_cluster_scan_done(cparent, cluster, error);
 	if (error) {
 		free(inums);
 		return hammer2_preerr(error, "orphan scan of PFS %s",

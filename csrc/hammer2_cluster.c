@@ -262,6 +262,25 @@ hammer2_cluster_lookup_done(hammer2_cluster_t *cparent)
 }
 
 /*
+ * End a lookup/next scan: release the element it stopped at (when it
+ * stopped early) and the parent.  Returns error, or for a scan that ran
+ * to its end, the error the parent met on the way.
+ */
+int
+hammer2_cluster_scan_done(hammer2_cluster_t *cparent,
+			  hammer2_cluster_t *cluster, int error)
+{
+	if (cluster) {
+		hammer2_cluster_unlock(cluster);
+		hammer2_cluster_drop(cluster);
+	} else if (error == 0) {
+		error = cparent->error;
+	}
+	hammer2_cluster_lookup_done(cparent);
+	return error;
+}
+
+/*
  * Look up the lowest-keyed element in [key_beg, key_end] on every node.
  * Nodes whose result has a higher key than the lowest found do not take
  * part in this element; they find theirs again on the next step.  The

@@ -106,13 +106,7 @@ read_blocks(hammer2_cluster_t *ip, hammer2_off_t off,
 					       end - 1,
 					       SHARED | HAMMER2_LOOKUP_NODATA);
 	}
-	if (cluster) {
-		hammer2_cluster_unlock(cluster);
-		hammer2_cluster_drop(cluster);
-	} else if (cparent->error) {
-		error = cparent->error;
-	}
-	hammer2_cluster_lookup_done(cparent);
+	error = hammer2_cluster_scan_done(cparent, cluster, error);
 	if (error == 0 && pos < end)
 		memset(buf + (pos - off), 0, end - pos);
 	return error;

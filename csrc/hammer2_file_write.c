@@ -222,14 +222,7 @@ delete_from(hammer2_cluster_t *ip, hammer2_off_t lbase, hammer2_tid_t mtid)
 					       HAMMER2_KEY_MAX,
 					       HAMMER2_LOOKUP_NODATA);
 	}
-	if (cluster) {
-		hammer2_cluster_unlock(cluster);
-		hammer2_cluster_drop(cluster);
-	} else if (error == 0) {
-		error = cparent->error;
-	}
-	hammer2_cluster_lookup_done(cparent);
-	return error;
+	return hammer2_cluster_scan_done(cparent, cluster, error);
 }
 
 int

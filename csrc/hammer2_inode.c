@@ -171,13 +171,7 @@ dir_scan(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_key_t key_beg,
 		cluster = hammer2_cluster_next(cparent, cluster, &next, key_beg,
 					       key_end, SHARED);
 	}
-	if (cluster) {
-		hammer2_cluster_unlock(cluster);
-		hammer2_cluster_drop(cluster);
-	} else {
-		error = cparent->error;
-	}
-	hammer2_cluster_lookup_done(cparent);
+	error = hammer2_cluster_scan_done(cparent, cluster, error);
 	*stoppedp = rc != 0;
 	if (error)
 		return hammer2_preerr(error, "directory 0x%llx",
