@@ -7,6 +7,7 @@ core's (hammer2_quorum.c, hammer2_resync.c); this module drives them."""
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import threading
@@ -39,6 +40,17 @@ def newfs_cluster(paths, size: int = 0, label: str = "DATA", volhdrs: int = 0,
     return _core.uuid_str(clid)
 
 
+def _one_at_a_time(method):
+    """For the methods that hand the node list to the core: the core takes the nodes'
+    locks only once it runs, so a node swapped (and its old device closed) by another
+    thread in between would leave it a closed device."""
+    @functools.wraps(method)
+    def run(self, *args, **kw):
+        with self._nodes_lock:
+            return method(self, *args, **kw)
+    return run
+
+
 class ClusterVolume(Volume):
     """N nodes opened as one volume: `with pyh2.open_cluster([...]) as vol:`.
     The Volume API applies to the cluster; vol.devices are the nodes,
@@ -49,6 +61,7 @@ class ClusterVolume(Volume):
         self.path = ",".join(self.paths)
         self.writable = writable
         self.devices = []
+        self._nodes_lock = threading.RLock()
         self.locks = lock_writer(self.paths) if writable else []
         try:
             for p in self.paths:
@@ -70,6 +83,7 @@ class ClusterVolume(Volume):
                 return d
         return self.devices[0]
 
+    @_one_at_a_time
     def flush(self):
         """Commit on every live node; fails below quorum."""
         _core.cluster_flush(self.devices)
@@ -81,6 +95,7 @@ class ClusterVolume(Volume):
         finally:
             unlock(self.locks)
 
+    @_one_at_a_time
     def nodes(self) -> list[dict]:
         """Per node: path, state ('live', 'stale', 'failed'), errno, why,
         read_errors, mirror_tid."""
@@ -90,10 +105,12 @@ class ClusterVolume(Volume):
         """A Volume view of each node (sharing the cluster's devices)."""
         return [_node_volume(self, d) for d in self.devices]
 
+    @_one_at_a_time
     def bulkfree(self) -> int:
         """bulkfree on every live node; the bytes freed."""
         return _core.cluster_bulkfree(self.devices)
 
+    @_one_at_a_time
     def growfs(self, size: int):
         for d in self.devices:
             d.growfs(size)
@@ -108,6 +125,7 @@ class ClusterVolume(Volume):
             self._reopen(i)
         return [self.paths[i] for i in failed]
 
+    @_one_at_a_time
     def _reopen(self, i: int):
         _core.node_swap(self.devices, i, _core.Device(self.paths[i], self.writable))
         _core.cluster_join(self.devices)
@@ -122,6 +140,7 @@ class ClusterVolume(Volume):
                 done[n["path"]] = self._resync_node(i)
         return done
 
+    @_one_at_a_time
     def _resync_node(self, i: int, scrub: bool = False) -> dict:
         """Resync node i from the first live node that can serve it: a
         source that fails to read leaves the node half copied, so it is
