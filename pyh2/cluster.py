@@ -7,13 +7,13 @@ core's (hammer2_quorum.c, hammer2_resync.c); this module drives them."""
 from __future__ import annotations
 
 import errno
-import functools
 import hashlib
 import os
 import threading
 
 from . import _core
-from .volume import H2Error, Volume, check_algo, comp_algo, lock_writer, unlock
+from .volume import (H2Error, Volume, check_algo, comp_algo, lock_writer, one_at_a_time,
+                     unlock)
 
 
 def _node_paths(paths) -> list[str]:
@@ -38,17 +38,6 @@ def newfs_cluster(paths, size: int = 0, label: str = "DATA", volhdrs: int = 0,
         _core.newfs(p, size, label, volhdrs, comp_algo(comp), check_algo(check),
                     len(paths), clid)
     return _core.uuid_str(clid)
-
-
-def _one_at_a_time(method):
-    """For the methods that hand the node list to the core: the core takes the nodes'
-    locks only once it runs, so a node swapped (and its old device closed) by another
-    thread in between would leave it a closed device."""
-    @functools.wraps(method)
-    def run(self, *args, **kw):
-        with self._nodes_lock:
-            return method(self, *args, **kw)
-    return run
 
 
 class ClusterVolume(Volume):
@@ -83,7 +72,7 @@ class ClusterVolume(Volume):
                 return d
         return self.devices[0]
 
-    @_one_at_a_time
+    @one_at_a_time
     def flush(self):
         """Commit on every live node; fails below quorum."""
         _core.cluster_flush(self.devices)
@@ -95,7 +84,7 @@ class ClusterVolume(Volume):
         finally:
             unlock(self.locks)
 
-    @_one_at_a_time
+    @one_at_a_time
     def nodes(self) -> list[dict]:
         """Per node: path, state ('live', 'stale', 'failed'), errno, why,
         read_errors, mirror_tid."""
@@ -105,12 +94,12 @@ class ClusterVolume(Volume):
         """A Volume view of each node (sharing the cluster's devices)."""
         return [_node_volume(self, d) for d in self.devices]
 
-    @_one_at_a_time
+    @one_at_a_time
     def bulkfree(self) -> int:
         """bulkfree on every live node; the bytes freed."""
         return _core.cluster_bulkfree(self.devices)
 
-    @_one_at_a_time
+    @one_at_a_time
     def growfs(self, size: int):
         for d in self.devices:
             d.growfs(size)
@@ -125,7 +114,7 @@ class ClusterVolume(Volume):
             self._reopen(i)
         return [self.paths[i] for i in failed]
 
-    @_one_at_a_time
+    @one_at_a_time
     def _reopen(self, i: int):
         _core.node_swap(self.devices, i, _core.Device(self.paths[i], self.writable))
         _core.cluster_join(self.devices)
@@ -140,7 +129,7 @@ class ClusterVolume(Volume):
                 done[n["path"]] = self._resync_node(i)
         return done
 
-    @_one_at_a_time
+    @one_at_a_time
     def _resync_node(self, i: int, scrub: bool = False) -> dict:
         """Resync node i from the first live node that can serve it: a
         source that fails to read leaves the node half copied, so it is
@@ -208,6 +197,7 @@ def _node_volume(cluster: ClusterVolume, device) -> Volume:
     """A Volume view of one node of an open cluster (shares its device)."""
     v = Volume.__new__(Volume)
     v.path, v.writable, v.device, v.devices = device.path, cluster.writable, device, [device]
+    v._nodes_lock, v.locks = cluster._nodes_lock, []     # the cluster's lock; none of its own
     return v
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import stat as _stat
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -357,12 +359,24 @@ def unlock(fds: list[int]):
     fds.clear()
 
 
+def one_at_a_time(method):
+    """For the methods that hand the node list to the core: the core takes the nodes'
+    locks only once it runs, so a node swapped (and its old device closed) by another
+    thread in between (a cluster's resync worker) would leave it a closed device."""
+    @functools.wraps(method)
+    def run(self, *args, **kw):
+        with self._nodes_lock:
+            return method(self, *args, **kw)
+    return run
+
+
 class Volume:
     """An opened HAMMER2 image or device: `with pyh2.open(path) as vol:`."""
 
     def __init__(self, path: str | os.PathLike, writable: bool = False):
         self.path = os.fspath(path)
         self.writable = writable
+        self._nodes_lock = threading.RLock()
         self.locks = lock_writer([self.path]) if writable else []
         try:
             self.device = _core.Device(self.path, writable)
@@ -409,14 +423,17 @@ class Volume:
     def volume_headers(self) -> list[dict]:
         return self.device.volume_headers()
 
+    @one_at_a_time
     def pfs_list(self) -> list[PfsInfo]:
         return [PfsInfo.from_core(d) for d in _core.pfs_list(self.devices)]
 
+    @one_at_a_time
     def pfs(self, label: str = "DATA") -> Pfs:
         return Pfs(self, _core.Pfs(self.devices, label))
 
     # ----------------------------------------------------- administration
 
+    @one_at_a_time
     def pfs_create(self, label: str, type: str = "MASTER", clid: str | None = None,
                    comp: str = "lz4", check: str = "xxhash64"):
         codes = {v: k for k, v in PFS_TYPES.items()}
@@ -426,11 +443,13 @@ class Volume:
         _core.pfs_create(self.devices, label, codes[type.upper()], raw,
                          comp_algo(comp), check_algo(check))
 
+    @one_at_a_time
     def pfs_delete(self, label: str):
         if any(p.info["label"] == label for d in self.devices for p in d.open_pfs()):
             raise H2Error(errno.EBUSY, f"PFS '{label}' is in use (open)")
         _core.pfs_delete(self.devices, label)
 
+    @one_at_a_time
     def snapshot(self, source: str = "DATA", label: str | None = None,
                  path: str = "/") -> str:
         """Snapshot PFS source (or its directory path) as a new PFS; the
