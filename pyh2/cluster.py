@@ -12,7 +12,7 @@ import os
 import threading
 
 from . import _core
-from .volume import (H2Error, Volume, check_algo, comp_algo, lock_writer, one_at_a_time,
+from .volume import (H2Error, Volume, check_algo, comp_algo, lock_images, one_at_a_time,
                      unlock)
 
 
@@ -51,7 +51,7 @@ class ClusterVolume(Volume):
         self.writable = writable
         self.devices = []
         self._nodes_lock = threading.RLock()
-        self.locks = lock_writer(self.paths) if writable else []
+        self.locks = lock_images(self.paths) if writable else []
         try:
             for p in self.paths:
                 try:

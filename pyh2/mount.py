@@ -5,7 +5,6 @@ only opens the volumes, starts the session and waits for it to end."""
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ import time
 
 from . import _core
 from .spec import open_volume, split_spec
-from .volume import H2Error
+from .volume import H2Error, lock_images, unlock
 
 FSTYPE = "fuse.hammer2"
 READAHEAD_KB = 1024
@@ -38,10 +37,8 @@ class Mount:
         self.mountpoint = os.path.realpath(mountpoint)
         self.volume, self.pfs, self.session, self.locks = None, None, None, []
         try:
-            if readonly:                    # a writable volume locks its images itself
-                for img in images:
-                    if os.path.exists(img):     # a device URI has no local file to lock
-                        self._lock(img)
+            # a writable volume locks its images itself
+            self.locks = lock_images(images, shared=True) if readonly else []
             self.volume = open_volume(",".join(images), not readonly)
             self.pfs = _core.Pfs(self.volume.devices, label)
             fsname = ",".join(os.path.realpath(i) if os.path.exists(i) else i for i in images)
@@ -51,17 +48,6 @@ class Mount:
             self._release()
             raise
 
-    def _lock(self, img):
-        """No writer beside a read-only mount: this shared lock conflicts with the
-        exclusive one of a volume opened for writing (volume.lock_writer)."""
-        fd = os.open(img, os.O_RDONLY)
-        self.locks.append(fd)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise H2Error(errno.EBUSY, f"{img}: mounted or opened for writing by another "
-                                       f"pyh2 process") from None
-
     def serve(self, threads: int = 8):
         self.session.serve(threads)
 
@@ -70,9 +56,7 @@ class Mount:
             self.pfs.close()
         if self.volume is not None:
             self.volume.close()
-        for fd in self.locks:
-            os.close(fd)
-        self.locks = []
+        unlock(self.locks)
 
     def close(self):
         """End the session (final flush), then close the PFS and volumes."""

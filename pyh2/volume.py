@@ -332,10 +332,11 @@ class Pfs:
         return out
 
 
-def lock_writer(paths) -> list[int]:
-    """Exclusive flocks on the local images and devices among paths (a device URI has no
-    local file): one writer per image across pyh2 processes, mounts included. Returns the
-    descriptors holding them; closing them lets go."""
+def lock_images(paths, shared: bool = False) -> list[int]:
+    """flocks on the local images and devices among paths (a device URI has no local
+    file): exclusive for a writer, so there is one per image across pyh2 processes,
+    mounts included; shared for a read-only mount, which keeps writers out. Returns the
+    descriptors holding them (unlock() lets go)."""
     fds = []
     try:
         for p in paths:
@@ -343,7 +344,8 @@ def lock_writer(paths) -> list[int]:
                 continue
             fds.append(os.open(p, os.O_RDONLY | os.O_CLOEXEC))
             try:
-                fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fds[-1], (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) |
+                            fcntl.LOCK_NB)
             except BlockingIOError:
                 raise H2Error(errno.EBUSY, f"{p}: mounted or opened for writing by another "
                                            f"pyh2 process") from None
@@ -377,7 +379,7 @@ class Volume:
         self.path = os.fspath(path)
         self.writable = writable
         self._nodes_lock = threading.RLock()
-        self.locks = lock_writer([self.path]) if writable else []
+        self.locks = lock_images([self.path]) if writable else []
         try:
             self.device = _core.Device(self.path, writable)
         except H2Error as e:
@@ -496,7 +498,7 @@ def newfs(path, size: int = 0, label: str = "DATA", volhdrs: int = 0,
           comp: str = "lz4", check: str = "xxhash64"):
     """Format a file (created or resized to size bytes) or a device as a
     HAMMER2 volume holding the PFSes `label` and LOCAL."""
-    locks = lock_writer([os.fspath(path)])
+    locks = lock_images([os.fspath(path)])
     try:
         _core.newfs(os.fspath(path), size, label, volhdrs, comp_algo(comp), check_algo(check))
     finally:
