@@ -201,6 +201,9 @@ struct hammer2_dev {
 	pthread_rwlock_t	translock;
 	hammer2_tid_t		mtid;
 	int			flush_error;	/* a flush failed: no more */
+	uint64_t		dirty_bytes;	/* the next flush allocates */
+	hammer2_tid_t		room_tid;	/* room was counted at this commit */
+	uint64_t		room;		/* bytes in free 64 KiB runs */
 	int			nvolhdrs;	/* header copies the device holds */
 	struct hammer2_freemap	*freemap;	/* allocator state, when writing */
 	char			*warnings;	/* newline separated */
@@ -242,6 +245,7 @@ hammer2_devrec_ent_t *hammer2_dev_record_take(hammer2_dev_t *hmp,
 void hammer2_devrec_free(hammer2_devrec_ent_t *ents, size_t count);
 void hammer2_trans_end(hammer2_dev_t *hmp);
 int hammer2_flush(hammer2_dev_t *hmp);
+int hammer2_flush_fits(hammer2_dev_t *hmp);
 int hammer2_volhdr_write(hammer2_dev_t *hmp, int zone);
 
 typedef struct hammer2_newfs {
@@ -287,6 +291,7 @@ struct hammer2_chain {
 	int			flags;
 	int			error;
 	int			cache_index;	/* blockref scan hint */
+	uint32_t		dirty_bytes;	/* counted in hmp's, while MODIFIED */
 	pthread_rwlock_t	lock;
 	const void		*lock_owner;	/* exclusive holder's token */
 	int			lock_depth;	/* its recursion count */
@@ -340,6 +345,7 @@ int hammer2_chain_resize(hammer2_chain_t *chain, size_t bytes,
 			 hammer2_tid_t mtid);
 int hammer2_chain_base_update(hammer2_chain_t *parent,
 			      const hammer2_blockref_t *bref);
+void hammer2_chain_clear_modified(hammer2_chain_t *chain);
 void hammer2_chain_release_subtree(hammer2_chain_t *chain);
 
 /* -------------------------------------------------------------- cluster */
@@ -428,8 +434,17 @@ typedef struct hammer2_pfs_info {
 	hammer2_key_t	name_key;
 } hammer2_pfs_info_t;
 
+/* A PFS's commits as space admission sees them (hammer2_space.c). */
+typedef struct hammer2_space {
+	int		failed;		/* a commit failed half way: no more */
+	uint64_t	commits;
+	uint64_t	reclaimed_at;	/* commits at the last bulkfree */
+	int64_t		reclaimed_ns;	/* its CLOCK_MONOTONIC time */
+} hammer2_space_t;
+
 struct hammer2_pfs {
 	hammer2_pfs_info_t	info;
+	hammer2_space_t		space;
 	hammer2_cluster_t	*iroot;		/* PFS root inode, one per node */
 	hammer2_dev_t		*devs[HAMMER2_MAXCLUSTER];
 	int			ndevs;
@@ -534,6 +549,22 @@ int hammer2_dirent_add(hammer2_cluster_t *dir, const uint8_t *name, size_t len,
 void hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write);
 void hammer2_pfs_trans_end(hammer2_pfs_t *pfs);
 int hammer2_pfs_flush(hammer2_pfs_t *pfs);
+int hammer2_pfs_pending(hammer2_pfs_t *pfs);
+
+/*
+ * Space admission (hammer2_space.c).  hammer2_space_reserve admits a
+ * modification writing `bytes` of data only if the commit that carries
+ * it will have room (committing and bulkfreeing first when short), else
+ * ENOSPC; hammer2_space_commit commits, refusing with ENOSPC (nothing
+ * written, everything kept) what would not fit.
+ */
+#define HAMMER2_SPACE_GROWS	0	/* adds data or inodes */
+#define HAMMER2_SPACE_CHANGES	1	/* removes, renames, sets attributes */
+
+int hammer2_space_reserve(hammer2_pfs_t *pfs, uint64_t bytes, int kind);
+int hammer2_space_commit(hammer2_pfs_t *pfs);
+int hammer2_space_reclaim(hammer2_pfs_t *pfs);
+uint64_t hammer2_space_avail(hammer2_pfs_t *pfs);
 int hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			 const uint8_t *name, size_t len,
 			 const hammer2_attr_t *attr, hammer2_tid_t *inump);
@@ -572,12 +603,24 @@ int hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size);
 
 /* -------------------------------------------------------------- freemap */
 
+/* The allocation radix of a block of `bytes` (1 KiB .. 64 KiB steps). */
+static inline int
+hammer2_alloc_radix(size_t bytes)
+{
+	int radix = HAMMER2_RADIX_MIN;
+
+	while ((1UL << radix) < bytes)
+		++radix;
+	return radix;
+}
+
 int hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
 			  hammer2_off_t *offp);
 int hammer2_freemap_flush(hammer2_dev_t *hmp, hammer2_tid_t tid);
 int hammer2_freemap_leaf(hammer2_dev_t *hmp, hammer2_off_t l1base, int create,
 			 hammer2_chain_t **leafp);
 void hammer2_freemap_destroy(hammer2_dev_t *hmp);
+uint64_t hammer2_freemap_room(hammer2_dev_t *hmp, int recount);
 
 /* ----------------------------------------------------------------- fsck */
 

@@ -1,7 +1,8 @@
 /*
  * bulkfree: scan every block the current volume tree references (all
  * PFSes and snapshots) and free, in the freemap, allocated space that
- * nothing references any more.  Done in one pass after a flush; blocks
+ * nothing references any more.  Done in one pass after a flush (or with
+ * modifications pending that a flush found no room for); blocks
  * only older header copies still reference are freed too, so those
  * copies stop being usable fallbacks (the kernel stages frees over two
  * passes for the same reason).
@@ -59,7 +60,13 @@ hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
 	int error;
 
 	*freedp = 0;
-	if ((error = hammer2_flush(hmp)) != 0)
+	/*
+	 * Free against the committed tree.  A commit refused for room wrote
+	 * nothing, so that tree is the one on media, and what is pending
+	 * goes out with the freemap once there is room for it.
+	 */
+	error = hammer2_flush(hmp);
+	if (error && !(error == ENOSPC && hmp->flush_error == 0))
 		return error;
 	if ((error = hammer2_blockmap_build(hmp, hmp->volhdrno, &bm)) != 0)
 		return error;
@@ -88,6 +95,7 @@ hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
 	hammer2_blockmap_free(&bm);
 	/* leaves freed before a failing one stay freed: count them */
 	hmp->voldata->allocator_free += freed;
+	hmp->room_tid = 0;	/* the room kept is short now */
 	hmp->vchain->flags |= HAMMER2_CHAIN_MODIFIED;	/* a new header */
 	if (error)
 		return error;

@@ -548,6 +548,47 @@ hammer2_chain_base_update(hammer2_chain_t *parent, const hammer2_blockref_t *bre
 }
 
 /*
+ * What the chain's flush will allocate, counted in the device's
+ * dirty_bytes while it is modified: the space a commit needs is known
+ * before it starts.  Freemap blocks live in reserved areas and count
+ * nothing; a data block counts its logical size (compression only
+ * shrinks it).
+ */
+static void
+dirty_account(hammer2_chain_t *chain)
+{
+	uint32_t bytes = 0;
+
+	if (chain->bytes && !is_freemap(chain->bref.type))
+		bytes = 1U << hammer2_alloc_radix(chain->bytes);
+	__atomic_add_fetch(&chain->hmp->dirty_bytes,
+			   (uint64_t)bytes - chain->dirty_bytes, __ATOMIC_RELAXED);
+	chain->dirty_bytes = bytes;
+}
+
+/* The chain's data is a private, loaded copy awaiting the next flush. */
+static void
+chain_set_modified(hammer2_chain_t *chain)
+{
+	chain->flags |= HAMMER2_CHAIN_MODIFIED | HAMMER2_CHAIN_OWNED |
+			HAMMER2_CHAIN_LOADED;
+	dirty_account(chain);
+	hammer2_chain_ref(chain);	/* held until flushed or deleted */
+}
+
+/* Flushed or thrown away: the modified reference and count go. */
+void
+hammer2_chain_clear_modified(hammer2_chain_t *chain)
+{
+	chain->flags &= ~HAMMER2_CHAIN_MODIFIED;
+	__atomic_sub_fetch(&chain->hmp->dirty_bytes, chain->dirty_bytes,
+			   __ATOMIC_RELAXED);
+	chain->dirty_bytes = 0;
+	if (!(chain->flags & HAMMER2_CHAIN_EMBEDDED))
+		hammer2_chain_drop(chain);
+}
+
+/*
  * Copy-on-write: give the chain a private copy of its data, to be written
  * to a newly allocated block at the next flush, and do the same for every
  * parent up to the volume root (each needs a new blockref).  DATA blocks
@@ -610,9 +651,7 @@ hammer2_chain_modify(hammer2_chain_t *chain, hammer2_tid_t mtid)
 	chain->data = (hammer2_media_data_t *)buf;
 	chain->bytes = (uint32_t)bytes;
 	chain->bref.modify_tid = mtid;
-	chain->flags |= HAMMER2_CHAIN_MODIFIED | HAMMER2_CHAIN_OWNED |
-			HAMMER2_CHAIN_LOADED;
-	hammer2_chain_ref(chain);	/* held until flushed or deleted */
+	chain_set_modified(chain);
 	return 0;
 }
 
@@ -649,9 +688,7 @@ chain_attach_new(hammer2_chain_t *parent, const hammer2_blockref_t *bref,
 		return NULL;
 	}
 	chain->bytes = (uint32_t)bytes;
-	chain->flags |= HAMMER2_CHAIN_MODIFIED | HAMMER2_CHAIN_OWNED |
-			HAMMER2_CHAIN_LOADED;
-	hammer2_chain_ref(chain);	/* the modified reference */
+	chain_set_modified(chain);
 	return chain;
 }
 
@@ -784,9 +821,7 @@ chain_create_indirect(hammer2_chain_t *parent, hammer2_key_t key,
 	}
 	ind->data = (hammer2_media_data_t *)nbase;
 	ind->bytes = (uint32_t)bytes;
-	ind->flags |= HAMMER2_CHAIN_MODIFIED | HAMMER2_CHAIN_OWNED |
-		      HAMMER2_CHAIN_LOADED;
-	hammer2_chain_ref(ind);		/* the modified reference */
+	chain_set_modified(ind);
 	/* cached children in the moved range now live under the indirect */
 	pthread_mutex_lock(&parent->clock);
 	for (int i = 0; i < parent->nchildren;) {
@@ -912,10 +947,8 @@ hammer2_chain_release_subtree(hammer2_chain_t *chain)
 	}
 	free(kids);
 	if ((chain->flags & HAMMER2_CHAIN_MODIFIED) &&
-	    !(chain->flags & HAMMER2_CHAIN_EMBEDDED)) {
-		chain->flags &= ~HAMMER2_CHAIN_MODIFIED;
-		hammer2_chain_drop(chain);
-	}
+	    !(chain->flags & HAMMER2_CHAIN_EMBEDDED))
+		hammer2_chain_clear_modified(chain);
 }
 
 /* Take chain out of its (modified) parent, with everything below it. */
@@ -1032,5 +1065,6 @@ hammer2_chain_resize(hammer2_chain_t *chain, size_t bytes, hammer2_tid_t mtid)
 		memset(buf + chain->bytes, 0, bytes - chain->bytes);
 	chain->data = (hammer2_media_data_t *)buf;
 	chain->bytes = (uint32_t)bytes;
+	dirty_account(chain);
 	return 0;
 }

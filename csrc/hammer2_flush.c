@@ -26,16 +26,6 @@ owner_meta(hammer2_chain_t *chain)
 }
 
 static int
-size_radix(size_t bytes)
-{
-	int radix = HAMMER2_RADIX_MIN;
-
-	while ((1UL << radix) < bytes)
-		++radix;
-	return radix;
-}
-
-static int
 all_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
@@ -60,7 +50,7 @@ data_encode(int comp, int level, const uint8_t *src, size_t len, uint8_t *dst,
 			int32_t clen = n;
 
 			memcpy(dst, &clen, 4);
-			*psize = 1UL << size_radix((size_t)n + 4);
+			*psize = 1UL << hammer2_alloc_radix((size_t)n + 4);
 			memset(dst + 4 + n, 0, *psize - 4 - (size_t)n);
 			return HAMMER2_COMP_LZ4;
 		}
@@ -68,13 +58,13 @@ data_encode(int comp, int level, const uint8_t *src, size_t len, uint8_t *dst,
 		uLongf out = limit;
 
 		if (compress2(dst, &out, src, len, level ? level : 6) == Z_OK) {
-			*psize = 1UL << size_radix(out);
+			*psize = 1UL << hammer2_alloc_radix(out);
 			memset(dst + out, 0, *psize - out);
 			return HAMMER2_COMP_ZLIB;
 		}
 	}
 	memcpy(dst, src, len);
-	*psize = 1UL << size_radix(len);
+	*psize = 1UL << hammer2_alloc_radix(len);
 	memset(dst + len, 0, *psize - len);
 	return HAMMER2_COMP_NONE;
 }
@@ -151,7 +141,7 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 		bref->leaf_count = leaf_count(chain);
 	error = hammer2_freemap_alloc(hmp, bref->type, psize, &off);
 	if (error == 0) {
-		bref->data_off = off | (hammer2_off_t)size_radix(psize);
+		bref->data_off = off | (hammer2_off_t)hammer2_alloc_radix(psize);
 		bref->methods = (uint8_t)(HAMMER2_ENC_COMP(comp) |
 					  HAMMER2_ENC_CHECK(check));
 		bref->mirror_tid = tid;
@@ -200,14 +190,6 @@ flush_children(hammer2_chain_t *chain, hammer2_tid_t tid)
 	return error;
 }
 
-static void
-clear_modified(hammer2_chain_t *chain)
-{
-	chain->flags &= ~HAMMER2_CHAIN_MODIFIED;
-	if (!(chain->flags & HAMMER2_CHAIN_EMBEDDED))
-		hammer2_chain_drop(chain);	/* the modified reference */
-}
-
 static int
 flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 {
@@ -244,8 +226,29 @@ flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 	}
 	error = flush_write(chain, tid);
 	if (error == 0)
-		clear_modified(chain);
+		hammer2_chain_clear_modified(chain);
 	return error;
+}
+
+/*
+ * Whether what is modified fits in the free space, as the allocator can
+ * place it: every block counted at its full power-of-two size, into free
+ * 64 KiB runs only (smaller blocks fit in any of those, and scattered
+ * pieces may not hold a whole one), with 1/16 spare for the packing of
+ * small blocks.  A commit that would not fit is refused before it writes
+ * anything, so a bulkfree can make room and the commit be tried again.
+ */
+int
+hammer2_flush_fits(hammer2_dev_t *hmp)
+{
+	uint64_t need = hmp->dirty_bytes;
+
+	if (need == 0)
+		return 1;
+	need += need / 16 + HAMMER2_PBUFSIZE;
+	/* the count kept since the last commit, recounted if it seems short */
+	return hammer2_freemap_room(hmp, 0) >= need ||
+	       hammer2_freemap_room(hmp, 1) >= need;
 }
 
 /*
@@ -275,6 +278,12 @@ hammer2_flush(hammer2_dev_t *hmp)
 				      "after a failed flush; the device holds "
 				      "transaction %llu", hmp->path,
 				      (unsigned long long)hmp->vh[hmp->volhdrno].mirror_tid);
+	if (!hammer2_flush_fits(hmp))
+		return hammer2_seterr(ENOSPC, "%s: no room to commit %llu "
+				      "bytes (%llu free in 64 KiB runs); "
+				      "nothing written", hmp->path,
+				      (unsigned long long)hmp->dirty_bytes,
+				      (unsigned long long)hammer2_freemap_room(hmp, 0));
 	error = flush_chain(hmp->vchain, tid);
 	if (error == 0)
 		error = hammer2_freemap_flush(hmp, tid);

@@ -52,11 +52,17 @@ block_set(hammer2_bmap_data_t *bmap, int i, int state)
  * first 4 MiB, and past the end of the volume.  The leaf's avail hint is
  * set here once, as the kernel does.
  */
-static void
-leaf_init(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t *leaf)
+/*
+ * Whether a leaf starts the 4 MiB segment at `seg` free: not below
+ * allocator_beg (rounded up to 4 MiB: reserved segment, boot and aux
+ * areas, newfs's inodes), not its 1 GiB's reserved first segment, not
+ * past the end of the volume.
+ */
+static int
+seg_initially_free(hammer2_dev_t *hmp, hammer2_off_t seg)
 {
+	hammer2_off_t l1base = seg & ~(L1_BYTES - 1);
 	hammer2_off_t lokey, hikey;
-	uint64_t avail = L1_BYTES;
 
 	lokey = (hmp->voldata->allocator_beg + L0_BYTES - 1) & ~(L0_BYTES - 1);
 	if (lokey < l1base + L0_BYTES)
@@ -64,11 +70,22 @@ leaf_init(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t *leaf)
 	hikey = l1base + L1_BYTES;
 	if (hikey > hmp->voldata->volu_size)
 		hikey = hmp->voldata->volu_size & ~(L0_BYTES - 1);
+	return seg >= lokey && seg < hikey;
+}
+
+/*
+ * A new leaf starts with every segment that is not initially free fully
+ * allocated.  The leaf's avail hint is set here once, as the kernel does.
+ */
+static void
+leaf_init(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t *leaf)
+{
+	uint64_t avail = L1_BYTES;
+
 	for (int j = 0; j < (int)SEGS_PER_LEAF; ++j) {
 		hammer2_bmap_data_t *bmap = &leaf->data->bmdata[j];
-		hammer2_off_t seg = l1base + (hammer2_off_t)j * L0_BYTES;
 
-		if (seg >= lokey && seg < hikey) {
+		if (seg_initially_free(hmp, l1base + (hammer2_off_t)j * L0_BYTES)) {
 			bmap->avail = (uint32_t)L0_BYTES;
 			continue;
 		}
@@ -78,6 +95,31 @@ leaf_init(hammer2_dev_t *hmp, hammer2_off_t l1base, hammer2_chain_t *leaf)
 	}
 	leaf->bref.check.freemap.bigmask = 0xFFFFFFFFU;
 	leaf->bref.check.freemap.avail = avail;
+}
+
+/*
+ * Look up the leaf for the 1 GiB zone at l1base under *parentp (locked):
+ * the leaf locked, ENOENT if there is none, EINVAL if the element there
+ * is not a leaf.
+ */
+static int
+leaf_lookup(hammer2_chain_t **parentp, hammer2_off_t l1base, int flags,
+	    hammer2_chain_t **leafp)
+{
+	hammer2_chain_t *leaf;
+	hammer2_key_t next;
+	int error;
+
+	leaf = hammer2_chain_lookup(parentp, &next, l1base, l1base, &error, flags);
+	if (leaf && (leaf->bref.type != HAMMER2_BREF_TYPE_FREEMAP_LEAF ||
+		     leaf->bytes != HAMMER2_FREEMAP_LEVELN_PSIZE))
+		error = hammer2_seterr(EINVAL, "freemap element at 0x%llx "
+				       "is not a 32 KiB leaf",
+				       (unsigned long long)l1base);
+	else if (leaf == NULL && error == 0)
+		error = ENOENT;
+	*leafp = leaf;
+	return error;
 }
 
 /*
@@ -91,15 +133,12 @@ hammer2_freemap_leaf(hammer2_dev_t *hmp, hammer2_off_t l1base, int create,
 {
 	hammer2_chain_t *parent = hmp->fchain;
 	hammer2_chain_t *leaf;
-	hammer2_key_t next;
 	int error;
 
 	hammer2_chain_ref(parent);
 	hammer2_chain_lock(parent, 0);
-	leaf = hammer2_chain_lookup(&parent, &next, l1base, l1base, &error, 0);
-	if (leaf == NULL && error == 0 && !create) {
-		error = ENOENT;
-	} else if (leaf == NULL && error == 0) {
+	error = leaf_lookup(&parent, l1base, 0, &leaf);
+	if (error == ENOENT && create) {
 		error = hammer2_chain_create(&parent, &leaf, l1base,
 					     HAMMER2_FREEMAP_LEVEL1_RADIX,
 					     HAMMER2_BREF_TYPE_FREEMAP_LEAF,
@@ -107,14 +146,8 @@ hammer2_freemap_leaf(hammer2_dev_t *hmp, hammer2_off_t l1base, int create,
 					     hmp->mtid);
 		if (error == 0)
 			leaf_init(hmp, l1base, leaf);
-	} else if (leaf) {
-		if (leaf->bref.type != HAMMER2_BREF_TYPE_FREEMAP_LEAF ||
-		    leaf->bytes != HAMMER2_FREEMAP_LEVELN_PSIZE)
-			error = hammer2_seterr(EINVAL, "freemap element at 0x%llx "
-					       "is not a 32 KiB leaf",
-					       (unsigned long long)l1base);
-		else
-			error = hammer2_chain_modify(leaf, hmp->mtid);
+	} else if (error == 0) {
+		error = hammer2_chain_modify(leaf, hmp->mtid);
 	}
 	hammer2_chain_unlock(parent);
 	hammer2_chain_drop(parent);
@@ -167,16 +200,6 @@ bmap_alloc(hammer2_bmap_data_t *bmap, int radix)
 	return -1;
 }
 
-static int
-size_radix(size_t bytes)
-{
-	int radix = HAMMER2_RADIX_MIN;
-
-	while ((1UL << radix) < bytes)
-		++radix;
-	return radix;
-}
-
 /*
  * Try every segment of one leaf, from the hint, whose class matches (or
  * any segment with room: a segment keeps its class when another type
@@ -223,7 +246,7 @@ hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
 		      hammer2_off_t *offp)
 {
 	hammer2_off_t end = hmp->voldata->volu_size;
-	int radix = size_radix(bytes);
+	int radix = hammer2_alloc_radix(bytes);
 	hammer2_off_t start, l1;
 	int error;
 
@@ -265,6 +288,69 @@ hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
 	}
 	return hammer2_seterr(ENOSPC, "%s: no free space for %zu bytes",
 			      hmp->path, (size_t)1 << radix);
+}
+
+/* 64 KiB runs (4 blocks: one byte of the bitmap) free in a segment. */
+static int
+seg_free_runs(const hammer2_bmap_data_t *bmap)
+{
+	const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL;
+	int n = 0;
+
+	for (int w = 0; w < HAMMER2_BMAP_ELEMENTS; ++w) {
+		uint64_t x = bmap->bitmapq[w];
+
+		/* the top bit of each byte that is zero */
+		n += __builtin_popcountll(~(((x & low7) + low7) | x | low7));
+	}
+	return n;
+}
+
+/*
+ * Bytes in free 64 KiB runs: what blocks of any size can surely be
+ * placed in (the allocator's own count includes scattered 16 KiB pieces
+ * a 64 KiB block cannot use).  Zones without a leaf yet are as a new
+ * leaf would start them.  Kept per commit (room_tid 0: count anew, as
+ * after a bulkfree); `recount` counts anew.
+ */
+uint64_t
+hammer2_freemap_room(hammer2_dev_t *hmp, int recount)
+{
+	hammer2_off_t end = hmp->voldata->volu_size;
+	hammer2_chain_t *parent, *leaf;
+	uint64_t runs = 0;
+
+	if (!recount && hmp->room_tid != 0 &&
+	    hmp->room_tid == hmp->voldata->mirror_tid)
+		return hmp->room;
+	if (end > hmp->size)
+		end = hmp->size;
+	parent = hmp->fchain;
+	hammer2_chain_ref(parent);
+	hammer2_chain_lock(parent, HAMMER2_RESOLVE_SHARED);
+	for (hammer2_off_t l1 = 0; l1 < end; l1 += L1_BYTES) {
+		int error = leaf_lookup(&parent, l1, HAMMER2_LOOKUP_SHARED, &leaf);
+
+		for (int j = 0; j < (int)SEGS_PER_LEAF; ++j) {
+			hammer2_off_t seg = l1 + (hammer2_off_t)j * L0_BYTES;
+
+			if (seg + L0_BYTES > end)
+				break;
+			if (error == 0)
+				runs += seg_free_runs(&leaf->data->bmdata[j]);
+			else if (error == ENOENT && seg_initially_free(hmp, seg))
+				runs += L0_BYTES / HAMMER2_PBUFSIZE;
+		}
+		if (leaf) {
+			hammer2_chain_unlock(leaf);
+			hammer2_chain_drop(leaf);
+		}
+	}
+	hammer2_chain_unlock(parent);
+	hammer2_chain_drop(parent);
+	hmp->room = runs * HAMMER2_PBUFSIZE;
+	hmp->room_tid = hmp->voldata->mirror_tid;
+	return hmp->room;
 }
 
 /* Freemap blocks: the next rotation slot in their zone's reserved area. */
@@ -339,10 +425,8 @@ freemap_flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 	error = hammer2_io_write(chain->hmp, off, chain->data, (int)chain->bytes);
 	if (error == 0)
 		error = hammer2_chain_base_update(chain->parent, &chain->bref);
-	if (error == 0) {
-		chain->flags &= ~HAMMER2_CHAIN_MODIFIED;
-		hammer2_chain_drop(chain);	/* the modified reference */
-	}
+	if (error == 0)
+		hammer2_chain_clear_modified(chain);
 	return error;
 }
 

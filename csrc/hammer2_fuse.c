@@ -168,7 +168,7 @@ open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
 	}
 	pthread_mutex_unlock(&f->olock);
 	if (!unlinked ||
-	    hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES) != 0)
+	    hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_CHANGES) != 0)
 		return;
 	/* reopened meanwhile (/proc/PID/fd), or linked again: it stays, and
 	 * the new opener's last close must try again */
@@ -179,7 +179,7 @@ open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
 	if (e == NULL && hammer2_inode_meta(f->pfs, inum, &m, NULL) == 0 &&
 	    m.nlinks == 0 && hammer2_inode_destroy(f->pfs, inum) != 0)
 		fprintf(stderr, "pyh2 mount: %s\n", hammer2_errmsg());
-	hammer2_fuse_wend(f, 0);
+	hammer2_fuse_wend(f);
 }
 
 /* ------------------------------------------------------ operations */
@@ -273,7 +273,7 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		a.mask |= HAMMER2_SETATTR_CTIME;
 		a.ctime = ts_to_us(&attr->st_ctim);
 	}
-	if ((error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES)) != 0) {
+	if ((error = hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_CHANGES)) != 0) {
 		reply_err(req, error);
 		return;
 	}
@@ -285,7 +285,7 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		error = hammer2_inode_setattr(f->pfs, inum, &a);
 	if (error == 0)
 		error = inode_stat(f, ino, &st);
-	hammer2_fuse_wend(f, 0);
+	hammer2_fuse_wend(f);
 	if (error)
 		reply_err(req, error);
 	else
@@ -350,7 +350,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 	a.gid = ctx->gid;
 	a.rmajor = major(rdev);
 	a.rminor = minor(rdev);
-	if ((error = hammer2_fuse_wbegin(f, tlen, HAMMER2_FUSE_GROWS)) != 0)
+	if ((error = hammer2_fuse_wbegin(f, tlen, HAMMER2_SPACE_GROWS)) != 0)
 		return error;
 	/* a setgid directory hands down its group (and, to directories, the bit) */
 	error = hammer2_inode_meta(f->pfs, swap_root(f, parent), &pm, NULL);
@@ -369,7 +369,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 		error = hammer2_fuse_entry_fill(f, swap_root(f, inum), e);
 	if (error == 0 && opens)
 		error = open_ref(f, inum);
-	hammer2_fuse_wend(f, tlen);
+	hammer2_fuse_wend(f);
 	return error;
 }
 
@@ -442,11 +442,11 @@ remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int isdir)
 	int error;
 
 	if ((error = name_check(name)) == 0 &&
-	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES)) == 0) {
+	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_CHANGES)) == 0) {
 		error = hammer2_inode_unlink(f->pfs, swap_root(f, parent),
 					     (const uint8_t *)name,
 					     strlen(name), isdir);
-		hammer2_fuse_wend(f, 0);
+		hammer2_fuse_wend(f);
 	}
 	fuse_reply_err(req, error);
 }
@@ -477,7 +477,7 @@ h2_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if ((error = name_check(name)) == 0 &&
 	    (error = name_check(newname)) == 0 &&
-	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES)) == 0) {
+	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_CHANGES)) == 0) {
 		error = hammer2_inode_rename(f->pfs, swap_root(f, parent),
 					     (const uint8_t *)name, strlen(name),
 					     swap_root(f, newparent),
@@ -485,7 +485,7 @@ h2_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 					     strlen(newname),
 					     (flags & RENAME_NOREPLACE) ?
 					     HAMMER2_RENAME_NOREPLACE : 0);
-		hammer2_fuse_wend(f, 0);
+		hammer2_fuse_wend(f);
 	}
 	fuse_reply_err(req, error);
 }
@@ -499,14 +499,14 @@ h2_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	int error;
 
 	if ((error = name_check(newname)) == 0 &&
-	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_GROWS)) == 0) {
+	    (error = hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_GROWS)) == 0) {
 		error = hammer2_inode_link(f->pfs, swap_root(f, ino),
 					   swap_root(f, newparent),
 					   (const uint8_t *)newname,
 					   strlen(newname));
 		if (error == 0)
 			error = hammer2_fuse_entry_fill(f, ino, &e);
-		hammer2_fuse_wend(f, 0);
+		hammer2_fuse_wend(f);
 	}
 	reply_made(req, error, &e);
 }
@@ -526,12 +526,12 @@ h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	/* libfuse asks for atomic O_TRUNC: the truncation is ours to do */
 	if (fi->flags & O_TRUNC) {
-		error = hammer2_fuse_wbegin(f, 0, HAMMER2_FUSE_CHANGES);
+		error = hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_CHANGES);
 		if (error == 0) {
 			error = hammer2_file_truncate(f->pfs, inum, 0);
 			if (error == 0)
 				error = open_ref(f, inum);
-			hammer2_fuse_wend(f, 0);
+			hammer2_fuse_wend(f);
 		}
 	} else {
 		rbegin(f);
@@ -587,10 +587,10 @@ h2_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if ((error = hammer2_fuse_wbegin(f, size, HAMMER2_FUSE_GROWS)) == 0) {
+	if ((error = hammer2_fuse_wbegin(f, size, HAMMER2_SPACE_GROWS)) == 0) {
 		error = hammer2_file_write(f->pfs, swap_root(f, ino),
 					   (hammer2_off_t)off, buf, size);
-		hammer2_fuse_wend(f, size);
+		hammer2_fuse_wend(f);
 	}
 	if (error)
 		reply_err(req, error);
@@ -633,7 +633,7 @@ h2_statfs(fuse_req_t req, fuse_ino_t ino)
 		if (f->pfs->devs[i]->voldata->allocator_size < size)
 			size = f->pfs->devs[i]->voldata->allocator_size;
 	}
-	avail = hammer2_fuse_avail(f);
+	avail = hammer2_space_avail(f->pfs);
 	rend(f);
 	if (avail > size)
 		avail = size;
@@ -727,7 +727,6 @@ hammer2_fuse_mount(hammer2_pfs_t *pfs, const char *mountpoint,
 	f->pfs = pfs;
 	f->flags = flags;
 	f->flush_secs = flush_secs;
-	f->reclaimed_at = UINT64_MAX;		/* no bulkfree yet */
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cv, NULL);
 	pthread_mutex_init(&f->olock, NULL);

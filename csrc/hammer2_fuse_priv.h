@@ -32,16 +32,11 @@ struct hammer2_fuse {
 	int			flags;		/* HAMMER2_FUSE_* */
 	int			flush_secs;
 	/*
-	 * dirty, flush_error and the commit counts change only inside an
-	 * exclusive PFS transaction, so every writer sees them consistently.
-	 * After a failed commit the device takes no more: modifications are
-	 * refused from then on rather than acknowledged and lost.
+	 * A commit failed half way (the PFS's space.failed), or the last
+	 * one could not write everything: the unmount's status.  Changes
+	 * only inside an exclusive PFS transaction.
 	 */
-	uint64_t		dirty;		/* data (1 KiB per other op) to commit */
 	int			flush_error;
-	uint64_t		commits;
-	uint64_t		reclaimed_at;	/* commits at the last bulkfree */
-	int64_t			reclaimed_ns;	/* its CLOCK_MONOTONIC time */
 	pthread_mutex_t		lock;		/* stopping, the syncer's wait */
 	pthread_cond_t		cv;
 	int			stopping;
@@ -109,21 +104,15 @@ void hammer2_fuse_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 void hammer2_fuse_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			      off_t off, struct fuse_file_info *fi);
 
-/* What a modification does to the space in use. */
-#define HAMMER2_FUSE_GROWS	0	/* adds data or inodes */
-#define HAMMER2_FUSE_CHANGES	1	/* removes, renames, sets attributes */
-
 /*
  * Open and close an exclusive transaction for a modification adding
- * `bytes` of data; wbegin fails (EROFS, ENOSPC, or the earlier commit
- * error) with no transaction held.
+ * `bytes` of data (kind HAMMER2_SPACE_*); wbegin fails (EROFS, ENOSPC,
+ * or the error of a commit that failed) with no transaction held.
  */
 int hammer2_fuse_wbegin(hammer2_fuse_t *f, uint64_t bytes, int kind);
-void hammer2_fuse_wend(hammer2_fuse_t *f, uint64_t bytes);
+void hammer2_fuse_wend(hammer2_fuse_t *f);
 /* Commit now (the caller holds the exclusive transaction). */
 int hammer2_fuse_commit(hammer2_fuse_t *f);
-/* Bytes new data may still take (the caller holds a transaction). */
-uint64_t hammer2_fuse_avail(hammer2_fuse_t *f);
 /* The background commit every flush_secs, and the last commit. */
 void hammer2_fuse_syncer_start(hammer2_fuse_t *f);
 void hammer2_fuse_final_commit(hammer2_fuse_t *f);

@@ -292,6 +292,21 @@ hammer2_pfs_flush(hammer2_pfs_t *pfs)
 	return hammer2_cluster_flush(pfs->devs, pfs->ndevs);
 }
 
+/* Whether a live node has modifications the next commit would write. */
+int
+hammer2_pfs_pending(hammer2_pfs_t *pfs)
+{
+	for (int i = 0; i < pfs->ndevs; ++i) {
+		hammer2_dev_t *hmp = pfs->devs[i];
+
+		if (hammer2_node_live(hmp) &&
+		    ((hmp->vchain->flags | hmp->fchain->flags) &
+		     HAMMER2_CHAIN_MODIFIED))
+			return 1;
+	}
+	return 0;
+}
+
 void
 hammer2_pfs_close(hammer2_pfs_t *pfs)
 {

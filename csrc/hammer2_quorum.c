@@ -332,6 +332,13 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 			    HAMMER2_CHAIN_MODIFIED);
 	if (!pending)
 		return 0;	/* nothing to commit: fine even below quorum */
+	/* a node short of room refuses the commit for all, changing nothing */
+	for (int i = 0; i < ndevs; ++i)
+		if (hammer2_node_live(devs[i]) && !hammer2_flush_fits(devs[i]))
+			return hammer2_seterr(ENOSPC, "%s: no room to commit "
+					      "%llu bytes; nothing written",
+					      devs[i]->path, (unsigned long long)
+					      devs[i]->dirty_bytes);
 	flush_live_nodes(devs, ndevs, nf);
 	for (int i = 0; i < ndevs; ++i) {
 		if (hammer2_node_live(devs[i])) {
@@ -390,8 +397,11 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 	*freedp = 0;
 	if (ndevs == 1)
 		return hammer2_bulkfree(devs[0], freedp);
-	if ((error = hammer2_cluster_writable(devs, ndevs)) != 0 ||
-	    (error = hammer2_cluster_flush(devs, ndevs)) != 0)
+	if ((error = hammer2_cluster_writable(devs, ndevs)) != 0)
+		return error;
+	/* refused for room, it changed nothing: each node frees, then commits */
+	error = hammer2_cluster_flush(devs, ndevs);
+	if (error && (error != ENOSPC || hammer2_cluster_writable(devs, ndevs)))
 		return error;
 	for (int i = 0; i < ndevs; ++i) {
 		if (!hammer2_node_live(devs[i]))

@@ -233,6 +233,11 @@ cdef extern from "hammer2.h" nogil:
     void hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write)
     void hammer2_pfs_trans_end(hammer2_pfs_t *pfs)
     int hammer2_pfs_flush(hammer2_pfs_t *pfs)
+    enum:
+        HAMMER2_SPACE_GROWS
+        HAMMER2_SPACE_CHANGES
+    int hammer2_space_reserve(hammer2_pfs_t *pfs, uint64_t bytes, int kind)
+    int hammer2_space_commit(hammer2_pfs_t *pfs)
     int hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
                              const uint8_t *name, size_t len,
                              const hammer2_attr_t *attr, hammer2_tid_t *inump)
@@ -956,7 +961,9 @@ cdef class Pfs:
             attr.atime = atime_us
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_inode_create(pfs, dinum, cname, n, &attr, &inum)
+            err = hammer2_space_reserve(pfs, 0, HAMMER2_SPACE_GROWS)
+            if err == 0:
+                err = hammer2_inode_create(pfs, dinum, cname, n, &attr, &inum)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -970,7 +977,9 @@ cdef class Pfs:
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_inode_unlink(pfs, dinum, cname, n, isdir)
+            err = hammer2_space_reserve(pfs, 0, HAMMER2_SPACE_CHANGES)
+            if err == 0:
+                err = hammer2_inode_unlink(pfs, dinum, cname, n, isdir)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -982,7 +991,9 @@ cdef class Pfs:
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_inode_link(pfs, inum, dinum, cname, n)
+            err = hammer2_space_reserve(pfs, 0, HAMMER2_SPACE_CHANGES)
+            if err == 0:
+                err = hammer2_inode_link(pfs, inum, dinum, cname, n)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -997,7 +1008,9 @@ cdef class Pfs:
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_inode_rename(pfs, sdinum, cs, ns, tdinum, ct, nt, flags)
+            err = hammer2_space_reserve(pfs, 0, HAMMER2_SPACE_CHANGES)
+            if err == 0:
+                err = hammer2_inode_rename(pfs, sdinum, cs, ns, tdinum, ct, nt, flags)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -1026,7 +1039,9 @@ cdef class Pfs:
                 attr.mtime = value
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_inode_setattr(pfs, inum, &attr)
+            err = hammer2_space_reserve(pfs, 0, HAMMER2_SPACE_CHANGES)
+            if err == 0:
+                err = hammer2_inode_setattr(pfs, inum, &attr)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -1040,7 +1055,9 @@ cdef class Pfs:
             return 0
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_file_write(pfs, inum, offset, p, n)
+            err = hammer2_space_reserve(pfs, n, HAMMER2_SPACE_GROWS)
+            if err == 0:
+                err = hammer2_file_write(pfs, inum, offset, p, n)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -1051,7 +1068,9 @@ cdef class Pfs:
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_file_truncate(pfs, inum, size)
+            err = hammer2_space_reserve(pfs, 0, HAMMER2_SPACE_CHANGES)
+            if err == 0:
+                err = hammer2_file_truncate(pfs, inum, size)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -1062,7 +1081,7 @@ cdef class Pfs:
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_pfs_flush(pfs)
+            err = hammer2_space_commit(pfs)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -1077,7 +1096,9 @@ cdef class Pfs:
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_pfs_snapshot(pfs, dinum or pfs.info.inum, clabel)
+            err = hammer2_space_reserve(pfs, 0, HAMMER2_SPACE_GROWS)
+            if err == 0:
+                err = hammer2_pfs_snapshot(pfs, dinum or pfs.info.inum, clabel)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
@@ -1087,7 +1108,9 @@ cdef class Pfs:
         cdef int err
         with nogil:
             hammer2_pfs_trans_begin(pfs, 1)
-            err = hammer2_inode_setalgo(pfs, inum, comp, check)
+            err = hammer2_space_reserve(pfs, 0, HAMMER2_SPACE_CHANGES)
+            if err == 0:
+                err = hammer2_inode_setalgo(pfs, inum, comp, check)
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
