@@ -62,9 +62,10 @@ static int
 inode_stat(hammer2_fuse_t *f, fuse_ino_t ino, struct stat *st)
 {
 	hammer2_inode_meta_t m;
+	hammer2_blockref_t bref;
 	int error;
 
-	error = hammer2_inode_meta(f->pfs, swap_root(f, ino), &m, NULL);
+	error = hammer2_inode_meta(f->pfs, swap_root(f, ino), &m, &bref);
 	if (error)
 		return error;
 	memset(st, 0, sizeof(*st));
@@ -81,7 +82,8 @@ inode_stat(hammer2_fuse_t *f, fuse_ino_t ino, struct stat *st)
 	st->st_rdev = makedev(m.rmajor, m.rminor);
 	st->st_size = (off_t)m.size;
 	st->st_blksize = HAMMER2_PBUFSIZE;
-	st->st_blocks = (blkcnt_t)((m.size + 511) / 512);
+	st->st_blocks = (blkcnt_t)((hammer2_inode_data_bytes(&m, &bref) + 511) /
+				   512);
 	us_to_ts(m.atime, &st->st_atim);
 	us_to_ts(m.mtime, &st->st_mtim);
 	us_to_ts(m.ctime, &st->st_ctim);
