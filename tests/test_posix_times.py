@@ -6,12 +6,16 @@ tools keep it), and `pyh2 umount` returning only once its server has exited."""
 import os
 import stat
 import subprocess
+import sys
 import time
 
 import pytest
 
 import pyh2
-from harness.fusemount import image, mounted  # noqa: F401
+from harness.devices import nbd_server  # noqa: F401
+from harness.fusemount import image, is_mounted, mounted  # noqa: F401
+from harness.refimages import REPO
+from pyh2.mount import _alive
 
 needs_fuse = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
 
@@ -139,6 +143,38 @@ def test_blocks_du_and_find_through_the_mount(image, tmp_path):
         assert sorted(found) == [str(mnt / "a" / f"b{i}" / "c" / "f") for i in range(3)]
         du = subprocess.run(["du", mnt / "a"], capture_output=True, text=True, check=True)
         assert len(du.stdout.splitlines()) == 7          # a, 3 x b, 3 x c
+
+
+@needs_fuse
+@pytest.mark.parametrize("kind", ["file", "nbd"])
+def test_umount_waits_for_the_server(kind, image, tmp_path, nbd_server):
+    """pyh2.mount.umount and `pyh2 umount` return once the daemon has exited, whatever
+    holds the image (a file, or an NBD export the server reaches by socket): after a
+    lazy detach, the server goes on serving a file held open, and umount waits for it."""
+    spec = str(image) if kind == "file" else nbd_server(image).uri
+    mnt = tmp_path / "mnt"
+    with mounted(spec, mnt) as pid:
+        (mnt / "api").write_bytes(b"x" * 100_000)
+        pyh2.mount.umount(str(mnt))
+        assert not _alive(pid), "umount returned before the server exited"
+    with mounted(spec, mnt) as pid:
+        held = open(mnt / "held", "wb")
+        try:
+            um = subprocess.Popen([sys.executable, "-m", "pyh2", "umount", "-l", mnt],
+                                  cwd=REPO, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 30
+            while is_mounted(mnt) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            assert um.poll() is None and _alive(pid), "umount returned, the server runs"
+            held.write(b"still served")
+        finally:
+            held.close()
+        assert um.wait(60) == 0, um.stderr.read()
+        assert not _alive(pid)
+    with pyh2.open(image) as vol:
+        assert sorted(vol.pfs("DATA").listdir("/")) == ["api", "held"]
+        assert vol.pfs("DATA").read("/held") == b"still served"
 
 
 # ----------------------------------------------------------------- through the API
