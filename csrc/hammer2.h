@@ -482,6 +482,8 @@ int hammer2_inode_get(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_cluster_t **clusterp);
 int hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		       hammer2_inode_meta_t *meta, hammer2_blockref_t *bref);
+uint64_t hammer2_inode_data_bytes(const hammer2_inode_meta_t *meta,
+				  const hammer2_blockref_t *bref);
 int hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 		       const uint8_t *name, size_t len, hammer2_dirent_t *ent);
 int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,

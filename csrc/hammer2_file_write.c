@@ -160,11 +160,13 @@ file_get(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_cluster_t **ipp)
 	return error;
 }
 
+/* A write moves mtime and ctime, as POSIX wants of write(2). */
 int
 hammer2_file_write(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 		   const void *buf, size_t len)
 {
 	hammer2_tid_t mtid = hammer2_pfs_mtid(pfs);
+	uint64_t now = hammer2_time_now();
 	hammer2_inode_data_t *ipd;
 	hammer2_cluster_t *ip;
 	hammer2_off_t osize, nsize;
@@ -195,7 +197,8 @@ hammer2_file_write(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 done:
 	ipd = &ip->focus->data->ipdata;
 	ipd->meta.size = nsize;
-	ipd->meta.mtime = hammer2_time_now();
+	ipd->meta.mtime = now;
+	ipd->meta.ctime = now;
 	error = hammer2_cluster_modsync(ip);
 out:
 	hammer2_cluster_drop(ip);
@@ -225,11 +228,13 @@ delete_from(hammer2_cluster_t *ip, hammer2_off_t lbase, hammer2_tid_t mtid)
 	return hammer2_cluster_scan_done(cparent, cluster, error);
 }
 
+/* Truncation, whatever the size, moves mtime and ctime (as on Linux). */
 int
 hammer2_file_truncate(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_off_t nsize)
 {
 	hammer2_tid_t mtid = hammer2_pfs_mtid(pfs);
+	uint64_t now = hammer2_time_now();
 	hammer2_inode_data_t *ipd;
 	hammer2_cluster_t *ip, *cluster;
 	hammer2_off_t osize;
@@ -274,7 +279,8 @@ hammer2_file_truncate(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 done:
 	ipd = &ip->focus->data->ipdata;
 	ipd->meta.size = nsize;
-	ipd->meta.mtime = hammer2_time_now();
+	ipd->meta.mtime = now;
+	ipd->meta.ctime = now;
 	error = hammer2_cluster_modsync(ip);
 out:
 	hammer2_cluster_drop(ip);

@@ -87,6 +87,37 @@ leaf_count(hammer2_chain_t *chain)
 	return n > 65535 ? 65535 : (uint16_t)n;
 }
 
+/*
+ * An inode's or indirect block's blockref carries what lies under it,
+ * as the real tools count it: data_count, the media bytes of every block
+ * below (data, dirent, indirect and inode blocks, through sub-inodes);
+ * inode_count, the inodes below.  Children are flushed first, so their
+ * own blockrefs already hold their totals.
+ */
+static void
+stats_sum(hammer2_chain_t *chain, hammer2_blockref_t *bref)
+{
+	hammer2_blockref_t *base;
+	uint64_t data = 0, inodes = 0;
+	int count, radix;
+
+	base = hammer2_chain_base(chain, &count);
+	for (int i = 0; i < count; ++i) {
+		if (base[i].type == HAMMER2_BREF_TYPE_EMPTY)
+			continue;
+		radix = (int)(base[i].data_off & HAMMER2_OFF_MASK_RADIX);
+		data += radix ? (uint64_t)1 << radix : 0;
+		if (base[i].type == HAMMER2_BREF_TYPE_INODE ||
+		    base[i].type == HAMMER2_BREF_TYPE_INDIRECT) {
+			data += base[i].embed.stats.data_count;
+			inodes += base[i].embed.stats.inode_count +
+				  (base[i].type == HAMMER2_BREF_TYPE_INODE);
+		}
+	}
+	bref->embed.stats.data_count = data;
+	bref->embed.stats.inode_count = inodes;
+}
+
 static int
 array_empty(hammer2_chain_t *chain)
 {
@@ -137,8 +168,10 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 		return hammer2_chain_base_update(chain->parent, bref);
 	}
 	if (bref->type == HAMMER2_BREF_TYPE_INODE ||
-	    bref->type == HAMMER2_BREF_TYPE_INDIRECT)
+	    bref->type == HAMMER2_BREF_TYPE_INDIRECT) {
 		bref->leaf_count = leaf_count(chain);
+		stats_sum(chain, bref);
+	}
 	error = hammer2_freemap_alloc(hmp, bref->type, psize, &off);
 	if (error == 0) {
 		bref->data_off = off | (hammer2_off_t)hammer2_alloc_radix(psize);

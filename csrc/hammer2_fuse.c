@@ -62,9 +62,10 @@ static int
 inode_stat(hammer2_fuse_t *f, fuse_ino_t ino, struct stat *st)
 {
 	hammer2_inode_meta_t m;
+	hammer2_blockref_t bref;
 	int error;
 
-	error = hammer2_inode_meta(f->pfs, swap_root(f, ino), &m, NULL);
+	error = hammer2_inode_meta(f->pfs, swap_root(f, ino), &m, &bref);
 	if (error)
 		return error;
 	memset(st, 0, sizeof(*st));
@@ -81,7 +82,8 @@ inode_stat(hammer2_fuse_t *f, fuse_ino_t ino, struct stat *st)
 	st->st_rdev = makedev(m.rmajor, m.rminor);
 	st->st_size = (off_t)m.size;
 	st->st_blksize = HAMMER2_PBUFSIZE;
-	st->st_blocks = (blkcnt_t)((m.size + 511) / 512);
+	st->st_blocks = (blkcnt_t)((hammer2_inode_data_bytes(&m, &bref) + 511) /
+				   512);
 	us_to_ts(m.atime, &st->st_atim);
 	us_to_ts(m.mtime, &st->st_mtim);
 	us_to_ts(m.ctime, &st->st_ctim);
@@ -244,8 +246,14 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	hammer2_tid_t inum = swap_root(f, ino);
 	hammer2_attr_t a;
 	struct stat st;
+	uint64_t now;
 	int error;
 
+	if ((error = hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_CHANGES)) != 0) {
+		reply_err(req, error);
+		return;
+	}
+	now = hammer2_time_now();
 	memset(&a, 0, sizeof(a));
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		a.mask |= HAMMER2_SETATTR_MODE;
@@ -262,26 +270,24 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
 		a.mask |= HAMMER2_SETATTR_ATIME;
 		a.atime = (to_set & FUSE_SET_ATTR_ATIME_NOW) ?
-			  hammer2_time_now() : ts_to_us(&attr->st_atim);
+			  now : ts_to_us(&attr->st_atim);
 	}
 	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
 		a.mask |= HAMMER2_SETATTR_MTIME;
 		a.mtime = (to_set & FUSE_SET_ATTR_MTIME_NOW) ?
-			  hammer2_time_now() : ts_to_us(&attr->st_mtim);
+			  now : ts_to_us(&attr->st_mtim);
+	} else if (to_set & FUSE_SET_ATTR_SIZE) {	/* truncate(2) */
+		a.mask |= HAMMER2_SETATTR_MTIME;
+		a.mtime = now;
 	}
-	if (to_set & FUSE_SET_ATTR_CTIME) {
-		a.mask |= HAMMER2_SETATTR_CTIME;
-		a.ctime = ts_to_us(&attr->st_ctim);
-	}
-	if ((error = hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_CHANGES)) != 0) {
-		reply_err(req, error);
-		return;
-	}
+	/* every change setattr makes moves ctime, at the operation's time */
+	a.mask |= HAMMER2_SETATTR_CTIME;
+	a.ctime = (to_set & FUSE_SET_ATTR_CTIME) ? ts_to_us(&attr->st_ctim) :
+						    now;
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		error = hammer2_file_truncate(f->pfs, inum,
 					      (hammer2_off_t)attr->st_size);
-	/* a truncate alone sets the times itself */
-	if (error == 0 && (a.mask || !(to_set & FUSE_SET_ATTR_SIZE)))
+	if (error == 0)
 		error = hammer2_inode_setattr(f->pfs, inum, &a);
 	if (error == 0)
 		error = inode_stat(f, ino, &st);
@@ -352,6 +358,9 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 	a.rminor = minor(rdev);
 	if ((error = hammer2_fuse_wbegin(f, tlen, HAMMER2_SPACE_GROWS)) != 0)
 		return error;
+	/* one time for the creation and a symlink's target write */
+	a.mask = HAMMER2_SETATTR_CTIME;
+	a.ctime = hammer2_time_now();
 	/* a setgid directory hands down its group (and, to directories, the bit) */
 	error = hammer2_inode_meta(f->pfs, swap_root(f, parent), &pm, NULL);
 	if (error == 0 && (pm.mode & S_ISGID)) {
@@ -363,8 +372,14 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 		error = hammer2_inode_create(f->pfs, swap_root(f, parent),
 					     (const uint8_t *)name,
 					     strlen(name), &a, &inum);
-	if (error == 0 && tlen)
+	if (error == 0 && tlen) {
 		error = hammer2_file_write(f->pfs, inum, 0, target, tlen);
+		/* the target write keeps the creation's time */
+		a.mask = HAMMER2_SETATTR_MTIME | HAMMER2_SETATTR_CTIME;
+		a.mtime = a.ctime;
+		if (error == 0)
+			error = hammer2_inode_setattr(f->pfs, inum, &a);
+	}
 	if (error == 0)
 		error = hammer2_fuse_entry_fill(f, swap_root(f, inum), e);
 	if (error == 0 && opens)

@@ -70,6 +70,21 @@ hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	return 0;
 }
 
+/*
+ * Media bytes an inode's data takes, as the kernel reports it (va_bytes):
+ * the data_count the last commit left in its blockref, never its size (a
+ * sparse file holds what it holds).  A directory counts one inode: its
+ * blockref's totals are its entries', not its files'.
+ */
+uint64_t
+hammer2_inode_data_bytes(const hammer2_inode_meta_t *meta,
+			 const hammer2_blockref_t *bref)
+{
+	if (meta->type == HAMMER2_OBJTYPE_DIRECTORY)
+		return HAMMER2_INODE_BYTES;
+	return bref->embed.stats.data_count;
+}
+
 /* Decode the element a directory lookup found; EAGAIN if not an entry. */
 int
 hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)

@@ -179,11 +179,11 @@ hammer2_dirent_add(hammer2_cluster_t *dir, const uint8_t *name, size_t len,
 }
 
 /*
- * A directory's entries changed: its mtime moves (and its ctime too for
- * a hardlink, as the kernel does).
+ * A directory's entries changed: POSIX moves its mtime and its ctime
+ * (make and backup tools compare ctimes).
  */
 static int
-dir_touch(hammer2_cluster_t *dir, hammer2_tid_t mtid, uint64_t now, int ctime)
+dir_touch(hammer2_cluster_t *dir, hammer2_tid_t mtid, uint64_t now)
 {
 	hammer2_inode_data_t *ip;
 	int error;
@@ -192,8 +192,7 @@ dir_touch(hammer2_cluster_t *dir, hammer2_tid_t mtid, uint64_t now, int ctime)
 	if (ip == NULL)
 		return error;
 	ip->meta.mtime = now;
-	if (ctime)
-		ip->meta.ctime = now;
+	ip->meta.ctime = now;
 	return hammer2_cluster_modsync(dir);
 }
 
@@ -223,7 +222,10 @@ dir_empty(hammer2_cluster_t *dir, int *emptyp)
 
 /*
  * Create an inode of attr->type named name in directory dinum.  Regular
- * files, symlinks and fifos start with (empty) embedded data.
+ * files, symlinks and fifos start with (empty) embedded data.  The
+ * creation time (attr->ctime if given, so a caller that goes on to
+ * modify the inode keeps one time) stamps all its times and the
+ * directory's mtime and ctime; atime and mtime may be given apart.
  */
 int
 hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
@@ -236,7 +238,8 @@ hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	const hammer2_inode_meta_t *dmeta;
 	hammer2_dirent_t ent;
 	hammer2_cluster_t *dc, *dp;
-	uint64_t now = hammer2_time_now();
+	uint64_t now = (attr->mask & HAMMER2_SETATTR_CTIME) ? attr->ctime :
+		       hammer2_time_now();
 	hammer2_tid_t inum;
 	int error;
 
@@ -296,7 +299,7 @@ hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	xid_to_uuid(&ipd->meta.gid, attr->gid);
 	ipd->meta.ctime = now;
 	ipd->meta.mtime = (attr->mask & HAMMER2_SETATTR_MTIME) ? attr->mtime : now;
-	ipd->meta.atime = (attr->mask & HAMMER2_SETATTR_ATIME) ? attr->atime : 0;
+	ipd->meta.atime = (attr->mask & HAMMER2_SETATTR_ATIME) ? attr->atime : now;
 	if (attr->type != HAMMER2_OBJTYPE_DIRECTORY)
 		ipd->meta.op_flags |= HAMMER2_OPFLAG_DIRECTDATA;
 	ip->focus->bref.methods = (uint8_t)(HAMMER2_ENC_CHECK(dmeta->check_algo) |
@@ -307,7 +310,7 @@ hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 
 	error = hammer2_dirent_add(dir, name, len, inum, attr->type, mtid);
 	if (error == 0)
-		error = dir_touch(dir, mtid, now, 0);
+		error = dir_touch(dir, mtid, now);
 	if (error == 0)
 		*inump = inum;
 done:
@@ -345,26 +348,21 @@ inode_unref(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_tid_t mtid,
 }
 
 /*
- * Remove name from directory dinum.  isdir: 1 only a directory (rmdir,
- * which must be empty), 0 only a non-directory (unlink), -1 either.
+ * Remove name from directory dir at time now.  isdir: 1 only a directory
+ * (rmdir, which must be empty), 0 only a non-directory (unlink), -1
+ * either.
  */
-int
-hammer2_inode_unlink(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
-		     const uint8_t *name, size_t len, int isdir)
+static int
+entry_remove(hammer2_pfs_t *pfs, hammer2_cluster_t *dir, const uint8_t *name,
+	     size_t len, int isdir, hammer2_tid_t mtid, uint64_t now)
 {
-	hammer2_tid_t mtid = hammer2_pfs_mtid(pfs);
-	hammer2_cluster_t *dir, *dp, *dc, *target;
-	uint64_t now = hammer2_time_now();
+	hammer2_cluster_t *dp, *dc, *target;
 	hammer2_dirent_t ent;
 	int empty, error;
 
-	if ((error = hammer2_name_validate(name, len)) != 0)
-		return error;
-	if ((error = hammer2_dir_get(pfs, dinum, &dir)) != 0)
-		return error;
 	error = hammer2_dirent_find(dir, name, len, &dp, &dc, &ent);
 	if (error)
-		goto out;
+		return error;
 	if (isdir == 1 && ent.type != HAMMER2_OBJTYPE_DIRECTORY)
 		error = hammer2_seterr(ENOTDIR, "'%.*s' is not a directory",
 				       (int)len, name);
@@ -388,8 +386,23 @@ hammer2_inode_unlink(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	if (error == 0)
 		error = inode_unref(pfs, ent.inum, mtid, now);
 	if (error == 0)
-		error = dir_touch(dir, mtid, now, 0);
-out:
+		error = dir_touch(dir, mtid, now);
+	return error;
+}
+
+int
+hammer2_inode_unlink(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+		     const uint8_t *name, size_t len, int isdir)
+{
+	hammer2_cluster_t *dir;
+	int error;
+
+	if ((error = hammer2_name_validate(name, len)) != 0)
+		return error;
+	if ((error = hammer2_dir_get(pfs, dinum, &dir)) != 0)
+		return error;
+	error = entry_remove(pfs, dir, name, len, isdir, hammer2_pfs_mtid(pfs),
+			     hammer2_time_now());
 	hammer2_cluster_drop(dir);
 	return error;
 }
@@ -434,7 +447,7 @@ hammer2_inode_link(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_tid_t dinum,
 	if (error == 0)
 		error = hammer2_dirent_add(dir, name, len, inum, ipd->meta.type, mtid);
 	if (error == 0)
-		error = dir_touch(dir, mtid, now, 1);
+		error = dir_touch(dir, mtid, now);
 out:
 	hammer2_cluster_drop(ip);
 out_dir:
@@ -516,8 +529,8 @@ hammer2_inode_rename(hammer2_pfs_t *pfs, hammer2_tid_t sdinum,
 			error = hammer2_seterr(EISDIR, "'%.*s' is a directory",
 					       (int)tlen, tname);
 		else
-			error = hammer2_inode_unlink(pfs, tdinum, tname, tlen,
-						     -1);
+			error = entry_remove(pfs, tdir, tname, tlen, -1, mtid,
+					     now);
 		if (error)
 			goto out;
 	} else if (error != ENOENT) {
@@ -535,14 +548,15 @@ hammer2_inode_rename(hammer2_pfs_t *pfs, hammer2_tid_t sdinum,
 		if (ipd) {
 			if (src.type == HAMMER2_OBJTYPE_DIRECTORY)
 				ipd->meta.iparent = tdinum;
+			ipd->meta.ctime = now;	/* as Linux does */
 			error = hammer2_cluster_modsync(ip);
 		}
 		hammer2_cluster_drop(ip);
 	}
 	if (error == 0)
-		error = dir_touch(sdir, mtid, now, 0);
+		error = dir_touch(sdir, mtid, now);
 	if (error == 0 && tdinum != sdinum)
-		error = dir_touch(tdir, mtid, now, 0);
+		error = dir_touch(tdir, mtid, now);
 out:
 	if (tdir)
 		hammer2_cluster_drop(tdir);

@@ -25,8 +25,13 @@ cdef extern from "hammer2.h" nogil:
         uint16_t namlen
         uint8_t type
 
+    ctypedef struct _embed_stats:
+        uint64_t data_count
+        uint64_t inode_count
+
     ctypedef union _embed:
         hammer2_dirent_head_t dirent
+        _embed_stats stats
 
     ctypedef struct hammer2_blockref_t:
         uint8_t type
@@ -172,6 +177,8 @@ cdef extern from "hammer2.h" nogil:
     void hammer2_pfs_close(hammer2_pfs_t *pfs)
     int hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
                            hammer2_inode_meta_t *meta, hammer2_blockref_t *bref)
+    uint64_t hammer2_inode_data_bytes(const hammer2_inode_meta_t *meta,
+                                      const hammer2_blockref_t *bref)
     int hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
                            const uint8_t *name, size_t len, hammer2_dirent_t *ent)
     int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
@@ -311,6 +318,7 @@ cdef dict _bref_dict(const hammer2_blockref_t *b):
         'flags': b.flags, 'leaf_count': b.leaf_count, 'key': b.key,
         'mirror_tid': b.mirror_tid, 'modify_tid': b.modify_tid,
         'update_tid': b.update_tid, 'data_off_raw': b.data_off,
+        'data_count': b.embed.stats.data_count, 'inode_count': b.embed.stats.inode_count,
         'data_off': b.data_off & ~(<uint64_t>0x3F),
         'bytes': (1 << (b.data_off & 0x3F)) if (b.data_off & 0x3F) else 0,
         'raw': PyBytes_FromStringAndSize(<const char *>b, 128),
@@ -847,7 +855,8 @@ cdef class Pfs:
         return self._pfs().info.inum
 
     def inode(self, uint64_t inum):
-        """(inode meta dict, blockref dict) of an inode."""
+        """(inode meta dict, blockref dict) of an inode; the meta dict also holds
+        data_bytes, the media bytes its data took at the last commit."""
         cdef hammer2_inode_meta_t meta
         cdef hammer2_blockref_t bref
         cdef hammer2_pfs_t *pfs = self._pfs()
@@ -858,7 +867,9 @@ cdef class Pfs:
             hammer2_pfs_trans_end(pfs)
         if err:
             raise _error(err)
-        return _meta_dict(&meta), _bref_dict(&bref)
+        d = _meta_dict(&meta)
+        d['data_bytes'] = hammer2_inode_data_bytes(&meta, &bref)
+        return d, _bref_dict(&bref)
 
     def lookup(self, uint64_t dinum, bytes name):
         """(inum, h2type) of name in directory dinum."""

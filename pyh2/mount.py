@@ -36,6 +36,9 @@ class Mount:
             raise H2Error(errno.ENOTDIR, f"{mountpoint}: mount point is not a directory")
         self.mountpoint = os.path.realpath(mountpoint)
         self.volume, self.pfs, self.session, self.locks = None, None, None, []
+        # held while serving, on the directory under the mount: how umount
+        # finds this process whatever the images are (files, devices, URIs)
+        self.anchor = os.open(self.mountpoint, os.O_PATH | os.O_DIRECTORY)
         try:
             # a writable volume locks its images itself
             self.locks = lock_images(images, shared=True) if readonly else []
@@ -52,11 +55,14 @@ class Mount:
         self.session.serve(threads)
 
     def _release(self):
-        if self.pfs is not None:
-            self.pfs.close()
-        if self.volume is not None:
-            self.volume.close()
-        unlock(self.locks)
+        try:
+            if self.pfs is not None:
+                self.pfs.close()
+            if self.volume is not None:
+                self.volume.close()
+            unlock(self.locks)
+        finally:
+            os.close(self.anchor)
 
     def close(self):
         """End the session (final flush), then close the PFS and volumes."""
@@ -199,8 +205,8 @@ def mounts() -> list[tuple[str, str]]:
     return [(mnt, source) for mnt, source, _ in _mountinfo()]
 
 
-def _servers(paths: list[str]) -> list[int]:
-    """FUSE servers (processes holding /dev/fuse) with one of paths open."""
+def _servers(mountpoint: str) -> list[int]:
+    """FUSE servers (processes holding /dev/fuse) holding mountpoint (Mount.anchor)."""
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -208,21 +214,31 @@ def _servers(paths: list[str]) -> list[int]:
             links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds}
         except OSError:
             continue                        # gone, or not ours to look at
-        if "/dev/fuse" in links and links & set(paths):
+        if "/dev/fuse" in links and mountpoint in links:
             pids.append(int(pid))
     return pids
 
 
 def _alive(pid: int) -> bool:
+    """Whether any thread of process pid is still there: an exiting process's first
+    thread can be a zombie while others still hold its files."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().rpartition(")")[2].split()[0] not in ("Z", "X"):
+                    return True
+        except OSError:
+            continue                        # that thread is gone
+    return False
 
 
 def unmount(mountpoint: str, lazy: bool = False):
-    """Detach a FUSE mount (fusermount3, else umount)."""
+    """Detach a FUSE mount (fusermount3, else umount); returns at once (umount waits
+    for the server)."""
     if shutil.which("fusermount3"):
         cmd = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [mountpoint]
     else:
@@ -234,11 +250,10 @@ def unmount(mountpoint: str, lazy: bool = False):
 
 
 def umount(mountpoint: str, lazy: bool = False, timeout: float = 60.0):
-    """Flush a pyh2 mount, detach it, and wait until the serving process has
-    made its final flush and let go of the images."""
+    """Flush a pyh2 mount, detach it, and wait until the serving process (daemon or
+    foreground) has made its final flush and exited."""
     mnt = os.path.realpath(mountpoint)
-    source = dict(mounts()).get(mnt)
-    if source is None:
+    if mnt not in dict(mounts()):
         raise H2Error(errno.EINVAL, f"{mountpoint}: not a pyh2 mount")
     flush_error = None
     try:
@@ -250,13 +265,13 @@ def umount(mountpoint: str, lazy: bool = False, timeout: float = 60.0):
     except OSError as e:                    # a dead server has nothing to commit
         if e.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
             flush_error = e
-    servers = [p for p in _servers(source.split(",")) if p != os.getpid()]
+    servers = [p for p in _servers(mnt) if p != os.getpid()]
     unmount(mnt, lazy)
     deadline = time.monotonic() + timeout
     while any(map(_alive, servers)):
         if time.monotonic() > deadline:
-            raise H2Error(errno.ETIMEDOUT, f"{mountpoint}: detached, but process "
-                                           f"{servers} still holds the image")
+            raise H2Error(errno.ETIMEDOUT, f"{mountpoint}: detached, but server "
+                                           f"process {servers} still runs")
         time.sleep(0.05)
     if flush_error is not None:             # detached all the same: say what was lost
         raise H2Error(flush_error.errno, f"{mountpoint}: detached, but the last commit "

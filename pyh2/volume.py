@@ -71,6 +71,7 @@ class Stat:
     check_algo: int
     iparent: int
     embedded: bool      # data lives in the inode itself
+    blocks: int         # 512-byte units its data takes on media (st_blocks) at the last commit
 
     @property
     def st_mode(self) -> int:
@@ -86,7 +87,7 @@ class Stat:
                    m["mode"] & 0o7777, m["nlinks"], m["size"], m["uid"], m["gid"],
                    m["atime_us"], m["mtime_us"], m["ctime_us"], m["btime_us"],
                    m["comp_algo"], m["check_algo"], m["iparent"],
-                   bool(m["op_flags"] & 0x01))
+                   bool(m["op_flags"] & 0x01), (m["data_bytes"] + 511) // 512)
 
 
 @dataclass(frozen=True)
