@@ -541,6 +541,9 @@ typedef struct hammer2_attr {
 uint64_t hammer2_time_now(void);
 hammer2_tid_t hammer2_pfs_mtid(hammer2_pfs_t *pfs);
 int hammer2_name_validate(const uint8_t *name, size_t len);
+
+#define HAMMER2_SYMLINK_MAX	4096	/* PATH_MAX: no longer target is made */
+int hammer2_symlink_validate(const uint8_t *target, size_t len);
 int hammer2_dirent_find(hammer2_cluster_t *dir, const uint8_t *name,
 			size_t len, hammer2_cluster_t **cparentp,
 			hammer2_cluster_t **clusterp, hammer2_dirent_t *ent);
@@ -694,5 +697,20 @@ typedef struct hammer2_fsck_freemap {
 
 int hammer2_fsck_freemap(hammer2_dev_t *hmp, int zone,
 			 hammer2_fsck_freemap_t *result);
+
+#define HAMMER2_FSCK_REPORT_MAX	1000	/* messages kept; all are counted */
+
+typedef struct hammer2_fsck_tree {
+	hammer2_walk_stats_t	stats;		/* the blockref walk's */
+	uint64_t		problems;	/* bad blocks and logical errors */
+	void			(*report)(void *arg, const char *msg);
+	void			*arg;
+	int			nreported;
+} hammer2_fsck_tree_t;
+
+int hammer2_fsck_tree(hammer2_dev_t *hmp, int zone, hammer2_fsck_tree_t *r);
+void hammer2_fsck_names(hammer2_dev_t *hmp, hammer2_fsck_tree_t *r);
+void hammer2_fsck_report(hammer2_fsck_tree_t *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif /* HAMMER2_H_ */
