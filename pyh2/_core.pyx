@@ -140,6 +140,10 @@ cdef extern from "hammer2.h" nogil:
     const char *hammer2_errmsg()
     int hammer2_check_verify(const hammer2_blockref_t *bref, const void *data,
                              size_t bytes)
+    void hammer2_check_set(hammer2_blockref_t *bref, int check, const void *data,
+                           size_t bytes)
+    uint32_t hammer2_icrc32(const void *buf, size_t size)
+    enum: HAMMER2_CHECK_FREEMAP
     int hammer2_decompress(int comp, const void *src, size_t srcsize,
                            void *dst, size_t dstsize, size_t *outsize)
     const char *hammer2_bref_type_name(int type)
@@ -417,6 +421,26 @@ def decode_block(bytes raw_bref, bytes data, size_t lsize=65536):
     if err:
         raise _error(err)
     return out
+
+
+def check_set(bytes raw_bref, bytes data):
+    """raw_bref with its check code recomputed over data by its own
+    algorithm, as a flush sets it (a freemap blockref keeps its bigmask and
+    avail, which share the check field)."""
+    cdef hammer2_blockref_t b
+    if len(raw_bref) != 128:
+        raise H2Error(_errno.EINVAL, "a blockref is 128 bytes")
+    memcpy(&b, <char *>raw_bref, 128)
+    hammer2_check_set(&b, b.methods >> 4, <char *>data, len(data))
+    out = PyBytes_FromStringAndSize(<char *>&b, 128)
+    if b.methods >> 4 == HAMMER2_CHECK_FREEMAP:
+        out = out[:68] + raw_bref[68:]
+    return out
+
+
+def icrc32(bytes data):
+    """The iSCSI CRC32C of data (volume header CRCs, freemap check codes)."""
+    return hammer2_icrc32(<char *>data, len(data))
 
 
 def bmap_summary(bytes leaf):

@@ -1,14 +1,17 @@
-"""Hostile images: damaged metadata that passes its (absent) check codes must
-give errors, never a crash or a hang. Each chunk runs in a child process so a
-crash is caught and reported with the seed and the damage that caused it."""
+"""Hostile images: damaged metadata that passes its (absent or recomputed)
+check codes must give errors, never a crash or a hang. Each chunk runs in a
+child process so a crash is caught and reported with the seed and the damage
+that caused it."""
 import json
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from harness import fuzz
+import pyh2
+from harness import fuzz, imagepatch
 
 RUNS = 120
 
@@ -18,6 +21,43 @@ def base_image(tmp_path_factory):
     img = tmp_path_factory.mktemp("hostile") / "base.h2"
     fuzz.build_image(img)
     return img
+
+
+def _dir_image(path):
+    pyh2.newfs(path, 64 << 20)                      # xxhash64 check codes
+    with pyh2.open(path, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.mkdir("/d")
+        pfs.create("/d/alpha", b"A" * 5000)
+        pfs.create("/d/beta", b"B" * 70_000)
+
+
+def test_fix_checks_leaves_a_clean_image_alone(tmp_path):
+    img = tmp_path / "clean.h2"
+    _dir_image(img)
+    before = img.read_bytes()
+    assert imagepatch.fix_checks(img) == 0
+    assert img.read_bytes() == before
+
+
+def test_fix_checks_makes_a_damaged_dirent_verify(tmp_path):
+    img = tmp_path / "dirent.h2"
+    _dir_image(img)
+    # the short name sits in the dirent blockref, in the directory inode's blockset
+    [at] = imagepatch.locate(img, b"alpha", fuzz.TYPE_INODE, fuzz.INODE_BLOCKSET)
+    with pyh2.open(img) as vol:
+        zone = vol.best_zone
+    imagepatch.patch(img, at, b"al/ha")
+    with pyh2.open(img) as vol:
+        assert any("check mismatch" in e for e in vol.fsck()["errors"])
+    assert imagepatch.fix_checks(img) >= 3          # the dirent's parents up to the root
+    with pyh2.open(img) as vol:
+        assert vol.best_zone == zone                # the header copy in use verifies
+        assert all(h["valid"] for h in vol.volume_headers())
+        assert not any("check mismatch" in e for e in vol.fsck()["errors"])
+        pfs = vol.pfs("DATA")
+        assert pfs.read("/d/beta", 0, 1 << 20) == b"B" * 70_000
+    assert imagepatch.locate(img, b"al/ha", fuzz.TYPE_INODE, fuzz.INODE_BLOCKSET) == [at]
 
 
 def test_base_image_reads_clean(base_image):
