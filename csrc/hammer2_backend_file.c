@@ -107,11 +107,15 @@ hammer2_be_file_open(hammer2_backend_t *be, const char *path, int flags)
 	if (flags & HAMMER2_BE_CREATE)
 		oflags |= O_CREAT;
 	fd = open(path, oflags, 0644);
-	if (fd < 0 && errno == EISDIR)
-		return hammer2_seterr(EINVAL, "%s: a directory, not an image "
-				      "or block device", path);
-	if (fd < 0)
-		return hammer2_seterr(errno, "%s: %s", path, strerror(errno));
+	if (fd < 0) {
+		/* a directory or socket fails here: say what it is */
+		error = errno;
+		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+			return hammer2_seterr(EINVAL, "%s: %s, not an image or "
+					      "block device", path,
+					      file_kind(st.st_mode));
+		return hammer2_seterr(error, "%s: %s", path, strerror(error));
+	}
 	if (fstat(fd, &st) < 0 ||
 	    (S_ISREG(st.st_mode) &&
 	     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)) {

@@ -216,7 +216,8 @@ hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	} else if (off >= meta->size) {
 		/* nothing follows */
 	} else if (meta->op_flags & HAMMER2_OPFLAG_DIRECTDATA) {
-		*datap = off;
+		if (off < HAMMER2_EMBEDDED_BYTES)
+			*datap = off;
 	} else if ((cparent = hammer2_cluster_lookup_init(ip, SHARED)) == NULL) {
 		error = hammer2_seterr(ENOMEM, "out of memory");
 	} else {

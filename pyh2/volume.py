@@ -343,9 +343,14 @@ def lock_images(paths, shared: bool = False) -> list[int]:
     fds = []
     try:
         for p in paths:
-            if not os.path.exists(p):
+            # only images and devices: the core refuses the rest, naming them
+            # (opening a FIFO would wait for a writer, a socket fails)
+            try:
+                mode = os.stat(p).st_mode
+            except (OSError, ValueError):      # absent, a device URI, a NUL inside
                 continue
-            # O_NONBLOCK: opening a FIFO must not wait (the core refuses it)
+            if not (_stat.S_ISREG(mode) or _stat.S_ISBLK(mode)):
+                continue
             fds.append(os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
             try:
                 fcntl.flock(fds[-1], (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) |
