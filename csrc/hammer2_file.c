@@ -268,12 +268,13 @@ hammer2_file_readlink(hammer2_pfs_t *pfs, hammer2_tid_t inum, char *buf,
 				      (unsigned long long)m.size,
 				      HAMMER2_SYMLINK_MAX);
 	error = hammer2_file_read(pfs, inum, 0, buf, (size_t)m.size, lenp);
-	if (error == 0)
-		error = hammer2_symlink_validate((const uint8_t *)buf, *lenp);
+	if (error == 0 && (error = hammer2_symlink_validate((const uint8_t *)buf,
+							    *lenp)) != 0)
+		error = hammer2_preerr(error, "inode 0x%llx",
+				       (unsigned long long)inum);
 	if (error) {
 		*lenp = 0;
-		return hammer2_preerr(error, "inode 0x%llx",
-				      (unsigned long long)inum);
+		return error;
 	}
 	buf[*lenp] = 0;
 	return 0;
