@@ -664,4 +664,19 @@ typedef struct hammer2_fsck_freemap {
 int hammer2_fsck_freemap(hammer2_dev_t *hmp, int zone,
 			 hammer2_fsck_freemap_t *result);
 
+#define HAMMER2_FSCK_REPORT_MAX	1000	/* messages kept; all are counted */
+
+typedef struct hammer2_fsck_tree {
+	hammer2_walk_stats_t	stats;		/* the blockref walk's */
+	uint64_t		problems;	/* bad blocks and logical errors */
+	void			(*report)(void *arg, const char *msg);
+	void			*arg;
+	int			nreported;
+} hammer2_fsck_tree_t;
+
+int hammer2_fsck_tree(hammer2_dev_t *hmp, int zone, hammer2_fsck_tree_t *r);
+void hammer2_fsck_names(hammer2_dev_t *hmp, hammer2_fsck_tree_t *r);
+void hammer2_fsck_report(hammer2_fsck_tree_t *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #endif /* HAMMER2_H_ */

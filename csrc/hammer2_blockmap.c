@@ -113,7 +113,8 @@ hammer2_blockmap_build(hammer2_dev_t *hmp, int zone, hammer2_blockmap_t *s)
 		hammer2_blockmap_free(s);
 		return error;
 	}
-	qsort(s->ext, s->next, sizeof(*s->ext), cmp_extent);
+	if (s->next > 0)	/* an empty walk left ext NULL, which qsort refuses */
+		qsort(s->ext, s->next, sizeof(*s->ext), cmp_extent);
 	for (size_t i = 0; i < s->next; ++i)	/* shared blocks count once */
 		if (n == 0 || s->ext[i].off != s->ext[n - 1].off ||
 		    s->ext[i].bytes != s->ext[n - 1].bytes)

@@ -100,7 +100,10 @@ hammer2_name_validate(const uint8_t *name, size_t len)
 	return why ? hammer2_seterr(EINVAL, "invalid name: %s", why) : 0;
 }
 
-/* A link target the host can take: no NUL inside, shorter than PATH_MAX. */
+/*
+ * A link target symlink(2) and readlink take: not empty, shorter than
+ * PATH_MAX, no NUL inside.  fsck checks media with it too.
+ */
 int
 hammer2_symlink_validate(const uint8_t *target, size_t len)
 {
@@ -108,8 +111,10 @@ hammer2_symlink_validate(const uint8_t *target, size_t len)
 		return hammer2_seterr(ENAMETOOLONG, "symlink target of %zu "
 				      "bytes (at most %d)", len,
 				      HAMMER2_SYMLINK_MAX);
+	if (len == 0)
+		return hammer2_seterr(EINVAL, "empty symlink target");
 	if (memchr(target, 0, len) != NULL)
-		return hammer2_seterr(EINVAL, "symlink target contains NUL");
+		return hammer2_seterr(EINVAL, "symlink target holds a NUL byte");
 	return 0;
 }
 

@@ -1,16 +1,26 @@
 """Hostile images: metadata damaged in ways no check code catches.
 
 An image formatted without check codes (or compression) accepts any
-bytes, so structural damage — blockrefs pointing anywhere, with any type,
-radix, key range or compression, inodes claiming absurd sizes or names —
-reaches the chain, inode and file code directly.  `exercise` reads a whole
-volume the way a user would; it may raise H2Error for what it finds, but
-the process must never crash or hang, nor must `modify`, which writes into
-it and flushes.
+bytes; on one with check codes and compression, the damage is followed by
+`imagepatch.fix_checks`, so it passes verification either way.  Structural
+damage — blockrefs pointing anywhere, with any type, radix, key range or
+compression, inodes claiming absurd sizes or names, directory entries
+named `../../../ESCAPED`, `a/b`, `.`, `..` or holding a NUL — then reaches
+the chain, inode and file code directly.
 
-Run as `python -m harness.fuzz IMAGE SEED COUNT PROGRESS_FILE`: damages
-COUNT copies of IMAGE (seeds SEED...), exercising each, and writes the
-seed under test to PROGRESS_FILE first, so a crash names its seed.
+The invariant (`check`): if fsck passes, a full read (export of every PFS
+to a temporary directory: every directory listed, every file stat'ed and
+read, every symlink read) succeeds and writes nothing outside the
+destination.  Whatever fsck says, `exercise` reads the whole volume the way
+a user would and `modify` writes into it and flushes: they may raise
+H2Error for what they find, but the process must never crash or hang.
+
+Run as `python -m harness.fuzz IMAGE SEED COUNT PROGRESS_FILE [--checked]`:
+damages COUNT copies of IMAGE (seeds SEED...), checking and exercising
+each, and writes the seed under test to PROGRESS_FILE first, so a crash
+names its seed; `--checked` repairs check codes after each damage.  A
+broken invariant exits 2 naming the seed.  `python -m harness.fuzz --long
+[RUNS]` builds both kinds of image and runs RUNS (default 2000) of each.
 """
 from __future__ import annotations
 
@@ -19,21 +29,33 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pyh2
+from pyh2.export import export
+
+from . import imagepatch
 
 BREF = 128
 INODE_BLOCKSET = 0x200          # the inode's 512-byte union: 4 blockrefs or data
 INODE_BYTES = 1024
-TYPE_INODE, TYPE_INDIRECT = 1, 2
+TYPE_INODE, TYPE_INDIRECT, TYPE_DIRENT = 1, 2, 4
+DIRENT_NAMLEN, DIRENT_NAME = 56, 64     # in a dirent blockref: embed, check area
+HOSTILE_NAMES = (b"../../../ESCAPED", b"a/b", b".", b"..", b"nul\0name", b"")
 
 
-def build_image(path: Path, seed: int = 1) -> None:
-    """A small volume without check codes whose tree has inodes, indirect
-    blocks, dirent blocks (long names), embedded and multi-block files."""
+class InvariantBroken(Exception):
+    """fsck passed, yet a full read failed or wrote outside its destination."""
+
+
+def build_image(path: Path, seed: int = 1, checked: bool = False) -> None:
+    """A small volume (without check codes and compression unless checked)
+    whose tree has inodes, indirect blocks, dirent blocks (long names),
+    embedded and multi-block files."""
     rnd = random.Random(seed)
-    pyh2.newfs(path, 64 << 20, comp="none", check="none")
+    pyh2.newfs(path, 64 << 20, comp="lz4" if checked else "none",
+               check="xxhash64" if checked else "none")
     with pyh2.open(path, writable=True) as vol:
         pfs = vol.pfs("DATA")
         for d in range(3):
@@ -81,8 +103,10 @@ def _hostile_bref(rnd: random.Random, old: bytes) -> bytes:
 
 def _hostile_inode(rnd: random.Random, ino: bytearray) -> None:
     field = rnd.randrange(5)
-    if field == 0:                                  # size
-        ino[0x60:0x68] = rnd.choice((2**63, 2**64 - 1, rnd.getrandbits(40))).to_bytes(8, "little")
+    if field == 0:          # size: beyond any offset, shrunk, or grown by what reads fast
+        size = int.from_bytes(ino[0x60:0x68], "little")
+        ino[0x60:0x68] = rnd.choice((2**63, 2**64 - 1, rnd.randrange(size + 1),
+                                     size + rnd.randrange(16 << 20))).to_bytes(8, "little")
     elif field == 1:                                # type, op_flags (DIRECTDATA)
         ino[0x50] = rnd.randrange(256)
         ino[0x51] = rnd.randrange(256)
@@ -95,6 +119,22 @@ def _hostile_inode(rnd: random.Random, ino: bytearray) -> None:
         ino[INODE_BLOCKSET:INODE_BYTES] = rnd.randbytes(INODE_BYTES - INODE_BLOCKSET)
 
 
+def _hostile_name(rnd: random.Random, blk: bytearray, slots: list[int]) -> str:
+    """Rename a short-named dirent (the name sits in its blockref)."""
+    slot = rnd.choice(slots)
+    name = rnd.choice(HOSTILE_NAMES)
+    blk[slot + DIRENT_NAMLEN:slot + DIRENT_NAMLEN + 2] = len(name).to_bytes(2, "little")
+    blk[slot + DIRENT_NAME:slot + DIRENT_NAME + len(name)] = name
+    return f"dirent at +0x{slot:x} named {name!r}"
+
+
+def _dirent_slots(blk: bytearray, btype: int) -> list[int]:
+    base = INODE_BLOCKSET if btype == TYPE_INODE else 0
+    end = INODE_BYTES if btype == TYPE_INODE else len(blk)
+    return [at for at in range(base, end, BREF)
+            if blk[at] == TYPE_DIRENT and blk[at + DIRENT_NAMLEN] <= BREF - DIRENT_NAME]
+
+
 def damage(path: Path, blocks, rnd: random.Random, count: int = 3) -> list[str]:
     """Apply `count` hostile edits in place; returns what was done."""
     done = []
@@ -103,7 +143,10 @@ def damage(path: Path, blocks, rnd: random.Random, count: int = 3) -> list[str]:
             off, nbytes, btype = rnd.choice(blocks)
             f.seek(off)
             blk = bytearray(f.read(nbytes))
-            if btype == TYPE_INODE and rnd.random() < 0.4:
+            slots = _dirent_slots(blk, btype)
+            if slots and rnd.random() < 0.3:
+                what = _hostile_name(rnd, blk, slots)
+            elif btype == TYPE_INODE and rnd.random() < 0.4:
                 _hostile_inode(rnd, blk)
                 what = "inode fields"
             else:
@@ -156,6 +199,39 @@ def exercise(path: Path) -> dict:
     return counts
 
 
+def _outside(root: Path, dest: Path) -> list[str]:
+    return sorted(str(p) for p in root.rglob("*")
+                  if p != dest and dest not in p.parents and p not in dest.parents)
+
+
+def check(path: Path) -> bool:
+    """The invariant; returns whether fsck passed.  Raises InvariantBroken."""
+    try:
+        with pyh2.open(path) as vol:
+            if vol.fsck()["errors"]:
+                return False
+    except pyh2.H2Error:
+        return False
+    with tempfile.TemporaryDirectory(prefix="h2fuzz-") as tmp:
+        root = Path(tmp)
+        dest = root / "a" / "b" / "c" / "dest"
+        try:
+            with pyh2.open(path) as vol:
+                for i, info in enumerate(vol.pfs_list()):
+                    pfs = vol.pfs(info.label)
+                    try:
+                        export(pfs, str(dest / f"pfs{i}"))
+                    finally:
+                        pfs.close()
+        except OSError as e:            # H2Error, or the host refusing what was read
+            raise InvariantBroken(f"fsck passed, export failed: {e}") from None
+        stray = _outside(root, dest)
+        if stray:
+            raise InvariantBroken(f"fsck passed, export wrote outside its destination: "
+                                  f"{stray[:5]}")
+    return True
+
+
 def modify(path: Path) -> int:
     """Write into a damaged volume and flush; returns the errors refused."""
     errors = 0
@@ -183,14 +259,24 @@ def modify(path: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--long"]:
+        return _long(int(argv[1]) if len(argv) > 1 else 2000)
     image, seed, count, progress = Path(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3])
+    checked = "--checked" in argv[4:]
     blocks = metadata_blocks(image)
     scratch = progress.with_suffix(".img")
-    totals = {"runs": 0, "files": 0, "errors": 0}
+    totals = {"runs": 0, "files": 0, "errors": 0, "fsck_clean": 0}
     for s in range(seed, seed + count):
         shutil.copyfile(image, scratch)
         edits = damage(scratch, blocks, random.Random(s))
+        if checked:
+            imagepatch.fix_checks(scratch)
         progress.write_text(json.dumps({"seed": s, "edits": edits}))
+        try:
+            totals["fsck_clean"] += check(scratch)
+        except InvariantBroken as e:
+            print(json.dumps({"seed": s, "edits": edits, "broken": str(e)}), file=sys.stderr)
+            return 2
         c = exercise(scratch)
         if s % 2:
             c["errors"] += modify(scratch)
@@ -200,6 +286,19 @@ def main(argv: list[str]) -> int:
         totals["errors"] += c["errors"]
     os.unlink(scratch)
     print(json.dumps(totals))
+    return 0
+
+
+def _long(runs: int) -> int:
+    """Both kinds of image, `runs` damaged copies each, in this process."""
+    with tempfile.TemporaryDirectory(prefix="h2fuzz-long-") as tmp:
+        for checked in (False, True):
+            image = Path(tmp) / f"base-{int(checked)}.h2"
+            build_image(image, checked=checked)
+            argv = [str(image), "1", str(runs), str(Path(tmp) / "progress.json")]
+            rc = main(argv + ["--checked"] * checked)
+            if rc:
+                return rc
     return 0
 
 

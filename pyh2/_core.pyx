@@ -224,6 +224,14 @@ cdef extern from "hammer2.h" nogil:
 
     int hammer2_fsck_freemap(hammer2_dev_t *hmp, int zone,
                              hammer2_fsck_freemap_t *result)
+    ctypedef struct hammer2_fsck_tree_t:
+        hammer2_walk_stats_t stats
+        uint64_t problems
+        void (*report)(void *arg, const char *msg)
+        void *arg
+        int nreported
+
+    int hammer2_fsck_tree(hammer2_dev_t *hmp, int zone, hammer2_fsck_tree_t *r)
     void hammer2_trans_begin(hammer2_dev_t *hmp, int write)
     void hammer2_trans_end(hammer2_dev_t *hmp)
     int hammer2_flush(hammer2_dev_t *hmp)
@@ -645,6 +653,26 @@ cdef class Device:
                  'overlaps': r.overlaps, 'allocated_bytes': r.allocated_bytes,
                  'leaked_bytes': r.leaked_bytes}, msgs)
 
+    def fsck_tree(self, int zone):
+        """fsck's walk of header copy `zone`: every check code, every
+        blockref's keys, inode, directory entry and data block, and (on the
+        copy in use) each PFS's namespace as reads see it.  Returns (walk
+        stats with 'problems', problem messages)."""
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef hammer2_fsck_tree_t r
+        cdef list msgs = []
+        cdef int err
+        memset(&r, 0, sizeof(r))
+        r.report = _report_cb
+        r.arg = <void *>msgs
+        with nogil:
+            hammer2_trans_begin(hmp, 0)
+            err = hammer2_fsck_tree(hmp, zone, &r)
+            hammer2_trans_end(hmp)
+        if err:
+            raise _error(err)
+        return dict(_stats_dict(&r.stats), problems=r.problems), msgs
+
     def walk_zone(self, int zone, bint freemap=False, callback=None):
         """Walk one header copy's volume (or freemap) tree, verifying every
         check code.  callback(depth, bref, data, error) is called per
@@ -692,12 +720,14 @@ cdef class _Walk:
             raise self.exc
         if err and not self.errors:
             raise _error(err)
-        s = self.stats
-        stats = {'total': s.total, 'inode': s.inode, 'indirect': s.indirect,
-                 'data': s.data, 'dirent': s.dirent,
-                 'freemap_node': s.freemap_node, 'freemap_leaf': s.freemap_leaf,
-                 'bytes': s.bytes, 'errors': s.errors}
-        return stats, self.errors
+        return _stats_dict(&self.stats), self.errors
+
+
+cdef dict _stats_dict(hammer2_walk_stats_t *s):
+    return {'total': s.total, 'inode': s.inode, 'indirect': s.indirect,
+            'data': s.data, 'dirent': s.dirent,
+            'freemap_node': s.freemap_node, 'freemap_leaf': s.freemap_leaf,
+            'bytes': s.bytes, 'errors': s.errors}
 
 
 cdef int _walk_cb(void *arg, int depth, const hammer2_blockref_t *bref,

@@ -485,11 +485,13 @@ class Volume:
 
     def fsck(self, zone: int | None = None) -> dict:
         """Walk and verify the volume and freemap trees of one header copy
-        (default: the one in use), and the freemap against the tree.
-        Counts are per blockref visit; leaked space is reported, not an
-        error (only a bulkfree reclaims it)."""
+        (default: the one in use), what reads check of every blockref,
+        inode, directory entry and data block (on the copy in use, each
+        PFS's namespace through the read functions too), and the freemap
+        against the tree.  Counts are per blockref visit; leaked space is
+        reported, not an error (only a bulkfree reclaims it)."""
         zone = self.best_zone if zone is None else zone
-        vstats, verrors = self.device.walk_zone(zone, False)
+        vstats, verrors = self.device.fsck_tree(zone)
         fstats, ferrors = self.device.walk_zone(zone, True)
         fm, fmerrors = self.device.fsck_freemap(zone)
         result = {k: vstats[k] for k in ("total", "inode", "indirect", "data",

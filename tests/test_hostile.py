@@ -13,14 +13,14 @@ import pytest
 import pyh2
 from harness import fuzz, imagepatch
 
-RUNS = 120
+RUNS = 60
 
 
-@pytest.fixture(scope="module")
-def base_image(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["nocheck", "fixed-checks"])
+def base_image(request, tmp_path_factory):
     img = tmp_path_factory.mktemp("hostile") / "base.h2"
-    fuzz.build_image(img)
-    return img
+    fuzz.build_image(img, checked=request.param)
+    return img, request.param
 
 
 def _dir_image(path):
@@ -61,19 +61,27 @@ def test_fix_checks_makes_a_damaged_dirent_verify(tmp_path):
 
 
 def test_base_image_reads_clean(base_image):
-    counts = fuzz.exercise(base_image)
+    img, _ = base_image
+    counts = fuzz.exercise(img)
     assert counts == {"files": 124, "errors": 0}
+    assert fuzz.check(img)                          # fsck clean, the export succeeds
 
 
 @pytest.mark.parametrize("first_seed", [1, 10_001])
 def test_damaged_images_never_crash(base_image, tmp_path, first_seed):
+    """No crash or hang; and where fsck passes, a full export succeeds
+    within its destination (exit 2 names the seed otherwise)."""
+    img, checked = base_image
     progress = tmp_path / "progress.json"
     try:
-        proc = subprocess.run([sys.executable, "-m", "harness.fuzz", str(base_image),
-                               str(first_seed), str(RUNS), str(progress)],
+        proc = subprocess.run([sys.executable, "-m", "harness.fuzz", str(img),
+                               str(first_seed), str(RUNS), str(progress)]
+                              + ["--checked"] * checked,
                               capture_output=True, text=True, timeout=240)
     except subprocess.TimeoutExpired:
         pytest.fail(f"hang on {progress.read_text()}")
+    if proc.returncode == 2:
+        pytest.fail(f"invariant broken: {proc.stderr[-2000:]}")
     if proc.returncode != 0:
         sig = -proc.returncode
         what = signal.Signals(sig).name if sig > 0 else f"exit {proc.returncode}"
@@ -83,3 +91,4 @@ def test_damaged_images_never_crash(base_image, tmp_path, first_seed):
     # the damage is real: some of it is found, and most of the tree still reads
     assert totals["errors"] > 0
     assert totals["files"] > RUNS * 124 // 2
+    assert 0 < totals["fsck_clean"] < RUNS          # the invariant was put to work
