@@ -493,6 +493,10 @@ int hammer2_dir_readdir_at(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			   void *arg);
 int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_off_t off, void *buf, size_t len, size_t *donep);
+int hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+			   hammer2_off_t off, hammer2_off_t *datap);
+int hammer2_file_readlink(hammer2_pfs_t *pfs, hammer2_tid_t inum, char *buf,
+			  size_t *lenp);
 
 typedef struct hammer2_direct hammer2_direct_t;
 void hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off,
@@ -508,6 +512,15 @@ int hammer2_direct_next_failed(hammer2_direct_t *d, hammer2_off_t *lbasep);
 void hammer2_direct_free(hammer2_direct_t *d);
 size_t hammer2_direct_set_min(size_t bytes);
 
+/*
+ * Names and link targets, from a caller or from media, before they reach
+ * the host: a name is one path component of 1..255 bytes (no '/', no NUL,
+ * not "." or ".."), a target at most PATH_MAX - 1 bytes without NUL.
+ */
+#define HAMMER2_NAME_MAX	255
+#define HAMMER2_SYMLINK_MAX	4095
+int hammer2_name_validate(const uint8_t *name, size_t len);
+int hammer2_symlink_validate(const uint8_t *target, size_t len);
 int hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent);
 int hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 		    hammer2_cluster_t **dirp);
@@ -540,10 +553,6 @@ typedef struct hammer2_attr {
 
 uint64_t hammer2_time_now(void);
 hammer2_tid_t hammer2_pfs_mtid(hammer2_pfs_t *pfs);
-int hammer2_name_validate(const uint8_t *name, size_t len);
-
-#define HAMMER2_SYMLINK_MAX	4096	/* PATH_MAX: no longer target is made */
-int hammer2_symlink_validate(const uint8_t *target, size_t len);
 int hammer2_dirent_find(hammer2_cluster_t *dir, const uint8_t *name,
 			size_t len, hammer2_cluster_t **cparentp,
 			hammer2_cluster_t **clusterp, hammer2_dirent_t *ent);
@@ -583,6 +592,8 @@ int hammer2_inode_rename(hammer2_pfs_t *pfs, hammer2_tid_t sdinum,
 			 size_t tlen, int flags);
 int hammer2_inode_setattr(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 			  const hammer2_attr_t *attr);
+/* Linux's largest file (MAX_LFS_FILESIZE): what FUSE and the host carry */
+#define HAMMER2_FILE_MAX	((hammer2_off_t)INT64_MAX)
 int hammer2_file_write(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		       hammer2_off_t off, const void *buf, size_t len);
 int hammer2_file_truncate(hammer2_pfs_t *pfs, hammer2_tid_t inum,

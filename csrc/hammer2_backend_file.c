@@ -81,22 +81,52 @@ static const hammer2_backend_ops_t file_ops = {
 	file_size, file_resize, file_close
 };
 
+static const char *
+file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode))
+		return "a character device";
+	return "not a regular file";
+}
+
 int
 hammer2_be_file_open(hammer2_backend_t *be, const char *path, int flags)
 {
-	int oflags = O_CLOEXEC | ((flags & HAMMER2_BE_RDWR) ? O_RDWR : O_RDONLY);
+	int oflags = O_CLOEXEC | O_NONBLOCK |
+		     ((flags & HAMMER2_BE_RDWR) ? O_RDWR : O_RDONLY);
 	struct stat st;
-	int fd;
+	int error, fd;
 
+	/* O_NONBLOCK: a FIFO or a tty must not hold the open up */
 	if (flags & HAMMER2_BE_CREATE)
 		oflags |= O_CREAT;
 	fd = open(path, oflags, 0644);
-	if (fd < 0)
-		return hammer2_seterr(errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fd < 0) {
+		/* a directory or socket fails here: say what it is */
+		error = errno;
+		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+			return hammer2_seterr(EINVAL, "%s: %s, not an image or "
+					      "block device", path,
+					      file_kind(st.st_mode));
+		return hammer2_seterr(error, "%s: %s", path, strerror(error));
+	}
+	if (fstat(fd, &st) < 0 ||
+	    (S_ISREG(st.st_mode) &&
+	     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)) {
+		error = errno;
 		close(fd);
-		return hammer2_seterr(EINVAL, "%s: not a regular file or block "
-				      "device", path);
+		return hammer2_seterr(error, "%s: %s", path, strerror(error));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return hammer2_seterr(EINVAL, "%s: %s, not an image or block "
+				      "device", path, file_kind(st.st_mode));
 	}
 	be->ops = &file_ops;
 	be->priv = (void *)(intptr_t)fd;

@@ -55,6 +55,22 @@ read_block_cb(void *arg, const void *data, int bytes, int error)
 		       wend - wbeg);
 }
 
+/* A file's element must be a DATA block, aligned to its own size. */
+static int
+data_bref_check(const hammer2_blockref_t *bref)
+{
+	if (bref->type != HAMMER2_BREF_TYPE_DATA ||
+	    bref->keybits < HAMMER2_RADIX_MIN ||
+	    bref->keybits > HAMMER2_RADIX_MAX ||
+	    (bref->key & ((1ULL << bref->keybits) - 1)))
+		return hammer2_seterr(EINVAL, "unexpected %s blockref (key "
+				      "0x%llx, keybits %d) in file data",
+				      hammer2_bref_type_name(bref->type),
+				      (unsigned long long)bref->key,
+				      bref->keybits);
+	return 0;
+}
+
 /* The window's blocks, but for those read directly (d, when not NULL). */
 static int
 read_blocks(hammer2_cluster_t *ip, hammer2_off_t off,
@@ -75,17 +91,8 @@ read_blocks(hammer2_cluster_t *ip, hammer2_off_t off,
 		const hammer2_blockref_t *bref = hammer2_cluster_bref(cluster);
 		struct read_ctx ctx;
 
-		if (bref->type != HAMMER2_BREF_TYPE_DATA ||
-		    bref->keybits < HAMMER2_RADIX_MIN ||
-		    bref->keybits > HAMMER2_RADIX_MAX ||
-		    (bref->key & ((1ULL << bref->keybits) - 1))) {
-			error = hammer2_seterr(EINVAL, "unexpected %s blockref "
-					       "(key 0x%llx, keybits %d) in file "
-					       "data", hammer2_bref_type_name(bref->type),
-					       (unsigned long long)bref->key,
-					       bref->keybits);
+		if ((error = data_bref_check(bref)) != 0)
 			break;
-		}
 		ctx = (struct read_ctx){
 			.comp = HAMMER2_DEC_COMP(bref->methods),
 			.lbase = bref->key, .lsize = 1UL << bref->keybits,
@@ -181,5 +188,94 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 		return hammer2_preerr(error, "inode 0x%llx",
 				      (unsigned long long)inum);
 	*donep = len;
+	return 0;
+}
+
+/*
+ * The first offset at or after off that data blocks cover, as SEEK_DATA
+ * finds it; the file size when only holes follow.  A copy skips holes in
+ * one step however large the size an inode claims.
+ */
+int
+hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		       hammer2_off_t off, hammer2_off_t *datap)
+{
+	const hammer2_inode_meta_t *meta;
+	const hammer2_blockref_t *bref;
+	hammer2_cluster_t *ip, *cparent, *cluster;
+	hammer2_key_t next;
+	int error;
+
+	if ((error = hammer2_inode_get(pfs, inum, &ip)) != 0)
+		return error;
+	meta = &hammer2_cluster_rdata(ip)->ipdata.meta;
+	*datap = meta->size;
+	if (meta->type == HAMMER2_OBJTYPE_DIRECTORY) {
+		error = hammer2_seterr(EISDIR, "inode 0x%llx is a directory",
+				       (unsigned long long)inum);
+	} else if (off >= meta->size) {
+		/* nothing follows */
+	} else if (meta->op_flags & HAMMER2_OPFLAG_DIRECTDATA) {
+		if (off < HAMMER2_EMBEDDED_BYTES)
+			*datap = off;
+	} else if ((cparent = hammer2_cluster_lookup_init(ip, SHARED)) == NULL) {
+		error = hammer2_seterr(ENOMEM, "out of memory");
+	} else {
+		cluster = hammer2_cluster_lookup(cparent, &next,
+						 off & ~HAMMER2_PBUFMASK64,
+						 meta->size - 1,
+						 SHARED | HAMMER2_LOOKUP_NODATA);
+		if (cluster) {
+			bref = hammer2_cluster_bref(cluster);
+			error = data_bref_check(bref);
+			if (error == 0 && bref->key > off)
+				*datap = bref->key;
+			else if (error == 0)
+				*datap = off;
+		}
+		error = hammer2_cluster_scan_done(cparent, cluster, error);
+	}
+	hammer2_cluster_drop(ip);
+	if (error)
+		return hammer2_preerr(error, "inode 0x%llx",
+				      (unsigned long long)inum);
+	return 0;
+}
+
+/*
+ * A symlink's target into buf (HAMMER2_SYMLINK_MAX + 1 bytes), NUL
+ * terminated.  Its size and bytes come from media: bounded and checked
+ * before they reach the host.
+ */
+int
+hammer2_file_readlink(hammer2_pfs_t *pfs, hammer2_tid_t inum, char *buf,
+		      size_t *lenp)
+{
+	hammer2_inode_meta_t m;
+	int error;
+
+	*lenp = 0;
+	buf[0] = 0;
+	if ((error = hammer2_inode_meta(pfs, inum, &m, NULL)) != 0)
+		return error;
+	if (m.type != HAMMER2_OBJTYPE_SOFTLINK)
+		return hammer2_seterr(EINVAL, "inode 0x%llx is not a symlink",
+				      (unsigned long long)inum);
+	if (m.size > HAMMER2_SYMLINK_MAX)
+		return hammer2_seterr(ENAMETOOLONG, "inode 0x%llx: symlink "
+				      "target of %llu bytes (at most %d)",
+				      (unsigned long long)inum,
+				      (unsigned long long)m.size,
+				      HAMMER2_SYMLINK_MAX);
+	error = hammer2_file_read(pfs, inum, 0, buf, (size_t)m.size, lenp);
+	if (error == 0 && (error = hammer2_symlink_validate((const uint8_t *)buf,
+							    *lenp)) != 0)
+		error = hammer2_preerr(error, "inode 0x%llx",
+				       (unsigned long long)inum);
+	if (error) {
+		*lenp = 0;
+		return error;
+	}
+	buf[*lenp] = 0;
 	return 0;
 }

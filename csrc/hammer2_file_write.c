@@ -172,8 +172,10 @@ hammer2_file_write(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 	hammer2_off_t osize, nsize;
 	int error;
 
-	if (off + len < off)
-		return hammer2_seterr(EFBIG, "write beyond 2^64");
+	if (off > HAMMER2_FILE_MAX || len > HAMMER2_FILE_MAX - off)
+		return hammer2_seterr(EFBIG, "a write of %zu bytes at %llu ends "
+				      "past the largest file size (2^63-1)",
+				      len, (unsigned long long)off);
 	if ((error = file_get(pfs, inum, &ip)) != 0)
 		return error;
 	ipd = hammer2_cluster_modify_ip(ip, mtid, &error);
@@ -240,6 +242,10 @@ hammer2_file_truncate(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	hammer2_off_t osize;
 	int error;
 
+	if (nsize > HAMMER2_FILE_MAX)
+		return hammer2_seterr(EFBIG, "size %llu is past the largest "
+				      "file size (2^63-1)",
+				      (unsigned long long)nsize);
 	if ((error = file_get(pfs, inum, &ip)) != 0)
 		return error;
 	ipd = hammer2_cluster_modify_ip(ip, mtid, &error);

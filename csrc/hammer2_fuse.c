@@ -15,8 +15,6 @@
 #include <sys/sysmacros.h>
 #include "hammer2_fuse_priv.h"
 
-#define SYMLINK_MAX	4096		/* PATH_MAX */
-
 static int
 objtype(mode_t mode)
 {
@@ -302,29 +300,17 @@ static void
 h2_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	hammer2_fuse_t *f = FS(req);
-	hammer2_tid_t inum = swap_root(f, ino);
-	hammer2_inode_meta_t m;
-	char buf[SYMLINK_MAX + 1];
-	size_t done = 0;
+	char buf[HAMMER2_SYMLINK_MAX + 1];
+	size_t len;
 	int error;
 
 	rbegin(f);
-	error = hammer2_inode_meta(f->pfs, inum, &m, NULL);
-	if (error == 0 && m.type != HAMMER2_OBJTYPE_SOFTLINK)
-		error = hammer2_seterr(EINVAL, "inode 0x%llx is not a symlink",
-				       (unsigned long long)inum);
-	if (error == 0 && m.size > SYMLINK_MAX)
-		error = hammer2_seterr(EIO, "inode 0x%llx: symlink target of "
-				       "%llu bytes", (unsigned long long)inum,
-				       (unsigned long long)m.size);
-	if (error == 0)
-		error = hammer2_file_read(f->pfs, inum, 0, buf, m.size, &done);
+	error = hammer2_file_readlink(f->pfs, swap_root(f, ino), buf, &len);
 	rend(f);
 	if (error) {
 		reply_err(req, error);
 		return;
 	}
-	buf[done] = 0;
 	fuse_reply_readlink(req, buf);
 }
 
@@ -347,7 +333,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 
 	if ((error = name_check(name)) != 0)
 		return error;
-	if (tlen > SYMLINK_MAX)
+	if (tlen > HAMMER2_SYMLINK_MAX)
 		return ENAMETOOLONG;
 	memset(&a, 0, sizeof(a));
 	a.type = (uint8_t)type;

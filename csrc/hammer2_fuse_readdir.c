@@ -75,10 +75,6 @@ readdir_cb(void *arg, const hammer2_dirent_t *ent)
 	struct readdir_ctx *c = arg;
 	char name[HAMMER2_INODE_MAXNAME + 1];
 
-	/* names no lookup could reach (hostile media) are not listed */
-	if (hammer2_name_validate(ent->name, ent->namlen) ||
-	    memchr(ent->name, 0, ent->namlen))
-		return 0;
 	memcpy(name, ent->name, ent->namlen);
 	name[ent->namlen] = 0;
 	return add_entry(c, name, swap_root(c->f, ent->inum),

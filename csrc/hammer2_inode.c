@@ -85,12 +85,61 @@ hammer2_inode_data_bytes(const hammer2_inode_meta_t *meta,
 	return bref->embed.stats.data_count;
 }
 
+/*
+ * What makes a name unusable as one component of a host path, or NULL.
+ * Media is untrusted: a name holding '/' or NUL, or being "." or "..",
+ * would let a listing or an export step outside its directory.
+ */
+static const char *
+name_problem(const uint8_t *name, size_t len)
+{
+	if (len == 0)
+		return "empty";
+	if (len > HAMMER2_NAME_MAX)
+		return "longer than 255 bytes";
+	if (memchr(name, '/', len) != NULL)
+		return "contains '/'";
+	if (memchr(name, 0, len) != NULL)
+		return "contains NUL";
+	if ((len == 1 && name[0] == '.') ||
+	    (len == 2 && name[0] == '.' && name[1] == '.'))
+		return "'.' or '..'";
+	return NULL;
+}
+
+int
+hammer2_name_validate(const uint8_t *name, size_t len)
+{
+	const char *why = name_problem(name, len);
+
+	return why ? hammer2_seterr(EINVAL, "invalid name: %s", why) : 0;
+}
+
+/*
+ * A link target symlink(2) and readlink take: not empty, shorter than
+ * PATH_MAX, no NUL inside.  fsck checks media with it too.
+ */
+int
+hammer2_symlink_validate(const uint8_t *target, size_t len)
+{
+	if (len > HAMMER2_SYMLINK_MAX)
+		return hammer2_seterr(ENAMETOOLONG, "symlink target of %zu "
+				      "bytes (at most %d)", len,
+				      HAMMER2_SYMLINK_MAX);
+	if (len == 0)
+		return hammer2_seterr(EINVAL, "empty symlink target");
+	if (memchr(target, 0, len) != NULL)
+		return hammer2_seterr(EINVAL, "symlink target holds a NUL byte");
+	return 0;
+}
+
 /* Decode the element a directory lookup found; EAGAIN if not an entry. */
 int
 hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)
 {
 	const hammer2_blockref_t *bref = hammer2_cluster_bref(cluster);
 	const hammer2_media_data_t *data = hammer2_cluster_rdata(cluster);
+	const char *why;
 	size_t len;
 
 	memset(ent, 0, offsetof(hammer2_dirent_t, name));
@@ -121,7 +170,9 @@ hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)
 			return EAGAIN;
 		len = data->ipdata.meta.name_len;
 		if (len > HAMMER2_INODE_MAXNAME)
-			len = HAMMER2_INODE_MAXNAME;
+			return hammer2_seterr(EINVAL, "directory entry 0x%llx: "
+					      "name length %zu", (unsigned long long)
+					      bref->key, len);
 		ent->inum = data->ipdata.meta.inum;
 		ent->type = data->ipdata.meta.type;
 		memcpy(ent->name, data->ipdata.filename, len);
@@ -129,6 +180,11 @@ hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)
 	default:
 		return EAGAIN;
 	}
+	/* every consumer (listings, export, FUSE) gets only usable names */
+	if ((why = name_problem(ent->name, len)) != NULL)
+		return hammer2_seterr(EINVAL, "directory entry 0x%llx: invalid "
+				      "name (%s)", (unsigned long long)bref->key,
+				      why);
 	ent->namlen = (uint16_t)len;
 	return 0;
 }
@@ -220,11 +276,8 @@ hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	int found;
 	int error;
 
-	if (len == 0 || len > HAMMER2_INODE_MAXNAME ||
-	    memchr(name, '/', len) != NULL)
-		return hammer2_seterr(EINVAL, "invalid name (empty, longer than "
-				      "%d bytes, or containing '/')",
-				      HAMMER2_INODE_MAXNAME);
+	if ((error = hammer2_name_validate(name, len)) != 0)
+		return error;
 	key = hammer2_dirhash(name, len);
 	error = dir_scan(pfs, dinum, key, key | HAMMER2_DIRHASH_LOMASK,
 			 match_cb, &ctx, &found);

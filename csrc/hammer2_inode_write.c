@@ -42,18 +42,6 @@ xid_to_uuid(hammer2_uuid_t *uuid, uint32_t id)
 	memcpy(&uuid->bytes[12], &id, sizeof(id));
 }
 
-int
-hammer2_name_validate(const uint8_t *name, size_t len)
-{
-	if (len == 0 || len > 255 || memchr(name, '/', len) != NULL ||
-	    (len == 1 && name[0] == '.') ||
-	    (len == 2 && name[0] == '.' && name[1] == '.'))
-		return hammer2_seterr(EINVAL, "invalid name '%.*s' (empty, longer "
-				      "than 255 bytes, '.', '..' or containing "
-				      "'/')", (int)(len > 255 ? 255 : len), name);
-	return 0;
-}
-
 /*
  * Find a name in a directory.  On success *cparentp and *clusterp hold the
  * iteration parent and the (locked) dirent for the caller to modify; it

@@ -189,6 +189,13 @@ cdef extern from "hammer2.h" nogil:
                             hammer2_readdir_cb_t cb, void *arg)
     int hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum,
                           hammer2_off_t off, void *buf, size_t len, size_t *donep)
+    int hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+                               hammer2_off_t off, hammer2_off_t *datap)
+    int hammer2_file_readlink(hammer2_pfs_t *pfs, hammer2_tid_t inum, char *buf,
+                              size_t *lenp)
+    int hammer2_symlink_validate(const uint8_t *target, size_t len)
+    enum: HAMMER2_SYMLINK_MAX
+    enum: HAMMER2_NUM_VOLHDRS
     ctypedef struct hammer2_attr_t:
         int mask
         uint8_t type
@@ -283,6 +290,7 @@ cdef extern from "hammer2.h" nogil:
 
 DEF MAXNODES = 8
 DEF MAX_ERRORS = 1000
+DEF SIZE_MAX63 = (1 << 63) - 1   # sizes are 64-bit, the top bit reserved
 DEF READ_CLAMP = 1 << 26    # reads asking more are first cut to the file's size
 
 
@@ -304,6 +312,30 @@ cdef object _error(int err, str context=None):
         msg = f"{context}: {msg}"
     cls = CheckError if (err == _errno.EIO and 'check mismatch' in msg) else H2Error
     return cls(err, msg)
+
+
+cdef bytes _cstr(str what, value):
+    """value (str or bytes) as a C string: a NUL inside would silently cut it."""
+    cdef bytes b = (value.encode('utf-8', 'surrogateescape') if isinstance(value, str)
+                    else bytes(value))
+    if b'\0' in b:
+        raise H2Error(_errno.EINVAL, f"{what} {value!r} contains NUL")
+    return b
+
+
+cdef object _bounded(str what, value, low, high):
+    """A caller's number checked before C sees it (a bare OverflowError otherwise)."""
+    if not low <= value <= high:
+        raise H2Error(_errno.EINVAL, f"{what} {value} out of range ({low} to {high})")
+    return value
+
+
+def check_symlink(bytes target):
+    """H2Error unless target can be a link target on the host (ENAMETOOLONG past
+    PATH_MAX - 1 bytes, EINVAL with a NUL inside)."""
+    cdef int err = hammer2_symlink_validate(<const uint8_t *><char *>target, len(target))
+    if err:
+        raise _error(err)
 
 
 def uuid_str(bytes raw):
@@ -460,7 +492,7 @@ cdef class Device:
     cdef object __weakref__
 
     def __cinit__(self, path, bint writable=False):
-        cdef bytes bpath = path.encode() if isinstance(path, str) else bytes(path)
+        cdef bytes bpath = _cstr("path", path)
         cdef const char *cpath = bpath
         cdef int flags = 1 if writable else 0
         cdef int err
@@ -603,12 +635,13 @@ cdef class Device:
             raise _error(err)
         return freed
 
-    def growfs(self, uint64_t size):
+    def growfs(self, size):
         cdef hammer2_dev_t *hmp = self._wdev()
+        cdef uint64_t csize = _bounded("size", size, 0, SIZE_MAX63)
         cdef int err
         with nogil:
             hammer2_trans_begin(hmp, 1)
-            err = hammer2_growfs(hmp, size)
+            err = hammer2_growfs(hmp, csize)
             hammer2_trans_end(hmp)
         if err:
             raise _error(err)
@@ -740,19 +773,19 @@ cdef int _devs(list devices, hammer2_dev_t **devs, bint write=False) except -1:
     return len(devices)
 
 
-def newfs(path, uint64_t size=0, str label="DATA", int volhdrs=0, int comp=2,
+def newfs(path, size=0, str label="DATA", volhdrs=0, int comp=2,
           int check=3, int nmasters=0, bytes clid=None):
     """Format path (a file, created or resized to size, or a device)."""
     cdef hammer2_newfs_t o
     cdef hammer2_uuid_t uclid
-    cdef bytes bpath = path.encode() if isinstance(path, str) else bytes(path)
-    cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+    cdef bytes bpath = _cstr("path", path)
+    cdef bytes blabel = _cstr("PFS label", label)
     cdef const char *cpath = bpath
     cdef int err
     memset(&o, 0, sizeof(o))
-    o.size = size
+    o.size = _bounded("size", size, 0, SIZE_MAX63)
     o.label = blabel
-    o.nvolhdrs = volhdrs
+    o.nvolhdrs = _bounded("volhdrs", volhdrs, 0, HAMMER2_NUM_VOLHDRS)  # 0: all
     o.comp = comp
     o.check = check
     o.nmasters = nmasters
@@ -770,7 +803,7 @@ def newfs(path, uint64_t size=0, str label="DATA", int volhdrs=0, int comp=2,
 def pfs_create(list devices, str label, int pfs_type, bytes clid, int comp, int check):
     cdef hammer2_dev_t *devs[MAXNODES]
     cdef int n = _devs(devices, devs, True)
-    cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+    cdef bytes blabel = _cstr("PFS label", label)
     cdef const char *clabel = blabel
     cdef hammer2_uuid_t uclid
     cdef const hammer2_uuid_t *pclid = NULL
@@ -793,7 +826,7 @@ def pfs_create(list devices, str label, int pfs_type, bytes clid, int comp, int 
 def pfs_delete(list devices, str label):
     cdef hammer2_dev_t *devs[MAXNODES]
     cdef int n = _devs(devices, devs, True)
-    cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+    cdef bytes blabel = _cstr("PFS label", label)
     cdef const char *clabel = blabel
     cdef int err, i
     with nogil:
@@ -859,7 +892,7 @@ cdef class Pfs:
     def __cinit__(self, list devices, str label):
         cdef hammer2_dev_t *devs[MAXNODES]
         cdef int n = _devs(devices, devs)
-        cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+        cdef bytes blabel = _cstr("PFS label", label)
         cdef const char *clabel = blabel
         cdef int err, i
         self.sessions = _weakref.WeakSet()
@@ -997,6 +1030,34 @@ cdef class Pfs:
         if err:
             raise _error(err)
         return out if done == size else out[:done]
+
+    def next_data(self, uint64_t inum, uint64_t offset):
+        """The first offset at or after offset holding data (as SEEK_DATA), the
+        file size when only holes follow."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef hammer2_off_t data = 0
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 0)
+            err = hammer2_file_next_data(pfs, inum, offset, &data)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+        return data
+
+    def readlink(self, uint64_t inum):
+        """A symlink's target (bytes), checked: bounded, no NUL inside."""
+        cdef hammer2_pfs_t *pfs = self._pfs()
+        cdef char buf[HAMMER2_SYMLINK_MAX + 1]
+        cdef size_t n = 0
+        cdef int err
+        with nogil:
+            hammer2_pfs_trans_begin(pfs, 0)
+            err = hammer2_file_readlink(pfs, inum, buf, &n)
+            hammer2_pfs_trans_end(pfs)
+        if err:
+            raise _error(err)
+        return PyBytes_FromStringAndSize(buf, n)
 
     # ------------------------------------------------------------ writes
     # Each modification is its own write transaction; flush() commits.
@@ -1156,7 +1217,7 @@ cdef class Pfs:
     def snapshot(self, str label, uint64_t dinum=0):
         """Snapshot this (flushed) PFS, or its directory dinum, as label."""
         cdef hammer2_pfs_t *pfs = self._wpfs()
-        cdef bytes blabel = label.encode('utf-8', 'surrogateescape')
+        cdef bytes blabel = _cstr("PFS label", label)
         cdef const char *clabel = blabel
         cdef int err
         with nogil:

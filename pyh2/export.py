@@ -1,23 +1,45 @@
-"""Copy a PFS tree out to a host directory, as a restore would."""
+"""Copy a PFS tree out to a host directory, as a restore would. The image is
+untrusted: the core hands out only valid names and link targets, and every
+destination is checked to resolve inside DEST, never through a symlink."""
 from __future__ import annotations
 
+import errno
 import os
 
+from .volume import H2Error
+
 CHUNK = 4 << 20
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _inside(root: str, path: str) -> str:
+    """path, resolved, must lie in root: a name from the image or a symlink met
+    on the way (one exported, or one already in DEST) would lead elsewhere."""
+    if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        raise H2Error(errno.EINVAL, f"{path}: resolves outside {root}, not exported")
+    return path
 
 
 def _copy_file(pfs, src: str, dst: str, size: int):
-    """Copy out, leaving all-zero chunks as holes (sparse files stay sparse)."""
+    """Copy the data extents only (holes stay holes, however large the size an
+    inode claims), all-zero chunks included."""
     buf = bytearray(CHUNK)
-    with open(dst, "wb") as f:
-        for off in range(0, size, CHUNK):
-            view = memoryview(buf)[:min(CHUNK, size - off)]
-            pfs.readinto(src, view, off)
-            if view.nbytes and buf.count(0, 0, view.nbytes) == view.nbytes:
-                f.seek(view.nbytes, os.SEEK_CUR)
-            else:
-                f.write(view)
-        f.truncate(size)
+    with open(os.open(dst, _CREATE, 0o600), "wb") as f:
+        try:
+            off = pfs.next_data(src, 0)
+            while off < size:
+                view = memoryview(buf)[:min(CHUNK, size - off)]
+                pfs.readinto(src, view, off)
+                if buf.count(0, 0, view.nbytes) != view.nbytes:
+                    f.seek(off)
+                    f.write(view)
+                off = pfs.next_data(src, off + view.nbytes)
+            f.truncate(size)
+        except OSError as e:
+            if isinstance(e, H2Error):
+                raise
+            raise H2Error(e.errno, f"{dst}: cannot hold {src} ({size} bytes): "
+                                   f"{e.strerror}") from None
 
 
 def _restore_meta(dst: str, st, as_root: bool):
@@ -36,19 +58,20 @@ def export(pfs, dest: str, top: str = "/") -> int:
     dirs = []
     count = 0
     os.makedirs(dest, exist_ok=True)
+    root = os.path.realpath(dest)
     for dirpath, dirnames, filenames in pfs.walk(top):
         rel = os.path.relpath(dirpath, top)
-        out_dir = os.path.normpath(os.path.join(dest, rel))
+        out_dir = os.path.normpath(os.path.join(root, rel))
         dirs.append((out_dir, pfs.stat(dirpath)))
         for name in dirnames:
-            os.makedirs(os.path.join(out_dir, name), exist_ok=True)
+            os.makedirs(_inside(root, os.path.join(out_dir, name)), exist_ok=True)
         for name in filenames:
             src = os.path.join(dirpath, name)
-            dst = os.path.join(out_dir, name)
+            dst = _inside(root, os.path.join(out_dir, name))
             st = pfs.stat(src)
             count += 1
             if st.nlinks > 1 and st.inum in linked:
-                os.link(linked[st.inum], dst)
+                os.link(linked[st.inum], dst, follow_symlinks=False)
                 continue
             if st.type == "symlink":
                 os.symlink(pfs.readlink(src), dst)
@@ -62,5 +85,5 @@ def export(pfs, dest: str, top: str = "/") -> int:
             linked[st.inum] = dst
     # directory times last: creating children changes them
     for out_dir, st in reversed(dirs):
-        _restore_meta(out_dir, st, as_root)
+        _restore_meta(_inside(root, out_dir), st, as_root)
     return count + len(dirs) - 1

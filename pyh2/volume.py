@@ -21,7 +21,6 @@ CHECK_ALGOS = {"none": 0, "disabled": 1, "crc32": 2, "iscsi32": 2, "xxhash64": 3
 PFS_TYPES = {0x00: "NONE", 0x01: "CACHE", 0x03: "SLAVE", 0x04: "SOFT_SLAVE",
              0x05: "SOFT_MASTER", 0x06: "MASTER", 0x08: "SUPROOT", 0x09: "DUMMY"}
 PFS_SUBTYPES = {1: "SNAPSHOT", 2: "AUTOSNAP"}
-SYMLINK_MAX = 4096                   # PATH_MAX: longer targets cannot be made
 
 # HAMMER2 object type -> (name, S_IF* bits)
 OBJ_TYPES = {1: ("dir", _stat.S_IFDIR), 2: ("file", _stat.S_IFREG),
@@ -182,13 +181,15 @@ class Pfs:
         """Read into a writable buffer (no allocation per call)."""
         return self._call(path, self._core.readinto, self._namei(path), offset, buf)
 
+    def next_data(self, path: str, offset: int) -> int:
+        """The first offset at or after offset holding data (as SEEK_DATA); the
+        file size when only holes follow."""
+        return self._call(path, self._core.next_data, self._namei(path), offset)
+
     def readlink(self, path: str) -> str:
-        st = self.stat(path)
-        if st.type != "symlink":
-            raise H2Error(errno.EINVAL, f"{path}: not a symbolic link")
-        if st.size > SYMLINK_MAX:        # no tool makes one: the inode is damaged
-            raise H2Error(errno.EIO, f"{path}: symlink target of {st.size} bytes")
-        return os.fsdecode(self.read(path, 0, st.size))
+        """The target; H2Error if the one on media could not be a host's (longer
+        than PATH_MAX - 1, a NUL inside)."""
+        return os.fsdecode(self._call(path, self._core.readlink, self._namei(path)))
 
     def walk(self, top: str = "/"):
         """Like os.walk, top-down, over this PFS."""
@@ -200,8 +201,8 @@ class Pfs:
             yield from self.walk(os.path.join(top, d))
 
     # ----------------------------------------------------------- writes
-    # Modifications stay in memory until flush() (or closing a writable
-    # volume) commits them with a new volume header.
+    # Modifications stay in memory until flush() (or a clean exit from the
+    # volume's `with`) commits them with a new volume header.
 
     def _parent(self, path: str) -> tuple[int, bytes]:
         head, _, name = path.rstrip("/").rpartition("/")
@@ -242,8 +243,10 @@ class Pfs:
 
     def symlink(self, target: str, path: str, uid: int = 0, gid: int = 0,
                 mtime_us: int | None = None) -> int:
+        target = os.fsencode(target)
+        self._call(path, _core.check_symlink, target)
         inum = self._create(path, 7, 0o777, uid, gid, mtime_us)
-        self._call(path, self._core.write, inum, 0, os.fsencode(target))
+        self._call(path, self._core.write, inum, 0, target)
         if mtime_us is not None:
             self._call(path, self._core.setattr, inum, None, None, None, None, mtime_us)
         return inum
@@ -341,9 +344,15 @@ def lock_images(paths, shared: bool = False) -> list[int]:
     fds = []
     try:
         for p in paths:
-            if not os.path.exists(p):
+            # only images and devices: the core refuses the rest, naming them
+            # (opening a FIFO would wait for a writer, a socket fails)
+            try:
+                mode = os.stat(p).st_mode
+            except (OSError, ValueError):      # absent, a device URI, a NUL inside
                 continue
-            fds.append(os.open(p, os.O_RDONLY | os.O_CLOEXEC))
+            if not (_stat.S_ISREG(mode) or _stat.S_ISBLK(mode)):
+                continue
+            fds.append(os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
             try:
                 fcntl.flock(fds[-1], (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) |
                             fcntl.LOCK_NB)
@@ -406,6 +415,8 @@ class Volume:
         self.device.flush()
 
     def close(self):
+        """Close without committing: what was not flushed is discarded (the last
+        flush stands), as when the `with` block ends with an exception."""
         try:
             self.device.close()
         finally:

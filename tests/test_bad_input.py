@@ -235,3 +235,126 @@ def test_api_numbers_out_of_range(tmp_path):
         assert pfs.read("/f", 1 << 62, 1 << 62) == b""
         st = pfs.stat("/f")
         assert (st.size, st.mode & 0o7777) == (3, 0o644)
+
+
+def test_api_sizes_past_the_largest_file(tmp_path):
+    """Offsets and sizes past Linux's largest file (2^63-1) are EFBIG naming the path; up
+    to it they work (a sparse file)."""
+    img = tmp_path / "v.h2"
+    pyh2.newfs(img, 64 << 20)
+    with pyh2.open(img, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.create("/f", b"abc")
+        for call in (lambda: pfs.write("/f", b"abc", 1 << 63),
+                     lambda: pfs.write("/f", b"abc", (1 << 63) - 3),
+                     lambda: pfs.truncate("/f", (1 << 64) - 1),
+                     lambda: pfs.truncate("/f", 1 << 63)):
+            with pytest.raises(pyh2.H2Error) as ei:
+                call()
+            assert ei.value.errno == errno.EFBIG and "/f:" in str(ei.value)
+        assert pfs.stat("/f").size == 3
+        pfs.write("/f", b"abc", (1 << 63) - 4)
+        assert pfs.stat("/f").size == (1 << 63) - 1
+        assert pfs.read("/f", (1 << 63) - 5, 8) == b"\0abc"
+
+
+def test_api_nul_in_names_labels_and_targets(tmp_path):
+    """A NUL in a name, a PFS label or a link target given by a caller is EINVAL (it was
+    stored, or silently cut at the NUL); a link target past PATH_MAX - 1 is ENAMETOOLONG."""
+    img = tmp_path / "v.h2"
+    pyh2.newfs(img, 64 << 20)
+    with pyh2.open(img, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.create("/x", b"")
+        for call in (lambda: pfs.create("/x\0y"), lambda: pfs.mkdir("/x\0y"),
+                     lambda: pfs.stat("/x\0y"), lambda: pfs.symlink("t", "/x\0y"),
+                     lambda: pfs.symlink("a\0b", "/s"), lambda: pfs.rename("/x", "/x\0y"),
+                     lambda: vol.pfs_create("NEW\0X"), lambda: vol.pfs("DATA\0X"),
+                     lambda: vol.snapshot("DATA", "SNAP\0X")):
+            with pytest.raises(pyh2.H2Error) as ei:
+                call()
+            assert ei.value.errno == errno.EINVAL and "NUL" in str(ei.value)
+        with pytest.raises(pyh2.H2Error) as ei:
+            pfs.symlink("t" * 4096, "/s")
+        assert ei.value.errno == errno.ENAMETOOLONG and "/s" in str(ei.value)
+        pfs.symlink("t" * 4095, "/s")
+        assert pfs.readlink("/s") == "t" * 4095
+        assert sorted(pfs.listdir("/")) == ["s", "x"]
+        assert {p.label for p in vol.pfs_list()} == {"DATA", "LOCAL"}
+    with pytest.raises(pyh2.H2Error) as ei:
+        pyh2.newfs(tmp_path / "w.h2", 64 << 20, label="A\0B")
+    assert ei.value.errno == errno.EINVAL and not (tmp_path / "w.h2").exists()
+
+
+def test_api_volume_sizes_and_counts(tmp_path):
+    """growfs/newfs sizes and header counts out of range: H2Error EINVAL naming the argument
+    (a bare OverflowError, or accepted), the image untouched."""
+    img = tmp_path / "v.h2"
+    pyh2.newfs(img, 64 << 20)
+    before = img.read_bytes()
+    for call, needle in ((lambda: pyh2.newfs(img, -1), "size -1"),
+                         (lambda: pyh2.newfs(img, 1 << 64), f"size {1 << 64}"),
+                         (lambda: pyh2.newfs(img, 64 << 20, volhdrs=-1), "volhdrs -1"),
+                         (lambda: pyh2.newfs(img, 64 << 20, volhdrs=99), "volhdrs 99")):
+        with pytest.raises(pyh2.H2Error) as ei:
+            call()
+        assert ei.value.errno == errno.EINVAL and needle in str(ei.value)
+    with pyh2.open(img, writable=True) as vol:
+        for size in (-1, 1 << 64):
+            with pytest.raises(pyh2.H2Error) as ei:
+                vol.growfs(size)
+            assert ei.value.errno == errno.EINVAL and f"size {size}" in str(ei.value)
+    assert img.read_bytes() == before
+    assert_clean_failure(run_pyh2("newfs", img, "--size", "64M", "--volhdrs", "99"),
+                         "volhdrs 99")
+    assert img.read_bytes() == before
+
+
+def test_close_discards_what_was_not_flushed(tmp_path):
+    """A bare close() keeps the last flush (as an exception leaving `with` does); a clean
+    `with` exit commits."""
+    img = tmp_path / "v.h2"
+    pyh2.newfs(img, 64 << 20)
+    vol = pyh2.open(img, writable=True)
+    vol.pfs("DATA").create("/flushed", b"1")
+    vol.flush()
+    vol.pfs("DATA").create("/dropped", b"2")
+    vol.close()
+    with pytest.raises(RuntimeError):
+        with pyh2.open(img, writable=True) as vol:
+            vol.pfs("DATA").create("/raised", b"3")
+            raise RuntimeError
+    with pyh2.open(img, writable=True) as vol:
+        vol.pfs("DATA").create("/committed", b"4")
+    with pyh2.open(img) as vol:
+        assert sorted(vol.pfs("DATA").listdir("/")) == ["committed", "flushed"]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "dir", "socket"])
+def test_non_image_files_are_refused_without_blocking(tmp_path, kind):
+    """A FIFO, socket or directory named as an image is refused, naming it, before anything
+    waits on it (open() of a FIFO blocked for a writer)."""
+    path = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dir":
+        path.mkdir()
+    else:
+        import socket
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()
+    what = {"fifo": "a FIFO", "dir": "a directory", "socket": "a socket"}[kind]
+    (tmp_path / "mnt").mkdir()
+    for call in (lambda: pyh2.open(path), lambda: pyh2.open(path, writable=True),
+                 lambda: pyh2.newfs(path, 64 << 20)):
+        with pytest.raises(pyh2.H2Error) as ei:
+            call()
+        assert ei.value.errno == errno.EINVAL and f"{path}: {what}" in str(ei.value)
+    for args in (("fsck", path), ("info", path), ("newfs", path, "--size", "64M"),
+                 ("put", "/etc/hostname", f"{path}:DATA", "/f"),
+                 ("mount", path, tmp_path / "mnt")):
+        proc = subprocess.run([sys.executable, "-m", "pyh2", *map(str, args)],
+                              cwd=refimages.REPO, capture_output=True, timeout=20)
+        assert_clean_failure(proc, f"{path}: {what}")
