@@ -436,10 +436,10 @@ typedef struct hammer2_pfs_info {
 
 /* A PFS's commits as space admission sees them (hammer2_space.c). */
 typedef struct hammer2_space {
+	int		autocommit;	/* may commit to make room (a mount) */
 	int		failed;		/* a commit failed half way: no more */
-	uint64_t	commits;
-	uint64_t	reclaimed_at;	/* commits at the last bulkfree */
-	int64_t		reclaimed_ns;	/* its CLOCK_MONOTONIC time */
+	hammer2_tid_t	reclaimed_tid;	/* the committed tree last bulkfreed */
+	int64_t		reclaimed_ns;	/* when (CLOCK_MONOTONIC), 0: never */
 } hammer2_space_t;
 
 struct hammer2_pfs {
@@ -615,6 +615,7 @@ int hammer2_inode_destroy(hammer2_pfs_t *pfs, hammer2_tid_t inum);
 int hammer2_pfs_orphans(hammer2_pfs_t *pfs, hammer2_tid_t **inumsp,
 			size_t *countp);
 int hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp);
+int hammer2_bulkfree_scan(hammer2_dev_t *hmp, uint64_t *freedp);
 int hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size);
 
 /* -------------------------------------------------------------- freemap */

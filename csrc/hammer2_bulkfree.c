@@ -52,22 +52,25 @@ free_segment(hammer2_dev_t *hmp, const hammer2_blockmap_t *bm,
 	return freed;
 }
 
+/*
+ * Free, in the freemap in memory, what the committed tree (the header
+ * copy in use) does not reference; the next commit writes the freemap.
+ * Blocks modified since that commit are not allocated yet, and the ones
+ * they replace are still referenced, so this is safe with modifications
+ * pending, as long as no flush failed half way (its blocks would be
+ * referenced by nothing committed).
+ */
 int
-hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
+hammer2_bulkfree_scan(hammer2_dev_t *hmp, uint64_t *freedp)
 {
 	hammer2_blockmap_t bm;
 	uint64_t freed = 0;
 	int error;
 
 	*freedp = 0;
-	/*
-	 * Free against the committed tree.  A commit refused for room wrote
-	 * nothing, so that tree is the one on media, and what is pending
-	 * goes out with the freemap once there is room for it.
-	 */
-	error = hammer2_flush(hmp);
-	if (error && !(error == ENOSPC && hmp->flush_error == 0))
-		return error;
+	if (hmp->flush_error)
+		return hammer2_seterr(hmp->flush_error, "%s: bulkfree after a "
+				      "failed flush", hmp->path);
 	if ((error = hammer2_blockmap_build(hmp, hmp->volhdrno, &bm)) != 0)
 		return error;
 	/* blocks only the unread part of the tree references would be freed */
@@ -95,13 +98,28 @@ hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
 	hammer2_blockmap_free(&bm);
 	/* leaves freed before a failing one stay freed: count them */
 	hmp->voldata->allocator_free += freed;
+	if (error == 0)
+		hmp->voldata->bulkfree_tid = hmp->voldata->mirror_tid;
 	hmp->room_tid = 0;	/* the room kept is short now */
 	hmp->vchain->flags |= HAMMER2_CHAIN_MODIFIED;	/* a new header */
-	if (error)
-		return error;
-	hmp->voldata->bulkfree_tid = hmp->voldata->mirror_tid;
-	error = hammer2_flush(hmp);
-	if (error == 0)
-		*freedp = freed;
+	*freedp = freed;
 	return error;
+}
+
+/*
+ * Commit, free, commit.  A commit refused for room wrote nothing: what
+ * is pending goes out with the freemap once there is room for it.
+ */
+int
+hammer2_bulkfree(hammer2_dev_t *hmp, uint64_t *freedp)
+{
+	int error;
+
+	*freedp = 0;
+	error = hammer2_flush(hmp);
+	if (error && !(error == ENOSPC && hmp->flush_error == 0))
+		return error;
+	if ((error = hammer2_bulkfree_scan(hmp, freedp)) != 0)
+		return error;
+	return hammer2_flush(hmp);
 }

@@ -255,10 +255,9 @@ check_dirent(struct tree *t, struct level *parent,
 		    "it", len);
 		return;
 	}
-	if (hammer2_name_validate(name, len) ||
-	    memchr(name, 0, len) != NULL) {
-		bad(t, parent, bref, "invalid entry name '%.*s' (%zu bytes)",
-		    (int)(len > 255 ? 255 : len), name, len);
+	if (hammer2_name_validate(name, len)) {
+		bad(t, parent, bref, "invalid entry name '%.*s' (%zu bytes): %s",
+		    (int)(len > 255 ? 255 : len), name, len, hammer2_errmsg());
 		return;
 	}
 	hash = hammer2_dirhash(name, len);

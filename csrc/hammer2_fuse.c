@@ -748,6 +748,7 @@ hammer2_fuse_mount(hammer2_pfs_t *pfs, const char *mountpoint,
 	if (!(flags & HAMMER2_FUSE_RDONLY)) {
 		pfs->keep_unlinked = keep_unlinked;
 		pfs->keep_arg = f;
+		pfs->space.autocommit = 1;	/* no transaction to keep whole */
 	}
 	hammer2_fuse_syncer_start(f);
 	*fusep = f;

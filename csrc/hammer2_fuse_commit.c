@@ -22,17 +22,15 @@ hammer2_fuse_commit(hammer2_fuse_t *f)
 	int error;
 
 	error = hammer2_space_commit(f->pfs);
-	if (error == ENOSPC && !sp->failed &&
-	    hammer2_space_reclaim(f->pfs) == 0 && hammer2_pfs_pending(f->pfs))
+	if (error == ENOSPC && !sp->failed) {
+		hammer2_space_reclaim(f->pfs);
 		error = hammer2_space_commit(f->pfs);
-	else if (error == ENOSPC && !sp->failed && !hammer2_pfs_pending(f->pfs))
-		error = 0;	/* the bulkfree committed it */
-	if (error && !f->flush_error) {
+	}
+	if (error && !f->flush_error)
 		fprintf(stderr, "pyh2 mount: commit failed%s: %s\n",
 			sp->failed ? ", refusing further modifications" :
 			", modifications kept for the next try",
 			hammer2_errmsg());
-	}
 	f->flush_error = sp->failed;
 	return error;
 }

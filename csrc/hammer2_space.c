@@ -16,6 +16,7 @@
  * transaction.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 #include "hammer2_cluster.h"
 
@@ -117,36 +118,48 @@ hammer2_space_commit(hammer2_pfs_t *pfs)
 	error = hammer2_pfs_flush(pfs);
 	if (error)
 		sp->failed = error;
-	else
-		++sp->commits;
 	return error;
 }
 
+/* The newest transaction a live node committed. */
+static hammer2_tid_t
+space_tid(hammer2_pfs_t *pfs)
+{
+	hammer2_tid_t tid = 0;
+
+	for (int i = 0; i < pfs->ndevs; ++i)
+		if (hammer2_node_live(pfs->devs[i]) &&
+		    pfs->devs[i]->voldata->mirror_tid > tid)
+			tid = pfs->devs[i]->voldata->mirror_tid;
+	return tid;
+}
+
 /*
- * bulkfree (what is pending goes out with it when there is room; else
- * it stays pending), once per commit: without one it would find nothing
- * new.  One that fails before it changes anything (a block of the tree
- * it cannot read) just frees nothing; one that failed half way is a
- * failed commit.
+ * Take back what the committed tree no longer references, on every live
+ * node, into the freemaps in memory (the next commit writes them).  A
+ * mount commits what is pending first, so the blocks it replaced are
+ * taken back too; the API does not commit behind its caller's back.
+ * Once per committed tree: a second scan would find nothing new.  One
+ * that fails (a block of the tree it cannot read) just frees nothing.
  */
 int
 hammer2_space_reclaim(hammer2_pfs_t *pfs)
 {
 	hammer2_space_t *sp = &pfs->space;
 	uint64_t freed;
-	int error;
+	int error = 0;
 
-	if (sp->failed)
-		return sp->failed;
-	if (sp->reclaimed_ns && sp->commits == sp->reclaimed_at &&
-	    !hammer2_pfs_pending(pfs))
-		return 0;
-	error = hammer2_cluster_bulkfree(pfs->devs, pfs->ndevs, &freed);
-	sp->reclaimed_at = ++sp->commits;
+	if (sp->autocommit && hammer2_pfs_pending(pfs) &&
+	    (error = hammer2_space_commit(pfs)) != 0 && sp->failed)
+		return error;
+	if (sp->reclaimed_ns && sp->reclaimed_tid == space_tid(pfs))
+		return error;
+	for (int i = 0; i < pfs->ndevs; ++i)
+		if (hammer2_node_live(pfs->devs[i]) &&
+		    hammer2_bulkfree_scan(pfs->devs[i], &freed) != 0)
+			fprintf(stderr, "pyh2: bulkfree: %s\n", hammer2_errmsg());
+	sp->reclaimed_tid = space_tid(pfs);
 	sp->reclaimed_ns = now_ns();
-	for (int i = 0; error && i < pfs->ndevs; ++i)
-		if (pfs->devs[i]->flush_error)
-			sp->failed = error;
 	return error;
 }
 
@@ -154,20 +167,14 @@ int
 hammer2_space_reserve(hammer2_pfs_t *pfs, uint64_t bytes, int kind)
 {
 	hammer2_space_t *sp = &pfs->space;
-	int error = 0;
 
 	if (sp->failed)
 		return hammer2_seterr(sp->failed, "a commit failed: no more "
 				      "modifications");
-	/* committing what is pending makes the count exact */
-	if (space_need(pfs, bytes, kind) > space_room(pfs) &&
-	    hammer2_pfs_pending(pfs))
-		error = hammer2_space_commit(pfs);
 	/* space comes back before writers run short, at once if this is short */
-	if ((error == 0 || error == ENOSPC) &&
-	    (space_need(pfs, bytes, kind) > space_room(pfs) ||
-	     (space_need(pfs, bytes, HAMMER2_SPACE_GROWS) > space_room(pfs) &&
-	      now_ns() - sp->reclaimed_ns >= RECLAIM_GAP_NS)))
+	if (space_need(pfs, bytes, kind) > space_room(pfs) ||
+	    (space_need(pfs, bytes, HAMMER2_SPACE_GROWS) > space_room(pfs) &&
+	     now_ns() - sp->reclaimed_ns >= RECLAIM_GAP_NS))
 		hammer2_space_reclaim(pfs);
 	if (sp->failed)
 		return hammer2_seterr(sp->failed, "a commit failed: no more "
