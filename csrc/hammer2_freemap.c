@@ -310,8 +310,10 @@ seg_free_runs(const hammer2_bmap_data_t *bmap)
  * Bytes in free 64 KiB runs: what blocks of any size can surely be
  * placed in (the allocator's own count includes scattered 16 KiB pieces
  * a 64 KiB block cannot use).  Zones without a leaf yet are as a new
- * leaf would start them.  Kept per commit (room_tid 0: count anew, as
- * after a bulkfree); `recount` counts anew.
+ * leaf would start them.  With a leaf unreadable it is the allocator's
+ * count, uncached: the allocation itself will meet the error.  Kept per
+ * commit (room_tid 0: count anew, as after a bulkfree); `recount` counts
+ * anew.
  */
 uint64_t
 hammer2_freemap_room(hammer2_dev_t *hmp, int recount)
@@ -319,6 +321,7 @@ hammer2_freemap_room(hammer2_dev_t *hmp, int recount)
 	hammer2_off_t end = hmp->voldata->volu_size;
 	hammer2_chain_t *parent, *leaf;
 	uint64_t runs = 0;
+	int unread = 0;
 
 	if (!recount && hmp->room_tid != 0 &&
 	    hmp->room_tid == hmp->voldata->mirror_tid)
@@ -331,6 +334,7 @@ hammer2_freemap_room(hammer2_dev_t *hmp, int recount)
 	for (hammer2_off_t l1 = 0; l1 < end; l1 += L1_BYTES) {
 		int error = leaf_lookup(&parent, l1, HAMMER2_LOOKUP_SHARED, &leaf);
 
+		unread |= error != 0 && error != ENOENT;
 		for (int j = 0; j < (int)SEGS_PER_LEAF; ++j) {
 			hammer2_off_t seg = l1 + (hammer2_off_t)j * L0_BYTES;
 
@@ -348,6 +352,8 @@ hammer2_freemap_room(hammer2_dev_t *hmp, int recount)
 	}
 	hammer2_chain_unlock(parent);
 	hammer2_chain_drop(parent);
+	if (unread)
+		return hmp->voldata->allocator_free;
 	hmp->room = runs * HAMMER2_PBUFSIZE;
 	hmp->room_tid = hmp->voldata->mirror_tid;
 	return hmp->room;

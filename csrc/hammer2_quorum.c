@@ -381,11 +381,12 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 
 /*
  * bulkfree every live node (callers hold each node's transaction lock
- * exclusively).  It commits a transaction of its own on each node: a live
- * node left out would fall a transaction behind, a stale one would claim a
- * transaction it never got (hiding from the resync what it missed), so
- * exactly the live nodes take part.  A node whose bulkfree fails is
- * failed, like in a flush; the rest stand if they make a quorum.
+ * exclusively): commit, scan each node, commit, so the nodes commit
+ * their freemaps together.  Exactly the live nodes take part: a stale
+ * one would claim a transaction it never got (hiding from the resync
+ * what it missed).  A node whose scan fails is failed, like in a flush;
+ * the rest stand if they make a quorum.  A first commit refused for
+ * room changed nothing: what is pending goes out with the second.
  */
 int
 hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
@@ -399,14 +400,13 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 		return hammer2_bulkfree(devs[0], freedp);
 	if ((error = hammer2_cluster_writable(devs, ndevs)) != 0)
 		return error;
-	/* refused for room, it changed nothing: each node frees, then commits */
 	error = hammer2_cluster_flush(devs, ndevs);
 	if (error && (error != ENOSPC || hammer2_cluster_writable(devs, ndevs)))
 		return error;
 	for (int i = 0; i < ndevs; ++i) {
 		if (!hammer2_node_live(devs[i]))
 			continue;
-		error = hammer2_bulkfree(devs[i], &freed);
+		error = hammer2_bulkfree_scan(devs[i], &freed);
 		if (error == 0) {
 			*freedp += freed;
 			++done;
@@ -414,11 +414,13 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 		}
 		snprintf(why, sizeof(why), "%s", hammer2_errmsg());
 		node_part_failed(devs[i], error, why, &first);
+		hammer2_chain_release_subtree(devs[i]->vchain);
 	}
-	if (done >= hammer2_quorum(ndevs))
-		return 0;
-	return hammer2_seterr(first ? first : EROFS, "bulkfree done on %d of %d "
-			      "nodes, quorum %d", done, ndevs, hammer2_quorum(ndevs));
+	if (done < hammer2_quorum(ndevs))
+		return hammer2_seterr(first ? first : EROFS, "bulkfree done on "
+				      "%d of %d nodes, quorum %d", done, ndevs,
+				      hammer2_quorum(ndevs));
+	return hammer2_cluster_flush(devs, ndevs);
 }
 
 /*
