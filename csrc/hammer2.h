@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "hammer2_assert.h"
 #include "hammer2_disk.h"
 
 typedef struct hammer2_dev hammer2_dev_t;
@@ -244,6 +245,7 @@ hammer2_devrec_ent_t *hammer2_dev_record_take(hammer2_dev_t *hmp,
 					      size_t *countp, int *overflowp);
 void hammer2_devrec_free(hammer2_devrec_ent_t *ents, size_t count);
 void hammer2_trans_end(hammer2_dev_t *hmp);
+int hammer2_trans_writing(hammer2_dev_t *hmp);
 int hammer2_flush(hammer2_dev_t *hmp);
 int hammer2_flush_fits(hammer2_dev_t *hmp);
 int hammer2_volhdr_write(hammer2_dev_t *hmp, int zone);

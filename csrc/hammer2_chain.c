@@ -48,7 +48,10 @@ hammer2_chain_alloc(hammer2_dev_t *hmp, const hammer2_blockref_t *bref)
 void
 hammer2_chain_ref(hammer2_chain_t *chain)
 {
-	__atomic_add_fetch(&chain->refs, 1, __ATOMIC_ACQ_REL);
+	int refs = __atomic_fetch_add(&chain->refs, 1, __ATOMIC_ACQ_REL);
+
+	/* a new reference comes from a held one (or the parent's list) */
+	KKASSERT(refs > 0);
 }
 
 /* Index of the first live child with key >= key (parent->clock held). */
@@ -93,6 +96,7 @@ children_insert(hammer2_chain_t *parent, hammer2_chain_t *child)
 static void
 children_remove(hammer2_chain_t *parent, hammer2_chain_t *child)
 {
+	KKASSERT(child->parent == parent);
 	for (int i = children_find(parent, child->bref.key);
 	     i < parent->nchildren; ++i) {
 		if (parent->children[i] == child) {
@@ -102,6 +106,8 @@ children_remove(hammer2_chain_t *parent, hammer2_chain_t *child)
 			return;
 		}
 	}
+	KASSERT(0, ("chain of key 0x%llx missing from its parent's children",
+		    (unsigned long long)child->bref.key));
 }
 
 static void
@@ -130,6 +136,7 @@ hammer2_chain_drop(hammer2_chain_t *chain)
 		hammer2_chain_t *parent = chain->parent;
 		int refs = __atomic_load_n(&chain->refs, __ATOMIC_ACQUIRE);
 
+		KKASSERT(refs > 0);
 		if (refs > 1) {
 			if (__atomic_compare_exchange_n(&chain->refs, &refs, refs - 1,
 							0, __ATOMIC_ACQ_REL,
@@ -167,6 +174,7 @@ static __thread char lock_token;
 void
 hammer2_chain_lock(hammer2_chain_t *chain, int how)
 {
+	KKASSERT(__atomic_load_n(&chain->refs, __ATOMIC_RELAXED) > 0);
 	if (__atomic_load_n(&chain->lock_owner, __ATOMIC_RELAXED) == &lock_token) {
 		++chain->lock_depth;
 		return;
@@ -183,7 +191,9 @@ hammer2_chain_lock(hammer2_chain_t *chain, int how)
 void
 hammer2_chain_unlock(hammer2_chain_t *chain)
 {
+	KKASSERT(__atomic_load_n(&chain->refs, __ATOMIC_RELAXED) > 0);
 	if (__atomic_load_n(&chain->lock_owner, __ATOMIC_RELAXED) == &lock_token) {
+		KKASSERT(chain->lock_depth > 0);
 		if (--chain->lock_depth > 0)
 			return;
 		__atomic_store_n(&chain->lock_owner, NULL, __ATOMIC_RELAXED);
@@ -368,6 +378,7 @@ hammer2_chain_get(hammer2_chain_t *parent, const hammer2_blockref_t *bref,
 	if (i < parent->nchildren && parent->children[i]->bref.key == bref->key &&
 	    parent->children[i]->bref.type == bref->type) {
 		chain = parent->children[i];
+		KKASSERT(chain->parent == parent);
 		hammer2_chain_ref(chain);
 		pthread_mutex_unlock(&parent->clock);
 		return chain;
@@ -510,6 +521,7 @@ base_insert(hammer2_chain_t *parent, const hammer2_blockref_t *bref)
 	hammer2_blockref_t *base;
 	int count, pos, e;
 
+	KKASSERT(parent->flags & HAMMER2_CHAIN_MODIFIED);
 	base = hammer2_chain_base(parent, &count);
 	for (pos = 0; pos < count; ++pos)
 		if (base[pos].type != HAMMER2_BREF_TYPE_EMPTY &&
@@ -538,6 +550,7 @@ hammer2_chain_base_update(hammer2_chain_t *parent, const hammer2_blockref_t *bre
 	hammer2_blockref_t *base;
 	int count, i;
 
+	KKASSERT(parent->flags & HAMMER2_CHAIN_MODIFIED);
 	base = hammer2_chain_base(parent, &count);
 	i = base_slot(base, count, bref->key, bref->type);
 	if (i < 0)
@@ -580,6 +593,8 @@ chain_set_modified(hammer2_chain_t *chain)
 void
 hammer2_chain_clear_modified(hammer2_chain_t *chain)
 {
+	KKASSERT(chain->flags & HAMMER2_CHAIN_MODIFIED);
+	KKASSERT(chain->hmp->dirty_bytes >= chain->dirty_bytes);
 	chain->flags &= ~HAMMER2_CHAIN_MODIFIED;
 	__atomic_sub_fetch(&chain->hmp->dirty_bytes, chain->dirty_bytes,
 			   __ATOMIC_RELAXED);
@@ -608,7 +623,11 @@ hammer2_chain_modify(hammer2_chain_t *chain, hammer2_tid_t mtid)
 				      chain->hmp->path);
 	if (chain->flags & HAMMER2_CHAIN_DELETED)
 		return hammer2_seterr(EINVAL, "modifying a deleted chain");
+	/* the exclusive transaction stands for the kernel's chain locks */
+	KKASSERT(hammer2_trans_writing(chain->hmp));
 	if (chain->flags & HAMMER2_CHAIN_MODIFIED) {
+		/* a modified chain's parents are (their blockrefs change) */
+		KKASSERT(parent == NULL || (parent->flags & HAMMER2_CHAIN_MODIFIED));
 		chain->bref.modify_tid = mtid;
 		return 0;
 	}
@@ -958,6 +977,7 @@ chain_unlink(hammer2_chain_t *parent, hammer2_chain_t *chain)
 	hammer2_blockref_t *base;
 	int count, i;
 
+	KKASSERT(parent->flags & HAMMER2_CHAIN_MODIFIED);
 	base = hammer2_chain_base(parent, &count);
 	i = base_slot(base, count, chain->bref.key, chain->bref.type);
 	if (i >= 0)

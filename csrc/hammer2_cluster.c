@@ -46,13 +46,18 @@ hammer2_cluster_from_chain(hammer2_chain_t *chain)
 void
 hammer2_cluster_ref(hammer2_cluster_t *cluster)
 {
-	__atomic_add_fetch(&cluster->refs, 1, __ATOMIC_ACQ_REL);
+	int refs = __atomic_fetch_add(&cluster->refs, 1, __ATOMIC_ACQ_REL);
+
+	KKASSERT(refs > 0);
 }
 
 void
 hammer2_cluster_drop(hammer2_cluster_t *cluster)
 {
-	if (__atomic_sub_fetch(&cluster->refs, 1, __ATOMIC_ACQ_REL) > 0)
+	int refs = __atomic_sub_fetch(&cluster->refs, 1, __ATOMIC_ACQ_REL);
+
+	KKASSERT(refs >= 0);
+	if (refs > 0)
 		return;
 	for (int i = 0; i < cluster->nchains; ++i)
 		if (cluster->array[i].chain)
@@ -63,6 +68,8 @@ hammer2_cluster_drop(hammer2_cluster_t *cluster)
 void
 hammer2_cluster_lock(hammer2_cluster_t *cluster, int how)
 {
+	KKASSERT(cluster->refs > 0 && cluster->nchains >= 1 &&
+		 cluster->nchains <= HAMMER2_MAXCLUSTER);
 	for (int i = 0; i < cluster->nchains; ++i)
 		if (cluster->array[i].chain)
 			hammer2_chain_lock(cluster->array[i].chain, how);
@@ -71,6 +78,7 @@ hammer2_cluster_lock(hammer2_cluster_t *cluster, int how)
 void
 hammer2_cluster_unlock(hammer2_cluster_t *cluster)
 {
+	KKASSERT(cluster->refs > 0);
 	for (int i = 0; i < cluster->nchains; ++i)
 		if (cluster->array[i].chain)
 			hammer2_chain_unlock(cluster->array[i].chain);
@@ -190,6 +198,22 @@ hammer2_cluster_resolve_focus(hammer2_cluster_t *cluster)
 		cluster->error = ENOENT;
 }
 
+/*
+ * For assertions: the focus is its item's chain, or there is none.  A
+ * lookup moves a parent's chains without resolving its focus again, so
+ * this holds where the focus is used, not of an iteration's parent.
+ */
+static int
+focus_ok(const hammer2_cluster_t *cluster)
+{
+	int i = cluster->focus_index;
+
+	if (cluster->focus == NULL)
+		return i == -1;
+	return i >= 0 && i < cluster->nchains &&
+	       cluster->array[i].chain == cluster->focus;
+}
+
 int
 hammer2_cluster_type(const hammer2_cluster_t *cluster)
 {
@@ -206,6 +230,7 @@ hammer2_cluster_bref(const hammer2_cluster_t *cluster)
 const hammer2_media_data_t *
 hammer2_cluster_rdata(hammer2_cluster_t *cluster)
 {
+	KKASSERT(focus_ok(cluster));
 	return cluster->focus ? cluster->focus->data : NULL;
 }
 
@@ -597,6 +622,7 @@ hammer2_cluster_modify(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
 {
 	int first = 0, done = 0;
 
+	KKASSERT(focus_ok(cluster));
 	cluster_fail_unread(cluster);
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_cluster_item_t *item = &cluster->array[i];
@@ -621,6 +647,8 @@ hammer2_cluster_modify_ip(hammer2_cluster_t *cluster, hammer2_tid_t mtid,
 	*errorp = hammer2_cluster_modify(cluster, mtid);
 	if (*errorp)
 		return NULL;
+	/* the focus is a live node's chain, and each of those took it */
+	KKASSERT(cluster->focus->flags & HAMMER2_CHAIN_MODIFIED);
 	return &cluster->focus->data->ipdata;
 }
 
@@ -647,6 +675,7 @@ hammer2_cluster_modsync(hammer2_cluster_t *cluster)
 
 	if (focus == NULL)
 		return cluster->error;
+	KKASSERT(focus_ok(cluster) && (focus->flags & HAMMER2_CHAIN_MODIFIED));
 	switch (focus->bref.type) {
 	case HAMMER2_BREF_TYPE_INODE:
 		n = (focus->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_DIRECTDATA) ?

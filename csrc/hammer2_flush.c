@@ -223,14 +223,31 @@ flush_children(hammer2_chain_t *chain, hammer2_tid_t tid)
 	return error;
 }
 
+/* For assertions: no child of chain awaits a flush. */
+static int
+children_clean(hammer2_chain_t *chain)
+{
+	int clean = 1;
+
+	pthread_mutex_lock(&chain->clock);
+	for (int i = 0; i < chain->nchildren; ++i)
+		if (chain->children[i]->flags & HAMMER2_CHAIN_MODIFIED)
+			clean = 0;
+	pthread_mutex_unlock(&chain->clock);
+	return clean;
+}
+
 static int
 flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 {
 	int error;
 
+	KKASSERT(chain->flags & HAMMER2_CHAIN_MODIFIED);
 	error = flush_children(chain, tid);
 	if (error)
 		return error;
+	/* bottom-up: the blockrefs this block gets written with are final */
+	KKASSERT(children_clean(chain));
 	switch (chain->bref.type) {
 	case HAMMER2_BREF_TYPE_VOLUME:
 	case HAMMER2_BREF_TYPE_FREEMAP:
@@ -301,6 +318,7 @@ hammer2_flush(hammer2_dev_t *hmp)
 		return 0;
 	if (hmp->readonly)
 		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
+	KKASSERT(hammer2_trans_writing(hmp));
 	/*
 	 * After a failed flush the allocator and the tree may be half
 	 * committed: the node takes no more flushes and keeps its last
@@ -339,6 +357,9 @@ hammer2_flush(hammer2_dev_t *hmp)
 	}
 	hmp->vchain->flags &= ~HAMMER2_CHAIN_MODIFIED;
 	hmp->fchain->flags &= ~HAMMER2_CHAIN_MODIFIED;
+	/* a modified chain's parent is too: nothing below is left */
+	KKASSERT(children_clean(hmp->vchain) && children_clean(hmp->fchain));
+	KKASSERT(hmp->dirty_bytes == 0);	/* what it counted went out */
 	hmp->mtid = tid + 1;
 	return 0;
 }

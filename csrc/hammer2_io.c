@@ -66,6 +66,7 @@ lru_remove(hammer2_dev_t *hmp, hammer2_io_t *dio)
 static void
 lru_push(hammer2_dev_t *hmp, hammer2_io_t *dio)
 {
+	KKASSERT(dio->refs == 0 && dio->state == DIO_GOOD);
 	dio->lru_prev = NULL;
 	dio->lru_next = hmp->lru_head;
 	if (hmp->lru_head)
@@ -142,6 +143,8 @@ wreq_free(hammer2_wreq_t *w)
 static void
 dio_free(hammer2_io_t *dio)
 {
+	KASSERT(dio->refs == 0, ("buffer 0x%llx freed with %d references",
+				 (unsigned long long)dio->pbase, dio->refs));
 	/* writes still attached are done: a queued one holds a reference */
 	while (dio->wpend) {
 		hammer2_wreq_t *w = dio->wpend;
@@ -160,8 +163,11 @@ dio_get_locked(hammer2_dev_t *hmp, hammer2_off_t pbase)
 	unsigned h = dio_hash(pbase);
 	hammer2_io_t *dio;
 
+	KASSERT((pbase & HAMMER2_PBUFMASK64) == 0,
+		("buffer base 0x%llx not 64 KiB aligned", (unsigned long long)pbase));
 	for (dio = hmp->iohash[h]; dio; dio = dio->hnext) {
 		if (dio->pbase == pbase) {
+			KKASSERT(dio->refs >= 0);
 			if (dio->refs++ == 0)
 				lru_remove(hmp, dio);
 			return dio;
@@ -207,6 +213,7 @@ static void
 io_done(hammer2_dev_t *hmp)
 {
 	pthread_mutex_lock(&hmp->iolock);
+	KKASSERT(hmp->io_inflight > 0);
 	--hmp->io_inflight;
 	pthread_cond_broadcast(&hmp->iocv);
 	pthread_mutex_unlock(&hmp->iolock);
@@ -223,6 +230,8 @@ dio_complete(hammer2_io_t *dio, int error)
 	hammer2_iocb_t *waiters, *iocb;
 
 	pthread_mutex_lock(&hmp->iolock);
+	/* the one load in flight (the others wait for it) ends here */
+	KKASSERT(dio->state == DIO_INPROG);
 	while (dio->wpend) {
 		hammer2_wreq_t *w = dio->wpend;
 
@@ -374,6 +383,7 @@ dio_run_abandon(hammer2_io_t *dio)
 	if (waited && (rq = malloc(sizeof(*rq))) != NULL) {
 		++hmp->io_inflight;
 	} else if (!waited) {
+		KKASSERT(dio->state == DIO_INPROG);
 		dio->state = DIO_EMPTY;		/* sync waiters read it themselves */
 		pthread_cond_broadcast(&hmp->iocv);
 	}
@@ -599,6 +609,7 @@ hammer2_io_putblk(hammer2_io_t **diop)
 	*diop = NULL;
 	hmp = dio->hmp;
 	pthread_mutex_lock(&hmp->iolock);
+	KKASSERT(dio->refs > 0);
 	if (--dio->refs > 0) {
 		pthread_mutex_unlock(&hmp->iolock);
 		return;
@@ -638,6 +649,7 @@ wreq_run(hammer2_ioreq_t *req)
 		free(hmp->wb_errmsg);
 		hmp->wb_errmsg = strdup(hammer2_errmsg());
 	}
+	KKASSERT(hmp->wb_pending > 0);
 	--hmp->wb_pending;
 	pthread_cond_broadcast(&hmp->iocv);
 	w->done = 1;
@@ -753,6 +765,9 @@ hammer2_io_purge(hammer2_dev_t *hmp)
 void *
 hammer2_io_data(hammer2_io_t *dio, hammer2_off_t off)
 {
+	KASSERT(off >= dio->pbase && off - dio->pbase < HAMMER2_PBUFSIZE,
+		("0x%llx outside buffer 0x%llx", (unsigned long long)off,
+		 (unsigned long long)dio->pbase));
 	return dio->data + (off - dio->pbase);
 }
 
@@ -762,6 +777,10 @@ crc_mask(hammer2_io_t *dio, hammer2_off_t off, int bytes)
 	int first = (int)((off - dio->pbase) >> HAMMER2_RADIX_MIN);
 	int count = (bytes + HAMMER2_ALLOC_MIN - 1) >> HAMMER2_RADIX_MIN;
 
+	KASSERT(off >= dio->pbase && bytes > 0 &&
+		off - dio->pbase + (hammer2_off_t)bytes <= HAMMER2_PBUFSIZE,
+		("0x%llx/%d outside buffer 0x%llx", (unsigned long long)off,
+		 bytes, (unsigned long long)dio->pbase));
 	if (count >= 64)
 		return ~0ULL;
 	return ((1ULL << count) - 1) << first;
@@ -810,6 +829,7 @@ hammer2_io_cleanup(hammer2_dev_t *hmp)
 	pthread_mutex_lock(&hmp->iolock);
 	while (hmp->io_inflight > 0)
 		pthread_cond_wait(&hmp->iocv, &hmp->iolock);
+	KKASSERT(hmp->wb_pending == 0);
 	pthread_mutex_unlock(&hmp->iolock);
 	free(hmp->wb_errmsg);
 	for (int h = 0; h < HAMMER2_DIO_HASH; ++h) {

@@ -281,6 +281,20 @@ hammer2_trans_end(hammer2_dev_t *hmp)
 }
 
 /*
+ * For assertions: a write transaction holds the device (the caller's, or
+ * the one a cluster flush runs under).  A reader gets in unless a writer
+ * holds it (or, by the rwlock's policy, waits: then it errs toward yes).
+ */
+int
+hammer2_trans_writing(hammer2_dev_t *hmp)
+{
+	if (pthread_rwlock_tryrdlock(&hmp->translock) != 0)
+		return 1;
+	pthread_rwlock_unlock(&hmp->translock);
+	return 0;
+}
+
+/*
  * Write the in-memory header (hmp->voldata) with fresh CRCs to header
  * copy `zone` and make it the current one.
  */
