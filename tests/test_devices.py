@@ -178,7 +178,7 @@ def test_malformed_uri(uri):
 def test_no_such_device_is_named(tmp_path, kind):
     uri, want, needle = {
         "memory": ("mem:nosuch", errno.ENOENT, "no such memory device"),
-        "directory": (str(tmp_path), errno.EINVAL, "not a regular file or block device"),
+        "directory": (str(tmp_path), errno.EINVAL, "a directory, not an image or block device"),
         "socket": (f"nbd+unix:///x?socket=/{'s' * 300}", errno.ENAMETOOLONG,
                    "socket path too long"),
     }[kind]
