@@ -129,6 +129,9 @@ typedef struct hammer2_volhdr_info {
 	hammer2_tid_t	mirror_tid;
 	hammer2_tid_t	freemap_tid;
 	hammer2_off_t	volu_size;
+	hammer2_off_t	total_size;
+	hammer2_off_t	allocator_size;
+	hammer2_off_t	allocator_free;
 	uint32_t	version;
 } hammer2_volhdr_info_t;
 

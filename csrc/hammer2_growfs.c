@@ -49,7 +49,6 @@ hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size)
 {
 	hammer2_volume_data_t *vd = hmp->voldata;
 	hammer2_off_t old = vd->volu_size;
-	hammer2_off_t added, reserved;
 	int error;
 
 	size &= ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
@@ -72,14 +71,14 @@ hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size)
 		return error;
 	if ((error = release_tail(hmp, old, size)) != 0)
 		return error;
-	/* the new space, less each new 1 GiB zone's reserved 4 MiB */
-	reserved = (((size + L1_BYTES - 1) / L1_BYTES) -
-		    ((old + L1_BYTES - 1) / L1_BYTES)) * HAMMER2_ZONE_SEG;
-	added = size - old - reserved;
+	/*
+	 * The real growfs counts every added byte as allocatable, the new
+	 * zones' reserved segments included (newfs alone subtracts them).
+	 */
 	vd->volu_size = size;
-	vd->total_size = size;
-	vd->allocator_size += added;
-	vd->allocator_free += added;
+	vd->total_size += size - old;
+	vd->allocator_size += size - old;
+	vd->allocator_free += size - old;
 	while (hmp->nvolhdrs < HAMMER2_NUM_VOLHDRS &&
 	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_ZONE_SEG <= size)
 		++hmp->nvolhdrs;

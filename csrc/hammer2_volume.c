@@ -57,6 +57,19 @@ volhdr_verify(const hammer2_volume_data_t *vd)
 	return NULL;
 }
 
+static void
+volhdr_info_set(hammer2_volhdr_info_t *info, const hammer2_volume_data_t *vd)
+{
+	info->valid = 1;
+	info->mirror_tid = vd->mirror_tid;
+	info->freemap_tid = vd->freemap_tid;
+	info->volu_size = vd->volu_size;
+	info->total_size = vd->total_size;
+	info->allocator_size = vd->allocator_size;
+	info->allocator_free = vd->allocator_free;
+	info->version = vd->version;
+}
+
 /*
  * Read and verify header copy `zone` into vd.  Returns 0, ENOENT when the
  * zone lies past the end of the device, EINVAL (info->error says why) or
@@ -84,11 +97,7 @@ hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
 		snprintf(info->error, sizeof(info->error), "%s", why);
 		return EINVAL;
 	}
-	info->valid = 1;
-	info->mirror_tid = vd->mirror_tid;
-	info->freemap_tid = vd->freemap_tid;
-	info->volu_size = vd->volu_size;
-	info->version = vd->version;
+	volhdr_info_set(info, vd);
 	return 0;
 }
 
@@ -303,13 +312,9 @@ hammer2_volhdr_write(hammer2_dev_t *hmp, int zone)
 	if (error)
 		return error;
 	hmp->volhdrno = zone;
+	memset(&hmp->vh[zone], 0, sizeof(hmp->vh[zone]));
 	hmp->vh[zone].present = 1;
-	hmp->vh[zone].valid = 1;
-	hmp->vh[zone].error[0] = 0;
-	hmp->vh[zone].mirror_tid = vd->mirror_tid;
-	hmp->vh[zone].freemap_tid = vd->freemap_tid;
-	hmp->vh[zone].volu_size = vd->volu_size;
-	hmp->vh[zone].version = vd->version;
+	volhdr_info_set(&hmp->vh[zone], vd);
 	hmp->vchain->bref.data_off = off | HAMMER2_PBUFRADIX;
 	hmp->fchain->bref.data_off = off | HAMMER2_PBUFRADIX;
 	return 0;

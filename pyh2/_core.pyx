@@ -94,6 +94,9 @@ cdef extern from "hammer2.h" nogil:
         uint64_t mirror_tid
         uint64_t freemap_tid
         uint64_t volu_size
+        uint64_t total_size
+        uint64_t allocator_size
+        uint64_t allocator_free
         uint32_t version
 
     ctypedef struct hammer2_dev_t:
@@ -525,6 +528,8 @@ cdef class Device:
                 'error': None if vh.valid else _text(vh.error),
                 'mirror_tid': vh.mirror_tid, 'freemap_tid': vh.freemap_tid,
                 'volu_size': vh.volu_size, 'version': vh.version,
+                'total_size': vh.total_size, 'allocator_size': vh.allocator_size,
+                'allocator_free': vh.allocator_free,
                 'best': zone == hmp.volhdrno,
             })
         return out

@@ -225,8 +225,9 @@ def cmd_volhdr(args, out):
             if not h["valid"]:
                 out(f"    invalid: {h['error']}")
                 continue
-            for k in ("mirror_tid", "freemap_tid", "volu_size", "version"):
-                out(f"    {k:<12} {h[k]:#x}" if "tid" in k else f"    {k:<12} {h[k]}")
+            for k in ("mirror_tid", "freemap_tid", "volu_size", "version", "total_size",
+                      "allocator_size", "allocator_free"):
+                out(f"    {k:<14} {h[k]:#x}" if k != "version" else f"    {k:<14} {h[k]}")
     return 0
 
 

@@ -366,6 +366,27 @@ def test_growfs_basic_reference(scratch_copy, ref_image):
     assert ours == real
 
 
+def test_growfs_allocator_as_the_real_growfs(tmp_path, ref_image):
+    """The real growfs adds every new byte to allocator_size and allocator_free
+    (2 GiB -> 8 GiB: 0x1f7800000), as the reference image `grown` shows for 2 -> 4 GiB."""
+    with pyh2.open(ref_image("grown")) as vol:
+        real = {h["zone"]: h for h in vol.volume_headers() if h["valid"]}
+    assert real[1]["allocator_size"] - real[0]["allocator_size"] == 2 * GiB
+    img = tmp_path / "g.h2"
+    pyh2.newfs(img, 2 * GiB)
+    with pyh2.open(img) as vol:
+        before = vol.volume_headers()[vol.best_zone]
+    assert before["allocator_size"] == real[0]["allocator_size"]
+    with pyh2.open(img, writable=True) as vol:
+        vol.growfs(8 * GiB)
+    with pyh2.open(img) as vol:
+        after = vol.volume_headers()[vol.best_zone]
+        assert_fsck_clean(vol)
+    assert after["allocator_size"] == 0x1f7800000
+    assert after["allocator_free"] - before["allocator_free"] == 6 * GiB
+    assert after["total_size"] == after["volu_size"] == 8 * GiB
+
+
 def test_growfs_makes_space_allocatable(tmp_path):
     img = tmp_path / "small.h2"
     pyh2.newfs(img, 96 * MiB)
@@ -683,7 +704,7 @@ def test_cli_volhdr_freemap(ref_image):
     assert proc.returncode == 0, proc.stderr.decode()
     out = proc.stdout.decode()
     assert re.search(rf"(?m)^volume header {best} at 0x[0-9a-f]+ \(best\)$", out), out
-    assert re.search(r"volu_size\s+2147483648", out), out
+    assert re.search(r"volu_size\s+0x80000000", out), out
 
     proc = run_pyh2("freemap", img)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -729,7 +750,7 @@ def test_cli_admin_round_trip(tmp_path):
     with pyh2.open(img) as vol:
         p = vol.pfs("DATA")
         assert {x.label for x in vol.pfs_list()} == {"DATA", "LOCAL", "SL"}
-        assert (p.stat("/d/a").comp_algo, p.stat("/d/a").check_algo) == (3 | 6 << 4, 4)
+        assert (p.stat("/d/a").comp_algo, p.stat("/d/a").check_algo) == (3 | 5 << 4, 4)
         inum = p.stat("/d/victim").inum
 
     ok("destroy", img, "/d/victim")
