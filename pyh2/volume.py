@@ -98,14 +98,21 @@ class DirEntry:
 
 
 def comp_algo(spec: str) -> int:
-    """'lz4', 'zlib:9' -> the inode comp_algo byte (level in the high nibble)."""
+    """'lz4', 'zlib:9' -> the inode comp_algo byte (level in the high nibble).
+    As the real setcomp and makefs: a level (0 or 'default': the algorithm's
+    own) is only zlib's, 6..9."""
     name, _, level = spec.lower().partition(":")
     if name not in COMP_ALGOS:
         raise H2Error(errno.EINVAL, f"unknown compression '{spec}' "
                                     f"(one of {', '.join(COMP_ALGOS)})")
-    if level and not (level.isdigit() and 1 <= int(level) <= 9):
-        raise H2Error(errno.EINVAL, f"compression level '{level}' is not 1..9")
-    return COMP_ALGOS[name] | (int(level or 0) << 4)
+    if level in ("", "default"):
+        level = "0"
+    if not level.isdigit():
+        raise H2Error(errno.EINVAL, f"unknown compression level '{level}'")
+    if int(level) and (name != "zlib" or not 6 <= int(level) <= 9):
+        raise H2Error(errno.EINVAL, f"unsupported comp_level {int(level)} for {name}"
+                                    + (" (zlib takes 6..9)" if name == "zlib" else ""))
+    return COMP_ALGOS[name] | (int(level) << 4)
 
 
 def check_algo(spec: str) -> int:
