@@ -490,7 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", nargs="+")
     p.add_argument("--cluster", action="store_true",
                    help="format every IMG as a master of one new cluster")
-    p.add_argument("--size", type=cli_args.size, help="e.g. 4G (files are created or resized)")
+    p.add_argument("--size", type=cli_args.sizes,
+                   help="e.g. 4G (files are created or resized); VOL0:VOL1:... takes one "
+                        "per volume, 1G:1G:2G")
     p.add_argument("--label", default="DATA")
     p.add_argument("--volhdrs", type=int, default=0, help="header copies (1-4; default all)")
     p.add_argument("--comp", default="lz4", help="none, autozero, lz4, zlib[:LEVEL]")
