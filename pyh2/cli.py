@@ -179,10 +179,15 @@ def cmd_bulkfree(args, out):
 
 
 def cmd_growfs(args, out):
+    def total(vol):         # a version 1 header has no total_size
+        h = vol.volume_headers()[vol.best_zone]
+        return h["total_size"] or h["volu_size"]
+
     with open_volume(args.image, writable=True) as vol:
-        old = vol.volume_headers()[vol.best_zone]["volu_size"]
-        vol.growfs(args.size if args.size is not None else os.stat(args.image).st_size)
-        new = vol.volume_headers()[vol.best_zone]["volu_size"]
+        old = total(vol)
+        last = vol.volumes[-1] if hasattr(vol, "volumes") else args.image
+        vol.growfs(args.size if args.size is not None else os.stat(last).st_size)
+        new = total(vol)
     out(f"{args.image}: grown from {old} to {new} bytes")
     return 0
 
@@ -563,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bulkfree", help="free every block nothing references")
     p.add_argument("image")
     p.set_defaults(func=cmd_bulkfree)
-    p = sub.add_parser("growfs", help="grow the volume into a larger file or device")
+    p = sub.add_parser("growfs", help="grow the (last) volume into a larger file or device")
     p.add_argument("image")
     p.add_argument("--size", type=cli_args.size,
                    help="new size (default: the file's or device's size)")
