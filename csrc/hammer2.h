@@ -130,6 +130,9 @@ typedef struct hammer2_volhdr_info {
 	hammer2_tid_t	mirror_tid;
 	hammer2_tid_t	freemap_tid;
 	hammer2_off_t	volu_size;
+	hammer2_off_t	total_size;
+	hammer2_off_t	allocator_size;
+	hammer2_off_t	allocator_free;
 	uint32_t	version;
 } hammer2_volhdr_info_t;
 
@@ -184,11 +187,27 @@ typedef struct hammer2_node {
 	char		why[192];
 } hammer2_node_t;
 
-struct hammer2_dev {
+/*
+ * One volume of a filesystem: a device holding the logical range
+ * [offset, offset + size).  A multi-volume filesystem (volume version 2)
+ * lays its volumes end to end as the root volume's volu_loff[] says;
+ * only the root volume (id 0) holds the live volume headers.
+ */
+typedef struct hammer2_volume {
 	struct hammer2_backend	*be;		/* hammer2_backend.h */
-	int			readonly;
 	char			*path;
-	hammer2_off_t		size;		/* device bytes */
+	hammer2_off_t		offset;		/* logical start: volu_loff[id] */
+	hammer2_off_t		size;		/* its header's volu_size */
+	hammer2_off_t		devsize;	/* bytes the device holds */
+} hammer2_volume_t;
+
+struct hammer2_dev {
+	hammer2_volume_t	vols[HAMMER2_MAX_VOLUMES];
+	int			nvols;
+	int			readonly;
+	char			*path;		/* the volumes' paths joined by ':' */
+	hammer2_off_t		size;		/* logical bytes readable */
+	hammer2_off_t		total_size;	/* logical bytes of the filesystem */
 	int			volhdrno;	/* header copy in use */
 	hammer2_volhdr_info_t	vh[HAMMER2_NUM_VOLHDRS];
 	hammer2_volume_data_t	*voldata;	/* copy of the best header */
@@ -228,7 +247,9 @@ struct hammer2_dev {
 
 #define HAMMER2_OPEN_RDWR	0x0001
 
-int hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp);
+int hammer2_dev_open(const char *const *paths, int npaths, int flags,
+		     hammer2_dev_t **hmpp);
+hammer2_volume_t *hammer2_volume_at(hammer2_dev_t *hmp, hammer2_off_t off);
 void hammer2_trans_begin(hammer2_dev_t *hmp, int write);
 int hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
 		      hammer2_off_t off);
@@ -251,7 +272,6 @@ int hammer2_flush_fits(hammer2_dev_t *hmp);
 int hammer2_volhdr_write(hammer2_dev_t *hmp, int zone);
 
 typedef struct hammer2_newfs {
-	hammer2_off_t		size;		/* 0: the file's or device's size */
 	const char		*label;		/* first PFS, default "DATA" */
 	int			nvolhdrs;	/* header copies, 0: all that fit */
 	int			comp;		/* HAMMER2_COMP_* (with level) */
@@ -260,8 +280,16 @@ typedef struct hammer2_newfs {
 	const hammer2_uuid_t	*clid;		/* NULL: random */
 } hammer2_newfs_t;
 
-int hammer2_newfs(const char *path, const hammer2_newfs_t *opts);
+int hammer2_newfs(const char *const *paths, const hammer2_off_t *sizes,
+		  int npaths, const hammer2_newfs_t *opts);
 void hammer2_dev_close(hammer2_dev_t *hmp);
+const char *hammer2_volhdr_verify(const hammer2_volume_data_t *vd);
+void hammer2_volhdr_crc(hammer2_volume_data_t *vd);
+int hammer2_volset_open(hammer2_dev_t *hmp, const char *const *paths,
+			int npaths);
+int hammer2_volset_verify(hammer2_dev_t *hmp);
+void hammer2_volset_close(hammer2_dev_t *hmp);
+int hammer2_volset_grow_last(hammer2_dev_t *hmp, hammer2_off_t size);
 int hammer2_volhdr_read(hammer2_dev_t *hmp, int zone,
 			hammer2_volume_data_t *vd, hammer2_volhdr_info_t *info);
 hammer2_off_t hammer2_zone_offset(int zone);

@@ -184,5 +184,5 @@ hammer2_blockmap_reserved(hammer2_dev_t *hmp, hammer2_off_t g)
 			      ~(L0_BYTES - 1);
 
 	return g < lokey || (g & (L1_BYTES - 1)) < L0_BYTES ||
-	       g + GRANULE > hmp->voldata->volu_size;
+	       g + GRANULE > hmp->total_size;
 }

@@ -126,29 +126,88 @@ out:
 }
 
 /*
- * Read one device range into iovcnt buffers (a single request where the
- * backend can); faults and corruption apply to it as to one read.
+ * The volume holding logical offset off: the last one starting at or
+ * below it (the last volume takes everything past its start, so reads
+ * past a truncated image fail in its backend, naming it).
+ */
+hammer2_volume_t *
+hammer2_volume_at(hammer2_dev_t *hmp, hammer2_off_t off)
+{
+	int lo = 0, hi = hmp->nvols - 1;
+
+	while (lo < hi) {
+		int mid = (lo + hi + 1) / 2;
+
+		if (hmp->vols[mid].offset <= off)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return &hmp->vols[lo];
+}
+
+/* Bytes from off to the end of its volume's logical range. */
+static hammer2_off_t
+volume_room(hammer2_dev_t *hmp, const hammer2_volume_t *v, hammer2_off_t off)
+{
+	if (v == &hmp->vols[hmp->nvols - 1])
+		return ~(hammer2_off_t)0 - off;
+	return v[1].offset - off;
+}
+
+static int
+volume_readv(hammer2_volume_t *v, const struct iovec *iov, int iovcnt,
+	     hammer2_off_t off)
+{
+	hammer2_backend_t *be = v->be;
+	int error = 0;
+
+	if (iovcnt > 1 && be->ops->preadv)
+		return be->ops->preadv(be, iov, iovcnt, off);
+	for (int i = 0; i < iovcnt && error == 0; ++i) {
+		error = be->ops->pread(be, iov[i].iov_base, iov[i].iov_len, off);
+		off += iov[i].iov_len;
+	}
+	return error;
+}
+
+/*
+ * Read one logical range into iovcnt buffers (a single request per
+ * volume where the backend can); faults and corruption apply to it as to
+ * one read.  A range crossing into the next volume is split there.
  */
 int
 hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
 		   hammer2_off_t off)
 {
-	hammer2_backend_t *be = hmp->be;
+	struct iovec left[HAMMER2_IOV_MAX], *cur = left;
 	int error = 0, rc = fault_check(hmp, HAMMER2_DEVOP_READ);
-	hammer2_off_t pos = off;
+	int n = iovcnt;
 
 	if (rc > 0)
 		return hammer2_seterr(rc, "%s: read error at 0x%llx: %s "
 				      "(injected)", hmp->path,
 				      (unsigned long long)off, strerror(rc));
-	if (iovcnt > 1 && be->ops->preadv) {
-		error = be->ops->preadv(be, iov, iovcnt, off);
-	} else {
-		for (int i = 0; i < iovcnt && error == 0; ++i) {
-			error = be->ops->pread(be, iov[i].iov_base,
-					       iov[i].iov_len, pos);
-			pos += iov[i].iov_len;
+	if (iovcnt > HAMMER2_IOV_MAX)
+		return hammer2_seterr(EINVAL, "%s: read of %d pieces", hmp->path,
+				      iovcnt);
+	memcpy(left, iov, (size_t)iovcnt * sizeof(*iov));
+	while (n > 0 && error == 0) {
+		hammer2_volume_t *v = hammer2_volume_at(hmp, off);
+		hammer2_off_t room = volume_room(hmp, v, off);
+		struct iovec part[HAMMER2_IOV_MAX];
+		size_t take = 0;
+		int k;
+
+		for (k = 0; k < n && take < room; ++k) {
+			part[k] = cur[k];
+			if (part[k].iov_len > room - take)
+				part[k].iov_len = (size_t)(room - take);
+			take += part[k].iov_len;
 		}
+		error = volume_readv(v, part, k, off - v->offset);
+		off += take;
+		cur = hammer2_iov_advance(cur, &n, take);
 	}
 	if (error)
 		return error;
@@ -174,7 +233,8 @@ int
 hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 		   hammer2_off_t off)
 {
-	int rc;
+	const uint8_t *p = buf;
+	int error = 0, rc;
 
 	if (hmp->readonly)
 		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
@@ -184,19 +244,31 @@ hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 				      "(injected)", hmp->path,
 				      (unsigned long long)off, strerror(rc));
 	record(hmp, HAMMER2_DEVOP_WRITE, off, buf, bytes);
-	return hmp->be->ops->pwrite(hmp->be, buf, bytes, off);
+	while (bytes > 0 && error == 0) {
+		hammer2_volume_t *v = hammer2_volume_at(hmp, off);
+		hammer2_off_t room = volume_room(hmp, v, off);
+		size_t n = bytes < room ? bytes : (size_t)room;
+
+		error = v->be->ops->pwrite(v->be, p, n, off - v->offset);
+		p += n;
+		off += n;
+		bytes -= n;
+	}
+	return error;
 }
 
 int
 hammer2_dev_sync(hammer2_dev_t *hmp)
 {
-	int rc = fault_check(hmp, HAMMER2_DEVOP_SYNC);
+	int error = 0, rc = fault_check(hmp, HAMMER2_DEVOP_SYNC);
 
 	if (rc > 0)
 		return hammer2_seterr(rc, "%s: sync failed: %s (injected)",
 				      hmp->path, strerror(rc));
 	record(hmp, HAMMER2_DEVOP_SYNC, 0, NULL, 0);
-	return hmp->be->ops->flush(hmp->be);
+	for (int i = 0; i < hmp->nvols && error == 0; ++i)
+		error = hmp->vols[i].be->ops->flush(hmp->vols[i].be);
+	return error;
 }
 
 void

@@ -68,8 +68,8 @@ seg_initially_free(hammer2_dev_t *hmp, hammer2_off_t seg)
 	if (lokey < l1base + L0_BYTES)
 		lokey = l1base + L0_BYTES;
 	hikey = l1base + L1_BYTES;
-	if (hikey > hmp->voldata->volu_size)
-		hikey = hmp->voldata->volu_size & ~(L0_BYTES - 1);
+	if (hikey > hmp->total_size)
+		hikey = hmp->total_size & ~(L0_BYTES - 1);
 	return seg >= lokey && seg < hikey;
 }
 
@@ -218,7 +218,7 @@ leaf_alloc(hammer2_dev_t *hmp, hammer2_chain_t *leaf, hammer2_off_t l1base,
 		uint32_t before = bmap->avail;
 		int64_t rel;
 
-		if (l1base + (hammer2_off_t)j * L0_BYTES >= hmp->voldata->volu_size)
+		if (l1base + (hammer2_off_t)j * L0_BYTES >= hmp->total_size)
 			break;
 		if (!any_class && bmap->class != 0 && bmap->class != class)
 			continue;
@@ -245,7 +245,7 @@ int
 hammer2_freemap_alloc(hammer2_dev_t *hmp, int type, size_t bytes,
 		      hammer2_off_t *offp)
 {
-	hammer2_off_t end = hmp->voldata->volu_size;
+	hammer2_off_t end = hmp->total_size;
 	int radix = hammer2_alloc_radix(bytes);
 	hammer2_off_t start, l1;
 	int error;
@@ -318,7 +318,7 @@ seg_free_runs(const hammer2_bmap_data_t *bmap)
 uint64_t
 hammer2_freemap_room(hammer2_dev_t *hmp, int recount)
 {
-	hammer2_off_t end = hmp->voldata->volu_size;
+	hammer2_off_t end = hmp->total_size;
 	hammer2_chain_t *parent, *leaf;
 	uint64_t runs = 0;
 	int unread = 0;

@@ -1,9 +1,9 @@
 /*
- * growfs: extend a volume into a larger file or device.  The space past
- * the old end becomes allocatable: the leaf that covered the old end had
- * those segments pre-allocated and gives them up; further leaves are
- * created on demand.  New header copies come into use as the volume
- * reaches further 2 GiB zones.
+ * growfs: extend a filesystem's last volume into a larger file or device.
+ * The space past the old end becomes allocatable: the leaf that covered
+ * the old end had those segments pre-allocated and gives them up; further
+ * leaves are created on demand.  New header copies come into use as the
+ * root volume reaches further 2 GiB zones.
  */
 #include <errno.h>
 #include <string.h>
@@ -44,44 +44,57 @@ release_tail(hammer2_dev_t *hmp, hammer2_off_t oend, hammer2_off_t nend)
 	return 0;
 }
 
+/*
+ * Grow the filesystem's last volume (its only one, usually) to `size`
+ * bytes.  The root volume's header takes the new sizes at the commit; a
+ * last volume of a set first gets its own headers rewritten.
+ */
 int
 hammer2_growfs(hammer2_dev_t *hmp, hammer2_off_t size)
 {
 	hammer2_volume_data_t *vd = hmp->voldata;
-	hammer2_off_t old = vd->volu_size;
-	hammer2_off_t added, reserved;
+	hammer2_volume_t *v = &hmp->vols[hmp->nvols - 1];
+	hammer2_off_t old = v->size, delta;
 	int error;
 
 	size &= ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
 	if (size <= old)
 		return hammer2_seterr(EINVAL, "%s: new size %llu is not larger than "
-				      "the current %llu", hmp->path,
+				      "the current %llu", v->path,
 				      (unsigned long long)size,
 				      (unsigned long long)old);
-	if (size > hmp->size) {
-		if (hmp->be->ops->resize == NULL)
+	if (size > v->devsize) {
+		if (v->be->ops->resize == NULL)
 			return hammer2_seterr(ENOSPC, "%s: the device holds only %llu "
-					      "bytes", hmp->path,
-					      (unsigned long long)hmp->size);
-		if ((error = hmp->be->ops->resize(hmp->be, size)) != 0)
+					      "bytes", v->path,
+					      (unsigned long long)v->devsize);
+		if ((error = v->be->ops->resize(v->be, size)) != 0)
 			return hammer2_preerr(error, "%s: cannot extend to %llu bytes",
-					      hmp->path, (unsigned long long)size);
-		hmp->size = size;
+					      v->path, (unsigned long long)size);
+		v->devsize = size;
+		hmp->size = v->offset + size;
 	}
 	if ((error = hammer2_flush(hmp)) != 0)
 		return error;
-	if ((error = release_tail(hmp, old, size)) != 0)
+	if ((error = release_tail(hmp, v->offset + old, v->offset + size)) != 0)
 		return error;
-	/* the new space, less each new 1 GiB zone's reserved 4 MiB */
-	reserved = (((size + L1_BYTES - 1) / L1_BYTES) -
-		    ((old + L1_BYTES - 1) / L1_BYTES)) * HAMMER2_ZONE_SEG;
-	added = size - old - reserved;
-	vd->volu_size = size;
-	vd->total_size = size;
-	vd->allocator_size += added;
-	vd->allocator_free += added;
+	if (hmp->nvols > 1 && (error = hammer2_volset_grow_last(hmp, size)) != 0)
+		return error;
+	/*
+	 * The real growfs counts every added byte as allocatable, the new
+	 * zones' reserved segments included (newfs alone subtracts them).
+	 */
+	delta = size - old;
+	v->size = size;
+	hmp->total_size += delta;
+	if (hmp->nvols == 1)
+		vd->volu_size = size;
+	vd->total_size += delta;
+	vd->allocator_size += delta;
+	vd->allocator_free += delta;
 	while (hmp->nvolhdrs < HAMMER2_NUM_VOLHDRS &&
-	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_ZONE_SEG <= size)
+	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_ZONE_SEG <=
+	       vd->volu_size)
 		++hmp->nvolhdrs;
 	hmp->vchain->flags |= HAMMER2_CHAIN_MODIFIED;	/* a new header */
 	return hammer2_flush(hmp);

@@ -1,5 +1,6 @@
 /*
- * newfs: lay out an empty HAMMER2 volume as newfs_hammer2 does.
+ * newfs: lay out an empty HAMMER2 filesystem as newfs_hammer2 does, on
+ * one volume or several laid end to end (volume version 2).
  *
  *   [0, 4 MiB)            reserved segment (volume header, freemap sets)
  *   [4 MiB, boot_end)     boot area, nominally 64 MiB
@@ -9,10 +10,13 @@
  *                         everything above is allocated through the
  *                         freemap, which starts empty.
  *
- * Boot and aux areas halve until they are at most 1/20 of the volume and
- * are rounded up to 8 MiB.  The reserved start, the boot and aux areas
- * and the volume's last 64 KiB are zeroed, and every header copy that
- * fits in the volume is written.
+ * All of that is on the root volume (volume 0).  Boot and aux areas halve
+ * until they are at most 1/20 of the whole filesystem and are rounded up
+ * to 8 MiB.  Every volume but the last is a whole number of GiB; the last
+ * is 8 MiB aligned.  The root volume's reserved start, boot and aux areas
+ * and every volume's last 64 KiB are zeroed, and every header copy that
+ * fits in a volume is written: the root volume's carry the filesystem,
+ * the others only who they are (id, count, fsid, offsets, sizes).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,6 +29,8 @@
 #define AUX_NOM			(256ULL << 20)
 #define AREA_MIN		((uint64_t)HAMMER2_VOLUME_ALIGN)
 #define VOLUME_MIN		(64ULL << 20)
+#define L1_BYTES		(1ULL << HAMMER2_FREEMAP_LEVEL1_RADIX)
+#define BREF_TYPE_INVALID	7	/* a non-root volume's sroot_blockset */
 
 /* HAMMER2's filesystem type uuid, in media byte order */
 static const uint8_t fstype_uuid[16] = {
@@ -99,49 +105,69 @@ device_bytes(hammer2_backend_t *be, hammer2_off_t want, hammer2_off_t *sizep)
 	return error;
 }
 
-int
-hammer2_newfs(const char *path, const hammer2_newfs_t *o)
+typedef struct newfs_vol {
+	hammer2_backend_t	*be;
+	hammer2_off_t		offset;
+	hammer2_off_t		size;
+} newfs_vol_t;
+
+/*
+ * Open and size every volume: all but the last a whole number of GiB
+ * (at least one), the last 8 MiB aligned.
+ */
+static int
+volumes_open(const char *const *paths, const hammer2_off_t *sizes, int n,
+	     newfs_vol_t *vols, hammer2_off_t *totalp)
 {
-	hammer2_volume_data_t *vd = NULL;
+	hammer2_off_t total = 0;
+	int error = 0;
+
+	if (n < 1 || n > HAMMER2_MAX_VOLUMES)
+		return hammer2_seterr(EINVAL, "a filesystem has 1 to %d volumes, "
+				      "not %d", HAMMER2_MAX_VOLUMES, n);
+	for (int i = 0; i < n && error == 0; ++i) {
+		hammer2_off_t size, align = i < n - 1 ? L1_BYTES :
+			(hammer2_off_t)HAMMER2_VOLUME_ALIGN;
+		hammer2_off_t min = i < n - 1 ? L1_BYTES : VOLUME_MIN;
+
+		error = hammer2_backend_open(paths[i], HAMMER2_BE_RDWR |
+					     HAMMER2_BE_CREATE, &vols[i].be);
+		if (error == 0)
+			error = device_bytes(vols[i].be, sizes[i], &size);
+		if (error)
+			break;
+		vols[i].offset = total;
+		vols[i].size = size & ~(align - 1);
+		if (vols[i].size < min)
+			error = hammer2_seterr(EINVAL, "%s: %llu bytes is too small "
+					       "for a HAMMER2 volume%s (minimum "
+					       "%llu)", paths[i],
+					       (unsigned long long)size,
+					       i < n - 1 ? " not last of a set" : "",
+					       (unsigned long long)min);
+		total += vols[i].size;
+	}
+	*totalp = total;
+	return error;
+}
+
+/*
+ * The root volume's content: zeroed reserved segment, boot and aux
+ * areas, the super-root and PFS root inodes.  Sets vd's sroot_blockset
+ * and allocator_beg.
+ */
+static int
+root_format(hammer2_backend_t *be, const hammer2_newfs_t *o, const char *label,
+	    hammer2_off_t base, hammer2_volume_data_t *vd)
+{
 	hammer2_inode_data_t ips[3];	/* label PFS, LOCAL, super-root */
 	hammer2_blockref_t brefs[3];
-	const char *label = o->label ? o->label : "DATA";
-	hammer2_off_t size = 0, usable, base, boot, aux;
 	uint64_t now = hammer2_time_now();
 	int npfs = strcmp(label, "LOCAL") ? 2 : 1;	/* LOCAL always exists */
-	hammer2_backend_t *be;
-	int error, nhdr;
+	int error;
 
-	if (strlen(label) == 0 || strlen(label) > HAMMER2_INODE_MAXNAME ||
-	    strchr(label, '/'))
-		return hammer2_seterr(EINVAL, "invalid PFS label '%s'", label);
-	if (o->comp < 0 || HAMMER2_DEC_ALGO(o->comp) > HAMMER2_COMP_ZLIB ||
-	    o->check < 0 || o->check > HAMMER2_CHECK_SHA192)
-		return hammer2_seterr(EINVAL, "unknown compression or check "
-				      "algorithm");
-	error = hammer2_backend_open(path, HAMMER2_BE_RDWR | HAMMER2_BE_CREATE,
-				     &be);
-	if (error)
+	if ((error = zero_range(be, 0, base)))
 		return error;
-	error = device_bytes(be, o->size, &size);
-	if (error)
-		goto out;
-	usable = size & ~((hammer2_off_t)HAMMER2_VOLUME_ALIGN - 1);
-	if (usable < VOLUME_MIN) {
-		error = hammer2_seterr(EINVAL, "%s: %llu bytes is too small for a "
-				       "HAMMER2 volume (minimum %llu)", path,
-				       (unsigned long long)size,
-				       (unsigned long long)VOLUME_MIN);
-		goto out;
-	}
-	size = usable;
-	boot = area_size(BOOT_NOM, size);
-	aux = area_size(AUX_NOM, size);
-	base = HAMMER2_ZONE_SEG + boot + aux;
-	if ((error = zero_range(be, 0, base)) ||
-	    (error = zero_range(be, size - HAMMER2_PBUFSIZE, HAMMER2_PBUFSIZE)))
-		goto out;
-
 	/* super-root at base, PFS roots after it: LOCAL, then the label */
 	for (int i = 0; i < npfs; ++i) {
 		error = hammer2_pfs_inode_init(&ips[i], i == 0 ? "LOCAL" : label,
@@ -149,12 +175,12 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 					       o->check, o->nmasters,
 					       npfs == 2 && i == 0 ? NULL : o->clid, now);
 		if (error)
-			goto out;
+			return error;
 		inode_bref(&brefs[i], &ips[i], base + (hammer2_off_t)(i + 1) * 1024,
 			   o->check, HAMMER2_COMP_NONE, HAMMER2_BREF_FLAG_PFSROOT);
 		if ((error = be->ops->pwrite(be, &ips[i], 1024,
 					base + (hammer2_off_t)(i + 1) * 1024)))
-			goto out;
+			return error;
 	}
 	if (npfs == 2 && brefs[1].key < brefs[0].key) {	/* blockset is sorted */
 		hammer2_blockref_t t = brefs[0];
@@ -175,68 +201,118 @@ hammer2_newfs(const char *path, const hammer2_newfs_t *o)
 	ips[2].meta.ctime = ips[2].meta.mtime = ips[2].meta.btime = now;
 	if ((error = hammer2_uuid_random(&ips[2].meta.pfs_clid)) ||
 	    (error = hammer2_uuid_random(&ips[2].meta.pfs_fsid)))
-		goto out;
+		return error;
 	memcpy(ips[2].u.blockset.blockref, brefs, (size_t)npfs * sizeof(brefs[0]));
 	inode_bref(&brefs[2], &ips[2], base, HAMMER2_CHECK_XXHASH64,
 		   HAMMER2_COMP_AUTOZERO, 0);
-	if ((error = be->ops->pwrite(be, &ips[2], 1024, base)))
-		goto out;
-
-	vd = calloc(1, sizeof(*vd));
-	if (vd == NULL) {
-		error = hammer2_seterr(ENOMEM, "out of memory");
-		goto out;
-	}
-	vd->magic = HAMMER2_VOLUME_ID_HBO;
-	vd->boot_beg = HAMMER2_ZONE_SEG;
-	vd->boot_end = HAMMER2_ZONE_SEG + boot;
-	vd->aux_beg = vd->boot_end;
-	vd->aux_end = vd->aux_beg + aux;
-	vd->volu_size = size;
-	vd->total_size = size;
-	vd->version = 2;
-	vd->peer_type = 3;			/* a HAMMER2 volume */
-	vd->nvolumes = 1;
-	vd->allocator_beg = base + (hammer2_off_t)(npfs + 1) * 1024;
-	/* all but the boot/aux areas and each 1 GiB's reserved 4 MiB */
-	vd->allocator_size = size - boot - aux -
-		((size + (1ULL << HAMMER2_FREEMAP_LEVEL1_RADIX) - 1) >>
-		 HAMMER2_FREEMAP_LEVEL1_RADIX) * HAMMER2_ZONE_SEG;
-	vd->allocator_free = vd->allocator_size;
-	vd->mirror_tid = NEWFS_TID;
-	vd->freemap_tid = NEWFS_TID;
-	memcpy(vd->fstype.bytes, fstype_uuid, sizeof(fstype_uuid));
-	if ((error = hammer2_uuid_random(&vd->fsid)))
-		goto out;
-	vd->volu_loff[0] = 0;
-	for (int i = 1; i < HAMMER2_MAX_VOLUMES; ++i)
-		vd->volu_loff[i] = ~0ULL;
 	vd->sroot_blockset.blockref[0] = brefs[2];
-	nhdr = o->nvolhdrs > 0 ? o->nvolhdrs : HAMMER2_NUM_VOLHDRS;
-	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
+	vd->allocator_beg = base + (hammer2_off_t)(npfs + 1) * 1024;
+	return be->ops->pwrite(be, &ips[2], 1024, base);
+}
+
+/* Write header copies 0..nhdr-1 that fit in the volume; zero the rest. */
+static int
+headers_write(hammer2_backend_t *be, hammer2_volume_data_t *vd,
+	      hammer2_off_t size, int nhdr)
+{
+	int error = 0;
+
+	hammer2_volhdr_crc(vd);
+	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS && error == 0; ++zone) {
 		hammer2_off_t off = hammer2_zone_offset(zone);
-		uint8_t *raw = (uint8_t *)vd;
 
 		if (off + HAMMER2_VOLUME_BYTES > size)
 			break;
 		/* unused copies are zeroed so no stale header survives */
-		if (zone >= nhdr) {
-			if ((error = zero_range(be, off, HAMMER2_VOLUME_BYTES)))
-				goto out;
-			continue;
-		}
-		vd->icrc_sects[HAMMER2_VOL_ICRC_SECT1] =
-			hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC1_OFF,
-				       HAMMER2_VOLUME_ICRC1_SIZE);
-		vd->icrc_sects[HAMMER2_VOL_ICRC_SECT0] =
-			hammer2_icrc32(raw, HAMMER2_VOLUME_ICRC0_SIZE);
-		vd->icrc_volheader = hammer2_icrc32(raw, HAMMER2_VOLUME_ICRCVH_SIZE);
-		if ((error = be->ops->pwrite(be, vd, sizeof(*vd), off)))
-			goto out;
+		if (zone >= nhdr)
+			error = zero_range(be, off, HAMMER2_VOLUME_BYTES);
+		else
+			error = be->ops->pwrite(be, vd, sizeof(*vd), off);
 	}
-	error = be->ops->flush(be);
+	return error;
+}
+
+int
+hammer2_newfs(const char *const *paths, const hammer2_off_t *sizes,
+	      int npaths, const hammer2_newfs_t *o)
+{
+	newfs_vol_t vols[HAMMER2_MAX_VOLUMES];
+	hammer2_volume_data_t *vd = NULL;
+	const char *label = o->label ? o->label : "DATA";
+	hammer2_off_t total = 0, base, boot, aux;
+	hammer2_uuid_t fsid;
+	int error, nhdr;
+
+	if (strlen(label) == 0 || strlen(label) > HAMMER2_INODE_MAXNAME ||
+	    strchr(label, '/'))
+		return hammer2_seterr(EINVAL, "invalid PFS label '%s'", label);
+	if (o->comp < 0 || HAMMER2_DEC_ALGO(o->comp) > HAMMER2_COMP_ZLIB ||
+	    o->check < 0 || o->check > HAMMER2_CHECK_SHA192)
+		return hammer2_seterr(EINVAL, "unknown compression or check "
+				      "algorithm");
+	memset(vols, 0, sizeof(vols));
+	if ((error = volumes_open(paths, sizes, npaths, vols, &total)) ||
+	    (error = hammer2_uuid_random(&fsid)))
+		goto out;
+	boot = area_size(BOOT_NOM, total);
+	aux = area_size(AUX_NOM, total);
+	base = HAMMER2_ZONE_SEG + boot + aux;
+	if (base + HAMMER2_PBUFSIZE > vols[0].size) {
+		error = hammer2_seterr(EINVAL, "%s: volume 0 cannot hold the boot "
+				       "and aux areas (%llu bytes)", paths[0],
+				       (unsigned long long)base);
+		goto out;
+	}
+	if (posix_memalign((void **)&vd, 4096, sizeof(*vd))) {
+		vd = NULL;
+		error = hammer2_seterr(ENOMEM, "out of memory");
+		goto out;
+	}
+	nhdr = o->nvolhdrs > 0 ? o->nvolhdrs : HAMMER2_NUM_VOLHDRS;
+	for (int i = 0; i < npaths && error == 0; ++i) {
+		hammer2_backend_t *be = vols[i].be;
+
+		memset(vd, 0, sizeof(*vd));
+		vd->magic = HAMMER2_VOLUME_ID_HBO;
+		vd->volu_size = vols[i].size;
+		vd->version = 2;
+		vd->peer_type = 3;			/* a HAMMER2 volume */
+		vd->volu_id = (uint8_t)i;
+		vd->nvolumes = (uint8_t)npaths;
+		vd->total_size = total;
+		for (int k = 0; k < HAMMER2_MAX_VOLUMES; ++k)
+			vd->volu_loff[k] = k < npaths ? vols[k].offset : ~0ULL;
+		vd->fsid = fsid;
+		memcpy(vd->fstype.bytes, fstype_uuid, sizeof(fstype_uuid));
+		/* all but the boot/aux areas and each 1 GiB's reserved 4 MiB */
+		vd->allocator_size = total - boot - aux -
+			((total + L1_BYTES - 1) / L1_BYTES) * HAMMER2_ZONE_SEG;
+		vd->mirror_tid = NEWFS_TID;
+		vd->freemap_tid = NEWFS_TID;
+		error = zero_range(be, vols[i].size - HAMMER2_PBUFSIZE,
+				   HAMMER2_PBUFSIZE);
+		if (error)
+			break;
+		if (i == 0) {
+			vd->boot_beg = HAMMER2_ZONE_SEG;
+			vd->boot_end = HAMMER2_ZONE_SEG + boot;
+			vd->aux_beg = vd->boot_end;
+			vd->aux_end = vd->aux_beg + aux;
+			vd->allocator_free = vd->allocator_size;
+			error = root_format(be, o, label, base, vd);
+		} else {
+			for (int k = 0; k < HAMMER2_SET_COUNT; ++k)
+				vd->sroot_blockset.blockref[k].type =
+					BREF_TYPE_INVALID;
+		}
+		if (error == 0)
+			error = headers_write(be, vd, vols[i].size, nhdr);
+		if (error == 0)
+			error = be->ops->flush(be);
+	}
 out:
 	free(vd);
-	hammer2_backend_close(be);
+	for (int i = 0; i < npaths && i < HAMMER2_MAX_VOLUMES; ++i)
+		hammer2_backend_close(vols[i].be);
 	return error;
 }

@@ -1,7 +1,8 @@
 /*
  * Device open and volume header selection.  Up to four header copies sit
- * at the start of the first four 2 GiB zones; the valid copy with the
- * highest mirror_tid is the current root of the filesystem.
+ * at the start of the first four 2 GiB zones of the root volume; the
+ * valid copy with the highest mirror_tid is the current root of the
+ * filesystem.  The volumes themselves are hammer2_volset.c's.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -35,8 +36,8 @@ add_warning(hammer2_dev_t *hmp, const char *fmt, ...)
 	hmp->warnings = p;
 }
 
-static const char *
-volhdr_verify(const hammer2_volume_data_t *vd)
+const char *
+hammer2_volhdr_verify(const hammer2_volume_data_t *vd)
 {
 	const uint8_t *raw = (const uint8_t *)vd;
 
@@ -57,6 +58,19 @@ volhdr_verify(const hammer2_volume_data_t *vd)
 	return NULL;
 }
 
+static void
+volhdr_info_set(hammer2_volhdr_info_t *info, const hammer2_volume_data_t *vd)
+{
+	info->valid = 1;
+	info->mirror_tid = vd->mirror_tid;
+	info->freemap_tid = vd->freemap_tid;
+	info->volu_size = vd->volu_size;
+	info->total_size = vd->total_size;
+	info->allocator_size = vd->allocator_size;
+	info->allocator_free = vd->allocator_free;
+	info->version = vd->version;
+}
+
 /*
  * Read and verify header copy `zone` into vd.  Returns 0, ENOENT when the
  * zone lies past the end of the device, EINVAL (info->error says why) or
@@ -71,7 +85,7 @@ hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
 	int error;
 
 	memset(info, 0, sizeof(*info));
-	if (off + HAMMER2_VOLUME_BYTES > hmp->size)
+	if (off + HAMMER2_VOLUME_BYTES > hmp->vols[0].devsize)
 		return ENOENT;
 	info->present = 1;
 	if ((error = hammer2_dev_pread(hmp, vd, HAMMER2_VOLUME_BYTES, off))) {
@@ -79,30 +93,12 @@ hammer2_volhdr_read(hammer2_dev_t *hmp, int zone, hammer2_volume_data_t *vd,
 			 hammer2_errmsg());
 		return error == ENOENT || error == EINVAL ? EIO : error;
 	}
-	why = volhdr_verify(vd);
+	why = hammer2_volhdr_verify(vd);
 	if (why) {
 		snprintf(info->error, sizeof(info->error), "%s", why);
 		return EINVAL;
 	}
-	info->valid = 1;
-	info->mirror_tid = vd->mirror_tid;
-	info->freemap_tid = vd->freemap_tid;
-	info->volu_size = vd->volu_size;
-	info->version = vd->version;
-	return 0;
-}
-
-static int
-device_size(hammer2_dev_t *hmp)
-{
-	int error = hmp->be->ops->size(hmp->be, &hmp->size);
-
-	if (error)
-		return error;
-	if (hmp->size < HAMMER2_VOLUME_BYTES)
-		return hammer2_seterr(EINVAL, "%s: %llu bytes is too small to "
-				      "hold a HAMMER2 volume header", hmp->path,
-				      (unsigned long long)hmp->size);
+	volhdr_info_set(info, vd);
 	return 0;
 }
 
@@ -166,7 +162,8 @@ select_volhdr(hammer2_dev_t *hmp)
 	while (hmp->nvolhdrs < HAMMER2_NUM_VOLHDRS &&
 	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_ZONE_SEG <=
 	       hmp->voldata->volu_size &&
-	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_VOLUME_BYTES <= hmp->size)
+	       hammer2_zone_offset(hmp->nvolhdrs) + HAMMER2_VOLUME_BYTES <=
+	       hmp->vols[0].devsize)
 		++hmp->nvolhdrs;
 	if (hmp->nvolhdrs == 0)
 		hmp->nvolhdrs = 1;
@@ -179,16 +176,31 @@ select_volhdr(hammer2_dev_t *hmp)
 				    (unsigned long long)hammer2_zone_offset(zone),
 				    info->error);
 	}
-	if (hmp->voldata->volu_size > hmp->size)
-		add_warning(hmp, "volume size %llu exceeds the device's %llu "
-			    "bytes (truncated image?)",
-			    (unsigned long long)hmp->voldata->volu_size,
-			    (unsigned long long)hmp->size);
 	return 0;
 }
 
+/* "a:b:c": the volumes' paths, for messages. */
+static char *
+join_paths(const char *const *paths, int npaths)
+{
+	size_t len = 1;
+	char *s;
+
+	for (int i = 0; i < npaths; ++i)
+		len += strlen(paths[i]) + 1;
+	if ((s = calloc(1, len)) == NULL)
+		return NULL;
+	for (int i = 0; i < npaths; ++i) {
+		if (i)
+			strcat(s, ":");
+		strcat(s, paths[i]);
+	}
+	return s;
+}
+
 int
-hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
+hammer2_dev_open(const char *const *paths, int npaths, int flags,
+		 hammer2_dev_t **hmpp)
 {
 	hammer2_dev_t *hmp;
 	int error;
@@ -197,7 +209,7 @@ hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
 	hmp = calloc(1, sizeof(*hmp));
 	if (hmp == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
-	hmp->path = strdup(path);
+	hmp->path = join_paths(paths, npaths);
 	pthread_rwlock_init(&hmp->translock, NULL);
 	pthread_mutex_init(&hmp->faultlock, NULL);
 	hammer2_io_init(hmp);
@@ -210,21 +222,22 @@ hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
 		return hammer2_seterr(ENOMEM, "out of memory");
 	}
 	hmp->readonly = !(flags & HAMMER2_OPEN_RDWR);
-	error = hammer2_backend_open(path, hmp->readonly ? 0 : HAMMER2_BE_RDWR,
-				     &hmp->be);
-	if (error) {
-		hammer2_dev_close(hmp);
-		return error;
-	}
-	error = device_size(hmp);
+	error = hammer2_volset_open(hmp, paths, npaths);
 	if (error == 0)
 		error = select_volhdr(hmp);
+	if (error == 0)
+		error = hammer2_volset_verify(hmp);
+	if (error == 0 && hmp->total_size > hmp->size)
+		add_warning(hmp, "volume size %llu exceeds the device's %llu "
+			    "bytes (truncated image?)",
+			    (unsigned long long)hmp->total_size,
+			    (unsigned long long)hmp->size);
 	/* reading a truncated image is worth a try; writing to one is not */
-	if (error == 0 && !hmp->readonly && hmp->voldata->volu_size > hmp->size)
+	if (error == 0 && !hmp->readonly && hmp->total_size > hmp->size)
 		error = hammer2_seterr(ENOSPC, "%s: the device holds %llu bytes, "
 				       "too small for its %llu-byte volume",
-				       path, (unsigned long long)hmp->size,
-				       (unsigned long long)hmp->voldata->volu_size);
+				       hmp->path, (unsigned long long)hmp->size,
+				       (unsigned long long)hmp->total_size);
 	if (error == 0) {
 		hmp->mtid = hmp->voldata->mirror_tid + 1;
 		hmp->vchain = root_chain(hmp, HAMMER2_BREF_TYPE_VOLUME);
@@ -254,7 +267,7 @@ hammer2_dev_close(hammer2_dev_t *hmp)
 	}
 	hammer2_freemap_destroy(hmp);
 	hammer2_io_cleanup(hmp);
-	hammer2_backend_close(hmp->be);
+	hammer2_volset_close(hmp);
 	free(hmp->voldata);
 	free(hmp->encbuf);
 	free(hmp->warnings);
@@ -294,17 +307,11 @@ hammer2_trans_writing(hammer2_dev_t *hmp)
 	return 0;
 }
 
-/*
- * Write the in-memory header (hmp->voldata) with fresh CRCs to header
- * copy `zone` and make it the current one.
- */
-int
-hammer2_volhdr_write(hammer2_dev_t *hmp, int zone)
+/* Set a header's CRCs: sector 1, then sector 0 (holding it), then all. */
+void
+hammer2_volhdr_crc(hammer2_volume_data_t *vd)
 {
-	hammer2_volume_data_t *vd = hmp->voldata;
 	uint8_t *raw = (uint8_t *)vd;
-	hammer2_off_t off = hammer2_zone_offset(zone);
-	int error;
 
 	vd->icrc_sects[HAMMER2_VOL_ICRC_SECT1] =
 		hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC1_OFF,
@@ -313,17 +320,27 @@ hammer2_volhdr_write(hammer2_dev_t *hmp, int zone)
 		hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC0_OFF,
 			       HAMMER2_VOLUME_ICRC0_SIZE);
 	vd->icrc_volheader = hammer2_icrc32(raw, HAMMER2_VOLUME_ICRCVH_SIZE);
+}
+
+/*
+ * Write the in-memory header (hmp->voldata) with fresh CRCs to header
+ * copy `zone` and make it the current one.
+ */
+int
+hammer2_volhdr_write(hammer2_dev_t *hmp, int zone)
+{
+	hammer2_volume_data_t *vd = hmp->voldata;
+	hammer2_off_t off = hammer2_zone_offset(zone);
+	int error;
+
+	hammer2_volhdr_crc(vd);
 	error = hammer2_io_write(hmp, off, vd, HAMMER2_VOLUME_BYTES);
 	if (error)
 		return error;
 	hmp->volhdrno = zone;
+	memset(&hmp->vh[zone], 0, sizeof(hmp->vh[zone]));
 	hmp->vh[zone].present = 1;
-	hmp->vh[zone].valid = 1;
-	hmp->vh[zone].error[0] = 0;
-	hmp->vh[zone].mirror_tid = vd->mirror_tid;
-	hmp->vh[zone].freemap_tid = vd->freemap_tid;
-	hmp->vh[zone].volu_size = vd->volu_size;
-	hmp->vh[zone].version = vd->version;
+	volhdr_info_set(&hmp->vh[zone], vd);
 	hmp->vchain->bref.data_off = off | HAMMER2_PBUFRADIX;
 	hmp->fchain->bref.data_off = off | HAMMER2_PBUFRADIX;
 	return 0;

@@ -64,10 +64,10 @@ def decompressed(name: str) -> Path:
     if _fresh(out, src):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f"{name}.lock", "w") as lock:
+    with open(out.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _fresh(out, src):  # another worker may have finished meanwhile
-            tmp = out.with_name(f".{name}.h2.{os.getpid()}.tmp")
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
             subprocess.run(["zstd", "-d", "-q", "-f", str(src), "-o", str(tmp)], check=True)
             os.utime(tmp)  # zstd copies the source mtime; ours must read as newer
             os.replace(tmp, out)

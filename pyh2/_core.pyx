@@ -94,6 +94,9 @@ cdef extern from "hammer2.h" nogil:
         uint64_t mirror_tid
         uint64_t freemap_tid
         uint64_t volu_size
+        uint64_t total_size
+        uint64_t allocator_size
+        uint64_t allocator_free
         uint32_t version
 
     ctypedef struct hammer2_dev_t:
@@ -155,7 +158,9 @@ cdef extern from "hammer2.h" nogil:
     const char *hammer2_check_name(int check)
     const char *hammer2_comp_name(int comp)
     hammer2_key_t hammer2_dirhash(const uint8_t *name, size_t len)
-    int hammer2_dev_open(const char *path, int flags, hammer2_dev_t **hmpp)
+    enum: HAMMER2_MAX_VOLUMES
+    int hammer2_dev_open(const char *const *paths, int npaths, int flags,
+                         hammer2_dev_t **hmpp)
     void hammer2_dev_close(hammer2_dev_t *hmp)
     ctypedef struct hammer2_fault_t:
         int kind
@@ -209,7 +214,6 @@ cdef extern from "hammer2.h" nogil:
         uint32_t rminor
 
     ctypedef struct hammer2_newfs_t:
-        uint64_t size
         const char *label
         int nvolhdrs
         int comp
@@ -217,7 +221,8 @@ cdef extern from "hammer2.h" nogil:
         int nmasters
         const hammer2_uuid_t *clid
 
-    int hammer2_newfs(const char *path, const hammer2_newfs_t *opts)
+    int hammer2_newfs(const char *const *paths, const uint64_t *sizes, int npaths,
+                      const hammer2_newfs_t *opts)
 
     ctypedef struct hammer2_fsck_freemap_t:
         uint64_t referenced
@@ -485,20 +490,32 @@ def dirhash(bytes name):
     return hammer2_dirhash(<const uint8_t *><char *>name, len(name))
 
 
+cdef list _volume_list(path):
+    """One path, or a list of 1..HAMMER2_MAX_VOLUMES, as bytes."""
+    paths = [path] if isinstance(path, (str, bytes)) else list(path)
+    if not 1 <= len(paths) <= HAMMER2_MAX_VOLUMES:
+        raise H2Error(_errno.EINVAL, f"a filesystem has 1 to {HAMMER2_MAX_VOLUMES} "
+                                     f"volumes, not {len(paths)}")
+    return [_cstr("path", p) for p in paths]
+
+
 cdef class Device:
-    """One opened HAMMER2 device or image file."""
+    """One opened HAMMER2 device or image file (or the volumes of one filesystem)."""
     cdef hammer2_dev_t *hmp
     cdef object users          # PFSes opened over this device
     cdef object __weakref__
 
     def __cinit__(self, path, bint writable=False):
-        cdef bytes bpath = _cstr("path", path)
-        cdef const char *cpath = bpath
+        """path: one image or device, or the list of a filesystem's volumes."""
+        cdef list bpaths = _volume_list(path)
+        cdef const char *cpaths[HAMMER2_MAX_VOLUMES]
         cdef int flags = 1 if writable else 0
-        cdef int err
+        cdef int n = len(bpaths), err, i
         self.users = _weakref.WeakSet()
+        for i in range(n):
+            cpaths[i] = bpaths[i]
         with nogil:
-            err = hammer2_dev_open(cpath, flags, &self.hmp)
+            err = hammer2_dev_open(cpaths, n, flags, &self.hmp)
         if err:
             raise _error(err)
 
@@ -557,6 +574,8 @@ cdef class Device:
                 'error': None if vh.valid else _text(vh.error),
                 'mirror_tid': vh.mirror_tid, 'freemap_tid': vh.freemap_tid,
                 'volu_size': vh.volu_size, 'version': vh.version,
+                'total_size': vh.total_size, 'allocator_size': vh.allocator_size,
+                'allocator_free': vh.allocator_free,
                 'best': zone == hmp.volhdrno,
             })
         return out
@@ -775,15 +794,22 @@ cdef int _devs(list devices, hammer2_dev_t **devs, bint write=False) except -1:
 
 def newfs(path, size=0, str label="DATA", volhdrs=0, int comp=2,
           int check=3, int nmasters=0, bytes clid=None):
-    """Format path (a file, created or resized to size, or a device)."""
+    """Format path (a file, created or resized to size, or a device), or a list of
+    volumes with a list of sizes (0: the file's or device's own)."""
     cdef hammer2_newfs_t o
     cdef hammer2_uuid_t uclid
-    cdef bytes bpath = _cstr("path", path)
+    cdef list bpaths = _volume_list(path)
     cdef bytes blabel = _cstr("PFS label", label)
-    cdef const char *cpath = bpath
-    cdef int err
+    cdef const char *cpaths[HAMMER2_MAX_VOLUMES]
+    cdef uint64_t csizes[HAMMER2_MAX_VOLUMES]
+    cdef int n = len(bpaths), err, i
+    sizes = [size] if isinstance(size, int) else list(size)
+    if len(sizes) != n:
+        raise H2Error(_errno.EINVAL, f"{n} volumes, {len(sizes)} sizes")
+    for i in range(n):
+        cpaths[i] = bpaths[i]
+        csizes[i] = _bounded("size", sizes[i], 0, SIZE_MAX63)
     memset(&o, 0, sizeof(o))
-    o.size = _bounded("size", size, 0, SIZE_MAX63)
     o.label = blabel
     o.nvolhdrs = _bounded("volhdrs", volhdrs, 0, HAMMER2_NUM_VOLHDRS)  # 0: all
     o.comp = comp
@@ -795,7 +821,7 @@ def newfs(path, size=0, str label="DATA", volhdrs=0, int comp=2,
         memcpy(uclid.bytes, <char *>clid, 16)
         o.clid = &uclid
     with nogil:
-        err = hammer2_newfs(cpath, &o)
+        err = hammer2_newfs(cpaths, csizes, n, &o)
     if err:
         raise _error(err)
 

@@ -179,10 +179,15 @@ def cmd_bulkfree(args, out):
 
 
 def cmd_growfs(args, out):
+    def total(vol):         # a version 1 header has no total_size
+        h = vol.volume_headers()[vol.best_zone]
+        return h["total_size"] or h["volu_size"]
+
     with open_volume(args.image, writable=True) as vol:
-        old = vol.volume_headers()[vol.best_zone]["volu_size"]
-        vol.growfs(args.size if args.size is not None else os.stat(args.image).st_size)
-        new = vol.volume_headers()[vol.best_zone]["volu_size"]
+        old = total(vol)
+        last = vol.volumes[-1] if hasattr(vol, "volumes") else args.image
+        vol.growfs(args.size if args.size is not None else os.stat(last).st_size)
+        new = total(vol)
     out(f"{args.image}: grown from {old} to {new} bytes")
     return 0
 
@@ -225,8 +230,9 @@ def cmd_volhdr(args, out):
             if not h["valid"]:
                 out(f"    invalid: {h['error']}")
                 continue
-            for k in ("mirror_tid", "freemap_tid", "volu_size", "version"):
-                out(f"    {k:<12} {h[k]:#x}" if "tid" in k else f"    {k:<12} {h[k]}")
+            for k in ("mirror_tid", "freemap_tid", "volu_size", "version", "total_size",
+                      "allocator_size", "allocator_free"):
+                out(f"    {k:<14} {h[k]:#x}" if k != "version" else f"    {k:<14} {h[k]}")
     return 0
 
 
@@ -489,7 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", nargs="+")
     p.add_argument("--cluster", action="store_true",
                    help="format every IMG as a master of one new cluster")
-    p.add_argument("--size", type=cli_args.size, help="e.g. 4G (files are created or resized)")
+    p.add_argument("--size", type=cli_args.sizes,
+                   help="e.g. 4G (files are created or resized); VOL0:VOL1:... takes one "
+                        "per volume, 1G:1G:2G")
     p.add_argument("--label", default="DATA")
     p.add_argument("--volhdrs", type=int, default=0, help="header copies (1-4; default all)")
     p.add_argument("--comp", default="lz4", help="none, autozero, lz4, zlib[:LEVEL]")
@@ -560,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bulkfree", help="free every block nothing references")
     p.add_argument("image")
     p.set_defaults(func=cmd_bulkfree)
-    p = sub.add_parser("growfs", help="grow the volume into a larger file or device")
+    p = sub.add_parser("growfs", help="grow the (last) volume into a larger file or device")
     p.add_argument("image")
     p.add_argument("--size", type=cli_args.size,
                    help="new size (default: the file's or device's size)")

@@ -26,6 +26,12 @@ def size(text: str) -> int:
     return int(value)
 
 
+def sizes(text: str) -> int | list[int]:
+    """A size, or one per volume of a multi-volume filesystem: 1G:1G:2G."""
+    parts = [size(t) for t in text.split(":")]
+    return parts[0] if len(parts) == 1 else parts
+
+
 def mode(text: str) -> int:
     """Permission bits in octal, at most 7777."""
     try:

@@ -13,7 +13,7 @@ import threading
 
 from . import _core
 from .volume import (H2Error, Volume, check_algo, comp_algo, lock_images, one_at_a_time,
-                     unlock)
+                     unlock, volume_paths)
 
 
 def _node_paths(paths) -> list[str]:
@@ -23,7 +23,8 @@ def _node_paths(paths) -> list[str]:
     if not 1 <= len(paths) <= _core.MAX_NODES:
         raise H2Error(errno.EINVAL, f"a cluster has 1 to {_core.MAX_NODES} nodes, "
                                     f"not {len(paths)}")
-    if len(set(map(os.path.realpath, paths))) != len(paths):
+    volumes = [os.path.realpath(v) for p in paths for v in volume_paths(p)]
+    if len(set(volumes)) != len(volumes):
         raise H2Error(errno.EINVAL, f"{','.join(paths)}: a cluster's nodes must be distinct")
     return paths
 
@@ -35,7 +36,7 @@ def newfs_cluster(paths, size: int = 0, label: str = "DATA", volhdrs: int = 0,
     paths = _node_paths(paths)
     clid = os.urandom(16)
     for p in paths:
-        _core.newfs(p, size, label, volhdrs, comp_algo(comp), check_algo(check),
+        _core.newfs(volume_paths(p), size, label, volhdrs, comp_algo(comp), check_algo(check),
                     len(paths), clid)
     return _core.uuid_str(clid)
 
@@ -55,7 +56,7 @@ class ClusterVolume(Volume):
         try:
             for p in self.paths:
                 try:
-                    self.devices.append(_core.Device(p, writable))
+                    self.devices.append(_core.Device(volume_paths(p), writable))
                 except H2Error as e:
                     raise H2Error(e.errno, e.strerror, p) from None
             _core.cluster_join(self.devices)
@@ -116,7 +117,7 @@ class ClusterVolume(Volume):
 
     @one_at_a_time
     def _reopen(self, i: int):
-        _core.node_swap(self.devices, i, _core.Device(self.paths[i], self.writable))
+        _core.node_swap(self.devices, i, _core.Device(volume_paths(self.paths[i]), self.writable))
         _core.cluster_join(self.devices)
 
     def resync(self) -> dict:

@@ -5,6 +5,7 @@ import errno
 import fcntl
 import functools
 import os
+import re
 import stat as _stat
 import threading
 import time
@@ -97,14 +98,21 @@ class DirEntry:
 
 
 def comp_algo(spec: str) -> int:
-    """'lz4', 'zlib:9' -> the inode comp_algo byte (level in the high nibble)."""
+    """'lz4', 'zlib:9' -> the inode comp_algo byte (level in the high nibble).
+    As the real setcomp and makefs: a level (0 or 'default': the algorithm's
+    own) is only zlib's, 6..9."""
     name, _, level = spec.lower().partition(":")
     if name not in COMP_ALGOS:
         raise H2Error(errno.EINVAL, f"unknown compression '{spec}' "
                                     f"(one of {', '.join(COMP_ALGOS)})")
-    if level and not (level.isdigit() and 1 <= int(level) <= 9):
-        raise H2Error(errno.EINVAL, f"compression level '{level}' is not 1..9")
-    return COMP_ALGOS[name] | (int(level or 0) << 4)
+    if level in ("", "default"):
+        level = "0"
+    if not level.isdigit():
+        raise H2Error(errno.EINVAL, f"unknown compression level '{level}'")
+    if int(level) and (name != "zlib" or not 6 <= int(level) <= 9):
+        raise H2Error(errno.EINVAL, f"unsupported comp_level {int(level)} for {name}"
+                                    + (" (zlib takes 6..9)" if name == "zlib" else ""))
+    return COMP_ALGOS[name] | (int(level) << 4)
 
 
 def check_algo(spec: str) -> int:
@@ -336,6 +344,31 @@ class Pfs:
         return out
 
 
+# A device URI's own colons (nbd://HOST:PORT/EXPORT, mem:NAME) do not separate volumes.
+_URI = re.compile(r"nbd\+unix://[^:]*|nbd://[^/]*/?|mem:")
+
+
+def split_volumes(spec: str) -> list[str]:
+    """VOL0:VOL1:... -> its parts, each a path or a device URI."""
+    parts, i = [], 0
+    while True:
+        m = _URI.match(spec, i)
+        j = spec.find(":", m.end() if m else i)
+        parts.append(spec[i:] if j < 0 else spec[i:j])
+        if j < 0:
+            return parts
+        i = j + 1
+
+
+def volume_paths(path) -> list[str]:
+    """The volumes of one filesystem: a list of paths or device URIs, or one of them, or
+    VOL0:VOL1:... (DragonFly's way to name a multi-volume filesystem)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return [os.fspath(p) for p in path]
+    path = os.fspath(path)
+    return [path] if os.path.exists(path) else split_volumes(path)
+
+
 def lock_images(paths, shared: bool = False) -> list[int]:
     """flocks on the local images and devices among paths (a device URI has no local
     file): exclusive for a writer, so there is one per image across pyh2 processes,
@@ -343,7 +376,7 @@ def lock_images(paths, shared: bool = False) -> list[int]:
     descriptors holding them (unlock() lets go)."""
     fds = []
     try:
-        for p in paths:
+        for p in (v for spec in paths for v in volume_paths(spec)):
             # only images and devices: the core refuses the rest, naming them
             # (opening a FIFO would wait for a writer, a socket fails)
             try:
@@ -383,15 +416,17 @@ def one_at_a_time(method):
 
 
 class Volume:
-    """An opened HAMMER2 image or device: `with pyh2.open(path) as vol:`."""
+    """An opened HAMMER2 image or device: `with pyh2.open(path) as vol:`; a
+    multi-volume filesystem by the list of its volumes (or "VOL0:VOL1:...")."""
 
-    def __init__(self, path: str | os.PathLike, writable: bool = False):
-        self.path = os.fspath(path)
+    def __init__(self, path, writable: bool = False):
+        self.volumes = volume_paths(path)
+        self.path = ":".join(self.volumes)
         self.writable = writable
         self._nodes_lock = threading.RLock()
-        self.locks = lock_images([self.path]) if writable else []
+        self.locks = lock_images(self.volumes) if writable else []
         try:
-            self.device = _core.Device(self.path, writable)
+            self.device = _core.Device(self.volumes, writable)
         except H2Error as e:
             unlock(self.locks)
             if e.errno == errno.ENOENT:
@@ -508,13 +543,19 @@ def open(path, writable: bool = False) -> Volume:  # noqa: A001 - mirrors the bu
     return Volume(path, writable)
 
 
-def newfs(path, size: int = 0, label: str = "DATA", volhdrs: int = 0,
+def newfs(path, size=0, label: str = "DATA", volhdrs: int = 0,
           comp: str = "lz4", check: str = "xxhash64"):
     """Format a file (created or resized to size bytes) or a device as a
-    HAMMER2 volume holding the PFSes `label` and LOCAL."""
-    locks = lock_images([os.fspath(path)])
+    HAMMER2 volume holding the PFSes `label` and LOCAL; or several volumes
+    (a list, or "VOL0:VOL1:...") as one filesystem, size then a list of
+    each volume's size (0: the file's or device's own)."""
+    volumes = volume_paths(path)
+    if isinstance(size, int) and len(volumes) > 1 and size:
+        raise H2Error(errno.EINVAL, f"{len(volumes)} volumes need a size each")
+    locks = lock_images(volumes)
     try:
-        _core.newfs(os.fspath(path), size, label, volhdrs, comp_algo(comp), check_algo(check))
+        _core.newfs(volumes, size if size or len(volumes) == 1 else [0] * len(volumes),
+                    label, volhdrs, comp_algo(comp), check_algo(check))
     finally:
         unlock(locks)
 

@@ -157,7 +157,7 @@ def test_pfs_create_delete(tmp_path):
             vol.pfs_create(f"P-{t}", type=t)
         vol.pfs_create("FIXED", type="SOFT_SLAVE", clid=clid)
         vol.pfs_create("JOIN", type="SLAVE", clid=data_clid)
-        vol.pfs_create("ZS", comp="zlib:5", check="sha192")
+        vol.pfs_create("ZS", comp="zlib:6", check="sha192")
         z = vol.pfs("ZS")
         z.mkdir("/d")
         z.create("/d/f", text(100 * KiB, "zs"))
@@ -175,7 +175,7 @@ def test_pfs_create_delete(tmp_path):
         assert len(set(clids)) == len(clids), "new PFSes need fresh cluster ids"
         assert len({p.fsid for p in infos.values()}) == len(infos), "fsids must be unique"
         z = vol.pfs("ZS")
-        assert (z.stat("/").comp_algo, z.stat("/").check_algo) == (3 | 5 << 4, 4)
+        assert (z.stat("/").comp_algo, z.stat("/").check_algo) == (3 | 6 << 4, 4)
         assert _methods(z, "/d/f") == {(3, 4)}
         assert z.read("/d/f") == text(100 * KiB, "zs")
         zbytes = data_bytes(z, "/d/f")
@@ -364,6 +364,53 @@ def test_growfs_basic_reference(scratch_copy, ref_image):
     with pyh2.open(img) as vol:
         ours = {h["zone"]: h["valid"] for h in vol.volume_headers()}
     assert ours == real
+
+
+def test_growfs_allocator_as_the_real_growfs(tmp_path, ref_image):
+    """The real growfs adds every new byte to allocator_size and allocator_free
+    (2 GiB -> 8 GiB: 0x1f7800000), as the reference image `grown` shows for 2 -> 4 GiB."""
+    with pyh2.open(ref_image("grown")) as vol:
+        real = {h["zone"]: h for h in vol.volume_headers() if h["valid"]}
+    assert real[1]["allocator_size"] - real[0]["allocator_size"] == 2 * GiB
+    img = tmp_path / "g.h2"
+    pyh2.newfs(img, 2 * GiB)
+    with pyh2.open(img) as vol:
+        before = vol.volume_headers()[vol.best_zone]
+    assert before["allocator_size"] == real[0]["allocator_size"]
+    with pyh2.open(img, writable=True) as vol:
+        vol.growfs(8 * GiB)
+    with pyh2.open(img) as vol:
+        after = vol.volume_headers()[vol.best_zone]
+        assert_fsck_clean(vol)
+    assert after["allocator_size"] == 0x1f7800000
+    assert after["allocator_free"] - before["allocator_free"] == 6 * GiB
+    assert after["total_size"] == after["volu_size"] == 8 * GiB
+
+
+@pytest.mark.parametrize("spec,ok", [("zlib", True), ("zlib:0", True), ("zlib:default", True),
+                                     ("zlib:6", True), ("zlib:9", True), ("lz4:default", True),
+                                     ("zlib:1", False), ("zlib:5", False), ("zlib:10", False),
+                                     ("lz4:1", False), ("none:9", False), ("zlib:x", False)])
+def test_comp_levels_as_the_real_tools(spec, ok, tmp_path):
+    """setcomp and makefs take a level for zlib only, 6..9 (0/default: the default)."""
+    img = tmp_path / "c.h2"
+    pyh2.newfs(img, 64 * MiB)
+    with pyh2.open(img, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        if ok:
+            assert pfs.setcomp("/", spec) == 1
+            assert pfs.stat("/").comp_algo == pyh2.volume.comp_algo(spec)
+        else:
+            with pytest.raises(pyh2.H2Error) as ei:
+                pfs.setcomp("/", spec)
+            assert ei.value.errno == errno.EINVAL
+            assert spec.split(":")[1] in str(ei.value), str(ei.value)
+        pfs.close()
+    proc = run_pyh2("setcomp", spec, f"{img}:DATA", "/")
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert_clean_failure(proc, spec.split(":")[1])
 
 
 def test_growfs_makes_space_allocatable(tmp_path):
@@ -631,7 +678,7 @@ def test_bad_input_api(case, tmp_path):
 
 
 @pytest.mark.parametrize("kw,bad", [({"comp": "lzo"}, "lzo"), ({"check": "sha256"}, "sha256"),
-                                    ({"comp": "zlib:0"}, "0")])
+                                    ({"comp": "zlib:5"}, "5"), ({"comp": "lz4:1"}, "1")])
 def test_bad_input_newfs(kw, bad, tmp_path):
     img = tmp_path / "nf.h2"
     with pytest.raises(pyh2.H2Error) as ei:
@@ -683,7 +730,7 @@ def test_cli_volhdr_freemap(ref_image):
     assert proc.returncode == 0, proc.stderr.decode()
     out = proc.stdout.decode()
     assert re.search(rf"(?m)^volume header {best} at 0x[0-9a-f]+ \(best\)$", out), out
-    assert re.search(r"volu_size\s+2147483648", out), out
+    assert re.search(r"volu_size\s+0x80000000", out), out
 
     proc = run_pyh2("freemap", img)
     assert proc.returncode == 0, proc.stderr.decode()
