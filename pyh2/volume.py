@@ -345,7 +345,7 @@ class Pfs:
 
 
 # A device URI's own colons (nbd://HOST:PORT/EXPORT, mem:NAME) do not separate volumes.
-_URI = re.compile(r"nbd\+unix://[^:]*|nbd://[^/]*/?|mem:")
+_URI = re.compile(r"nbd\+unix://[^:]*|[a-z][a-z0-9+.-]*://[^/]*/?|mem:")
 
 
 def split_volumes(spec: str) -> list[str]:
