@@ -19,7 +19,7 @@ setup(
     name="pyh2",
     version="0.1.0",
     description="DragonFly BSD's HAMMER2 core (cluster, chain, DIO) in userspace, driven from Python",
-    packages=find_packages(include=["pyh2", "pyh2.*", "harness", "harness.*"]),
+    packages=find_packages(include=["pyh2", "pyh2.*"]),
     ext_modules=cythonize([core], language_level=3),
     entry_points={"console_scripts": ["pyh2 = pyh2.cli:main"]},
     python_requires=">=3.9",

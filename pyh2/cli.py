@@ -423,7 +423,7 @@ def cmd_fsck(args, out):
 def cmd_demo(args, out):
     """The main job until the torture suite exists: read, export and check
     the `basic` reference image against its manifest."""
-    from harness import refimages
+    from . import refimages
 
     img = refimages.decompressed("basic")
     out(f"== pyh2 demo on reference image 'basic' ({img})")

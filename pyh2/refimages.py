@@ -14,7 +14,7 @@ import stat as statmod
 import subprocess
 from pathlib import Path
 
-from harness import showdump
+from . import showdump
 
 REPO = Path(__file__).resolve().parent.parent
 READ_CHUNK = 4 << 20  # bounded reads: bigfile holds a 1 GiB sparse file

@@ -1,4 +1,4 @@
-"""Fixtures over the reference images; the logic lives in harness.refimages."""
+"""Fixtures over the reference images; the logic lives in pyh2.refimages."""
 import os
 import shutil
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from harness import refimages
+from pyh2 import refimages
 
 # Missing images must fail the run loudly, never turn into skips.
 try:

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from harness import refimages
-from harness.devices import loop_device, nbd_server  # noqa: F401
+from pyh2 import refimages
+from pyh2.testing.devices import loop_device, nbd_server  # noqa: F401
 from pyh2 import _core, newfs_cluster, open_cluster
 from pyh2.importer import Importer
 from test_devices import make_tree

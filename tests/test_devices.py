@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 import pyh2
-from harness import refimages
-from harness.devices import (ImageFile, LoopDevice, NbdServer, loop_device,  # noqa: F401
+from pyh2 import refimages
+from pyh2.testing.devices import (ImageFile, LoopDevice, NbdServer, loop_device,  # noqa: F401
                              loop_unavailable, mem_device, nbd_attachment, nbd_server)
 from pyh2 import _core
 from pyh2.importer import Importer

@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 import pyh2
-from harness.devices import NbdServer, nbd_server  # noqa: F401
-from harness.model import watchdog
+from pyh2.testing.devices import NbdServer, nbd_server  # noqa: F401
+from pyh2.torture.model import watchdog
 from pyh2 import _core
 from pyh2.volume import Pfs, check_algo, comp_algo
 

@@ -12,9 +12,9 @@ import time
 import pytest
 
 import pyh2
-from harness.devices import nbd_server  # noqa: F401
-from harness.fusemount import image, is_mounted, mounted  # noqa: F401
-from harness.refimages import REPO
+from pyh2.testing.devices import nbd_server  # noqa: F401
+from pyh2.testing.fusemount import image, is_mounted, mounted  # noqa: F401
+from pyh2.refimages import REPO
 from pyh2.mount import _alive
 
 needs_fuse = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")

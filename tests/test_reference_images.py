@@ -5,7 +5,7 @@ import pytest
 
 import pyh2
 from conftest import ALL_IMAGES, pfs_label, run_pyh2
-from harness import refimages
+from pyh2 import refimages
 
 IMAGE_PFS = [(n, label) for n in ALL_IMAGES for label in refimages.load_manifest(n)["trees"]]
 EXPORT_IMAGES = ["basic", "pfs-snapshot"]  # small trees; bigfile would export 1 GiB

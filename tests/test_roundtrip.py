@@ -6,7 +6,7 @@ import pytest
 
 import pyh2
 from conftest import ALL_IMAGES, run_pyh2
-from harness import refimages
+from pyh2 import refimages
 from pyh2.export import export
 from pyh2.importer import Importer
 

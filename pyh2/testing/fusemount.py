@@ -11,7 +11,7 @@ import time
 import pytest
 
 import pyh2
-from harness.refimages import REPO
+from ..refimages import REPO
 from pyh2.mount import _alive, mounts, unmount
 
 

@@ -1,8 +1,8 @@
 """Fixtures of the torture tests: a run of generated ops on a fresh image in tmp_path."""
 import pytest
 
-from harness.torture import Run
-from harness.torture.ops import Generator
+from pyh2.torture import Run
+from pyh2.torture.ops import Generator
 
 
 @pytest.fixture

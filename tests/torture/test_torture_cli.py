@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from harness.torture.workers import Options, run_torture
+from pyh2.torture.workers import Options, run_torture
 from conftest import assert_clean_failure, run_pyh2
 
 
