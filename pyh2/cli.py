@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 
+from . import __version__
 from . import cli_args
 from . import cli_cluster
 from . import cli_mount
@@ -452,6 +453,7 @@ def cmd_demo(args, out):
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pyh2", description=__doc__)
+    ap.add_argument("--version", action="version", version=f"pyh2 {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("info", help="volume headers and PFS list")
     p.add_argument("image")
