@@ -90,6 +90,11 @@ def show_paths(name: str) -> dict:
     return showdump.load(reference_dir() / f"{name}.show.txt.zst")
 
 
+def pfs_label(manifest: dict) -> str:
+    """The PFS the CLI uses by default (DATA), else the first one with a tree."""
+    return "DATA" if "DATA" in manifest["trees"] else next(iter(manifest["trees"]))
+
+
 def expected_tree(name: str, label: str) -> list[dict]:
     """The manifest's tree for PFS label, with mtimes as the real `hammer2 show` printed them
     (the manifest took a few directory mtimes from the source tree, not from the image)."""

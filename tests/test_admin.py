@@ -11,7 +11,7 @@ import re
 import pytest
 
 import pyh2
-from conftest import assert_clean_failure, run_pyh2
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
 from pyh2.torture import model as h2model
 from pyh2 import refimages
 

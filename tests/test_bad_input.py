@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import pyh2
-from conftest import assert_clean_failure, run_pyh2
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
 from pyh2 import refimages
 
 ZONE = 2 << 30          # a volume header every 2 GiB

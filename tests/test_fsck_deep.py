@@ -10,7 +10,7 @@ import pyh2
 from pyh2.testing import imagepatch
 from pyh2.testing.fuzz import BREF, DIRENT_NAME, DIRENT_NAMLEN, INODE_BLOCKSET, TYPE_INODE
 
-from conftest import run_pyh2
+from pyh2.testing.cli import run_pyh2
 
 META_TYPE, META_OPFLAGS, META_INUM, META_SIZE, META_NAMELEN = 0x50, 0x51, 0x58, 0x60, 0x80
 BREF_KEYBITS, BREF_INUM = 3, 48

@@ -15,7 +15,7 @@ import pytest
 import pyh2
 from pyh2 import refimages
 from pyh2.testing import fuzz
-from pyh2.testing.fusemount import fsck_clean, image, is_mounted, mounted  # noqa: F401
+from pyh2.testing.fusemount import fsck_clean, is_mounted, mounted
 from pyh2.testing.fusemount import run_cli as run, wait_gone
 from pyh2.torture.model import Model
 from pyh2.mount import _alive

@@ -12,8 +12,7 @@ import time
 import pytest
 
 import pyh2
-from pyh2.testing.devices import nbd_server  # noqa: F401
-from pyh2.testing.fusemount import image, is_mounted, mounted  # noqa: F401
+from pyh2.testing.fusemount import is_mounted, mounted
 from pyh2.refimages import REPO
 from pyh2.mount import _alive
 

@@ -8,9 +8,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-import pyh2
 from ..refimages import REPO
 from pyh2.mount import _alive, mounts, unmount
 
@@ -57,14 +54,6 @@ def mounted(spec, mountpoint, *options):
                 os.kill(pid, signal.SIGKILL)
                 wait_gone(pid, 10)
             assert not is_mounted(mountpoint), f"{mountpoint} still mounted"
-
-
-@pytest.fixture
-def image(tmp_path):
-    """A fresh 1 GiB (sparse) volume."""
-    img = tmp_path / "vol.h2"
-    pyh2.newfs(img, 1 << 30)
-    return img
 
 
 def fsck_clean(img):

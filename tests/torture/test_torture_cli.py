@@ -7,7 +7,7 @@ import threading
 import time
 
 from pyh2.torture.workers import Options, run_torture
-from conftest import assert_clean_failure, run_pyh2
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
 
 
 def test_torture_runs_and_writes_a_report(tmp_path):
