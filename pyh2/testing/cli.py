@@ -5,11 +5,11 @@ import sys
 from ..refimages import REPO
 
 
-def run_pyh2(*args):
+def run_pyh2(*args, text=False, timeout=600):
     """`python3 -m pyh2 ARGS` beside the pyh2 package in use (the repo root for an
-    in-place build); returns the CompletedProcess (bytes)."""
+    in-place build); returns the CompletedProcess (bytes unless text)."""
     return subprocess.run([sys.executable, "-m", "pyh2", *map(str, args)],
-                          cwd=REPO, capture_output=True, timeout=600)
+                          cwd=REPO, capture_output=True, text=text, timeout=timeout)
 
 
 def assert_clean_failure(proc, *needles):

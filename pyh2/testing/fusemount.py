@@ -4,18 +4,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 
-from ..refimages import REPO
 from pyh2.mount import _alive, mounts, unmount
+
+from .cli import run_pyh2
 
 
 def run_cli(*args, timeout=120):
     """`python3 -m pyh2 ARGS` (text output)."""
-    return subprocess.run([sys.executable, "-m", "pyh2", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return run_pyh2(*args, text=True, timeout=timeout)
 
 
 def is_mounted(mountpoint) -> bool:
