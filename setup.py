@@ -4,13 +4,14 @@ Build modes (PYH2_BUILD): `release` (no invariants; the default of a wheel or
 `pip install .`), `debug` (invariants, KKASSERT; the default of
 `build_ext --inplace`, which tests and torture run), `sanitize` (debug plus
 AddressSanitizer and UndefinedBehaviorSanitizer; see scripts/sanitize.sh).
+The package's metadata is in pyproject.toml.
 """
 import glob
 import os
 import subprocess
 
 from Cython.Build import cythonize
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
@@ -51,24 +52,27 @@ class build_ext_mode(build_ext):
             f.write(self.mode)
 
 
+def pkg_config_includes(lib):
+    """lib's include directories, or an exit naming what to install."""
+    try:
+        out = subprocess.run(["pkg-config", "--cflags-only-I", lib], capture_output=True,
+                             text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"pkg-config cannot find {lib} ({e}): install pkg-config and "
+                         f"lib{lib}-dev (scripts/setup.sh does)") from None
+    return [f[2:] for f in out.split()]
+
+
 core = Extension(
     "pyh2._core",
     sources=["pyh2/_core.pyx"] + sorted(glob.glob("csrc/*.c")),
     depends=sorted(glob.glob("csrc/*.h")),
-    include_dirs=["csrc"] + [f[2:] for f in subprocess.run(
-        ["pkg-config", "--cflags-only-I", "fuse3"], capture_output=True, text=True,
-        check=True).stdout.split()],
+    include_dirs=["csrc"] + pkg_config_includes("fuse3"),
     libraries=["lz4", "z", "crypto", "xxhash", "pthread", "fuse3"],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
 )
 
 setup(
-    name="pyh2",
-    version="0.1.0",
-    description="DragonFly BSD's HAMMER2 core (cluster, chain, DIO) in userspace, driven from Python",
-    packages=find_packages(include=["pyh2", "pyh2.*", "harness", "harness.*"]),
     ext_modules=cythonize([core], language_level=3),
     cmdclass={"build_ext": build_ext_mode},
-    entry_points={"console_scripts": ["pyh2 = pyh2.cli:main"]},
-    python_requires=">=3.9",
 )

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import pyh2  # noqa: E402
-from harness.devices import NbdServer  # noqa: E402
+from pyh2.testing.devices import NbdServer  # noqa: E402
 from pyh2 import _core  # noqa: E402
 
 MiB = 1 << 20

@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import pyh2  # noqa: E402
-from harness.fusemount import mounted  # noqa: E402
+from pyh2.testing.fusemount import mounted  # noqa: E402
 
 CHUNK = 1 << 20
 NFILES = 1000

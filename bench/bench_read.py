@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import pyh2  # noqa: E402
-from harness import refimages  # noqa: E402
+from pyh2 import refimages  # noqa: E402
 from pyh2 import _core  # noqa: E402
 
 TARGET = 0.7

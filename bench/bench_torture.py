@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from harness.torture.workers import Options, run_torture  # noqa: E402
+from pyh2.torture.workers import Options, run_torture  # noqa: E402
 
 TMPDIR = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None   # as pyh2 torture
 

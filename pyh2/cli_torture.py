@@ -1,5 +1,5 @@
 """`pyh2 torture`: seeded random operations against a model, crash points and device
-faults, on temporary images, in parallel worker processes (harness.torture)."""
+faults, on temporary images, in parallel worker processes (pyh2.torture)."""
 from __future__ import annotations
 
 import argparse
@@ -50,7 +50,7 @@ def register(sub):
 
 
 def cmd_torture(args, out):
-    from harness.torture.workers import Options, preflight, run_torture
+    from .torture.workers import Options, preflight, run_torture
 
     from .volume import H2Error
     if args.replay:
@@ -135,9 +135,9 @@ def _summary(r, report_path, out):
 
 
 def _replay(path, out):
-    from harness.torture.run import Config
-    from harness.torture.shrink import replay
-    from harness.torture.workers import ops_from_json
+    from .torture.run import Config
+    from .torture.shrink import replay
+    from .torture.workers import ops_from_json
     with open(path) as fp:
         rec = json.load(fp)
     ops = ops_from_json(rec["reproducer"])

@@ -14,7 +14,7 @@ logs=$tree/sanitizer-logs
 # The tree's sources (tracked and new files); tar keeps their mtimes, so only what
 # changed is rebuilt. Source directories are refreshed whole: no removed file lingers.
 mkdir -p "$tree"
-rm -rf "$tree"/{csrc,harness,tests,scripts} "$logs"
+rm -rf "$tree"/{csrc,pyh2,tests,scripts} "$logs"
 git ls-files -z -co --exclude-standard | tar -c --null -T - | tar -x -C "$tree"
 if ! log=$(cd "$tree" && PYH2_BUILD=sanitize python3 setup.py build_ext --inplace -q 2>&1); then
     printf '%s\n' "$log" >&2
@@ -56,6 +56,7 @@ step python3 -m pytest -q -n 2 -p no:cacheprovider \
     --deselect tests/test_threads.py::test_fork_while_threads_churn_buffers \
     tests/test_write_api.py tests/test_cluster.py tests/test_threads.py \
     tests/test_devices.py tests/test_devio.py tests/test_checks.py \
-    tests/test_bad_input.py tests/test_hostile.py tests/test_write_errors.py
+    tests/test_bad_input.py tests/test_hostile.py tests/test_write_errors.py \
+    tests/test_hostile_names.py tests/test_fsck_deep.py
 step python3 -m pyh2 torture --seconds "${SANITIZE_TORTURE_SECONDS:-60}" --workers 2 \
     --crash --faults

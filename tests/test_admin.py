@@ -11,9 +11,9 @@ import re
 import pytest
 
 import pyh2
-from conftest import assert_clean_failure, run_pyh2
-from harness import model as h2model
-from harness import refimages
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
+from pyh2.torture import model as h2model
+from pyh2 import refimages
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 import pyh2
-from conftest import assert_clean_failure, run_pyh2
-from harness import refimages
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
+from pyh2 import refimages
 
 ZONE = 2 << 30          # a volume header every 2 GiB
 VOLHDR_BYTES = 64 << 10
@@ -20,7 +20,7 @@ OFFSET_RE = re.compile(r"0x[0-9a-fA-F]+|\d+")
 # Walks and reads everything in a child, so a segfault shows as a signal, not a dead pytest.
 CHILD = """
 import sys, pyh2
-from harness.refimages import read_all
+from pyh2.refimages import read_all
 try:
     with pyh2.open(sys.argv[1]) as vol:
         read_all(vol)

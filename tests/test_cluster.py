@@ -11,36 +11,10 @@ import pyh2
 from pyh2 import _core
 from pyh2.cluster import newfs_cluster, open_cluster, resync_cluster
 
-from conftest import assert_clean_failure, run_pyh2
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
+from pyh2.testing.nodes import assert_all_nodes, node_tree
 
 MiB = 1 << 20
-
-
-def make_cluster(tmp_path, n, size=64 * MiB):
-    paths = [str(tmp_path / f"node{i}.h2") for i in range(n)]
-    newfs_cluster(paths, size)
-    return paths
-
-
-def node_tree(path, label="DATA"):
-    """{path: bytes or 'dir'} of one node image opened on its own."""
-    with pyh2.open(path) as vol:
-        pfs = vol.pfs(label)
-        out = {}
-        for top, dirs, files in pfs.walk("/"):
-            for d in dirs:
-                out[os.path.join(top, d)] = "dir"
-            for f in files:
-                out[os.path.join(top, f)] = pfs.read(os.path.join(top, f))
-        return out
-
-
-def assert_all_nodes(paths, expected, label="DATA"):
-    """Every node image holds exactly `expected` and passes pyh2 fsck."""
-    for p in paths:
-        assert node_tree(p, label) == expected, p
-        proc = run_pyh2("fsck", p)
-        assert proc.returncode == 0, (p, proc.stderr.decode())
 
 
 @contextlib.contextmanager
@@ -65,8 +39,8 @@ def populate(pfs, model, tag, n=6):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
-def test_newfs_cluster_masters_share_one_cluster_id(tmp_path, n):
-    paths = make_cluster(tmp_path, n)
+def test_newfs_cluster_masters_share_one_cluster_id(n, cluster_nodes):
+    paths = cluster_nodes(n)
     infos = []
     for p in paths:
         with pyh2.open(p) as vol:
@@ -81,8 +55,8 @@ def test_newfs_cluster_masters_share_one_cluster_id(tmp_path, n):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])
-def test_writes_reach_every_node(tmp_path, n):
-    paths = make_cluster(tmp_path, n)
+def test_writes_reach_every_node(n, cluster_nodes):
+    paths = cluster_nodes(n)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
@@ -102,8 +76,8 @@ def test_writes_reach_every_node(tmp_path, n):
         assert len({n_["mirror_tid"] for n_ in vol.nodes()}) == 1
 
 
-def test_flush_needs_a_quorum(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_flush_needs_a_quorum(cluster_nodes):
+    paths = cluster_nodes(3)
     model = {}
     with no_commit(paths) as vol:
         pfs = vol.pfs("DATA")
@@ -141,8 +115,8 @@ def test_flush_needs_a_quorum(tmp_path):
     assert "quorum 2" in str(ei.value)
 
 
-def test_five_nodes_survive_two_failures(tmp_path):
-    paths = make_cluster(tmp_path, 5)
+def test_five_nodes_survive_two_failures(cluster_nodes):
+    paths = cluster_nodes(5)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
@@ -166,8 +140,8 @@ def test_five_nodes_survive_two_failures(tmp_path):
             vol.flush()
 
 
-def test_resync_copies_only_what_the_node_missed(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_resync_copies_only_what_the_node_missed(cluster_nodes):
+    paths = cluster_nodes(3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
@@ -193,8 +167,8 @@ def test_resync_copies_only_what_the_node_missed(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
 
 
-def test_online_resync_while_in_use(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_online_resync_while_in_use(cluster_nodes):
+    paths = cluster_nodes(3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         vol.devices[1].inject_fault("write")
@@ -220,11 +194,11 @@ def test_online_resync_while_in_use(tmp_path):
 @pytest.mark.parametrize("where,kind", [((2,), "write"), ((2,), "enospc"),
                                         ((2,), "disconnect"), ((0,), "read"),
                                         ((0,), "corrupt"), ((0, 1), "read")])
-def test_failure_during_resync(tmp_path, where, kind):
+def test_failure_during_resync(where, kind, cluster_nodes):
     """A fault on the node being resynced (2) or on its sources (0, 1): the
     node is reopened and the next source tried; with no source left it
     stays out, and a later resync brings it back."""
-    paths = make_cluster(tmp_path, 3)
+    paths = cluster_nodes(3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         populate(vol.pfs("DATA"), model, "a", 3)
@@ -252,8 +226,8 @@ def test_failure_during_resync(tmp_path, where, kind):
 
 
 @pytest.mark.parametrize("kind", ["read", "corrupt", "disconnect"])
-def test_lookup_fails_over_to_the_next_node(tmp_path, kind):
-    paths = make_cluster(tmp_path, 2)
+def test_lookup_fails_over_to_the_next_node(kind, cluster_nodes):
+    paths = cluster_nodes(2)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         populate(vol.pfs("DATA"), model, "a", 4)
@@ -269,8 +243,8 @@ def test_lookup_fails_over_to_the_next_node(tmp_path, kind):
         assert node0["state"] == ("failed" if kind == "disconnect" else "live")
 
 
-def test_read_failure_while_writing_fails_the_node(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_read_failure_while_writing_fails_the_node(cluster_nodes):
+    paths = cluster_nodes(3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         populate(vol.pfs("DATA"), model, "a", 4)
@@ -286,8 +260,8 @@ def test_read_failure_while_writing_fails_the_node(tmp_path):
     assert_all_nodes(paths, model)
 
 
-def test_snapshot_on_three_nodes_keeps_old_data(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_snapshot_on_three_nodes_keeps_old_data(cluster_nodes):
+    paths = cluster_nodes(3)
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
         pfs.create("/f", b"old" * 30_000)
@@ -336,8 +310,8 @@ def test_cluster_commands(tmp_path):
     assert node_tree(paths[1]) == {"/dir": "dir", "/p": b"payload\n"}
 
 
-def test_cluster_command_errors(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_cluster_command_errors(tmp_path, cluster_nodes):
+    paths = cluster_nodes(3)
     proc = run_pyh2("resync", paths[0])
     assert_clean_failure(proc, "not a cluster")
     proc = run_pyh2("ls", f"{paths[0]},{tmp_path / 'missing.h2'}")
@@ -350,8 +324,8 @@ def test_cluster_command_errors(tmp_path):
         open_cluster([])
 
 
-def test_raw_scan_sees_indirect_blocks_on_every_node(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_raw_scan_sees_indirect_blocks_on_every_node(cluster_nodes):
+    paths = cluster_nodes(3)
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
         big = pfs.create("/big", os.urandom(65536 * 20))     # > 4 direct blocks
@@ -369,8 +343,8 @@ def test_raw_scan_sees_indirect_blocks_on_every_node(tmp_path):
             vol.flush()
 
 
-def test_cluster_api_on_three_nodes(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_cluster_api_on_three_nodes(cluster_nodes):
+    paths = cluster_nodes(3)
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
         # filler first, so /f's inode shares no 64 KiB buffer with what
@@ -397,8 +371,8 @@ def test_cluster_api_on_three_nodes(tmp_path):
         assert got["focus"] == 1 and got["nodes"] == [1, 2]
 
 
-def test_two_nodes_resync_at_once_in_background(tmp_path):
-    paths = make_cluster(tmp_path, 5)
+def test_two_nodes_resync_at_once_in_background(cluster_nodes):
+    paths = cluster_nodes(5)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         vol.devices[0].inject_fault("enospc")
@@ -419,8 +393,8 @@ def test_two_nodes_resync_at_once_in_background(tmp_path):
     assert_all_nodes(paths, model)
 
 
-def test_failed_node_is_reopened_and_resynced_in_place(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_failed_node_is_reopened_and_resynced_in_place(cluster_nodes):
+    paths = cluster_nodes(3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")                   # stays open throughout
@@ -441,8 +415,8 @@ def test_failed_node_is_reopened_and_resynced_in_place(tmp_path):
     assert_all_nodes(paths, model)
 
 
-def test_background_worker_brings_a_failed_node_back(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_background_worker_brings_a_failed_node_back(cluster_nodes):
+    paths = cluster_nodes(3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
@@ -461,8 +435,8 @@ def test_background_worker_brings_a_failed_node_back(tmp_path):
     assert_all_nodes(paths, model)
 
 
-def test_scrub_repairs_a_block_damaged_on_disk(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_scrub_repairs_a_block_damaged_on_disk(cluster_nodes):
+    paths = cluster_nodes(3)
     data = os.urandom(200_000)
     with open_cluster(paths, writable=True) as vol:
         vol.pfs("DATA").create("/f", data)
@@ -484,8 +458,8 @@ def test_scrub_repairs_a_block_damaged_on_disk(tmp_path):
     assert_all_nodes(paths, {"/f": data})
 
 
-def test_a_node_of_another_cluster_is_never_written_until_resynced(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_a_node_of_another_cluster_is_never_written_until_resynced(cluster_nodes):
+    paths = cluster_nodes(3)
     pyh2.newfs(paths[2], 64 * MiB)                  # replaced by a blank image
     with pytest.raises(pyh2.H2Error, match="distinct"):
         open_cluster([paths[0], paths[0]])
@@ -509,8 +483,8 @@ def test_a_node_of_another_cluster_is_never_written_until_resynced(tmp_path):
         assert len(clids) == 1
 
 
-def test_concurrent_readers_while_a_node_fails(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_concurrent_readers_while_a_node_fails(cluster_nodes):
+    paths = cluster_nodes(3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         populate(vol.pfs("DATA"), model, "a", 6)
@@ -536,8 +510,8 @@ def test_concurrent_readers_while_a_node_fails(tmp_path):
         assert vol.nodes()[0]["read_errors"] > 0
 
 
-def test_blocks_and_headers_come_from_the_first_live_node(tmp_path):
-    paths = make_cluster(tmp_path, 3)
+def test_blocks_and_headers_come_from_the_first_live_node(cluster_nodes):
+    paths = cluster_nodes(3)
     with open_cluster(paths, writable=True) as vol:
         vol.devices[0].inject_fault("write")
         vol.pfs("DATA").create("/f", os.urandom(300_000))
@@ -549,8 +523,8 @@ def test_blocks_and_headers_come_from_the_first_live_node(tmp_path):
         assert vol.volume_headers()[vol.best_zone]["mirror_tid"] == vol.nodes()[1]["mirror_tid"]
 
 
-def test_resync_workers_beside_reader_and_writer_threads(tmp_path):
-    paths = make_cluster(tmp_path, 5)
+def test_resync_workers_beside_reader_and_writer_threads(cluster_nodes):
+    paths = cluster_nodes(5)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")

@@ -6,15 +6,18 @@ import threading
 
 import pytest
 
-from harness import refimages
-from harness.devices import loop_device, nbd_server  # noqa: F401
+from pyh2 import refimages
 from pyh2 import _core, newfs_cluster, open_cluster
 from pyh2.importer import Importer
-from test_devices import make_tree
-from test_devices_nbd import no_hang  # noqa: F401  (a hang fails the test)
 
 MiB = 1 << 20
 SIZE = 128 * MiB
+BOUND = 60          # seconds: a hang fails the test instead of stalling the run
+
+
+@pytest.fixture(autouse=True)
+def no_hang(watchdog):
+    watchdog(BOUND)
 @pytest.fixture
 def backing(tmp_path):
     """Three sparse files backing the nodes."""
@@ -46,10 +49,9 @@ def write_files(vol, count, seed):
     return files
 
 
-def test_tree_over_file_loop_and_nbd(tmp_path, backing, loop_device, nbd_server):
-    uris = [str(backing[0]), loop_device(backing[1]).uri, nbd_server(backing[2]).uri]
-    newfs_cluster(uris)
-    src = make_tree(tmp_path / "src")
+def test_tree_over_file_loop_and_nbd(cluster_nodes, sample_tree):
+    uris = cluster_nodes(3, kind=["file", "loop", "nbd"], size=SIZE)
+    src = sample_tree
     with open_cluster(uris, writable=True) as vol:
         Importer(vol.pfs("DATA")).run(str(src))
         vol.flush()

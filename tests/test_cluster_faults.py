@@ -9,7 +9,7 @@ import pytest
 import pyh2
 from pyh2.cluster import open_cluster, resync_cluster
 
-from test_cluster import assert_all_nodes, make_cluster
+from pyh2.testing.nodes import assert_all_nodes
 
 KINDS = ["read", "write", "corrupt", "disconnect", "enospc"]
 
@@ -45,9 +45,9 @@ def apply_op(rng, pfs, model):
 
 
 @pytest.mark.parametrize("n,seed", [(2, 1), (3, 2), (3, 3), (5, 4)])
-def test_acknowledged_writes_survive_random_faults(tmp_path, n, seed):
+def test_acknowledged_writes_survive_random_faults(n, seed, cluster_nodes):
     rng = random.Random(seed)
-    paths = make_cluster(tmp_path, n)
+    paths = cluster_nodes(n)
     spare = n - (n // 2 + 1)            # failures the quorum tolerates
     model, acked = {}, {}
     for session in range(2):
@@ -94,10 +94,10 @@ def _leave_behind(paths, behind, change):
         change(vol.pfs("DATA"))
 
 
-def test_bulkfree_leaves_a_stale_node_stale(tmp_path):
+def test_bulkfree_leaves_a_stale_node_stale(cluster_nodes):
     # bulkfree commits a transaction: on a stale node it would claim one of
     # the cluster's, so a resync (or the next join) would skip what it missed
-    paths = make_cluster(tmp_path, 3)
+    paths = cluster_nodes(3)
     _leave_behind(paths, 2, lambda pfs: pfs.create("/missed", b"m" * 5000))
     with open_cluster(paths, writable=True) as vol:
         before = [x["mirror_tid"] for x in vol.nodes()]
@@ -108,9 +108,9 @@ def test_bulkfree_leaves_a_stale_node_stale(tmp_path):
     assert_all_nodes(paths, {"/missed": b"m" * 5000})
 
 
-def test_elements_only_a_stale_node_holds_are_gone(tmp_path):
+def test_elements_only_a_stale_node_holds_are_gone(cluster_nodes):
     # the live nodes deleted them: the cluster neither shows nor touches them
-    paths = make_cluster(tmp_path, 3)
+    paths = cluster_nodes(3)
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
         pfs.create("/f", os.urandom(200_000))
@@ -130,10 +130,10 @@ def test_elements_only_a_stale_node_holds_are_gone(tmp_path):
     assert_all_nodes(paths, {"/f": b""})
 
 
-def test_a_node_that_cannot_read_what_is_modified_leaves(tmp_path):
+def test_a_node_that_cannot_read_what_is_modified_leaves(cluster_nodes):
     # it would miss the change (a block failing its check stays unreadable)
     # yet stay live, diverged, at the same transaction
-    paths = make_cluster(tmp_path, 3)
+    paths = cluster_nodes(3)
     files = {f"/d/f{i}": b"f" * 3000 for i in range(40)}     # an inode index on disk
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
@@ -157,10 +157,10 @@ def test_a_node_that_cannot_read_what_is_modified_leaves(tmp_path):
 
 
 @pytest.mark.parametrize("after", [0, 1], ids=["header", "tree"])
-def test_bulkfree_frees_nothing_by_what_it_could_not_read(tmp_path, after):
+def test_bulkfree_frees_nothing_by_what_it_could_not_read(after, cluster_nodes):
     # a read failing under bulkfree (the header, a block of the tree) leaves its
     # map of the blocks in use partial: freeing by it frees blocks still in use
-    paths = make_cluster(tmp_path, 3)
+    paths = cluster_nodes(3)
     data = os.urandom(300_000)
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")

@@ -7,26 +7,13 @@ import subprocess
 import pytest
 
 import pyh2
-from harness import refimages
-from harness.devices import (ImageFile, LoopDevice, NbdServer, loop_device,  # noqa: F401
-                             loop_unavailable, mem_device, nbd_attachment, nbd_server)
+from pyh2 import refimages
+from pyh2.testing.devices import ImageFile, LoopDevice, NbdServer, loop_unavailable
 from pyh2 import _core
 from pyh2.importer import Importer
 
 MiB = 1 << 20
 SIZE = 128 * MiB
-
-
-def make_tree(root):
-    """A small host tree: nested dirs, files of awkward sizes, a symlink, a hardlink."""
-    (root / "a" / "b").mkdir(parents=True)
-    for i, size in enumerate([0, 1, 4095, 65536, 65537, 300_000]):
-        (root / "a" / f"f{i}").write_bytes(os.urandom(size))
-    (root / "a" / "b" / "zeros").write_bytes(bytes(200_000) + b"tail")
-    (root / "a" / "b" / "text").write_text("hello devices\n" * 1000)
-    os.symlink("../f1", root / "a" / "b" / "link")
-    os.link(root / "a" / "f2", root / "a" / "hard")
-    return root
 
 
 def import_and_check(uri, src):
@@ -43,60 +30,55 @@ def import_and_check(uri, src):
 
 
 @pytest.fixture
-def tree(tmp_path):
-    return make_tree(tmp_path / "src")
-
-
-@pytest.fixture
 def image(tmp_path):
     with ImageFile(tmp_path / "dev.img", SIZE, keep=True) as img:
         yield img
 
 
-def test_image_file(image, tree):
-    import_and_check(image.uri, tree)
+def test_image_file(image, sample_tree):
+    import_and_check(image.uri, sample_tree)
 
 
-def test_loop_device(image, tree, loop_device):
+def test_loop_device(image, sample_tree, loop_device):
     dev = loop_device(image.path)
     assert dev.path.startswith("/dev/loop")
-    import_and_check(dev.uri, tree)
+    import_and_check(dev.uri, sample_tree)
 
 
-def test_loop_device_with_4k_sectors(image, tree, loop_device):
+def test_loop_device_with_4k_sectors(image, sample_tree, loop_device):
     """1 KiB blocks on a 4 KiB-sector device: O_DIRECT through bounce buffers and
     read-modify-write of partial sectors."""
     dev = loop_device(image.path, sector_size=4096)
     assert open(f"/sys/block/{os.path.basename(dev.path)}/queue/logical_block_size").read() \
         .strip() == "4096"
-    import_and_check(dev.uri, tree)
+    import_and_check(dev.uri, sample_tree)
 
 
-def test_nbdkit_native_client(image, tree, nbd_server):
+def test_nbdkit_native_client(image, sample_tree, nbd_server):
     srv = nbd_server(image.path, export="node")
-    import_and_check(srv.uri, tree)
+    import_and_check(srv.uri, sample_tree)
     # what went over NBD is on the file nbdkit serves
     with pyh2.open(image.uri) as vol:
-        assert vol.pfs("DATA").read("/a/b/text") == (tree / "a" / "b" / "text").read_bytes()
+        assert vol.pfs("DATA").read("/a/b/text") == (sample_tree / "a" / "b" / "text").read_bytes()
 
 
 @pytest.mark.parametrize("server", ["nbdkit", "qemu-nbd"])
-def test_nbd_over_tcp(image, tree, nbd_server, server):
+def test_nbd_over_tcp(image, sample_tree, nbd_server, server):
     srv = nbd_server(image.path, export="t", server=server, tcp=True)
     assert srv.uri.startswith("nbd://127.0.0.1:")
-    import_and_check(srv.uri, tree)
+    import_and_check(srv.uri, sample_tree)
 
 
-def test_nbdkit_memory_plugin(tree, nbd_server):
-    import_and_check(nbd_server(plugin="memory", size=SIZE).uri, tree)
+def test_nbdkit_memory_plugin(sample_tree, nbd_server):
+    import_and_check(nbd_server(plugin="memory", size=SIZE).uri, sample_tree)
 
 
-def test_qemu_nbd(image, tree, nbd_server):
-    import_and_check(nbd_server(image.path, server="qemu-nbd", export="q").uri, tree)
+def test_qemu_nbd(image, sample_tree, nbd_server):
+    import_and_check(nbd_server(image.path, server="qemu-nbd", export="q").uri, sample_tree)
 
 
-def test_memory_device(tree, mem_device):
-    import_and_check(mem_device(SIZE).uri, tree)
+def test_memory_device(sample_tree, mem_device):
+    import_and_check(mem_device(SIZE).uri, sample_tree)
 
 
 def test_kernel_nbd_attachment(image, nbd_server, nbd_attachment):
@@ -106,9 +88,9 @@ def test_kernel_nbd_attachment(image, nbd_server, nbd_attachment):
         assert "DATA" in {p.label for p in vol.pfs_list()}
 
 
-def test_one_volume_reads_alike_through_every_backend(image, tree, nbd_server, loop_device):
-    import_and_check(image.uri, tree)
-    expected = refimages.tree_from_dir(tree)
+def test_one_volume_reads_alike_through_every_backend(image, sample_tree, nbd_server, loop_device):
+    import_and_check(image.uri, sample_tree)
+    expected = refimages.tree_from_dir(sample_tree)
     uris = [loop_device(image.path, read_only=True).uri,
             nbd_server(image.path, read_only=True).uri,
             nbd_server(image.path, server="qemu-nbd", read_only=True).uri]
@@ -118,14 +100,14 @@ def test_one_volume_reads_alike_through_every_backend(image, tree, nbd_server, l
             assert not diffs, (uri, diffs[:10])
 
 
-def test_cli_takes_device_uris(image, tree, nbd_server):
-    from conftest import run_pyh2
-    import_and_check(image.uri, tree)
+def test_cli_takes_device_uris(image, sample_tree, nbd_server):
+    from pyh2.testing.cli import run_pyh2
+    import_and_check(image.uri, sample_tree)
     srv = nbd_server(image.path, export="e")
     for spec in (srv.uri, srv.uri + ":DATA"):
         proc = run_pyh2("cat", spec, "/a/b/text")
         assert proc.returncode == 0, proc.stderr.decode()
-        assert proc.stdout == (tree / "a" / "b" / "text").read_bytes()
+        assert proc.stdout == (sample_tree / "a" / "b" / "text").read_bytes()
     proc = run_pyh2("ls", srv.uri + ":NOPE", "/")
     assert proc.returncode == 1 and b"NOPE" in proc.stderr
 

@@ -9,8 +9,6 @@ import uuid
 import pytest
 
 import pyh2
-from harness.devices import NbdServer, nbd_server  # noqa: F401
-from harness.model import watchdog
 from pyh2 import _core
 from pyh2.volume import Pfs, check_algo, comp_algo
 
@@ -21,10 +19,8 @@ BOUND = 60          # seconds: a hang fails the test instead of stalling the run
 
 
 @pytest.fixture(autouse=True)
-def no_hang():
-    cancel = watchdog(BOUND)
-    yield
-    cancel()
+def no_hang(watchdog):
+    watchdog(BOUND)
 
 
 @pytest.fixture

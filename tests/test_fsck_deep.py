@@ -1,5 +1,5 @@
 """fsck catches what reads catch: each class of damage is made by hand on an
-image whose check codes are then recomputed (harness.imagepatch), so only
+image whose check codes are then recomputed (pyh2.testing.imagepatch), so only
 the logical checks can find it; `pyh2 fsck` must exit 1 naming what is
 wrong and where."""
 import re
@@ -7,10 +7,10 @@ import re
 import pytest
 
 import pyh2
-from harness import imagepatch
-from harness.fuzz import BREF, DIRENT_NAME, DIRENT_NAMLEN, INODE_BLOCKSET, TYPE_INODE
+from pyh2.testing import imagepatch
+from pyh2.testing.fuzz import BREF, DIRENT_NAME, DIRENT_NAMLEN, INODE_BLOCKSET, TYPE_INODE
 
-from conftest import run_pyh2
+from pyh2.testing.cli import run_pyh2
 
 META_TYPE, META_OPFLAGS, META_INUM, META_SIZE, META_NAMELEN = 0x50, 0x51, 0x58, 0x60, 0x80
 BREF_KEYBITS, BREF_INUM = 3, 48

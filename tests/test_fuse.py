@@ -17,10 +17,9 @@ import pytest
 
 import pyh2
 from pyh2 import newfs_cluster, open_cluster
-from harness import refimages
-from harness.devices import nbd_server  # noqa: F401
-from harness.fusemount import fsck_clean, image, is_mounted, mounted  # noqa: F401
-from harness.fusemount import run_cli as run
+from pyh2 import refimages
+from pyh2.testing.fusemount import fsck_clean, is_mounted, mounted
+from pyh2.testing.fusemount import run_cli as run
 from pyh2 import _core
 from pyh2.mount import READAHEAD_KB, _alive
 

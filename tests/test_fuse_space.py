@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 import pyh2
-from harness.fusemount import fsck_clean, mounted, run_cli
+from pyh2.testing.fusemount import fsck_clean, mounted, run_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("fio") is None,
                                 reason="fio is not installed (scripts/setup.sh installs it)")

@@ -13,10 +13,11 @@ import time
 import pytest
 
 import pyh2
-from harness import fuzz, refimages
-from harness.fusemount import fsck_clean, image, is_mounted, mounted  # noqa: F401
-from harness.fusemount import run_cli as run, wait_gone
-from harness.model import Model
+from pyh2 import refimages
+from pyh2.testing import fuzz
+from pyh2.testing.fusemount import fsck_clean, is_mounted, mounted
+from pyh2.testing.fusemount import run_cli as run, wait_gone
+from pyh2.torture.model import Model
 from pyh2.mount import _alive
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
@@ -307,7 +308,7 @@ HOSTILE_SEEDS = range(1, 9)
 
 
 def test_hostile_images_mount_without_crashing(tmp_path):
-    """Damaged metadata no check code catches (harness.fuzz): a tree walk, reads and writes
+    """Damaged metadata no check code catches (pyh2.testing.fuzz): a tree walk, reads and writes
     through the mount get errors, the server stays up and unmounts cleanly."""
     base = tmp_path / "base.h2"
     fuzz.build_image(base)

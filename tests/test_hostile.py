@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import pyh2
-from harness import fuzz, imagepatch
+from pyh2.testing import fuzz, imagepatch
 
 RUNS = 60
 
@@ -74,7 +74,7 @@ def test_damaged_images_never_crash(base_image, tmp_path, first_seed):
     img, checked = base_image
     progress = tmp_path / "progress.json"
     try:
-        proc = subprocess.run([sys.executable, "-m", "harness.fuzz", str(img),
+        proc = subprocess.run([sys.executable, "-m", "pyh2.testing.fuzz", str(img),
                                str(first_seed), str(RUNS), str(progress)]
                               + ["--checked"] * checked,
                               capture_output=True, text=True, timeout=240)

@@ -12,8 +12,8 @@ import pytest
 
 import pyh2
 from pyh2.export import export
-from conftest import assert_clean_failure, run_pyh2
-from harness import imagepatch
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
+from pyh2.testing import imagepatch
 
 BREF = 128
 BLOCKSET = 0x200                # an inode's blockset / embedded data

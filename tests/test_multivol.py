@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 import pyh2
-from conftest import assert_clean_failure, run_pyh2
-from harness import refimages
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
+from pyh2 import refimages
 
 MiB, GiB = 1 << 20, 1 << 30
 REF = "multivol/multivol-3"

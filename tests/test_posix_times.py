@@ -12,9 +12,8 @@ import time
 import pytest
 
 import pyh2
-from harness.devices import nbd_server  # noqa: F401
-from harness.fusemount import image, is_mounted, mounted  # noqa: F401
-from harness.refimages import REPO
+from pyh2.testing.fusemount import is_mounted, mounted
+from pyh2.refimages import REPO
 from pyh2.mount import _alive
 
 needs_fuse = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")

@@ -4,9 +4,10 @@ import hashlib
 import pytest
 
 import pyh2
-from conftest import ALL_IMAGES, pfs_label, run_pyh2
-from harness import refimages
+from pyh2.testing.cli import run_pyh2
+from pyh2 import refimages
 
+ALL_IMAGES = refimages.image_names()
 IMAGE_PFS = [(n, label) for n in ALL_IMAGES for label in refimages.load_manifest(n)["trees"]]
 EXPORT_IMAGES = ["basic", "pfs-snapshot"]  # small trees; bigfile would export 1 GiB
 
@@ -78,7 +79,7 @@ def _smallest_file(tree):
 @pytest.mark.parametrize("name", ALL_IMAGES)
 def test_cli_smoke(name, ref_image, ref_json):
     img, manifest = ref_image(name), ref_json(name)
-    label = pfs_label(manifest)
+    label = refimages.pfs_label(manifest)
     target = img if label == "DATA" else f"{img}:{label}"  # bare IMG exercises the default
 
     proc = run_pyh2("info", img)

@@ -5,12 +5,12 @@ recorded; the new image passes fsck with a consistent freemap."""
 import pytest
 
 import pyh2
-from conftest import ALL_IMAGES, run_pyh2
-from harness import refimages
+from pyh2.testing.cli import run_pyh2
+from pyh2 import refimages
 from pyh2.export import export
 from pyh2.importer import Importer
 
-IMAGE_PFS = [(n, label) for n in ALL_IMAGES
+IMAGE_PFS = [(n, label) for n in refimages.image_names()
              for label, tree in refimages.load_manifest(n)["trees"].items() if tree]
 
 

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pyh2
-from harness import refimages
+from pyh2 import refimages
 from pyh2 import _core
 
 

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 import pyh2
-from harness import refimages
-from harness.model import Mirror, Model, watchdog
+from pyh2 import refimages
+from pyh2.torture.model import Mirror, Model, watchdog
 from pyh2.volume import CHECK_ALGOS, COMP_ALGOS
 
 MiB = 1 << 20

@@ -8,7 +8,7 @@ import random
 import pytest
 
 import pyh2
-from harness.model import watchdog
+from pyh2.torture.model import watchdog
 from pyh2 import _core
 
 MiB = 1 << 20

@@ -4,8 +4,8 @@ changes applied (a model built from the manifest), everything else untouched, fs
 import pytest
 
 import pyh2
-from harness import refimages
-from harness.model import Mirror, Model, watchdog
+from pyh2 import refimages
+from pyh2.torture.model import Mirror, Model, watchdog
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import run_pyh2
+from pyh2.testing.cli import run_pyh2
 
 BUDGET = float(os.environ.get("PYH2_TORTURE_SECONDS", "40"))
 SEED = int(os.environ.get("PYH2_TORTURE_SEED", "20261124"))

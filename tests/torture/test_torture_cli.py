@@ -6,8 +6,8 @@ import signal
 import threading
 import time
 
-from harness.torture.workers import Options, run_torture
-from conftest import assert_clean_failure, run_pyh2
+from pyh2.torture.workers import Options, run_torture
+from pyh2.testing.cli import assert_clean_failure, run_pyh2
 
 
 def test_torture_runs_and_writes_a_report(tmp_path):

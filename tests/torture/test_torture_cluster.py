@@ -2,8 +2,8 @@
 device faults on a minority of the nodes."""
 import pytest
 
-from harness.torture import Config, run_ops
-from harness.torture.faults import FaultPlan
+from pyh2.torture import Config, run_ops
+from pyh2.torture.faults import FaultPlan
 
 
 @pytest.mark.parametrize("nodes", [2, 3])

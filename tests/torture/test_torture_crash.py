@@ -2,9 +2,9 @@
 import pytest
 
 from pyh2 import _core
-from harness.torture import Config, Run, TortureFailure, run_ops
-from harness.torture.shrink import replay
-from harness.torture.workers import Options, ops_from_json, run_torture
+from pyh2.torture import Config, Run, TortureFailure, run_ops
+from pyh2.torture.shrink import replay
+from pyh2.torture.workers import Options, ops_from_json, run_torture
 
 
 @pytest.mark.parametrize("seed", [21, 22])

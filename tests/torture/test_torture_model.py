@@ -3,10 +3,10 @@ import collections
 
 import pytest
 
-from harness.model import Model
-from harness.torture import Config, Run, TortureFailure
-from harness.torture.ops import NEUTRAL_OPS, Generator, applicable, applied, apply_path_op
-from harness.torture.shrink import ddmin, unrename
+from pyh2.torture.model import Model
+from pyh2.torture import Config, Run, TortureFailure
+from pyh2.torture.ops import NEUTRAL_OPS, Generator, applicable, applied, apply_path_op
+from pyh2.torture.shrink import ddmin, unrename
 
 
 class _Null:

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from harness.torture import Config, Run, TortureFailure, run_ops
-from harness.torture.threads import RWLock, run_threaded
+from pyh2.torture import Config, Run, TortureFailure, run_ops
+from pyh2.torture.threads import RWLock, run_threaded
 from pyh2 import _core
 
 

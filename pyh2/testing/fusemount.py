@@ -4,21 +4,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 
-import pytest
-
-import pyh2
-from harness.refimages import REPO
 from pyh2.mount import _alive, mounts, unmount
+
+from .cli import run_pyh2
 
 
 def run_cli(*args, timeout=120):
     """`python3 -m pyh2 ARGS` (text output)."""
-    return subprocess.run([sys.executable, "-m", "pyh2", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return run_pyh2(*args, text=True, timeout=timeout)
 
 
 def is_mounted(mountpoint) -> bool:
@@ -57,14 +52,6 @@ def mounted(spec, mountpoint, *options):
                 os.kill(pid, signal.SIGKILL)
                 wait_gone(pid, 10)
             assert not is_mounted(mountpoint), f"{mountpoint} still mounted"
-
-
-@pytest.fixture
-def image(tmp_path):
-    """A fresh 1 GiB (sparse) volume."""
-    img = tmp_path / "vol.h2"
-    pyh2.newfs(img, 1 << 30)
-    return img
 
 
 def fsck_clean(img):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.model import Model
-from harness.refimages import compare_trees, tree_from_volume
+from .model import Model
+from ..refimages import compare_trees, tree_from_volume
 
 BUILTIN_PFS = {"DATA", "LOCAL"}
 MAX_DIFFS = 8

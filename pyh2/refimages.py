@@ -14,7 +14,7 @@ import stat as statmod
 import subprocess
 from pathlib import Path
 
-from harness import showdump
+from . import showdump
 
 REPO = Path(__file__).resolve().parent.parent
 READ_CHUNK = 4 << 20  # bounded reads: bigfile holds a 1 GiB sparse file
@@ -88,6 +88,11 @@ def load_manifest(name: str) -> dict:
 def show_paths(name: str) -> dict:
     """{pfs label: {path: {inum, mtime, type}}} from the real `hammer2 show` dump."""
     return showdump.load(reference_dir() / f"{name}.show.txt.zst")
+
+
+def pfs_label(manifest: dict) -> str:
+    """The PFS the CLI uses by default (DATA), else the first one with a tree."""
+    return "DATA" if "DATA" in manifest["trees"] else next(iter(manifest["trees"]))
 
 
 def expected_tree(name: str, label: str) -> list[dict]:

@@ -15,11 +15,11 @@ destination.  Whatever fsck says, `exercise` reads the whole volume the way
 a user would and `modify` writes into it and flushes: they may raise
 H2Error for what they find, but the process must never crash or hang.
 
-Run as `python -m harness.fuzz IMAGE SEED COUNT PROGRESS_FILE [--checked]`:
+Run as `python -m pyh2.testing.fuzz IMAGE SEED COUNT PROGRESS_FILE [--checked]`:
 damages COUNT copies of IMAGE (seeds SEED...), checking and exercising
 each, and writes the seed under test to PROGRESS_FILE first, so a crash
 names its seed; `--checked` repairs check codes after each damage.  A
-broken invariant exits 2 naming the seed.  `python -m harness.fuzz --long
+broken invariant exits 2 naming the seed.  `python -m pyh2.testing.fuzz --long
 [RUNS]` builds both kinds of image and runs RUNS (default 2000) of each.
 """
 from __future__ import annotations

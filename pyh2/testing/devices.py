@@ -3,7 +3,8 @@
 Every class is a context manager that undoes what it set up even when the block
 inside fails or is interrupted: loop devices are detached, servers (started by
 us, tracked by pid) are stopped, sockets removed.  Each exposes `.uri`, the
-device URI `pyh2.open` accepts.  Pytest fixtures built on them are at the end.
+device URI `pyh2.open` accepts.  The pytest fixtures built on them are in
+pyh2.testing.plugin.
 """
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-
-import pytest
 
 START_TIMEOUT = 10.0            # seconds for a server's socket to appear
 
@@ -325,50 +324,3 @@ class NbdAttachment:
         if self.attached:
             subprocess.run(["nbd-client", "-d", self.path], capture_output=True, timeout=30)
             self.attached = False
-
-
-# ------------------------------------------------------------ pytest fixtures
-
-def _enter(cm):
-    try:
-        return cm.__enter__()
-    except DeviceUnavailable as e:
-        pytest.skip(str(e))
-
-
-def _made(cls):
-    """A fixture's body: a factory that makes and enters a cls (a skip where the machine
-    lacks it); everything made is exited, newest first, when the test ends."""
-    made = []
-
-    def make(*args, **kw):
-        cm = _enter(cls(*args, **kw))       # one that failed to set up has nothing to undo
-        made.append(cm)
-        return cm
-    yield make
-    for cm in reversed(made):
-        cm.__exit__(None, None, None)
-
-
-@pytest.fixture
-def loop_device():
-    """loop_device(backing, read_only=False, sector_size=None) -> an attached LoopDevice."""
-    yield from _made(LoopDevice)
-
-
-@pytest.fixture
-def nbd_server():
-    """nbd_server(target=None, **kw) -> a started NbdServer (see the class)."""
-    yield from _made(NbdServer)
-
-
-@pytest.fixture
-def mem_device():
-    """mem_device(size) -> a MemDevice, deleted after the test."""
-    yield from _made(MemDevice)
-
-
-@pytest.fixture
-def nbd_attachment():
-    """nbd_attachment(server) -> an NbdAttachment, or a skip naming why not."""
-    yield from _made(NbdAttachment)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 import random
 
-from harness.model import Mirror
+from .model import Mirror
 from pyh2 import H2Error
 
 from .errors import WrongErrno

@@ -6,7 +6,7 @@ import multiprocessing
 import tempfile
 import time
 
-from harness.model import Model
+from .model import Model
 
 from .errors import TortureFailure
 from .ops import applied

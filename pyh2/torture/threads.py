@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 
-from harness.model import Model
+from .model import Model
 
 from .errors import TortureFailure, failure
 from .ops import VOLUME_OPS, Generator, apply_path_op

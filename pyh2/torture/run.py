@@ -9,7 +9,7 @@ import pyh2
 from pyh2 import _core
 from pyh2.volume import Pfs
 
-from harness.model import Model
+from .model import Model
 
 from .crash import CrashEngine, sparse_copy
 from .errors import TortureFailure, failure

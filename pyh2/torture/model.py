@@ -2,7 +2,7 @@
 
 The model takes the same write calls as pyh2.Pfs (create, mkdir, mkfifo, symlink, write,
 truncate, link, unlink, rmdir, rename, chmod, chown, utime) and renders itself in the manifest
-shape of harness.refimages (`manifest()`), so `refimages.compare_trees(model.manifest(),
+shape of pyh2.refimages (`manifest()`), so `refimages.compare_trees(model.manifest(),
 refimages.tree_from_volume(pfs))` compares a live PFS against it.
 
 Timestamps follow POSIX: creating, removing or renaming an entry sets its directory's mtime
