@@ -7,9 +7,9 @@
  * place everything it will really write: each node's count of what is
  * modified (whole blocks as copy-on-write reallocates them, indirect
  * blocks, inodes), what this modification may add, and some spare,
- * against the node's free 64 KiB runs.  When that is short, what is
- * pending is committed and a bulkfree takes back what the committed tree
- * no longer references, before anything is refused.  A commit the
+ * against the node's free 64 KiB runs.  When that is short, a bulkfree
+ * takes back what the committed tree no longer references (a mount
+ * commits what is pending first) before anything is refused.  A commit the
  * allocator would not have room for is refused before it writes
  * anything and is tried again later; only one that failed half way
  * stops further modifications.  Callers hold the PFS's exclusive
