@@ -282,3 +282,35 @@ def test_newfs_unknown_algorithm(tmp_path, kw, bad):
 def test_newfs_core_rejects_bad_algorithm_numbers(tmp_path, comp, check):
     img = tmp_path / "x.h2"
     raises(errno.EINVAL, _core.newfs, str(img), 256 * MiB, "DATA", 0, comp, check)
+
+
+def test_api_overwrites_refused_up_front_never_at_the_flush(tmp_path):
+    """Random 4 KiB overwrites of a 128 MiB file on a 256 MiB volume, through the API, for
+    three times the volume: each reallocates a 64 KiB block at the next flush. A write
+    the next flush could not place is refused with ENOSPC up front, the flush then always
+    succeeds (it used to fail half way, losing what was written since the last), and the
+    volume takes more after it (a bulkfree takes back what the flush replaced)."""
+    img = tmp_path / "v.h2"
+    pyh2.newfs(img, 256 * MiB)
+    rnd = random.Random(3)
+    data = bytearray(rnd.randbytes(128 * MiB))
+    refusals = 0
+    with pyh2.open(img, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.create("/f", bytes(data))
+        vol.flush()
+        for _ in range(3 * 256 * MiB // (64 * 1024)):
+            off = rnd.randrange(0, len(data), 4096)
+            chunk = rnd.randbytes(4096)
+            try:
+                pfs.write("/f", chunk, off)
+            except pyh2.H2Error as e:
+                assert e.errno == errno.ENOSPC, e
+                refusals += 1
+                vol.flush()
+                pfs.write("/f", chunk, off)
+            data[off:off + 4096] = chunk
+    assert refusals > 0, "never ran short: the test proves nothing"
+    with pyh2.open(img) as vol:
+        assert vol.pfs("DATA").read("/f") == bytes(data)
+        assert_fsck_clean(vol)
