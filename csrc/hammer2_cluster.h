@@ -66,6 +66,17 @@ typedef int (*hammer2_scan_cb_t)(void *arg, const hammer2_scan_elem_t *el);
 int hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 			       hammer2_scan_cb_t cb, void *arg);
 
+/* An element no node could read, for the report. */
+typedef struct hammer2_resync_lost {
+	char		pfs[HAMMER2_INODE_MAXNAME + 1];	/* "": the super-root */
+	hammer2_tid_t	inum;		/* the inode holding it */
+	hammer2_key_t	key;
+	uint8_t		type;
+	hammer2_off_t	off;		/* on the node, 0: it lacks it */
+} hammer2_resync_lost_t;
+
+#define HAMMER2_RESYNC_LOST_MAX	16
+
 /* Resync statistics. */
 typedef struct hammer2_resync_stats {
 	uint64_t	visited;	/* source elements compared */
@@ -73,8 +84,10 @@ typedef struct hammer2_resync_stats {
 	uint64_t	copied;		/* elements written to the node */
 	uint64_t	deleted;	/* elements the node had and should not */
 	uint64_t	bytes;		/* logical data bytes copied */
-	uint64_t	repaired;	/* unreadable elements replaced (scrub) */
-	uint64_t	unreadable;	/* ... the source could not provide */
+	uint64_t	repaired;	/* unreadable elements replaced */
+	uint64_t	unreadable;	/* ... that no node could provide */
+	uint64_t	missing;	/* ... of those, ones the node lacks now */
+	hammer2_resync_lost_t lost[HAMMER2_RESYNC_LOST_MAX];	/* the first */
 } hammer2_resync_stats_t;
 
 /* Also read back what both hold, replacing what fails its check. */
@@ -82,9 +95,12 @@ typedef struct hammer2_resync_stats {
 /* Compare everything: the node's transaction ids say nothing (another
  * cluster's node being made a copy). */
 #define HAMMER2_RESYNC_FULL	0x0002
+/* The node was live: elements only it holds are ones the sources cannot
+ * read, not ones the cluster deleted, and stay. */
+#define HAMMER2_RESYNC_KEEP	0x0004
 
-int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
-		   hammer2_resync_stats_t *stats);
+int hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
+		   int flags, hammer2_resync_stats_t *stats);
 int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 			   int src_index, int flags,
 			   hammer2_resync_stats_t *stats);

@@ -8,7 +8,17 @@ cdef extern from "hammer2_cluster.h" nogil:
         uint64_t read_errors
         char why[192]
 
+    ctypedef struct hammer2_resync_lost_t:
+        char pfs[256]
+        uint64_t inum
+        uint64_t key
+        uint8_t type
+        uint64_t off
+
+    int HAMMER2_RESYNC_LOST_MAX
+
     ctypedef struct hammer2_resync_stats_t:
+        hammer2_resync_lost_t lost[16]
         uint64_t visited
         uint64_t skipped
         uint64_t copied
@@ -16,6 +26,7 @@ cdef extern from "hammer2_cluster.h" nogil:
         uint64_t bytes
         uint64_t repaired
         uint64_t unreadable
+        uint64_t missing
 
     ctypedef struct hammer2_chain_t:
         uint32_t bytes
@@ -158,9 +169,10 @@ def resync(list devices, int index, bint scrub=False, int source=-1):
     """Bring node `index` (stale) back: commit the live nodes, copy from
     live node `source` (-1: the first) only what changed since the node's
     last transaction,
-    rejoin it.  scrub: also read back everything both hold, replacing what
-    fails its check on the node (a live node is taken out meanwhile).
-    Returns the counts."""
+    rejoin it.  What the node cannot read is replaced from any live node
+    that can serve it.  scrub: also read back everything it holds (a live
+    node is taken out meanwhile).  Returns the counts, and in 'lost' the
+    first elements no node could read."""
     cdef hammer2_dev_t *devs[MAXNODES]
     cdef int n = _devs(devices, devs, True)
     cdef hammer2_resync_stats_t st
@@ -189,7 +201,12 @@ def resync(list devices, int index, bint scrub=False, int source=-1):
         raise _error(err)
     return {'visited': st.visited, 'skipped': st.skipped, 'copied': st.copied,
             'deleted': st.deleted, 'bytes': st.bytes, 'repaired': st.repaired,
-            'unreadable': st.unreadable}
+            'unreadable': st.unreadable, 'missing': st.missing,
+            'lost': [{'pfs': _text(st.lost[i].pfs), 'inum': st.lost[i].inum,
+                      'key': st.lost[i].key,
+                      'type': _text(hammer2_bref_type_name(st.lost[i].type)),
+                      'off': st.lost[i].off}
+                     for i in range(min(st.unreadable, HAMMER2_RESYNC_LOST_MAX))]}
 
 
 cdef int _scan_cb(void *arg, const hammer2_scan_elem_t *el) noexcept with gil:

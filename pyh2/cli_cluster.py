@@ -37,15 +37,19 @@ def cmd_resync(args, out):
         for path, st in done.items():
             out(f"{path}: {st['copied']} element(s) copied ({st['bytes']} data bytes), "
                 f"{st['deleted']} deleted, {st['skipped']} unchanged subtree(s) skipped")
+        lost = []
         if args.scrub:
             for path, st in vol.scrub().items():
                 out(f"{path}: scrubbed, {st['repaired']} damaged element(s) replaced"
-                    + (f", {st['unreadable']} unreadable on the source too"
+                    + (f", {st['unreadable']} unreadable on every node"
                        if st["unreadable"] else ""))
+                lost += [f"{path}: unrecoverable: {x['path']}" for x in st["lost"]]
         for n in vol.nodes():
             out(node_line(n))
         left = [n for n in vol.nodes() if n["state"] != "live"]
     out(f"resynced {len(done)} node(s) in {time.perf_counter() - t:.2f}s")
+    if lost:
+        raise H2Error(5, "\n".join(lost))
     if left:
         raise H2Error(5, f"{len(left)} node(s) still out of the cluster: "
                          + "; ".join(n["why"] for n in left))

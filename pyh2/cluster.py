@@ -131,25 +131,48 @@ class ClusterVolume(Volume):
 
     @one_at_a_time
     def _resync_node(self, i: int, scrub: bool = False) -> dict:
-        """Resync node i from the first live node that can serve it: a
-        source that fails to read leaves the node half copied, so it is
-        reopened from its media and the next source tried."""
-        sources = [j for j, n in enumerate(self.nodes()) if n["state"] == "live" and j != i]
-        for k, j in enumerate(sources):
-            try:
-                return _core.resync(self.devices, i, scrub, j)
-            except H2Error as e:
-                if k == len(sources) - 1 or e.errno == errno.EROFS:
-                    raise
-                self._reopen(i)
-        return _core.resync(self.devices, i, scrub)     # names why nothing serves
+        """Resync node i, each element from the first live node that
+        serves it.  A failure leaves the node half copied: it is reopened
+        from its media (which kept its last commit) and tried once more."""
+        try:
+            return _core.resync(self.devices, i, scrub)
+        except H2Error as e:
+            if e.errno == errno.EROFS:
+                raise
+        self._reopen(i)
+        return _core.resync(self.devices, i, scrub)
 
     def scrub(self) -> dict:
-        """Read back every node in turn against another live one (its check
-        codes verified) and replace what fails; returns {path: counts}
-        (counts['repaired']).  Needs a quorum without the node scrubbed."""
-        return {self.paths[i]: self._resync_node(i, True)
+        """Read back every node in turn (its check codes verified) and
+        replace what fails from any other live node that reads it; returns
+        {path: counts} (counts['repaired']; counts['lost']: what no node
+        could read, each with its 'path').  Needs a quorum without the
+        node scrubbed."""
+        done = {self.paths[i]: self._resync_node(i, True)
                 for i in range(len(self.devices))}
+        for st in done.values():
+            for lost in st["lost"]:
+                lost["path"] = self._lost_path(lost)
+        return done
+
+    def _lost_path(self, lost: dict) -> str:
+        """Where an element no node could read lies: PFS:path (of the inode
+        holding it), and the key (a file offset for data)."""
+        where = "super-root" if not lost["pfs"] else f"{lost['pfs']}:inode {lost['inum']}"
+        if lost["pfs"]:
+            try:
+                pfs = self.pfs(lost["pfs"])
+            except H2Error:
+                pfs = None
+            if pfs is not None:
+                try:
+                    for path in _inode_paths(pfs, lost["inum"]):
+                        where = f"{lost['pfs']}:{path}"
+                        break
+                finally:
+                    pfs.close()
+        what = "offset" if lost["type"] == "data" else "key"
+        return f"{where} {lost['type']} {what} {lost['key']:#x}"
 
     def start_resync(self) -> list["ResyncWorker"]:
         """A background resync worker per stale or failed node while the
@@ -227,6 +250,17 @@ def _logical_tree(vol: Volume) -> dict:
         finally:
             pfs.close()
     return tree
+
+
+def _inode_paths(pfs, inum: int):
+    """The paths naming inode inum (a PFS walk)."""
+    if inum == 1:
+        yield "/"
+    for top, dirs, files in pfs.walk("/"):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            if pfs.stat(path).inum == inum:
+                yield path
 
 
 def _digest(pfs, path: str, size: int, chunk: int = 4 << 20) -> str:
