@@ -104,5 +104,15 @@ int hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
 int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 			   int src_index, int flags,
 			   hammer2_resync_stats_t *stats);
+int hammer2_resync_heal(hammer2_chain_t *dparent, hammer2_chain_t **sparents,
+			int n, hammer2_key_t beg, hammer2_key_t end,
+			hammer2_resync_stats_t *stats);
+
+/* Self-heal on read (hammer2_heal.c). */
+void hammer2_heal_note(hammer2_chain_t *bad, hammer2_chain_t **good, int n,
+		       hammer2_key_t beg, hammer2_key_t end);
+void hammer2_heal_run(hammer2_dev_t **devs, int ndevs);
+int hammer2_heal_pending(hammer2_dev_t *hmp);
+void hammer2_heal_forget(hammer2_dev_t **devs, int ndevs);
 
 #endif /* HAMMER2_CLUSTER_H_ */

@@ -292,7 +292,8 @@ hammer2_pfs_flush(hammer2_pfs_t *pfs)
 	return hammer2_cluster_flush(pfs->devs, pfs->ndevs);
 }
 
-/* Whether a live node has modifications the next commit would write. */
+/* Whether a live node has modifications (or rewrites of what it could not
+ * read) the next commit would write. */
 int
 hammer2_pfs_pending(hammer2_pfs_t *pfs)
 {
@@ -302,6 +303,8 @@ hammer2_pfs_pending(hammer2_pfs_t *pfs)
 		if (hammer2_node_live(hmp) &&
 		    ((hmp->vchain->flags | hmp->fchain->flags) &
 		     HAMMER2_CHAIN_MODIFIED))
+			return 1;
+		if (hammer2_heal_pending(hmp))
 			return 1;
 	}
 	return 0;

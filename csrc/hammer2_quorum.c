@@ -326,6 +326,7 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 
 	if (ndevs == 1)
 		return hammer2_flush(devs[0]);
+	hammer2_heal_run(devs, ndevs);
 	for (int i = 0; i < ndevs; ++i)
 		pending |= hammer2_node_live(devs[i]) &&
 			   ((devs[i]->vchain->flags | devs[i]->fchain->flags) &

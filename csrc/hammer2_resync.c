@@ -29,7 +29,7 @@
 #define LOCAL_LABEL	"LOCAL"
 
 static int sync_children(struct resync *rs, struct srcs *s,
-			 hammer2_chain_t *d);
+			 hammer2_chain_t *d, hammer2_key_t beg, hammer2_key_t end);
 
 static void
 chain_put(hammer2_chain_t *c)
@@ -200,7 +200,7 @@ copy_elem(struct resync *rs, struct srcs *child, hammer2_chain_t *sc,
 		if (sc->bref.type == HAMMER2_BREF_TYPE_DATA)
 			rs->stats->bytes += bytes;
 		if (has_children(sc))
-			error = sync_children(rs, child, d);
+			error = sync_children(rs, child, d, 0, HAMMER2_KEY_MAX);
 		/* after the children, whose creation stamps their parents */
 		d->bref.modify_tid = sc->bref.modify_tid;
 	}
@@ -307,7 +307,7 @@ sync_both(struct resync *rs, struct srcs *child, hammer2_chain_t *d,
 	if (!bad && same) {
 		++rs->stats->skipped;
 		if (has_children(dc)) {
-			error = sync_children(rs, child, dc);
+			error = sync_children(rs, child, dc, 0, HAMMER2_KEY_MAX);
 			if (dc->flags & HAMMER2_CHAIN_MODIFIED)
 				dc->bref.modify_tid = el->modify_tid;
 		}
@@ -379,12 +379,43 @@ sync_extra(struct resync *rs, struct srcs_level *lv, hammer2_chain_t *d,
 }
 
 /*
- * Merge the elements under s (the sources) and d (dst): copy what dst
- * lacks, holds in another version or cannot read; delete what the
- * sources no longer have.
+ * dst's elements in [*begp, *endp] under d; the range grows to take in
+ * whole the indirect blocks that do not load, as healing replaces them
+ * with everything they held.
  */
 static int
-sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d)
+dst_collect(hammer2_chain_t *d, struct elems *de, hammer2_key_t *begp,
+	    hammer2_key_t *endp)
+{
+	int error, grown;
+
+	do {
+		grown = 0;
+		elems_free(de);
+		error = elems_collect(d, de, 0, *begp, *endp);
+		for (size_t i = 0; error == 0 && i < de->nbad; ++i) {
+			const hammer2_blockref_t *b = &de->bad[i]->bref;
+
+			if (b->key < *begp || hammer2_bref_key_end(b) > *endp) {
+				if (b->key < *begp)
+					*begp = b->key;
+				if (hammer2_bref_key_end(b) > *endp)
+					*endp = hammer2_bref_key_end(b);
+				grown = 1;
+			}
+		}
+	} while (error == 0 && grown);
+	return error;
+}
+
+/*
+ * Merge the elements in [beg, end] under s (the sources) and d (dst):
+ * copy what dst lacks, holds in another version or cannot read; delete
+ * what the sources no longer have.
+ */
+static int
+sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
+	      hammer2_key_t beg, hammer2_key_t end)
 {
 	struct srcs_level lv;
 	struct elems de = { 0 };
@@ -397,9 +428,10 @@ sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d)
 		snprintf(rs->label, sizeof(rs->label), "%.*s",
 			 (int)d->data->ipdata.meta.name_len,
 			 (const char *)d->data->ipdata.filename);
-	error = srcs_collect(rs, s, &lv);
+	memset(&lv, 0, sizeof(lv));
+	error = dst_collect(d, &de, &beg, &end);
 	if (error == 0)
-		error = elems_collect(d, &de, 0);
+		error = srcs_collect(rs, s, &lv, beg, end);
 	if (error == 0)
 		error = heal_holes(rs, &lv, d, &de);
 	while (error == 0 && (i < lv.e.n || j < de.n)) {
@@ -476,7 +508,7 @@ hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst, int flags,
 	srcs_top(&rs, &top);
 	hammer2_chain_ref(dst->vchain);
 	hammer2_chain_lock(dst->vchain, 0);
-	error = sync_children(&rs, &top, dst->vchain);
+	error = sync_children(&rs, &top, dst->vchain, 0, HAMMER2_KEY_MAX);
 	chain_put(dst->vchain);
 	srcs_done(&top);
 	/* committed without them, it would claim a tree it does not hold */
@@ -492,6 +524,42 @@ hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst, int flags,
 		error = hammer2_flush(dst);
 	return error ? hammer2_preerr(error, "resync of %s from %s", dst->path,
 				      srcs[0]->path) : 0;
+}
+
+/*
+ * Heal keys [beg, end] under dparent, an inode (or volume root) of a live
+ * node, from the same one on the other nodes (sparents, NULL where a node
+ * has none): what dparent's node cannot read there is rewritten in the
+ * transaction being built.  Callers hold every node's transaction lock
+ * exclusively.
+ */
+int
+hammer2_resync_heal(hammer2_chain_t *dparent, hammer2_chain_t **sparents,
+		    int n, hammer2_key_t beg, hammer2_key_t end,
+		    hammer2_resync_stats_t *stats)
+{
+	hammer2_dev_t *dst = dparent->hmp;
+	struct resync rs = { .dst = dst, .since = dst->voldata->mirror_tid,
+			     .mtid = dst->mtid, .stats = stats,
+			     .flags = HAMMER2_RESYNC_SCRUB | HAMMER2_RESYNC_KEEP };
+	struct srcs top;
+	int error;
+
+	memset(&top, 0, sizeof(top));
+	for (int k = 0; k < n && k < HAMMER2_MAXCLUSTER; ++k) {
+		if (sparents[k] == NULL)
+			continue;
+		rs.src[rs.nsrc] = sparents[k]->hmp;
+		top.c[rs.nsrc++] = sparents[k];
+	}
+	top.looked = (1u << rs.nsrc) - 1;
+	if (rs.nsrc == 0)
+		return 0;
+	hammer2_chain_ref(dparent);
+	hammer2_chain_lock(dparent, 0);
+	error = sync_children(&rs, &top, dparent, beg, end);
+	chain_put(dparent);
+	return error;
 }
 
 /*

@@ -58,7 +58,8 @@ struct srcs_level {
 };
 
 int elem_cmp(const struct elem *a, const struct elem *b);
-int elems_collect(hammer2_chain_t *parent, struct elems *e, int shared);
+int elems_collect(hammer2_chain_t *parent, struct elems *e, int shared,
+		  hammer2_key_t beg, hammer2_key_t end);
 void elems_free(struct elems *e);
 hammer2_chain_t *elem_lookup(hammer2_chain_t *parent, const struct elem *el,
 			     int shared, int flags, int *errorp);
@@ -67,7 +68,8 @@ void srcs_top(struct resync *rs, struct srcs *top);
 void srcs_init(struct srcs *s, struct srcs *up, const struct elem *el);
 void srcs_done(struct srcs *s);
 hammer2_chain_t *srcs_get(struct resync *rs, struct srcs *s, int *errorp);
-int srcs_collect(struct resync *rs, struct srcs *s, struct srcs_level *lv);
+int srcs_collect(struct resync *rs, struct srcs *s, struct srcs_level *lv,
+		 hammer2_key_t beg, hammer2_key_t end);
 int srcs_unknown(const struct srcs_level *lv, hammer2_key_t beg,
 		 hammer2_key_t end);
 void srcs_level_free(struct srcs_level *lv);

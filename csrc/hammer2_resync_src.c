@@ -80,29 +80,30 @@ elem_qcmp(const void *a, const void *b)
 }
 
 /*
- * The leaf elements directly under an inode (or the volume root).  An
- * indirect block that does not load is passed over, kept in e->bad, and
- * the scan goes on past its key range.  An error of parent itself, or
- * one that is no media damage, is returned.
+ * The leaf elements in [beg, end] directly under an inode (or the volume
+ * root).  An indirect block that does not load is passed over, kept in
+ * e->bad, and the scan goes on past its key range.  An error of parent
+ * itself, or one that is no media damage, is returned.
  */
 int
-elems_collect(hammer2_chain_t *parent, struct elems *e, int shared)
+elems_collect(hammer2_chain_t *parent, struct elems *e, int shared,
+	      hammer2_key_t beg, hammer2_key_t end)
 {
 	int flags = HAMMER2_LOOKUP_NODATA | LOOKUP_HOW(shared);
 	hammer2_chain_t *p, *c, *up;
-	hammer2_key_t next, end;
+	hammer2_key_t next, bad_end;
 	int error;
 
 	hammer2_chain_ref(parent);
 	hammer2_chain_lock(parent, LOCK_HOW(shared));
 	p = parent;
-	c = hammer2_chain_lookup(&p, &next, 0, HAMMER2_KEY_MAX, &error, flags);
+	c = hammer2_chain_lookup(&p, &next, beg, end, &error, flags);
 	for (;;) {
 		while (c) {
 			if ((error = elems_push(e, &c->bref)) != 0)
 				break;
-			c = hammer2_chain_next(&p, c, &next, 0, HAMMER2_KEY_MAX,
-					       &error, flags);
+			c = hammer2_chain_next(&p, c, &next, beg, end, &error,
+					       flags);
 		}
 		if (c || error == 0 || p == parent || p->error == 0 ||
 		    error == ENOTCONN)
@@ -110,8 +111,8 @@ elems_collect(hammer2_chain_t *parent, struct elems *e, int shared)
 		/* p: an indirect block that failed its read or check */
 		if ((error = elems_bad(e, p)) != 0)
 			break;
-		end = hammer2_bref_key_end(&p->bref);
-		if (end == HAMMER2_KEY_MAX)
+		bad_end = hammer2_bref_key_end(&p->bref);
+		if (bad_end >= end)
 			break;
 		up = p->parent;
 		hammer2_chain_ref(up);
@@ -119,8 +120,8 @@ elems_collect(hammer2_chain_t *parent, struct elems *e, int shared)
 		hammer2_chain_unlock(p);
 		hammer2_chain_drop(p);
 		p = up;
-		c = hammer2_chain_lookup(&p, &next, end + 1, HAMMER2_KEY_MAX,
-					 &error, flags);
+		c = hammer2_chain_lookup(&p, &next, bad_end + 1, end, &error,
+					 flags);
 	}
 	if (c) {
 		hammer2_chain_unlock(c);
@@ -228,12 +229,13 @@ srcs_get(struct resync *rs, struct srcs *s, int *errorp)
 }
 
 /*
- * List the elements under s: the first source's, and while a listing has
+ * List the elements in [beg, end] under s: the first source's, and while a listing has
  * holes (indirect blocks that do not load), the next source's too; the
  * union, each element as the first source listing it has it.
  */
 int
-srcs_collect(struct resync *rs, struct srcs *s, struct srcs_level *lv)
+srcs_collect(struct resync *rs, struct srcs *s, struct srcs_level *lv,
+	     hammer2_key_t beg, hammer2_key_t end)
 {
 	int error = 0;
 	size_t w = 0;
@@ -246,7 +248,7 @@ srcs_collect(struct resync *rs, struct srcs *s, struct srcs_level *lv)
 
 		if (c == NULL || hammer2_chain_load_data(c) != 0)
 			continue;
-		if ((error = elems_collect(c, &e, 1)) != 0) {
+		if ((error = elems_collect(c, &e, 1, beg, end)) != 0) {
 			elems_free(&e);
 			if (error == ENOMEM)
 				return error;

@@ -6,6 +6,7 @@ cdef extern from "hammer2_cluster.h" nogil:
         int state
         int error
         uint64_t read_errors
+        uint64_t healed
         char why[192]
 
     ctypedef struct hammer2_resync_lost_t:
@@ -77,6 +78,7 @@ cdef extern from "hammer2_cluster.h" nogil:
     int hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, uint64_t inum,
                                    hammer2_scan_cb_t cb, void *arg)
     int hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
+    void hammer2_heal_forget(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
@@ -161,8 +163,25 @@ def node_status(Device device):
     hammer2_node_get(hmp, &node)
     return {'path': _text(hmp.path), 'state': NODE_STATES[node.state],
             'errno': node.error, 'why': _text(node.why),
-            'read_errors': node.read_errors,
+            'read_errors': node.read_errors, 'healed': node.healed,
             'mirror_tid': hammer2_node_tid(hmp)}
+
+
+def cluster_forget_heals(list devices):
+    """Drop the rewrites the nodes have noted for their next commit (they
+    hold chains of every node): before any node is closed."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = 0, i
+    for d in devices[:MAXNODES]:
+        if (<Device>d).hmp is not NULL:
+            devs[n] = (<Device>d).hmp
+            n += 1
+    with nogil:
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 1)
+        hammer2_heal_forget(devs, n)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
 
 
 def resync(list devices, int index, bint scrub=False, int source=-1):
@@ -333,6 +352,7 @@ def node_swap(list devices, int index, Device fresh):
         with nogil:
             for i in range(n):
                 hammer2_trans_begin(devs[i], 1)
+            hammer2_heal_forget(devs, n)        # they hold the old node's chains
             for i in range(npfs):
                 err = hammer2_pfs_node_swap(pfss[i], index, hmp)
                 if err:

@@ -19,7 +19,7 @@ def _paths(spec: str) -> list[str]:
 def node_line(n: dict) -> str:
     line = f"{n['state']:<7} tid {n['mirror_tid']:<8} {n['path']}"
     if n["read_errors"]:
-        line += f" ({n['read_errors']} read error(s))"
+        line += f" ({n['read_errors']} read error(s), {n['healed']} healed)"
     return line + (f": {n['why']}" if n["state"] != "live" and n["why"] else "")
 
 

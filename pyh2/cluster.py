@@ -79,6 +79,7 @@ class ClusterVolume(Volume):
 
     def close(self):
         try:
+            _core.cluster_forget_heals(self.devices)
             for d in self.devices:
                 d.close()
         finally:
@@ -87,7 +88,8 @@ class ClusterVolume(Volume):
     @one_at_a_time
     def nodes(self) -> list[dict]:
         """Per node: path, state ('live', 'stale', 'failed'), errno, why,
-        read_errors, mirror_tid."""
+        read_errors (elements it could not serve), healed (of those,
+        rewritten from another node at a commit), mirror_tid."""
         return [_core.node_status(d) for d in self.devices]
 
     def node_volumes(self) -> list[Volume]:
