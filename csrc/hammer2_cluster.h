@@ -77,6 +77,18 @@ typedef struct hammer2_resync_lost {
 
 #define HAMMER2_RESYNC_LOST_MAX	16
 
+/* A node's sync thread (hammer2_nodeset.c): what it does and did. */
+typedef struct hammer2_sync_status {
+	int		running;
+	int		error;		/* of the last attempt */
+	uint64_t	syncs;		/* attempts that brought the node back */
+	uint64_t	done_elems;	/* this sync: elements copied */
+	uint64_t	done_bytes;	/* ... data bytes copied */
+	uint64_t	total_elems;	/* the source's inodes: an upper bound */
+	uint64_t	total_bytes;	/* ... and data bytes */
+	char		last_error[192];
+} hammer2_sync_status_t;
+
 /* Resync statistics. */
 typedef struct hammer2_resync_stats {
 	uint64_t	visited;	/* source elements compared */
@@ -88,6 +100,7 @@ typedef struct hammer2_resync_stats {
 	uint64_t	unreadable;	/* ... that no node could provide */
 	uint64_t	missing;	/* ... of those, ones the node lacks now */
 	hammer2_resync_lost_t lost[HAMMER2_RESYNC_LOST_MAX];	/* the first */
+	hammer2_sync_status_t *progress;	/* kept current, if set */
 } hammer2_resync_stats_t;
 
 /* Also read back what both hold, replacing what fails its check. */
@@ -114,5 +127,43 @@ void hammer2_heal_note(hammer2_chain_t *bad, hammer2_chain_t **good, int n,
 void hammer2_heal_run(hammer2_dev_t **devs, int ndevs);
 int hammer2_heal_pending(hammer2_dev_t *hmp);
 void hammer2_heal_forget(hammer2_dev_t **devs, int ndevs);
+
+/*
+ * An open cluster's node list, its lock, the PFSes open over it and a
+ * sync thread per node (hammer2_nodeset.c).
+ */
+typedef struct hammer2_nodeset {
+	pthread_mutex_t		lock;		/* the list; cluster operations */
+	pthread_mutex_t		statlock;	/* sync status, stopping */
+	pthread_cond_t		cv;
+	hammer2_dev_t		*devs[HAMMER2_MAXCLUSTER];
+	int			ndevs;
+	hammer2_pfs_t		**pfs;		/* open over the nodes */
+	int			npfs;
+	hammer2_dev_t		**grave;	/* replaced, closed at the end */
+	int			ngrave;
+	pthread_t		threads[HAMMER2_MAXCLUSTER];
+	int			nthreads;
+	hammer2_sync_status_t	sync[HAMMER2_MAXCLUSTER];
+	int			stopping;
+	int			retry_ms;	/* first wait after a failed sync */
+	int			retry_max_ms;	/* ... doubling up to this */
+} hammer2_nodeset_t;
+
+int hammer2_nodeset_create(hammer2_dev_t **devs, int ndevs, int autosync,
+			   int retry_max_ms, hammer2_nodeset_t **nsp);
+void hammer2_nodeset_destroy(hammer2_nodeset_t *ns);
+void hammer2_nodeset_hold(hammer2_nodeset_t *ns);
+void hammer2_nodeset_release(hammer2_nodeset_t *ns);
+void hammer2_nodeset_begin(hammer2_nodeset_t *ns, int write);
+void hammer2_nodeset_end(hammer2_nodeset_t *ns);
+int hammer2_nodeset_pfs_open(hammer2_nodeset_t *ns, const char *label,
+			     hammer2_pfs_t **pfsp);
+void hammer2_nodeset_pfs_close(hammer2_nodeset_t *ns, hammer2_pfs_t *pfs);
+int hammer2_nodeset_reopen(hammer2_nodeset_t *ns, int index);
+int hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
+			   hammer2_resync_stats_t *stats);
+void hammer2_nodeset_sync_status(hammer2_nodeset_t *ns, int index,
+				 hammer2_sync_status_t *st);
 
 #endif /* HAMMER2_CLUSTER_H_ */

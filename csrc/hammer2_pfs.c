@@ -270,12 +270,25 @@ hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
 	return 0;
 }
 
-/* Transactions span every node, taken in node order. */
+/*
+ * Transactions span every node, taken in node order.  A node swapped for
+ * a fresh open while its lock was waited for (hammer2_nodeset.c) is let
+ * go for the one in its place; once held, no node can be swapped.
+ */
 void
 hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write)
 {
-	for (int i = 0; i < pfs->ndevs; ++i)
-		hammer2_trans_begin(pfs->devs[i], write);
+	for (int i = 0; i < pfs->ndevs; ++i) {
+		hammer2_dev_t *hmp;
+
+		for (;;) {
+			hmp = __atomic_load_n(&pfs->devs[i], __ATOMIC_ACQUIRE);
+			hammer2_trans_begin(hmp, write);
+			if (hmp == __atomic_load_n(&pfs->devs[i], __ATOMIC_ACQUIRE))
+				break;
+			hammer2_trans_end(hmp);
+		}
+	}
 }
 
 void

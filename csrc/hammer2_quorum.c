@@ -473,7 +473,7 @@ hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
 	if ((error = pfs_root_lookup(pfs, hmp, &chain)) != 0)
 		return error;
 	pfs_root_set(pfs, index, chain);
-	pfs->devs[index] = hmp;
+	__atomic_store_n(&pfs->devs[index], hmp, __ATOMIC_RELEASE);
 	hammer2_cluster_resolve_focus(pfs->iroot);
 	return 0;
 }

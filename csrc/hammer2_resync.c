@@ -96,6 +96,18 @@ report_lost(struct resync *rs, const hammer2_chain_t *parent,
 	l->off = off;
 }
 
+/* For a sync thread's status, read while it runs. */
+static void
+progress(struct resync *rs, uint64_t bytes)
+{
+	hammer2_sync_status_t *p = rs->stats->progress;
+
+	if (p) {
+		__atomic_add_fetch(&p->done_elems, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&p->done_bytes, bytes, __ATOMIC_RELAXED);
+	}
+}
+
 /* A source data block's logical content (decoded), malloc'd. */
 static int
 logical_data(hammer2_chain_t *s, uint8_t **bufp, size_t *bytesp)
@@ -199,6 +211,7 @@ copy_elem(struct resync *rs, struct srcs *child, hammer2_chain_t *sc,
 		++rs->stats->copied;
 		if (sc->bref.type == HAMMER2_BREF_TYPE_DATA)
 			rs->stats->bytes += bytes;
+		progress(rs, sc->bref.type == HAMMER2_BREF_TYPE_DATA ? bytes : 0);
 		if (has_children(sc))
 			error = sync_children(rs, child, d, 0, HAMMER2_KEY_MAX);
 		/* after the children, whose creation stamps their parents */
@@ -505,6 +518,14 @@ hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst, int flags,
 	/* the header moves to the sources' transaction even if nothing else does */
 	if ((error = hammer2_chain_modify(dst->vchain, rs.mtid)) != 0)
 		return error;
+	if (stats->progress) {
+		const hammer2_blockref_t *sroot =
+			&rs.src[0]->voldata->sroot_blockset.blockref[0];
+
+		stats->progress->done_elems = stats->progress->done_bytes = 0;
+		stats->progress->total_elems = sroot->embed.stats.inode_count;
+		stats->progress->total_bytes = sroot->embed.stats.data_count;
+	}
 	srcs_top(&rs, &top);
 	hammer2_chain_ref(dst->vchain);
 	hammer2_chain_lock(dst->vchain, 0);

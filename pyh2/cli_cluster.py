@@ -17,9 +17,16 @@ def _paths(spec: str) -> list[str]:
 
 
 def node_line(n: dict) -> str:
+    sync = n["sync"]
     line = f"{n['state']:<7} tid {n['mirror_tid']:<8} {n['path']}"
     if n["read_errors"]:
         line += f" ({n['read_errors']} read error(s), {n['healed']} healed)"
+    if sync["running"]:
+        line += (f" [syncing: {sync['done_elems']} element(s), {sync['done_bytes']} bytes "
+                 f"done, at most {sync['left_elems']} element(s), {sync['left_bytes']} "
+                 "bytes left]")
+    if sync["last_error"]:
+        line += f" [last sync: {sync['last_error']}]"
     return line + (f": {n['why']}" if n["state"] != "live" and n["why"] else "")
 
 
@@ -32,7 +39,7 @@ def cmd_nodes(args, out):
 
 def cmd_resync(args, out):
     t = time.perf_counter()
-    with open_cluster(_paths(args.spec), writable=True) as vol:
+    with open_cluster(_paths(args.spec), writable=True, sync=False) as vol:
         done = vol.resync()
         for path, st in done.items():
             out(f"{path}: {st['copied']} element(s) copied ({st['bytes']} data bytes), "

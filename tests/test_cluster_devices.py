@@ -50,7 +50,7 @@ def test_tree_over_file_loop_and_nbd(tmp_path, backing, loop_device, nbd_server)
     uris = [str(backing[0]), loop_device(backing[1]).uri, nbd_server(backing[2]).uri]
     newfs_cluster(uris)
     src = make_tree(tmp_path / "src")
-    with open_cluster(uris, writable=True) as vol:
+    with open_cluster(uris, writable=True, sync=False) as vol:
         Importer(vol.pfs("DATA")).run(str(src))
         vol.flush()
     with open_cluster(uris) as vol:
@@ -72,9 +72,9 @@ def test_nbd_read_errors_fail_the_node_then_resync(tmp_path, backing, loop_devic
         "error-pread": "EIO", "error-pread-rate": "5%", "error-pread-file": trigger}})
     uris = [srv.uri, str(backing[1]), loop_device(backing[2]).uri]
     newfs_cluster(uris)
-    with open_cluster(uris, writable=True) as vol:
+    with open_cluster(uris, writable=True, sync=False) as vol:
         files = write_files(vol, 24, 1)
-    with open_cluster(uris, writable=True) as vol:
+    with open_cluster(uris, writable=True, sync=False) as vol:
         trigger.touch()
         pfs = vol.pfs("DATA")
         for name, data in files.items():
@@ -107,11 +107,11 @@ def test_nbd_server_killed_mid_write(backing, loop_device, nbd_server):
     nodes = [str(backing[0]), loop_device(backing[1]).uri]
     plain = nbd_server(backing[2])
     newfs_cluster(nodes + [plain.uri])
-    with open_cluster(nodes + [plain.uri], writable=True) as vol:
+    with open_cluster(nodes + [plain.uri], writable=True, sync=False) as vol:
         files = write_files(vol, 4, 2)
     plain.stop()
     slow = nbd_server(backing[2], filters={"delay": {"delay-write": "20"}})
-    with open_cluster(nodes + [slow.uri], writable=True) as vol:
+    with open_cluster(nodes + [slow.uri], writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         files.update({f"/late{i}": os.urandom(500_000) for i in range(4)})
         for name in (n for n in files if n.startswith("/late")):
@@ -128,7 +128,7 @@ def test_nbd_server_killed_mid_write(backing, loop_device, nbd_server):
         for name, data in files.items():
             assert pfs.read(name) == data, name
     uris = nodes + [nbd_server(backing[2]).uri]
-    with open_cluster(uris, writable=True) as vol:
+    with open_cluster(uris, writable=True, sync=False) as vol:
         assert [n["state"] for n in vol.nodes()] == ["live", "live", "stale"]
         vol.resync()
         pfs = vol.pfs("DATA")
