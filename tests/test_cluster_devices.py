@@ -135,3 +135,32 @@ def test_nbd_server_killed_mid_write(backing, loop_device, nbd_server):
         for name, data in files.items():
             assert pfs.read(name) == data, name
     assert_nodes_identical(uris)
+
+
+def test_nbd_node_reconnects_and_catches_up_on_its_own(backing, nbd_server):
+    """The NBD node's server dies: the node fails, the cluster goes on; its sync
+    thread keeps trying (backing off) and, once the server is back on the same
+    socket, reconnects, resyncs what it missed and rejoins, nobody asking."""
+    srv = nbd_server(backing[2])
+    uris = [str(backing[0]), str(backing[1]), srv.uri]
+    newfs_cluster(uris)
+    with open_cluster(uris, writable=True, retry_max=0.5) as vol:
+        files = write_files(vol, 3, 4)
+        srv.kill()
+        for i in range(2):
+            files[f"/late{i}"] = os.urandom(200_000)
+            vol.pfs("DATA").create(f"/late{i}", files[f"/late{i}"])
+        vol.flush()                             # the node fails here
+        node = vol.nodes()[2]
+        assert node["state"] != "live", node
+        assert node["sync"]["syncs"] == 0
+        srv.start()                             # back, same socket
+        nodes = vol.wait_live(30)
+        assert nodes[2]["sync"]["syncs"] == 1, nodes[2]
+        files["/after"] = b"after the reconnect" * 1000
+        vol.pfs("DATA").create("/after", files["/after"])
+    assert_nodes_identical(uris)
+    with open_cluster(uris) as vol:
+        pfs = vol.pfs("DATA")
+        for name, data in files.items():
+            assert pfs.read(name) == data, name
