@@ -184,6 +184,9 @@ typedef struct hammer2_node {
 	int		state;		/* HAMMER2_NODE_* */
 	int		error;		/* errno behind stale/failed */
 	uint64_t	read_errors;	/* elements this node failed to serve */
+	uint64_t	healed;		/* ... rewritten from another node since */
+	struct hammer2_heal *heals;	/* to rewrite at the next flush */
+	int		nheals;
 	char		why[192];
 } hammer2_node_t;
 

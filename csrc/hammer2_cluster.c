@@ -263,6 +263,26 @@ item_unread(hammer2_cluster_item_t *item, const hammer2_cluster_item_t *pitem)
 }
 
 /*
+ * Nodes in `failed` could not read the element at [beg, end] (or their
+ * way to it: at[i] is where they stopped) while the live ones served it:
+ * noted, for the next flush to rewrite it there from those.
+ */
+static void
+cluster_note_unread(hammer2_cluster_t *cluster, hammer2_chain_t **at,
+		    uint32_t failed, hammer2_key_t beg, hammer2_key_t end)
+{
+	hammer2_chain_t *good[HAMMER2_MAXCLUSTER];
+	int n = 0;
+
+	for (int i = 0; i < cluster->nchains; ++i)
+		if (item_live(&cluster->array[i]))
+			good[n++] = cluster->array[i].chain;
+	for (int i = 0; n && i < cluster->nchains; ++i)
+		if ((failed & (1u << i)) && at[i] && hammer2_node_live(at[i]->hmp))
+			hammer2_heal_note(at[i], good, n, beg, end);
+}
+
+/*
  * Start an iteration under cparent: a private copy whose chains are
  * referenced and locked, so lookups may move them through indirect
  * blocks without disturbing cparent.
@@ -320,6 +340,8 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	hammer2_key_t key_min = HAMMER2_KEY_MAX;
 	hammer2_key_t next_min = 0;
 	int found = 0, any_sound = 0, answered = 0, live_answered = 0;
+	hammer2_chain_t *at[HAMMER2_MAXCLUSTER];
+	uint32_t damaged = 0;
 	int error = 0;
 
 	*key_nextp = 0;
@@ -353,6 +375,10 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 			if (item->error) {
 				node_failed_element(pitem, item->error);
 				item_unread(item, pitem);
+				if (item->error != ENOTCONN) {
+					at[i] = pitem->chain;
+					damaged |= 1u << i;
+				}
 			} else {
 				++answered;
 			}
@@ -402,6 +428,9 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 	}
 	*key_nextp = next_min;
 	hammer2_cluster_resolve_focus(cluster);
+	if (damaged && cluster->focus)
+		cluster_note_unread(cluster, at, damaged, key_beg,
+				    hammer2_bref_key_end(&cluster->focus->bref));
 	return cluster;
 }
 
@@ -500,23 +529,26 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 			   hammer2_cluster_cb_t callback, void *arg)
 {
 	int any_live, start = load_start(cluster, &any_live);
+	hammer2_chain_t *at[HAMMER2_MAXCLUSTER], *chain = NULL;
+	uint32_t damaged = 0;
 	int error = ENOENT;
 	char what[200];
 
 	for (int k = 0; start >= 0 && k < cluster->nchains; ++k) {
 		int i = (start + k) % cluster->nchains;
 		hammer2_cluster_item_t *item = &cluster->array[i];
-		hammer2_chain_t *chain = item->chain;
-		struct load_ctx ctx = { chain, callback, arg, 0 };
+		struct load_ctx ctx = { item->chain, callback, arg, 0 };
 		hammer2_iocb_t iocb;
 		int radix;
 
 		if (any_live ? !item_live(item) : !item_valid(item))
 			continue;
+		chain = item->chain;
 		/* resolved (or modified, not yet on media) data first */
 		if ((chain->flags & HAMMER2_CHAIN_LOADED) && chain->data) {
 			callback(arg, chain->data, (int)chain->bytes, 0);
-			return 0;
+			error = 0;
+			break;
 		}
 		radix = (int)(chain->bref.data_off & HAMMER2_OFF_MASK_RADIX);
 		if (radix == 0) {
@@ -534,15 +566,27 @@ hammer2_cluster_load_async(hammer2_cluster_t *cluster,
 		iocb.bytes = 1 << radix;
 		iocb.arg = &ctx;
 		hammer2_io_load_async(chain->hmp, &iocb);
-		if (ctx.done)
-			return 0;
+		if (ctx.done) {
+			error = 0;
+			break;
+		}
 		error = iocb.error;
 		item->error = error;
 		snprintf(what, sizeof(what), "%s", hammer2_errmsg());
 		hammer2_node_read_error(chain->hmp, error, what);
+		if (error != ENOTCONN) {
+			at[i] = chain->parent;
+			damaged |= 1u << i;
+		}
 	}
-	callback(arg, NULL, 0, error);
-	return error;
+	if (error) {
+		callback(arg, NULL, 0, error);
+		return error;
+	}
+	if (damaged)		/* chain: the copy that served */
+		cluster_note_unread(cluster, at, damaged, chain->bref.key,
+				    hammer2_bref_key_end(&chain->bref));
+	return 0;
 }
 
 /* ------------------------------------------------------------ write side */

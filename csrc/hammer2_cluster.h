@@ -66,6 +66,29 @@ typedef int (*hammer2_scan_cb_t)(void *arg, const hammer2_scan_elem_t *el);
 int hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 			       hammer2_scan_cb_t cb, void *arg);
 
+/* An element no node could read, for the report. */
+typedef struct hammer2_resync_lost {
+	char		pfs[HAMMER2_INODE_MAXNAME + 1];	/* "": the super-root */
+	hammer2_tid_t	inum;		/* the inode holding it */
+	hammer2_key_t	key;
+	uint8_t		type;
+	hammer2_off_t	off;		/* on the node, 0: it lacks it */
+} hammer2_resync_lost_t;
+
+#define HAMMER2_RESYNC_LOST_MAX	16
+
+/* A node's sync thread (hammer2_nodeset.c): what it does and did. */
+typedef struct hammer2_sync_status {
+	int		running;
+	int		error;		/* of the last attempt */
+	uint64_t	syncs;		/* attempts that brought the node back */
+	uint64_t	done_elems;	/* this sync: elements copied */
+	uint64_t	done_bytes;	/* ... data bytes copied */
+	uint64_t	total_elems;	/* the source's inodes: an upper bound */
+	uint64_t	total_bytes;	/* ... and data bytes */
+	char		last_error[192];
+} hammer2_sync_status_t;
+
 /* Resync statistics. */
 typedef struct hammer2_resync_stats {
 	uint64_t	visited;	/* source elements compared */
@@ -73,8 +96,11 @@ typedef struct hammer2_resync_stats {
 	uint64_t	copied;		/* elements written to the node */
 	uint64_t	deleted;	/* elements the node had and should not */
 	uint64_t	bytes;		/* logical data bytes copied */
-	uint64_t	repaired;	/* unreadable elements replaced (scrub) */
-	uint64_t	unreadable;	/* ... the source could not provide */
+	uint64_t	repaired;	/* unreadable elements replaced */
+	uint64_t	unreadable;	/* ... that no node could provide */
+	uint64_t	missing;	/* ... of those, ones the node lacks now */
+	hammer2_resync_lost_t lost[HAMMER2_RESYNC_LOST_MAX];	/* the first */
+	hammer2_sync_status_t *progress;	/* kept current, if set */
 } hammer2_resync_stats_t;
 
 /* Also read back what both hold, replacing what fails its check. */
@@ -82,11 +108,62 @@ typedef struct hammer2_resync_stats {
 /* Compare everything: the node's transaction ids say nothing (another
  * cluster's node being made a copy). */
 #define HAMMER2_RESYNC_FULL	0x0002
+/* The node was live: elements only it holds are ones the sources cannot
+ * read, not ones the cluster deleted, and stay. */
+#define HAMMER2_RESYNC_KEEP	0x0004
 
-int hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
-		   hammer2_resync_stats_t *stats);
+int hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
+		   int flags, hammer2_resync_stats_t *stats);
 int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 			   int src_index, int flags,
 			   hammer2_resync_stats_t *stats);
+int hammer2_resync_heal(hammer2_chain_t *dparent, hammer2_chain_t **sparents,
+			int n, hammer2_key_t beg, hammer2_key_t end,
+			hammer2_resync_stats_t *stats);
+
+/* Self-heal on read (hammer2_heal.c). */
+void hammer2_heal_note(hammer2_chain_t *bad, hammer2_chain_t **good, int n,
+		       hammer2_key_t beg, hammer2_key_t end);
+void hammer2_heal_run(hammer2_dev_t **devs, int ndevs);
+int hammer2_heal_pending(hammer2_dev_t *hmp);
+void hammer2_heal_forget(hammer2_dev_t **devs, int ndevs);
+
+/*
+ * An open cluster's node list, its lock, the PFSes open over it and a
+ * sync thread per node (hammer2_nodeset.c).
+ */
+typedef struct hammer2_nodeset {
+	pthread_mutex_t		lock;		/* the list; cluster operations */
+	pthread_mutex_t		statlock;	/* sync status, stopping */
+	pthread_cond_t		cv;
+	hammer2_dev_t		*devs[HAMMER2_MAXCLUSTER];
+	int			ndevs;
+	hammer2_pfs_t		**pfs;		/* open over the nodes */
+	int			npfs;
+	hammer2_dev_t		**grave;	/* replaced, closed at the end */
+	int			ngrave;
+	pthread_t		threads[HAMMER2_MAXCLUSTER];
+	int			nthreads;
+	hammer2_sync_status_t	sync[HAMMER2_MAXCLUSTER];
+	int			stopping;
+	int			retry_ms;	/* first wait after a failed sync */
+	int			retry_max_ms;	/* ... doubling up to this */
+} hammer2_nodeset_t;
+
+int hammer2_nodeset_create(hammer2_dev_t **devs, int ndevs, int autosync,
+			   int retry_max_ms, hammer2_nodeset_t **nsp);
+void hammer2_nodeset_destroy(hammer2_nodeset_t *ns);
+void hammer2_nodeset_hold(hammer2_nodeset_t *ns);
+void hammer2_nodeset_release(hammer2_nodeset_t *ns);
+void hammer2_nodeset_begin(hammer2_nodeset_t *ns, int write);
+void hammer2_nodeset_end(hammer2_nodeset_t *ns);
+int hammer2_nodeset_pfs_open(hammer2_nodeset_t *ns, const char *label,
+			     hammer2_pfs_t **pfsp);
+void hammer2_nodeset_pfs_close(hammer2_nodeset_t *ns, hammer2_pfs_t *pfs);
+int hammer2_nodeset_reopen(hammer2_nodeset_t *ns, int index);
+int hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
+			   hammer2_resync_stats_t *stats);
+void hammer2_nodeset_sync_status(hammer2_nodeset_t *ns, int index,
+				 hammer2_sync_status_t *st);
 
 #endif /* HAMMER2_CLUSTER_H_ */

@@ -270,12 +270,25 @@ hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
 	return 0;
 }
 
-/* Transactions span every node, taken in node order. */
+/*
+ * Transactions span every node, taken in node order.  A node swapped for
+ * a fresh open while its lock was waited for (hammer2_nodeset.c) is let
+ * go for the one in its place; once held, no node can be swapped.
+ */
 void
 hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write)
 {
-	for (int i = 0; i < pfs->ndevs; ++i)
-		hammer2_trans_begin(pfs->devs[i], write);
+	for (int i = 0; i < pfs->ndevs; ++i) {
+		hammer2_dev_t *hmp;
+
+		for (;;) {
+			hmp = __atomic_load_n(&pfs->devs[i], __ATOMIC_ACQUIRE);
+			hammer2_trans_begin(hmp, write);
+			if (hmp == __atomic_load_n(&pfs->devs[i], __ATOMIC_ACQUIRE))
+				break;
+			hammer2_trans_end(hmp);
+		}
+	}
 }
 
 void
@@ -292,7 +305,8 @@ hammer2_pfs_flush(hammer2_pfs_t *pfs)
 	return hammer2_cluster_flush(pfs->devs, pfs->ndevs);
 }
 
-/* Whether a live node has modifications the next commit would write. */
+/* Whether a live node has modifications (or rewrites of what it could not
+ * read) the next commit would write. */
 int
 hammer2_pfs_pending(hammer2_pfs_t *pfs)
 {
@@ -302,6 +316,8 @@ hammer2_pfs_pending(hammer2_pfs_t *pfs)
 		if (hammer2_node_live(hmp) &&
 		    ((hmp->vchain->flags | hmp->fchain->flags) &
 		     HAMMER2_CHAIN_MODIFIED))
+			return 1;
+		if (hammer2_heal_pending(hmp))
 			return 1;
 	}
 	return 0;

@@ -326,6 +326,7 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 
 	if (ndevs == 1)
 		return hammer2_flush(devs[0]);
+	hammer2_heal_run(devs, ndevs);
 	for (int i = 0; i < ndevs; ++i)
 		pending |= hammer2_node_live(devs[i]) &&
 			   ((devs[i]->vchain->flags | devs[i]->fchain->flags) &
@@ -423,6 +424,36 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 	return hammer2_cluster_flush(devs, ndevs);
 }
 
+/* The PFS's root on node hmp, looked up anew (NULL: it lacks it yet). */
+static int
+pfs_root_lookup(hammer2_pfs_t *pfs, hammer2_dev_t *hmp, hammer2_chain_t **chainp)
+{
+	hammer2_pfs_t *tmp = NULL;
+	int error;
+
+	*chainp = NULL;
+	error = hammer2_pfs_open(&hmp, 1, pfs->info.label, &tmp);
+	if (error == 0) {
+		*chainp = tmp->iroot->array[0].chain;
+		hammer2_chain_ref(*chainp);
+		hammer2_pfs_close(tmp);
+	}
+	return error == ENOENT ? 0 : error;
+}
+
+static void
+pfs_root_set(hammer2_pfs_t *pfs, int index, hammer2_chain_t *chain)
+{
+	hammer2_cluster_item_t *item = &pfs->iroot->array[index];
+
+	if (item->chain)
+		hammer2_chain_drop(item->chain);
+	item->chain = chain;
+	item->error = 0;
+	item->hmp = NULL;
+	item->flags = chain ? 0 : HAMMER2_CITEM_INVALID;
+}
+
 /*
  * Point an open PFS's node `index` at hmp, a fresh open of that node's
  * media, in place of its failed, untrusted in-memory state (callers hold
@@ -433,9 +464,7 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 int
 hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
 {
-	hammer2_cluster_item_t *item;
-	hammer2_pfs_t *tmp = NULL;
-	hammer2_chain_t *chain = NULL;
+	hammer2_chain_t *chain;
 	int error;
 
 	if (index < 0 || index >= pfs->ndevs)
@@ -443,22 +472,10 @@ hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
 				      index, pfs->ndevs);
 	/* out of every vote until a resync makes it agree */
 	hammer2_node_stale(hmp, "reopened after a failure");
-	error = hammer2_pfs_open(&hmp, 1, pfs->info.label, &tmp);
-	if (error == 0) {
-		chain = tmp->iroot->array[0].chain;
-		hammer2_chain_ref(chain);
-		hammer2_pfs_close(tmp);
-	} else if (error != ENOENT) {
+	if ((error = pfs_root_lookup(pfs, hmp, &chain)) != 0)
 		return error;
-	}
-	item = &pfs->iroot->array[index];
-	if (item->chain)
-		hammer2_chain_drop(item->chain);
-	item->chain = chain;		/* NULL: the node lacks this PFS yet */
-	item->error = 0;
-	item->hmp = NULL;		/* the old device goes */
-	item->flags = chain ? 0 : HAMMER2_CITEM_INVALID;
-	pfs->devs[index] = hmp;
+	pfs_root_set(pfs, index, chain);
+	__atomic_store_n(&pfs->devs[index], hmp, __ATOMIC_RELEASE);
 	hammer2_cluster_resolve_focus(pfs->iroot);
 	return 0;
 }
@@ -466,17 +483,22 @@ hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
 /*
  * After a resync, nodes that were outvoted or out of the cluster when an
  * open PFS resolved its root count again (every node's transaction lock
- * held exclusively).
+ * held exclusively); where the resync replaced the root (it did not read,
+ * or the node lacked the PFS), the new one is looked up.
  */
 void
 hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
 {
 	for (int i = 0; i < pfs->iroot->nchains; ++i) {
 		hammer2_cluster_item_t *item = &pfs->iroot->array[i];
+		hammer2_chain_t *chain;
 
-		if (item->chain && item->chain->error == 0) {
+		if (item->chain && item->chain->error == 0 &&
+		    !(item->chain->flags & HAMMER2_CHAIN_DELETED)) {
 			item->flags &= ~HAMMER2_CITEM_INVALID;
 			item->error = 0;
+		} else if (pfs_root_lookup(pfs, pfs->devs[i], &chain) == 0) {
+			pfs_root_set(pfs, i, chain);
 		}
 	}
 	hammer2_cluster_resolve_focus(pfs->iroot);

@@ -1,130 +1,35 @@
 /*
- * Resync: bring one node (dst) of a cluster to the state another (src)
- * last committed.  Both trees are walked together from the super-root,
- * element by element (inodes, directory entries, data blocks, indirect
- * blocks being transparent).  An element whose source copy has not
- * changed since dst's last transaction (mirror_tid no newer, same
+ * Resync: bring one node (dst) of a cluster to the state the live nodes
+ * (the sources) last committed.  The trees are walked together from the
+ * volume root, element by element (inodes, directory entries, data
+ * blocks; indirect blocks are transparent).  An element whose source copy
+ * has not changed since dst's last transaction (mirror_tid no newer, same
  * modify_tid) is skipped with its whole subtree, so a node that missed a
  * little is repaired by copying a little.  Elements are copied logically
- * (data decompressed, re-encoded by dst's flush), never as blockref
- * tables, since block offsets are each node's own.  The node-local PFS
- * "LOCAL" is left alone.  dst is committed at src's transaction id, which
- * makes it agree with src again.
+ * (data decoded, re-encoded by dst's flush), never as blockref tables,
+ * since block offsets are each node's own.  The node-local PFS "LOCAL" is
+ * left alone.  dst is committed at the sources' transaction id, which
+ * makes it agree with them again.
  *
- * Callers hold src's transaction lock (shared or exclusive) and dst's
- * exclusively; src must have nothing pending (flushed).
+ * Healing: what dst cannot read (an element or indirect block failing its
+ * check or its read) is replaced from the first source that can serve it,
+ * element by element (hammer2_resync_src.c), and counted as repaired; only
+ * what no node can read is reported, as lost.  A scrub (HAMMER2_RESYNC_SCRUB)
+ * also reads back every element both hold in the same version.
+ *
+ * Callers hold the sources' transaction locks (shared or exclusive) and
+ * dst's exclusively; the sources have nothing pending (flushed).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "hammer2_cluster.h"
+#include "hammer2_resync.h"
 
 #define LOCAL_LABEL	"LOCAL"
 
-struct resync {
-	hammer2_dev_t		*src, *dst;
-	hammer2_tid_t		since;		/* dst's last transaction */
-	hammer2_tid_t		mtid;		/* src's, what dst commits */
-	hammer2_resync_stats_t	*stats;
-	int			flags;		/* HAMMER2_RESYNC_* */
-};
-
-/* One element of a block tree level, as a merge walk needs it. */
-struct elem {
-	hammer2_key_t	key;
-	uint8_t		type;
-	uint8_t		keybits;
-	hammer2_tid_t	modify_tid;
-	hammer2_tid_t	mirror_tid;
-};
-
-struct elems {
-	struct elem	*v;
-	size_t		n, cap;
-};
-
-static int sync_children(struct resync *rs, hammer2_chain_t *s,
-			 hammer2_chain_t *d, int top);
-static int copy_elem(struct resync *rs, hammer2_chain_t *s,
-		     hammer2_chain_t *dparent, hammer2_chain_t *d);
-
-static int
-elems_push(struct elems *e, const hammer2_blockref_t *bref)
-{
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 64;
-		struct elem *v = realloc(e->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			return hammer2_seterr(ENOMEM, "out of memory");
-		e->v = v;
-		e->cap = cap;
-	}
-	e->v[e->n++] = (struct elem){ bref->key, bref->type, bref->keybits,
-				      bref->modify_tid, bref->mirror_tid };
-	return 0;
-}
-
-#define LOCK_HOW(shared)	((shared) ? HAMMER2_RESOLVE_SHARED : 0)
-#define LOOKUP_HOW(shared)	((shared) ? HAMMER2_LOOKUP_SHARED : 0)
-
-/* The leaf elements directly under an inode (or the volume root). */
-static int
-elems_collect(hammer2_chain_t *parent, struct elems *e, int shared)
-{
-	int flags = HAMMER2_LOOKUP_NODATA | LOOKUP_HOW(shared);
-	hammer2_chain_t *p, *c;
-	hammer2_key_t next;
-	int error;
-
-	hammer2_chain_ref(parent);
-	hammer2_chain_lock(parent, LOCK_HOW(shared));
-	p = parent;
-	c = hammer2_chain_lookup(&p, &next, 0, HAMMER2_KEY_MAX, &error, flags);
-	while (c) {
-		if ((error = elems_push(e, &c->bref)) != 0)
-			break;
-		c = hammer2_chain_next(&p, c, &next, 0, HAMMER2_KEY_MAX, &error,
-				       flags);
-	}
-	if (c) {
-		hammer2_chain_unlock(c);
-		hammer2_chain_drop(c);
-	}
-	hammer2_chain_unlock(p);
-	hammer2_chain_drop(p);
-	return error;
-}
-
-/* The element (key, type) directly under parent, locked, or NULL. */
-static hammer2_chain_t *
-elem_lookup(hammer2_chain_t *parent, const struct elem *el, int shared,
-	    int flags, int *errorp)
-{
-	hammer2_chain_t *p, *c;
-	hammer2_key_t next;
-
-	flags |= LOOKUP_HOW(shared);
-	hammer2_chain_ref(parent);
-	hammer2_chain_lock(parent, LOCK_HOW(shared));
-	p = parent;
-	c = hammer2_chain_lookup(&p, &next, el->key, el->key, errorp, flags);
-	while (c && c->bref.type != el->type)
-		c = hammer2_chain_next(&p, c, &next, el->key, el->key, errorp,
-				       flags);
-	hammer2_chain_unlock(p);
-	hammer2_chain_drop(p);
-	return c;
-}
-
-/* ... with its data loaded and verified. */
-static hammer2_chain_t *
-elem_get(hammer2_chain_t *parent, const struct elem *el, int shared,
-	 int *errorp)
-{
-	return elem_lookup(parent, el, shared, 0, errorp);
-}
+static int sync_children(struct resync *rs, struct srcs *s,
+			 hammer2_chain_t *d, hammer2_key_t beg, hammer2_key_t end);
 
 static void
 chain_put(hammer2_chain_t *c)
@@ -135,14 +40,22 @@ chain_put(hammer2_chain_t *c)
 	}
 }
 
+/* The super-root inode: the elements under it are PFS roots. */
 static int
-is_pfs_label(const hammer2_chain_t *c, const char *label)
+is_sroot(const hammer2_chain_t *c)
+{
+	return c->bref.type == HAMMER2_BREF_TYPE_INODE &&
+	       c->parent == c->hmp->vchain;
+}
+
+static int
+is_local_pfs(const hammer2_chain_t *parent, const hammer2_chain_t *c)
 {
 	const hammer2_inode_meta_t *m = &c->data->ipdata.meta;
 
-	return (m->op_flags & HAMMER2_OPFLAG_PFSROOT) &&
-	       m->name_len == strlen(label) &&
-	       memcmp(c->data->ipdata.filename, label, m->name_len) == 0;
+	return is_sroot(parent) && (m->op_flags & HAMMER2_OPFLAG_PFSROOT) &&
+	       m->name_len == strlen(LOCAL_LABEL) &&
+	       memcmp(c->data->ipdata.filename, LOCAL_LABEL, m->name_len) == 0;
 }
 
 static int
@@ -150,6 +63,49 @@ has_children(const hammer2_chain_t *c)
 {
 	return c->bref.type == HAMMER2_BREF_TYPE_INODE &&
 	       !(c->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_DIRECTDATA);
+}
+
+/* A failure that says nothing about the media: the walk stops. */
+static int
+fatal_error(int error)
+{
+	return error == ENOTCONN || error == ENOMEM;
+}
+
+/*
+ * Nothing can serve this element of dst's: its media offset, the inode
+ * holding it and the PFS are kept for the report.
+ */
+static void
+report_lost(struct resync *rs, const hammer2_chain_t *parent,
+	    const struct elem *el, hammer2_off_t off)
+{
+	hammer2_resync_stats_t *st = rs->stats;
+	hammer2_resync_lost_t *l;
+
+	st->missing += off == 0;
+	if (st->unreadable++ >= HAMMER2_RESYNC_LOST_MAX)
+		return;
+	l = &st->lost[st->unreadable - 1];
+	memset(l, 0, sizeof(*l));
+	snprintf(l->pfs, sizeof(l->pfs), "%s", rs->label);
+	if (parent->bref.type == HAMMER2_BREF_TYPE_INODE && parent->data)
+		l->inum = parent->data->ipdata.meta.inum;
+	l->key = el->key;
+	l->type = el->type;
+	l->off = off;
+}
+
+/* For a sync thread's status, read while it runs. */
+static void
+progress(struct resync *rs, uint64_t bytes)
+{
+	hammer2_sync_status_t *p = rs->stats->progress;
+
+	if (p) {
+		__atomic_add_fetch(&p->done_elems, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&p->done_bytes, bytes, __ATOMIC_RELAXED);
+	}
 }
 
 /* A source data block's logical content (decoded), malloc'd. */
@@ -185,36 +141,41 @@ logical_data(hammer2_chain_t *s, uint8_t **bufp, size_t *bytesp)
 }
 
 /*
- * Make dst's element (d, NULL: create under dparent) a copy of s; then
- * its children.  d and s are locked; s's data is loaded.
+ * Make dst's element (d, NULL: create under dparent) a copy of sc, the
+ * serving source chain of child; then its children.  d is locked; sc's
+ * data is loaded.  d is released.
  */
 static int
-copy_elem(struct resync *rs, hammer2_chain_t *s, hammer2_chain_t *dparent,
-	  hammer2_chain_t *d)
+copy_elem(struct resync *rs, struct srcs *child, hammer2_chain_t *sc,
+	  hammer2_chain_t *dparent, hammer2_chain_t *d)
 {
 	hammer2_chain_t *p;
 	uint8_t *buf = NULL;
-	size_t bytes = s->bytes, n = bytes;
+	size_t bytes = sc->bytes, n = bytes;
 	hammer2_uuid_t fsid;
 	int keep_fsid = 0;
 	int error = 0;
 
-	if (s->bref.type == HAMMER2_BREF_TYPE_DATA) {
-		if ((error = logical_data(s, &buf, &bytes)) != 0)
+	if (sc->bref.type == HAMMER2_BREF_TYPE_DATA) {
+		if ((error = logical_data(sc, &buf, &bytes)) != 0) {
+			chain_put(d);
 			return error;
+		}
 		n = bytes;
-	} else if (s->bref.type == HAMMER2_BREF_TYPE_INODE) {
-		n = has_children(s) ? offsetof(hammer2_inode_data_t, u) : bytes;
+	} else if (sc->bref.type == HAMMER2_BREF_TYPE_INODE) {
+		n = has_children(sc) ? offsetof(hammer2_inode_data_t, u) : bytes;
 		/* an inode changing between embedded data and a blockset
 		 * is replaced: its old blocks must not survive */
-		if (d && !!has_children(d) != !!has_children(s)) {
-			if ((error = hammer2_chain_delete(d, rs->mtid)) != 0)
+		if (d && !!has_children(d) != !!has_children(sc)) {
+			if ((error = hammer2_chain_delete(d, rs->mtid)) != 0) {
+				chain_put(d);
 				return error;
+			}
 			chain_put(d);
 			d = NULL;
 			++rs->stats->deleted;
 		}
-		if (d && (s->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_PFSROOT)) {
+		if (d && (sc->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_PFSROOT)) {
 			fsid = d->data->ipdata.meta.pfs_fsid;	/* each node's own */
 			keep_fsid = 1;
 		}
@@ -223,11 +184,11 @@ copy_elem(struct resync *rs, hammer2_chain_t *s, hammer2_chain_t *dparent,
 		hammer2_chain_ref(dparent);
 		hammer2_chain_lock(dparent, 0);
 		p = dparent;
-		error = hammer2_chain_create(&p, &d, s->bref.key, s->bref.keybits,
-					     s->bref.type, bytes, rs->mtid);
+		error = hammer2_chain_create(&p, &d, sc->bref.key, sc->bref.keybits,
+					     sc->bref.type, bytes, rs->mtid);
 		chain_put(p);
-		if (error == 0 && s->bref.type == HAMMER2_BREF_TYPE_INODE &&
-		    (s->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_PFSROOT)) {
+		if (error == 0 && sc->bref.type == HAMMER2_BREF_TYPE_INODE &&
+		    (sc->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_PFSROOT)) {
 			error = hammer2_uuid_random(&fsid);
 			keep_fsid = 1;
 		}
@@ -236,185 +197,313 @@ copy_elem(struct resync *rs, hammer2_chain_t *s, hammer2_chain_t *dparent,
 	}
 	if (error == 0) {
 		if (n)
-			memcpy(d->data, s->data && !buf ? (const void *)s->data : buf, n);
-		if (keep_fsid)
+			memcpy(d->data, sc->data && !buf ? (const void *)sc->data : buf, n);
+		if (keep_fsid) {
 			d->data->ipdata.meta.pfs_fsid = fsid;
-		d->bref.methods = s->bref.methods;
-		d->bref.embed = s->bref.embed;
-		if (s->bref.type == HAMMER2_BREF_TYPE_DIRENT)
-			d->bref.check = s->bref.check;		/* short name */
-		if (s->bref.type == HAMMER2_BREF_TYPE_DATA)
+			d->bref.flags |= sc->bref.flags & HAMMER2_BREF_FLAG_PFSROOT;
+		}
+		d->bref.methods = sc->bref.methods;
+		d->bref.embed = sc->bref.embed;
+		if (sc->bref.type == HAMMER2_BREF_TYPE_DIRENT)
+			d->bref.check = sc->bref.check;		/* short name */
+		if (sc->bref.type == HAMMER2_BREF_TYPE_DATA)
 			d->bref.methods &= (uint8_t)~HAMMER2_ENC_COMP(15);
 		++rs->stats->copied;
-		if (s->bref.type == HAMMER2_BREF_TYPE_DATA)
+		if (sc->bref.type == HAMMER2_BREF_TYPE_DATA)
 			rs->stats->bytes += bytes;
-		if (has_children(s))
-			error = sync_children(rs, s, d, 0);
+		progress(rs, sc->bref.type == HAMMER2_BREF_TYPE_DATA ? bytes : 0);
+		if (has_children(sc))
+			error = sync_children(rs, child, d, 0, HAMMER2_KEY_MAX);
 		/* after the children, whose creation stamps their parents */
-		d->bref.modify_tid = s->bref.modify_tid;
+		d->bref.modify_tid = sc->bref.modify_tid;
 	}
 	free(buf);
 	chain_put(d);
 	return error;
 }
 
+/*
+ * dst's indirect blocks under d that do not load: replaced (deleted here,
+ * their elements then copied as missing) where a source knows that key
+ * range; else kept and reported.
+ */
 static int
-elem_cmp(const struct elem *a, const struct elem *b)
+heal_holes(struct resync *rs, struct srcs_level *lv, hammer2_chain_t *d,
+	   struct elems *de)
 {
-	if (a->key != b->key)
-		return a->key < b->key ? -1 : 1;
-	return a->type == b->type ? 0 : a->type < b->type ? -1 : 1;
+	int error = 0;
+
+	for (size_t i = 0; i < de->nbad && error == 0; ++i) {
+		hammer2_chain_t *b = de->bad[i];
+		struct elem el = { b->bref.key, b->bref.type, b->bref.keybits,
+				   b->bref.modify_tid, b->bref.mirror_tid, 0 };
+
+		if (srcs_unknown(lv, b->bref.key, hammer2_bref_key_end(&b->bref))) {
+			report_lost(rs, d, &el, b->bref.data_off & HAMMER2_OFF_MASK);
+			continue;
+		}
+		error = hammer2_chain_delete(b, rs->mtid);
+		++rs->stats->repaired;
+	}
+	return error;
 }
 
 /*
- * Scrub: an element both nodes hold in the same version is read back on
- * dst (its check code verified) and, where that fails, replaced by src's
- * copy; inodes are descended.
+ * dst's node-local PFS root does not read: no other node holds what it
+ * held, so it is made anew, empty, as newfs makes it (like the source's,
+ * sc).  dc is released.
  */
 static int
-scrub_elem(struct resync *rs, hammer2_chain_t *s, hammer2_chain_t *d,
-	   const struct elem *el, int top)
+local_recreate(struct resync *rs, hammer2_chain_t *d, hammer2_chain_t *dc,
+	       const hammer2_chain_t *sc)
 {
-	hammer2_chain_t *sc, *dc;
-	int error = 0;
+	const hammer2_inode_meta_t *m = &sc->data->ipdata.meta;
+	hammer2_chain_t *p, *nc = NULL;
+	int error;
 
-	sc = elem_get(s, el, 1, &error);
-	if (sc == NULL) {
-		/* damaged on the source too: dst keeps its copy (same version) */
-		if (error)
-			++rs->stats->unreadable;
+	error = hammer2_chain_delete(dc, rs->mtid);
+	chain_put(dc);
+	if (error)
+		return error;
+	hammer2_chain_ref(d);
+	hammer2_chain_lock(d, 0);
+	p = d;
+	error = hammer2_chain_create(&p, &nc, sc->bref.key, sc->bref.keybits,
+				     HAMMER2_BREF_TYPE_INODE, HAMMER2_INODE_BYTES,
+				     rs->mtid);
+	chain_put(p);
+	if (error == 0)
+		error = hammer2_pfs_inode_init(&nc->data->ipdata, LOCAL_LABEL,
+					       m->pfs_type, m->pfs_subtype,
+					       m->comp_algo, m->check_algo, 0,
+					       NULL, hammer2_time_now());
+	if (error == 0) {
+		nc->bref.methods = sc->bref.methods;
+		nc->bref.flags |= HAMMER2_BREF_FLAG_PFSROOT;
+		++rs->stats->repaired;
+	}
+	chain_put(nc);
+	return error;
+}
+
+/*
+ * An element both hold: dst's copy is kept when it is the same version
+ * and reads back (looked at only when scrubbing, or when its subtree may
+ * have changed), else replaced by the first source copy that reads.
+ */
+static int
+sync_both(struct resync *rs, struct srcs *child, hammer2_chain_t *d,
+	  const struct elem *del)
+{
+	const struct elem *el = &child->el;
+	hammer2_chain_t *dc, *sc;
+	int same = el->modify_tid == del->modify_tid &&
+		   !(rs->flags & HAMMER2_RESYNC_FULL);
+	int bad = 0, error;
+
+	dc = elem_lookup(d, del, 0, HAMMER2_LOOKUP_NODATA, &error);
+	if (dc == NULL)
+		return error ? error : hammer2_seterr(EIO, "%s: element 0x%llx "
+						      "vanished", rs->dst->path,
+						      (unsigned long long)el->key);
+	if ((error = hammer2_chain_load_data(dc)) != 0) {
+		if (fatal_error(error)) {
+			chain_put(dc);
+			return error;
+		}
+		bad = 1;
+	}
+	if (!bad && is_local_pfs(d, dc)) {
+		chain_put(dc);
 		return 0;
 	}
-	if (top && is_pfs_label(sc, LOCAL_LABEL)) {
-		chain_put(sc);
-		return 0;
-	}
-	dc = elem_lookup(d, el, 0, HAMMER2_LOOKUP_NODATA, &error);
-	if (dc == NULL) {
-		chain_put(sc);
+	if (!bad && same) {
+		++rs->stats->skipped;
+		if (has_children(dc)) {
+			error = sync_children(rs, child, dc, 0, HAMMER2_KEY_MAX);
+			if (dc->flags & HAMMER2_CHAIN_MODIFIED)
+				dc->bref.modify_tid = el->modify_tid;
+		}
+		chain_put(dc);
 		return error;
 	}
-	if (hammer2_chain_load_data(dc) != 0) {
-		/* unreadable here: the source's copy replaces it */
+	if ((sc = srcs_get(rs, child, &error)) == NULL) {
+		if (error == 0)
+			report_lost(rs, d, el, bad ? dc->bref.data_off &
+					      HAMMER2_OFF_MASK : 0);
+		chain_put(dc);
+		return error;
+	}
+	if (is_local_pfs(d, sc)) {
+		if (bad)
+			return local_recreate(rs, d, dc, sc);
+		chain_put(dc);
+		return 0;
+	}
+	if (bad) {
+		/* unreadable here: a source's copy replaces it */
 		++rs->stats->repaired;
 		error = hammer2_chain_delete(dc, rs->mtid);
 		chain_put(dc);
-		if (error == 0)
-			error = copy_elem(rs, sc, d, NULL);
-	} else if (has_children(sc) && has_children(dc)) {
-		++rs->stats->skipped;
-		error = sync_children(rs, sc, dc, 0);
-		if (dc->flags & HAMMER2_CHAIN_MODIFIED)
-			dc->bref.modify_tid = sc->bref.modify_tid;
-		chain_put(dc);
-	} else if (has_children(sc) != has_children(dc)) {
-		error = copy_elem(rs, sc, d, dc);	/* consumes dc */
-	} else {
-		++rs->stats->skipped;
-		chain_put(dc);
+		if (error)
+			return error;
+		dc = NULL;
 	}
-	chain_put(sc);
+	return copy_elem(rs, child, sc, d, dc);
+}
+
+/* An element dst lacks: copied from the first source that can serve it. */
+static int
+sync_missing(struct resync *rs, struct srcs *child, hammer2_chain_t *d)
+{
+	hammer2_chain_t *sc;
+	int error;
+
+	if ((sc = srcs_get(rs, child, &error)) == NULL) {
+		if (error == 0)
+			report_lost(rs, d, &child->el, 0);
+		return error;
+	}
+	return is_local_pfs(d, sc) ? 0 : copy_elem(rs, child, sc, d, NULL);
+}
+
+/* An element only dst holds: deleted, unless the sources cannot tell. */
+static int
+sync_extra(struct resync *rs, struct srcs_level *lv, hammer2_chain_t *d,
+	   const struct elem *el)
+{
+	hammer2_chain_t *dc;
+	int error = 0;
+
+	if ((rs->flags & HAMMER2_RESYNC_KEEP) ||
+	    srcs_unknown(lv, el->key, el->key))
+		return 0;
+	dc = elem_lookup(d, el, 0, HAMMER2_LOOKUP_NODATA, &error);
+	if (dc == NULL)
+		return error;
+	/* a top-level element that does not read may be LOCAL: kept */
+	if (hammer2_chain_load_data(dc) == 0 ? !is_local_pfs(d, dc) :
+	    !is_sroot(d)) {
+		error = hammer2_chain_delete(dc, rs->mtid);
+		++rs->stats->deleted;
+	}
+	chain_put(dc);
 	return error;
 }
 
 /*
- * Merge the elements under s (source) and d (dst): copy what dst lacks or
- * holds in an older version, delete what src no longer has.
+ * dst's elements in [*begp, *endp] under d; the range grows to take in
+ * whole the indirect blocks that do not load, as healing replaces them
+ * with everything they held.
  */
 static int
-sync_children(struct resync *rs, hammer2_chain_t *s, hammer2_chain_t *d,
-	      int top)
+dst_collect(hammer2_chain_t *d, struct elems *de, hammer2_key_t *begp,
+	    hammer2_key_t *endp)
 {
-	struct elems se = { 0 }, de = { 0 };
-	size_t i = 0, j = 0;
-	int error;
+	int error, grown;
 
-	error = elems_collect(s, &se, 1);
-	if (error == 0)
-		error = elems_collect(d, &de, 0);
-	while (error == 0 && (i < se.n || j < de.n)) {
-		int cmp = i >= se.n ? 1 : j >= de.n ? -1 : elem_cmp(&se.v[i], &de.v[j]);
-		hammer2_chain_t *sc = NULL, *dc = NULL;
+	do {
+		grown = 0;
+		elems_free(de);
+		error = elems_collect(d, de, 0, *begp, *endp);
+		for (size_t i = 0; error == 0 && i < de->nbad; ++i) {
+			const hammer2_blockref_t *b = &de->bad[i]->bref;
 
-		if (cmp <= 0) {
-			const struct elem *el = &se.v[i++];
-
-			++rs->stats->visited;
-			if (cmp == 0)
-				++j;
-			if (cmp == 0 && el->modify_tid == de.v[j - 1].modify_tid &&
-			    (rs->flags & HAMMER2_RESYNC_SCRUB)) {
-				if ((error = scrub_elem(rs, s, d, el, top)) != 0)
-					break;
-				continue;
+			if (b->key < *begp || hammer2_bref_key_end(b) > *endp) {
+				if (b->key < *begp)
+					*begp = b->key;
+				if (hammer2_bref_key_end(b) > *endp)
+					*endp = hammer2_bref_key_end(b);
+				grown = 1;
 			}
-			if (cmp == 0 && el->mirror_tid <= rs->since &&
-			    el->modify_tid == de.v[j - 1].modify_tid) {
-				++rs->stats->skipped;
-				continue;
-			}
-			sc = elem_get(s, el, 1, &error);
-			if (sc == NULL) {
-				if (error == 0)
-					error = hammer2_seterr(EIO, "%s: element 0x%llx vanished",
-							       rs->src->path,
-							       (unsigned long long)el->key);
-				break;
-			}
-			if (top && is_pfs_label(sc, LOCAL_LABEL)) {
-				chain_put(sc);
-				continue;
-			}
-			if (cmp == 0 && (dc = elem_get(d, el, 0, &error)) == NULL &&
-			    error) {
-				chain_put(sc);
-				break;
-			}
-			error = copy_elem(rs, sc, d, dc);	/* consumes dc */
-			chain_put(sc);
-		} else {
-			const struct elem *el = &de.v[j++];
-
-			dc = elem_get(d, el, 0, &error);
-			if (dc == NULL)
-				break;
-			if (!(top && is_pfs_label(dc, LOCAL_LABEL))) {
-				error = hammer2_chain_delete(dc, rs->mtid);
-				++rs->stats->deleted;
-			}
-			chain_put(dc);
 		}
-	}
-	free(se.v);
-	free(de.v);
+	} while (error == 0 && grown);
 	return error;
 }
 
-/* The super-root inode of a node, locked. */
-static hammer2_chain_t *
-sroot_get(hammer2_dev_t *hmp, int shared, int *errorp)
+/*
+ * Merge the elements in [beg, end] under s (the sources) and d (dst):
+ * copy what dst lacks, holds in another version or cannot read; delete
+ * what the sources no longer have.
+ */
+static int
+sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
+	      hammer2_key_t beg, hammer2_key_t end)
 {
-	struct elem el = { 0, HAMMER2_BREF_TYPE_INODE, 0, 0, 0 };
-	hammer2_chain_t *c = elem_get(hmp->vchain, &el, shared, errorp);
+	struct srcs_level lv;
+	struct elems de = { 0 };
+	char label[sizeof(rs->label)];
+	size_t i = 0, j = 0;
+	int error;
 
-	if (c == NULL && *errorp == 0)
-		*errorp = hammer2_seterr(EINVAL, "%s: no super-root", hmp->path);
-	return c;
+	memcpy(label, rs->label, sizeof(label));
+	if (d->parent && is_sroot(d->parent))	/* a PFS root */
+		snprintf(rs->label, sizeof(rs->label), "%.*s",
+			 (int)d->data->ipdata.meta.name_len,
+			 (const char *)d->data->ipdata.filename);
+	memset(&lv, 0, sizeof(lv));
+	error = dst_collect(d, &de, &beg, &end);
+	if (error == 0)
+		error = srcs_collect(rs, s, &lv, beg, end);
+	if (error == 0)
+		error = heal_holes(rs, &lv, d, &de);
+	while (error == 0 && (i < lv.e.n || j < de.n)) {
+		int cmp = i >= lv.e.n ? 1 : j >= de.n ? -1 :
+			  elem_cmp(&lv.e.v[i], &de.v[j]);
+		struct srcs child;
+
+		if (cmp > 0) {
+			error = sync_extra(rs, &lv, d, &de.v[j++]);
+			continue;
+		}
+		++rs->stats->visited;
+		srcs_init(&child, s, &lv.e.v[i++]);
+		if (cmp < 0)
+			error = sync_missing(rs, &child, d);
+		else if (child.el.modify_tid == de.v[j].modify_tid &&
+			 child.el.mirror_tid <= rs->since &&
+			 !(rs->flags & HAMMER2_RESYNC_SCRUB))
+			++rs->stats->skipped;	/* unchanged since dst had it */
+		else
+			error = sync_both(rs, &child, d, &de.v[j]);
+		j += cmp == 0;
+		srcs_done(&child);
+	}
+	srcs_level_free(&lv);
+	elems_free(&de);
+	memcpy(rs->label, label, sizeof(label));
+	return error;
 }
 
 int
-hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
+hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst, int flags,
 	       hammer2_resync_stats_t *stats)
 {
-	struct resync rs = { src, dst, dst->voldata->mirror_tid,
-			     src->voldata->mirror_tid, stats, flags };
-	hammer2_chain_t *s, *d;
+	struct resync rs = { .dst = dst, .since = dst->voldata->mirror_tid,
+			     .stats = stats, .flags = flags };
+	struct srcs top;
 	int error;
 
-	if (src == dst)
-		return hammer2_seterr(EINVAL, "%s: resync from itself", src->path);
-	if (src->vchain->flags & HAMMER2_CHAIN_MODIFIED)
-		return hammer2_seterr(EBUSY, "%s: has unflushed changes", src->path);
+	if (nsrc < 1 || nsrc > HAMMER2_MAXCLUSTER)
+		return hammer2_seterr(EINVAL, "%s: resync from %d nodes",
+				      dst->path, nsrc);
+	rs.mtid = srcs[0]->voldata->mirror_tid;
+	for (int k = 0; k < nsrc; ++k) {
+		if (srcs[k] == dst)
+			return hammer2_seterr(EINVAL, "%s: resync from itself",
+					      dst->path);
+		if (srcs[k]->vchain->flags & HAMMER2_CHAIN_MODIFIED)
+			return hammer2_seterr(EBUSY, "%s: has unflushed changes",
+					      srcs[k]->path);
+		if (srcs[k]->voldata->mirror_tid != rs.mtid)
+			return hammer2_seterr(EINVAL, "%s: at transaction %llu, "
+					      "not the other sources' %llu",
+					      srcs[k]->path, (unsigned long long)
+					      srcs[k]->voldata->mirror_tid,
+					      (unsigned long long)rs.mtid);
+		rs.src[k] = srcs[k];
+	}
+	rs.nsrc = nsrc;
 	if (flags & HAMMER2_RESYNC_FULL)
 		rs.since = 0;
 	if (rs.since == rs.mtid)
@@ -426,43 +515,91 @@ hammer2_resync(hammer2_dev_t *src, hammer2_dev_t *dst, int flags,
 				      (unsigned long long)rs.mtid);
 	dst->mtid = rs.mtid;
 	dst->flush_error = 0;
-	/* the header moves to src's transaction even if nothing else does */
+	/* the header moves to the sources' transaction even if nothing else does */
 	if ((error = hammer2_chain_modify(dst->vchain, rs.mtid)) != 0)
 		return error;
-	s = sroot_get(src, 1, &error);
-	if (s == NULL)
-		return error;
-	d = sroot_get(dst, 0, &error);
-	if (d == NULL) {
-		chain_put(s);
-		return error;
+	if (stats->progress) {
+		const hammer2_blockref_t *sroot =
+			&rs.src[0]->voldata->sroot_blockset.blockref[0];
+
+		stats->progress->done_elems = stats->progress->done_bytes = 0;
+		stats->progress->total_elems = sroot->embed.stats.inode_count;
+		stats->progress->total_bytes = sroot->embed.stats.data_count;
 	}
-	error = sync_children(&rs, s, d, 1);
-	if (error == 0 && (d->flags & HAMMER2_CHAIN_MODIFIED))
-		d->bref.modify_tid = s->bref.modify_tid;
-	chain_put(d);
-	chain_put(s);
+	srcs_top(&rs, &top);
+	hammer2_chain_ref(dst->vchain);
+	hammer2_chain_lock(dst->vchain, 0);
+	error = sync_children(&rs, &top, dst->vchain, 0, HAMMER2_KEY_MAX);
+	chain_put(dst->vchain);
+	srcs_done(&top);
+	/* committed without them, it would claim a tree it does not hold */
+	if (error == 0 && stats->missing)
+		error = hammer2_seterr(EIO, "lacks %llu element(s) no node could "
+				       "read (the first unreadable: PFS \"%s\" "
+				       "inode %llu key 0x%llx)",
+				       (unsigned long long)stats->missing,
+				       stats->lost[0].pfs,
+				       (unsigned long long)stats->lost[0].inum,
+				       (unsigned long long)stats->lost[0].key);
 	if (error == 0)
 		error = hammer2_flush(dst);
 	return error ? hammer2_preerr(error, "resync of %s from %s", dst->path,
-				      src->path) : 0;
+				      srcs[0]->path) : 0;
+}
+
+/*
+ * Heal keys [beg, end] under dparent, an inode (or volume root) of a live
+ * node, from the same one on the other nodes (sparents, NULL where a node
+ * has none): what dparent's node cannot read there is rewritten in the
+ * transaction being built.  Callers hold every node's transaction lock
+ * exclusively.
+ */
+int
+hammer2_resync_heal(hammer2_chain_t *dparent, hammer2_chain_t **sparents,
+		    int n, hammer2_key_t beg, hammer2_key_t end,
+		    hammer2_resync_stats_t *stats)
+{
+	hammer2_dev_t *dst = dparent->hmp;
+	struct resync rs = { .dst = dst, .since = dst->voldata->mirror_tid,
+			     .mtid = dst->mtid, .stats = stats,
+			     .flags = HAMMER2_RESYNC_SCRUB | HAMMER2_RESYNC_KEEP };
+	struct srcs top;
+	int error;
+
+	memset(&top, 0, sizeof(top));
+	for (int k = 0; k < n && k < HAMMER2_MAXCLUSTER; ++k) {
+		if (sparents[k] == NULL)
+			continue;
+		rs.src[rs.nsrc] = sparents[k]->hmp;
+		top.c[rs.nsrc++] = sparents[k];
+	}
+	top.looked = (1u << rs.nsrc) - 1;
+	if (rs.nsrc == 0)
+		return 0;
+	hammer2_chain_ref(dparent);
+	hammer2_chain_lock(dparent, 0);
+	error = sync_children(&rs, &top, dparent, beg, end);
+	chain_put(dparent);
+	return error;
 }
 
 /*
  * Resync node dst_index of a cluster in place (callers hold every node's
  * transaction lock exclusively, in node order): commit what the live
- * nodes have pending, copy from live node src_index (-1: the first),
- * then rejoin.  A failed node's in-memory state is not trusted: it is
- * resynced after a reopen, when it comes back stale.
+ * nodes have pending, copy from the live nodes (src_index's first, -1:
+ * in node order), each element from the first that serves it, then
+ * rejoin.  A
+ * failed node's in-memory state is not trusted: it is resynced after a
+ * reopen, when it comes back stale.
  */
 int
 hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 		       int src_index, int flags, hammer2_resync_stats_t *stats)
 {
-	hammer2_dev_t *dst, *src = NULL;
+	hammer2_dev_t *dst, *src[HAMMER2_MAXCLUSTER];
 	hammer2_node_t node;
 	int foreign[HAMMER2_MAXCLUSTER];
-	int live = 0, error;
+	int live = 0, nsrc = 0, error;
 
 	if (dst_index < 0 || dst_index >= ndevs)
 		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
@@ -472,6 +609,7 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 	/* a scrub takes a live node out while it is checked */
 	if ((flags & HAMMER2_RESYNC_SCRUB) && node.state == HAMMER2_NODE_LIVE &&
 	    ndevs > 1) {
+		flags |= HAMMER2_RESYNC_KEEP;
 		hammer2_node_stale(dst, "being scrubbed");
 		hammer2_node_get(dst, &node);
 	}
@@ -480,19 +618,19 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 	if (node.state == HAMMER2_NODE_FAILED)
 		return hammer2_seterr(EBUSY, "%s: failed (%s); reopen the cluster "
 				      "to resync it", dst->path, node.why);
-	for (int i = 0; i < ndevs; ++i) {
-		if (!hammer2_node_live(devs[i]))
-			continue;
-		if (src == NULL)
-			src = devs[i];
-		++live;
-	}
 	if (src_index >= 0) {
 		if (src_index >= ndevs || src_index == dst_index ||
 		    !hammer2_node_live(devs[src_index]))
 			return hammer2_seterr(EINVAL, "node %d is no live source",
 					      src_index);
-		src = devs[src_index];
+		src[nsrc++] = devs[src_index];
+	}
+	for (int i = 0; i < ndevs; ++i) {
+		if (!hammer2_node_live(devs[i]))
+			continue;
+		++live;
+		if (i != src_index)
+			src[nsrc++] = devs[i];
 	}
 	hammer2_cluster_foreign(devs, ndevs, foreign);
 	if (foreign[dst_index])
@@ -505,7 +643,7 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 	 * A node that went its own way past the cluster's transaction: the
 	 * live nodes first commit one beyond it (join numbered them so).
 	 */
-	if (dst->voldata->mirror_tid >= src->voldata->mirror_tid ||
+	if (dst->voldata->mirror_tid >= src[0]->voldata->mirror_tid ||
 	    (flags & HAMMER2_RESYNC_FULL)) {
 		for (int i = 0; i < ndevs; ++i) {
 			if (hammer2_node_live(devs[i]) &&
@@ -516,7 +654,7 @@ hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 	}
 	if ((error = hammer2_cluster_flush(devs, ndevs)) != 0)
 		return error;
-	if ((error = hammer2_resync(src, dst, flags, stats)) != 0) {
+	if ((error = hammer2_resync(src, nsrc, dst, flags, stats)) != 0) {
 		char why[192];
 
 		/* its in-memory tree is half copied now: out until reopened */

@@ -6,9 +6,20 @@ cdef extern from "hammer2_cluster.h" nogil:
         int state
         int error
         uint64_t read_errors
+        uint64_t healed
         char why[192]
 
+    ctypedef struct hammer2_resync_lost_t:
+        char pfs[256]
+        uint64_t inum
+        uint64_t key
+        uint8_t type
+        uint64_t off
+
+    int HAMMER2_RESYNC_LOST_MAX
+
     ctypedef struct hammer2_resync_stats_t:
+        hammer2_resync_lost_t lost[16]
         uint64_t visited
         uint64_t skipped
         uint64_t copied
@@ -16,6 +27,7 @@ cdef extern from "hammer2_cluster.h" nogil:
         uint64_t bytes
         uint64_t repaired
         uint64_t unreadable
+        uint64_t missing
 
     ctypedef struct hammer2_chain_t:
         uint32_t bytes
@@ -66,6 +78,7 @@ cdef extern from "hammer2_cluster.h" nogil:
     int hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, uint64_t inum,
                                    hammer2_scan_cb_t cb, void *arg)
     int hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
+    void hammer2_heal_forget(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
     int hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
@@ -75,6 +88,29 @@ cdef extern from "hammer2_cluster.h" nogil:
     uint64_t hammer2_node_tid(const hammer2_dev_t *hmp)
     int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
                                int src_index, int flags, hammer2_resync_stats_t *stats)
+
+    ctypedef struct hammer2_sync_status_t:
+        int running
+        int error
+        uint64_t syncs
+        uint64_t done_elems
+        uint64_t done_bytes
+        uint64_t total_elems
+        uint64_t total_bytes
+        char last_error[192]
+
+    int hammer2_nodeset_create(hammer2_dev_t **devs, int ndevs, int autosync,
+                               int retry_max_ms, hammer2_nodeset_t **nsp)
+    void hammer2_nodeset_destroy(hammer2_nodeset_t *ns)
+    void hammer2_nodeset_hold(hammer2_nodeset_t *ns)
+    void hammer2_nodeset_release(hammer2_nodeset_t *ns)
+    void hammer2_nodeset_begin(hammer2_nodeset_t *ns, int write)
+    void hammer2_nodeset_end(hammer2_nodeset_t *ns)
+    int hammer2_nodeset_reopen(hammer2_nodeset_t *ns, int index)
+    int hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
+                               hammer2_resync_stats_t *stats)
+    void hammer2_nodeset_sync_status(hammer2_nodeset_t *ns, int index,
+                                     hammer2_sync_status_t *st)
 
 MAX_NODES = MAXNODES
 NODE_STATES = ("live", "stale", "failed")
@@ -150,17 +186,35 @@ def node_status(Device device):
     hammer2_node_get(hmp, &node)
     return {'path': _text(hmp.path), 'state': NODE_STATES[node.state],
             'errno': node.error, 'why': _text(node.why),
-            'read_errors': node.read_errors,
+            'read_errors': node.read_errors, 'healed': node.healed,
             'mirror_tid': hammer2_node_tid(hmp)}
+
+
+def cluster_forget_heals(list devices):
+    """Drop the rewrites the nodes have noted for their next commit (they
+    hold chains of every node): before any node is closed."""
+    cdef hammer2_dev_t *devs[MAXNODES]
+    cdef int n = 0, i
+    for d in devices[:MAXNODES]:
+        if (<Device>d).hmp is not NULL:
+            devs[n] = (<Device>d).hmp
+            n += 1
+    with nogil:
+        for i in range(n):
+            hammer2_trans_begin(devs[i], 1)
+        hammer2_heal_forget(devs, n)
+        for i in range(n):
+            hammer2_trans_end(devs[i])
 
 
 def resync(list devices, int index, bint scrub=False, int source=-1):
     """Bring node `index` (stale) back: commit the live nodes, copy from
     live node `source` (-1: the first) only what changed since the node's
     last transaction,
-    rejoin it.  scrub: also read back everything both hold, replacing what
-    fails its check on the node (a live node is taken out meanwhile).
-    Returns the counts."""
+    rejoin it.  What the node cannot read is replaced from any live node
+    that can serve it.  scrub: also read back everything it holds (a live
+    node is taken out meanwhile).  Returns the counts, and in 'lost' the
+    first elements no node could read."""
     cdef hammer2_dev_t *devs[MAXNODES]
     cdef int n = _devs(devices, devs, True)
     cdef hammer2_resync_stats_t st
@@ -187,9 +241,18 @@ def resync(list devices, int index, bint scrub=False, int source=-1):
         free(pfss)
     if err:
         raise _error(err)
+    return _resync_stats(&st)
+
+
+cdef dict _resync_stats(hammer2_resync_stats_t *st):
     return {'visited': st.visited, 'skipped': st.skipped, 'copied': st.copied,
             'deleted': st.deleted, 'bytes': st.bytes, 'repaired': st.repaired,
-            'unreadable': st.unreadable}
+            'unreadable': st.unreadable, 'missing': st.missing,
+            'lost': [{'pfs': _text(st.lost[i].pfs), 'inum': st.lost[i].inum,
+                      'key': st.lost[i].key,
+                      'type': _text(hammer2_bref_type_name(st.lost[i].type)),
+                      'off': st.lost[i].off}
+                     for i in range(min(st.unreadable, HAMMER2_RESYNC_LOST_MAX))]}
 
 
 cdef int _scan_cb(void *arg, const hammer2_scan_elem_t *el) noexcept with gil:
@@ -316,6 +379,7 @@ def node_swap(list devices, int index, Device fresh):
         with nogil:
             for i in range(n):
                 hammer2_trans_begin(devs[i], 1)
+            hammer2_heal_forget(devs, n)        # they hold the old node's chains
             for i in range(npfs):
                 err = hammer2_pfs_node_swap(pfss[i], index, hmp)
                 if err:
@@ -331,3 +395,137 @@ def node_swap(list devices, int index, Device fresh):
         fresh.users.add(u)
     devices[index] = fresh
     old.close()
+
+
+cdef class NodeSet:
+    """The node list of an open cluster, its lock and its sync threads, in
+    the core (csrc/hammer2_nodeset.c): it takes the devices over (they
+    become views of their nodes, which the core may reopen) and runs every
+    cluster operation under its lock.  autosync: a thread per node brings
+    it back whenever it leaves the cluster, retrying one that cannot come
+    back after 250 ms, doubling up to retry_max_ms."""
+    cdef hammer2_nodeset_t *ns
+    cdef list views
+
+    def __cinit__(self, list devices, bint autosync=True, int retry_max_ms=10000):
+        cdef hammer2_dev_t *devs[MAXNODES]
+        cdef int n = _devs(devices, devs)
+        cdef int err
+        with nogil:
+            err = hammer2_nodeset_create(devs, n, autosync, retry_max_ms, &self.ns)
+        if err:
+            raise _error(err)
+        for i, d in enumerate(devices):
+            (<Device>d).ns = self.ns
+            (<Device>d).index = i
+            (<Device>d).hmp = NULL
+        self.views = list(devices)
+
+    def __dealloc__(self):
+        if self.ns is not NULL:
+            hammer2_nodeset_destroy(self.ns)
+
+    def close(self):
+        """Close the PFSes over the nodes, stop the sync threads, close
+        every device."""
+        for d in self.views:
+            d.close()
+        if self.ns is not NULL:
+            with nogil:
+                hammer2_nodeset_destroy(self.ns)
+            self.ns = NULL
+
+    def __enter__(self):
+        """The node-list lock (it nests), for a run of calls that hand the
+        node list to the core: no node is reopened meanwhile."""
+        cdef hammer2_nodeset_t *ns = self._ns()
+        with nogil:
+            hammer2_nodeset_hold(ns)
+        return self
+
+    def __exit__(self, *exc):
+        hammer2_nodeset_release(self.ns)
+
+    cdef hammer2_nodeset_t *_ns(self) except NULL:
+        if self.ns is NULL:
+            raise H2Error(_errno.EBADF, "cluster is closed")
+        return self.ns
+
+    cdef int _writable(self) except -1:
+        cdef hammer2_nodeset_t *ns = self._ns()
+        for i in range(ns.ndevs):
+            if ns.devs[i].readonly:
+                raise H2Error(_errno.EROFS, f"{_text(ns.devs[i].path)} is open read-only")
+        return 0
+
+    def flush(self):
+        """Commit every live node; H2Error unless a quorum committed."""
+        cdef hammer2_nodeset_t *ns = self._ns()
+        cdef int err
+        self._writable()
+        with nogil:
+            hammer2_nodeset_begin(ns, 1)
+            err = hammer2_cluster_flush(ns.devs, ns.ndevs)
+            hammer2_nodeset_end(ns)
+        if err:
+            raise _error(err)
+
+    def bulkfree(self):
+        """bulkfree on every live node; the bytes freed."""
+        cdef hammer2_nodeset_t *ns = self._ns()
+        cdef uint64_t freed = 0
+        cdef int err
+        self._writable()
+        with nogil:
+            hammer2_nodeset_begin(ns, 1)
+            err = hammer2_cluster_bulkfree(ns.devs, ns.ndevs, &freed)
+            hammer2_nodeset_end(ns)
+        if err:
+            raise _error(err)
+        return freed
+
+    def reopen(self, int index):
+        """Replace node `index` by a fresh open of its media (in every open
+        PFS); it comes back stale."""
+        cdef hammer2_nodeset_t *ns = self._ns()
+        cdef int err
+        with nogil:
+            err = hammer2_nodeset_reopen(ns, index)
+        if err:
+            raise _error(err)
+
+    def resync(self, int index, bint scrub=False):
+        """Bring node `index` back now (reopened first if failed), each
+        element from the first live node serving it; scrub: read back
+        everything it holds, healing what fails.  Returns the counts."""
+        cdef hammer2_nodeset_t *ns = self._ns()
+        cdef hammer2_resync_stats_t *st
+        cdef int err
+        self._writable()
+        st = <hammer2_resync_stats_t *>calloc(1, sizeof(hammer2_resync_stats_t))
+        if st is NULL:
+            raise MemoryError("resync")
+        try:
+            with nogil:
+                err = hammer2_nodeset_resync(ns, index, 1 if scrub else 0, st)
+            if err:
+                raise _error(err)
+            return _resync_stats(st)
+        finally:
+            free(st)
+
+    def status(self, int index):
+        """node_status() of node `index` and its sync thread's: 'sync'
+        (running, syncs, done and total elements/bytes, last_error)."""
+        cdef hammer2_nodeset_t *ns = self._ns()
+        cdef hammer2_sync_status_t ss
+        out = node_status(self.views[index])
+        hammer2_nodeset_sync_status(ns, index, &ss)
+        out['sync'] = {'running': bool(ss.running), 'syncs': ss.syncs,
+                       'done_elems': ss.done_elems, 'done_bytes': ss.done_bytes,
+                       'left_elems': max(<long long>ss.total_elems -
+                                         <long long>ss.done_elems, 0) if ss.running else 0,
+                       'left_bytes': max(<long long>ss.total_bytes -
+                                         <long long>ss.done_bytes, 0) if ss.running else 0,
+                       'last_error': _text(ss.last_error)}
+        return out

@@ -6,7 +6,7 @@ the errno and the core's message, which names the object and offset."""
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
 import errno as _errno
 import uuid as _uuid
@@ -499,9 +499,22 @@ cdef list _volume_list(path):
     return [_cstr("path", p) for p in paths]
 
 
+cdef extern from "hammer2_cluster.h" nogil:
+    ctypedef struct hammer2_nodeset_t:
+        hammer2_dev_t *devs[8]
+        int ndevs
+    int hammer2_nodeset_pfs_open(hammer2_nodeset_t *ns, const char *label,
+                                 hammer2_pfs_t **pfsp)
+    void hammer2_nodeset_pfs_close(hammer2_nodeset_t *ns, hammer2_pfs_t *pfs)
+
+
 cdef class Device:
-    """One opened HAMMER2 device or image file (or the volumes of one filesystem)."""
+    """One opened HAMMER2 device or image file (or the volumes of one
+    filesystem); or, once a NodeSet took it over, a view of a node of an open
+    cluster (whatever device serves the node now: the cluster may reopen it)."""
     cdef hammer2_dev_t *hmp
+    cdef hammer2_nodeset_t *ns     # the set owning the node, if a view
+    cdef int index
     cdef object users          # PFSes opened over this device
     cdef object __weakref__
 
@@ -520,11 +533,13 @@ cdef class Device:
             raise _error(err)
 
     def __dealloc__(self):
-        if self.hmp is not NULL:
+        if self.hmp is not NULL and self.ns is NULL:
             hammer2_dev_close(self.hmp)
             self.hmp = NULL
 
     cdef hammer2_dev_t *_dev(self) except NULL:
+        if self.ns is not NULL:
+            return self.ns.devs[self.index]
         if self.hmp is NULL:
             raise H2Error(_errno.EBADF, "device is closed")
         return self.hmp
@@ -537,12 +552,14 @@ cdef class Device:
         return hmp
 
     def close(self):
-        """Close the device and, first, every PFS opened over it."""
+        """Close the device and, first, every PFS opened over it (a view
+        leaves the device to its NodeSet)."""
         for pfs in list(self.users):
             pfs.close()
-        if self.hmp is not NULL:
+        if self.hmp is not NULL and self.ns is NULL:
             hammer2_dev_close(self.hmp)
-            self.hmp = NULL
+        self.hmp = NULL
+        self.ns = NULL
 
     @property
     def path(self):
@@ -910,6 +927,7 @@ cdef int _collect_dirent(void *arg, const hammer2_dirent_t *ent) noexcept nogil:
 cdef class Pfs:
     """One PFS, over one or more nodes (devices)."""
     cdef hammer2_pfs_t *pfs
+    cdef hammer2_nodeset_t *ns     # opened over a NodeSet's nodes
     cdef list devices
     cdef readonly dict info
     cdef object sessions       # FUSE sessions serving this PFS
@@ -922,12 +940,18 @@ cdef class Pfs:
         cdef const char *clabel = blabel
         cdef int err, i
         self.sessions = _weakref.WeakSet()
+        self.ns = (<Device>devices[0]).ns     # the whole cluster, not one node's view
+        if self.ns is not NULL and self.ns.ndevs != n:
+            self.ns = NULL
         with nogil:
-            for i in range(n):
-                hammer2_trans_begin(devs[i], 0)
-            err = hammer2_pfs_open(devs, n, clabel, &self.pfs)
-            for i in range(n):
-                hammer2_trans_end(devs[i])
+            if self.ns is not NULL:
+                err = hammer2_nodeset_pfs_open(self.ns, clabel, &self.pfs)
+            else:
+                for i in range(n):
+                    hammer2_trans_begin(devs[i], 0)
+                err = hammer2_pfs_open(devs, n, clabel, &self.pfs)
+                for i in range(n):
+                    hammer2_trans_end(devs[i])
         if err:
             raise _error(err)
         self.devices = devices
@@ -936,8 +960,16 @@ cdef class Pfs:
         self.info = _pfs_info_dict(&self.pfs.info)
 
     def __dealloc__(self):
-        if self.pfs is not NULL:
+        self._release()
+
+    cdef _release(self):
+        if self.pfs is NULL:
+            return
+        if self.ns is not NULL:
+            hammer2_nodeset_pfs_close(self.ns, self.pfs)
+        else:
             hammer2_pfs_close(self.pfs)
+        self.pfs = NULL
 
     def close(self):
         """Close the PFS and, first, the FUSE sessions over it (EBUSY while
@@ -945,8 +977,7 @@ cdef class Pfs:
         for s in list(self.sessions):
             s.close()
         if self.pfs is not NULL:
-            hammer2_pfs_close(self.pfs)
-            self.pfs = NULL
+            self._release()
             for d in self.devices:
                 (<Device>d).users.discard(self)
 

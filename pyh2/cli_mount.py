@@ -10,7 +10,7 @@ from . import mount as _mount
 def cmd_mount(args, out):
     images, label = _mount.parse_spec(args.spec)
     opts = dict(readonly=args.ro, debug=args.debug, flush_secs=args.flush_interval,
-                options=",".join(args.options))
+                options=",".join(args.options), retry_max=args.retry_max)
     if args.daemon:
         pid = _mount.daemon(images, label, args.mountpoint, threads=args.threads,
                             log=args.log, **opts)
@@ -41,6 +41,9 @@ def register(sub):
                    help="request workers at most")
     p.add_argument("--flush-interval", type=cli_args.at_least(0), default=5, metavar="SECS",
                    help="commit modifications this often (0: only on fsync/unmount)")
+    p.add_argument("--retry-max", type=cli_args.at_least(1), default=10, metavar="SECS",
+                   help="a cluster node that cannot come back (its NBD server gone) is "
+                        "retried after 250 ms, the wait doubling up to this")
     p.set_defaults(func=cmd_mount)
     p = sub.add_parser("umount", help="flush and detach a pyh2 mount")
     p.add_argument("mountpoint")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import threading
+import time
 
 from . import _core
 from .volume import (H2Error, Volume, check_algo, comp_algo, lock_images, one_at_a_time,
@@ -44,14 +44,17 @@ def newfs_cluster(paths, size: int = 0, label: str = "DATA", volhdrs: int = 0,
 class ClusterVolume(Volume):
     """N nodes opened as one volume: `with pyh2.open_cluster([...]) as vol:`.
     The Volume API applies to the cluster; vol.devices are the nodes,
-    vol.device the first live one, vol.nodes() their state."""
+    vol.device the first live one, vol.nodes() their state.  The node list,
+    its lock and a sync thread per node (writable, with sync=True) are the
+    core's: a node that leaves the cluster is brought back on its own."""
 
-    def __init__(self, paths, writable: bool = False):
+    def __init__(self, paths, writable: bool = False, sync: bool = True,
+                 retry_max: float = 10.0):
         self.paths = _node_paths(paths)
         self.path = ",".join(self.paths)
         self.writable = writable
         self.devices = []
-        self._nodes_lock = threading.RLock()
+        self.nodeset = None
         self.locks = lock_images(self.paths) if writable else []
         try:
             for p in self.paths:
@@ -59,10 +62,12 @@ class ClusterVolume(Volume):
                     self.devices.append(_core.Device(volume_paths(p), writable))
                 except H2Error as e:
                     raise H2Error(e.errno, e.strerror, p) from None
-            _core.cluster_join(self.devices)
+            self.nodeset = _core.NodeSet(self.devices, writable and sync,
+                                         int(retry_max * 1000))
         except BaseException:
             self.close()
             raise
+        self._nodes_lock = self.nodeset
 
     @property
     def device(self):
@@ -73,32 +78,35 @@ class ClusterVolume(Volume):
                 return d
         return self.devices[0]
 
-    @one_at_a_time
     def flush(self):
         """Commit on every live node; fails below quorum."""
-        _core.cluster_flush(self.devices)
+        self.nodeset.flush()
 
     def close(self):
         try:
+            if self.nodeset is not None:
+                self.nodeset.close()
             for d in self.devices:
                 d.close()
         finally:
             unlock(self.locks)
 
-    @one_at_a_time
     def nodes(self) -> list[dict]:
         """Per node: path, state ('live', 'stale', 'failed'), errno, why,
-        read_errors, mirror_tid."""
-        return [_core.node_status(d) for d in self.devices]
+        read_errors (elements it could not serve), healed (of those,
+        rewritten from another node at a commit), mirror_tid, and 'sync',
+        its sync thread: running, syncs (times it brought the node back),
+        done_elems/done_bytes and left_elems/left_bytes of the sync under
+        way (left: at most), last_error."""
+        return [self.nodeset.status(i) for i in range(len(self.devices))]
 
     def node_volumes(self) -> list[Volume]:
         """A Volume view of each node (sharing the cluster's devices)."""
         return [_node_volume(self, d) for d in self.devices]
 
-    @one_at_a_time
     def bulkfree(self) -> int:
         """bulkfree on every live node; the bytes freed."""
-        return _core.cluster_bulkfree(self.devices)
+        return self.nodeset.bulkfree()
 
     @one_at_a_time
     def growfs(self, size: int):
@@ -112,56 +120,67 @@ class ClusterVolume(Volume):
         not trusted), in place under the open PFSes; it comes back stale."""
         failed = [i for i, n in enumerate(self.nodes()) if n["state"] == "failed"]
         for i in failed:
-            self._reopen(i)
+            self.nodeset.reopen(i)
         return [self.paths[i] for i in failed]
 
-    @one_at_a_time
-    def _reopen(self, i: int):
-        _core.node_swap(self.devices, i, _core.Device(volume_paths(self.paths[i]), self.writable))
-        _core.cluster_join(self.devices)
-
     def resync(self) -> dict:
-        """Bring every stale or failed node back, one after the other;
-        returns {path: counts}."""
-        self.reopen_failed()
-        done = {}
-        for i, n in enumerate(self.nodes()):
-            if n["state"] == "stale":
-                done[n["path"]] = self._resync_node(i)
-        return done
+        """Bring every stale or failed node back now, one after the other
+        (what the sync threads do on their own); returns {path: counts}."""
+        return {n["path"]: self._resync_node(i)
+                for i, n in enumerate(self.nodes()) if n["state"] != "live"}
 
-    @one_at_a_time
     def _resync_node(self, i: int, scrub: bool = False) -> dict:
-        """Resync node i from the first live node that can serve it: a
-        source that fails to read leaves the node half copied, so it is
-        reopened from its media and the next source tried."""
-        sources = [j for j, n in enumerate(self.nodes()) if n["state"] == "live" and j != i]
-        for k, j in enumerate(sources):
-            try:
-                return _core.resync(self.devices, i, scrub, j)
-            except H2Error as e:
-                if k == len(sources) - 1 or e.errno == errno.EROFS:
-                    raise
-                self._reopen(i)
-        return _core.resync(self.devices, i, scrub)     # names why nothing serves
+        """Resync node i (reopened first if failed), each element from the
+        first live node that serves it; a failure leaves it half copied,
+        so the core reopens it from its media and tries once more."""
+        return self.nodeset.resync(i, scrub)
+
+    def wait_live(self, timeout: float = 60.0) -> list[dict]:
+        """Wait until the sync threads have every node live (H2Error
+        ETIMEDOUT naming those still out); returns nodes()."""
+        end = time.monotonic() + timeout
+        while True:
+            nodes = self.nodes()
+            out = [n for n in nodes if n["state"] != "live"]
+            if not out:
+                return nodes
+            if time.monotonic() > end:
+                raise H2Error(errno.ETIMEDOUT, "nodes still out of the cluster: " + "; ".join(
+                    f"{n['path']} {n['state']} ({n['sync']['last_error'] or n['why']})"
+                    for n in out))
+            time.sleep(0.02)
 
     def scrub(self) -> dict:
-        """Read back every node in turn against another live one (its check
-        codes verified) and replace what fails; returns {path: counts}
-        (counts['repaired']).  Needs a quorum without the node scrubbed."""
-        return {self.paths[i]: self._resync_node(i, True)
+        """Read back every node in turn (its check codes verified) and
+        replace what fails from any other live node that reads it; returns
+        {path: counts} (counts['repaired']; counts['lost']: what no node
+        could read, each with its 'path').  Needs a quorum without the
+        node scrubbed."""
+        done = {self.paths[i]: self._resync_node(i, True)
                 for i in range(len(self.devices))}
+        for st in done.values():
+            for lost in st["lost"]:
+                lost["path"] = self._lost_path(lost)
+        return done
 
-    def start_resync(self) -> list["ResyncWorker"]:
-        """A background resync worker per stale or failed node while the
-        cluster stays in use (each takes every node's transaction lock
-        while it reopens or copies, so workers and users take turns);
-        join() them."""
-        workers = [ResyncWorker(self, i, n["path"], n["state"] == "failed")
-                   for i, n in enumerate(self.nodes()) if n["state"] != "live"]
-        for w in workers:
-            w.start()
-        return workers
+    def _lost_path(self, lost: dict) -> str:
+        """Where an element no node could read lies: PFS:path (of the inode
+        holding it), and the key (a file offset for data)."""
+        where = "super-root" if not lost["pfs"] else f"{lost['pfs']}:inode {lost['inum']}"
+        if lost["pfs"]:
+            try:
+                pfs = self.pfs(lost["pfs"])
+            except H2Error:
+                pfs = None
+            if pfs is not None:
+                try:
+                    for path in _inode_paths(pfs, lost["inum"]):
+                        where = f"{lost['pfs']}:{path}"
+                        break
+                finally:
+                    pfs.close()
+        what = "offset" if lost["type"] == "data" else "key"
+        return f"{where} {lost['type']} {what} {lost['key']:#x}"
 
     def compare(self) -> list[str]:
         """Differences between the nodes' logical trees (every PFS but the
@@ -174,24 +193,6 @@ class ClusterVolume(Volume):
                 who = ", ".join(f"{p}: {_describe(v)}" for p, v in zip(self.paths, values))
                 problems.append(f"{path} differs ({who})")
         return problems
-
-
-class ResyncWorker(threading.Thread):
-    """Brings one stale node of an open cluster back; after join(),
-    .result holds the counts or .error the exception."""
-
-    def __init__(self, cluster: ClusterVolume, index: int, path: str, reopen: bool):
-        super().__init__(name=f"pyh2-resync-{index}", daemon=True)
-        self.cluster, self.index, self.path, self.reopen = cluster, index, path, reopen
-        self.result, self.error = None, None
-
-    def run(self):
-        try:
-            if self.reopen:
-                self.cluster._reopen(self.index)
-            self.result = self.cluster._resync_node(self.index)
-        except BaseException as e:          # reported to the joiner
-            self.error = e
 
 
 def _node_volume(cluster: ClusterVolume, device) -> Volume:
@@ -230,6 +231,17 @@ def _logical_tree(vol: Volume) -> dict:
     return tree
 
 
+def _inode_paths(pfs, inum: int):
+    """The paths naming inode inum (a PFS walk)."""
+    if inum == 1:
+        yield "/"
+    for top, dirs, files in pfs.walk("/"):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            if pfs.stat(path).inum == inum:
+                yield path
+
+
 def _digest(pfs, path: str, size: int, chunk: int = 4 << 20) -> str:
     h = hashlib.sha256()
     for off in range(0, size, chunk):
@@ -249,7 +261,7 @@ def _describe(v) -> str:
 def resync_cluster(paths, scrub: bool = False) -> dict:
     """`pyh2 resync`: open the cluster, resync every stale node to
     completion (then scrub every node), commit."""
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:     # done here, to completion
         done = vol.resync()
         if scrub:
             for path, st in vol.scrub().items():
@@ -257,5 +269,9 @@ def resync_cluster(paths, scrub: bool = False) -> dict:
         return done
 
 
-def open_cluster(paths, writable: bool = False) -> ClusterVolume:
-    return ClusterVolume(paths, writable)
+def open_cluster(paths, writable: bool = False, sync: bool = True,
+                 retry_max: float = 10.0) -> ClusterVolume:
+    """sync: a thread per node brings back a node that leaves the cluster
+    (writable clusters); retry_max: the longest wait, in seconds, between
+    attempts at a node that cannot come back (an NBD server gone)."""
+    return ClusterVolume(paths, writable, sync, retry_max)

@@ -31,7 +31,7 @@ class Mount:
 
     def __init__(self, images: list[str], label: str, mountpoint: str,
                  readonly: bool = False, debug: bool = False, flush_secs: int = 5,
-                 options: str = ""):
+                 options: str = "", retry_max: float = 10.0):
         if not os.path.isdir(mountpoint):
             raise H2Error(errno.ENOTDIR, f"{mountpoint}: mount point is not a directory")
         self.mountpoint = os.path.realpath(mountpoint)
@@ -42,7 +42,7 @@ class Mount:
         try:
             # a writable volume locks its images itself
             self.locks = lock_images(images, shared=True) if readonly else []
-            self.volume = open_volume(",".join(images), not readonly)
+            self.volume = open_volume(",".join(images), not readonly, retry_max)
             self.pfs = _core.Pfs(self.volume.devices, label)
             fsname = ",".join(os.path.realpath(i) if os.path.exists(i) else i for i in images)
             self.session = _core.FuseSession(self.pfs, self.mountpoint, fsname, readonly,
@@ -130,7 +130,7 @@ def serve_until_unmounted(m: Mount, threads: int = 8):
 
 
 def daemon(images, label, mountpoint, readonly=False, debug=False, flush_secs=5,
-           options="", threads=8, log=os.devnull) -> int:
+           options="", threads=8, log=os.devnull, retry_max=10.0) -> int:
     """Fork a child that mounts and serves; return its pid once the mount is
     live (or raise the child's error)."""
     r, w = os.pipe()
@@ -141,7 +141,8 @@ def daemon(images, label, mountpoint, readonly=False, debug=False, flush_secs=5,
         try:
             os.setsid()
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            m = Mount(images, label, mountpoint, readonly, debug, flush_secs, options)
+            m = Mount(images, label, mountpoint, readonly, debug, flush_secs, options,
+                      retry_max)
             os.chdir("/")                           # hold no other mount busy
             os.write(w, b"ok")
             os.close(w)

@@ -38,13 +38,13 @@ def cluster_paths(img: str) -> list[str] | None:
     return [p for p in img.split(",") if p]
 
 
-def open_volume(img: str, writable: bool = False) -> Volume:
+def open_volume(img: str, writable: bool = False, retry_max: float = 10.0) -> Volume:
     """One image (or the volumes of one filesystem), or a cluster spec opened as one
-    volume (saying on stderr which nodes are out)."""
+    volume (saying on stderr which nodes are out; retry_max: see open_cluster)."""
     paths = cluster_paths(img)
     if paths is None:
         return Volume(img, writable)
-    vol = open_cluster(paths, writable)
+    vol = open_cluster(paths, writable, retry_max=retry_max)
     for n in vol.nodes():
         if n["state"] != "live":
             print(f"pyh2: warning: node {n['path']} is {n['state']}: {n['why']}",

@@ -21,7 +21,7 @@ MiB = 1 << 20
 def no_commit(paths):
     """A writable cluster closed without the closing flush (for tests that
     leave it below quorum, where that flush must fail)."""
-    vol = open_cluster(paths, writable=True)
+    vol = open_cluster(paths, writable=True, sync=False)
     try:
         yield vol
     finally:
@@ -58,7 +58,7 @@ def test_newfs_cluster_masters_share_one_cluster_id(n, cluster_nodes):
 def test_writes_reach_every_node(n, cluster_nodes):
     paths = cluster_nodes(n)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         populate(pfs, model, "a")
         pfs.rename("/a/f0", "/a/g0")
@@ -103,7 +103,7 @@ def test_flush_needs_a_quorum(cluster_nodes):
     # node 2 alone committed the refused transaction: with no quorum the
     # newest node serves reads, none may write; with nothing to commit the
     # closing flush is no error
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         assert [x["state"] for x in vol.nodes()] == ["stale", "stale", "live"]
         with pytest.raises(pyh2.H2Error) as ei:
             vol.pfs("DATA").create("/refused", b"x")
@@ -118,7 +118,7 @@ def test_flush_needs_a_quorum(cluster_nodes):
 def test_five_nodes_survive_two_failures(cluster_nodes):
     paths = cluster_nodes(5)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         populate(pfs, model, "a", 3)
         vol.flush()
@@ -143,14 +143,14 @@ def test_five_nodes_survive_two_failures(cluster_nodes):
 def test_resync_copies_only_what_the_node_missed(cluster_nodes):
     paths = cluster_nodes(3)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         for t in "abcdefgh":
             populate(pfs, model, t, 4)
         vol.flush()
     total = sum(len(v) for v in model.values() if v != "dir")
     # node 2 misses a ninth of the data
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         vol.devices[2].inject_fault("write")
         pfs = vol.pfs("DATA")
         populate(pfs, model, "z", 4)
@@ -168,23 +168,21 @@ def test_resync_copies_only_what_the_node_missed(cluster_nodes):
 
 
 def test_online_resync_while_in_use(cluster_nodes):
+    """A node opened behind the others is brought back by its sync thread,
+    nobody asking, while the cluster is written."""
     paths = cluster_nodes(3)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         vol.devices[1].inject_fault("write")
         pfs = vol.pfs("DATA")
         populate(pfs, model, "a", 3)
         vol.flush()
     with open_cluster(paths, writable=True) as vol:
-        assert vol.nodes()[1]["state"] == "stale"
-        pfs = vol.pfs("DATA")                   # open before the rejoin
-        workers = vol.start_resync()
-        assert [w.path for w in workers] == [paths[1]]
+        pfs = vol.pfs("DATA")
         populate(pfs, model, "b", 3)            # concurrently
-        for w in workers:
-            w.join()
-            assert w.error is None and w.result["copied"] > 0
-        assert [x["state"] for x in vol.nodes()] == ["live"] * 3
+        nodes = vol.wait_live()
+        assert nodes[1]["sync"]["syncs"] == 1 and nodes[1]["sync"]["last_error"] == ""
+        assert nodes[0]["sync"]["syncs"] == nodes[2]["sync"]["syncs"] == 0
         populate(pfs, model, "c", 2)            # reaches the rejoined node
         vol.flush()
         assert vol.compare() == []
@@ -195,18 +193,17 @@ def test_online_resync_while_in_use(cluster_nodes):
                                         ((2,), "disconnect"), ((0,), "read"),
                                         ((0,), "corrupt"), ((0, 1), "read")])
 def test_failure_during_resync(where, kind, cluster_nodes):
-    """A fault on the node being resynced (2) or on its sources (0, 1): the
-    node is reopened and the next source tried; with no source left it
-    stays out, and a later resync brings it back."""
+    """A fault on the node being resynced (2): it is reopened and tried
+    again; on one source (0): the other serves what it cannot; on every
+    source (0, 1): the node stays out, and a later resync brings it back."""
     paths = cluster_nodes(3)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         populate(vol.pfs("DATA"), model, "a", 3)
         vol.flush()
         vol.devices[2].inject_fault("write")
         populate(vol.pfs("DATA"), model, "b", 3)
-    with open_cluster(paths, writable=True) as vol:
-        old = vol.devices[2]
+    with open_cluster(paths, writable=True, sync=False) as vol:
         for i in where:
             vol.devices[i].inject_fault(kind, after=1)
         if len(where) == 2:                         # every source fails
@@ -218,7 +215,7 @@ def test_failure_during_resync(where, kind, cluster_nodes):
                 vol.devices[i].clear_fault()
         else:
             assert list(vol.resync()) == [paths[2]]
-            assert vol.devices[2] is not old        # the first try failed: reopened
+            assert vol.devices[2].faults_injected == 0     # reopened, if it had faults
             assert [x["state"] for x in vol.nodes()] == ["live"] * 3
         assert vol.pfs("DATA").read("/b/f2") == model["/b/f2"]
     resync_cluster(paths)
@@ -229,7 +226,7 @@ def test_failure_during_resync(where, kind, cluster_nodes):
 def test_lookup_fails_over_to_the_next_node(kind, cluster_nodes):
     paths = cluster_nodes(2)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         populate(vol.pfs("DATA"), model, "a", 4)
     with open_cluster(paths) as vol:
         vol.devices[0].inject_fault(kind)
@@ -246,9 +243,9 @@ def test_lookup_fails_over_to_the_next_node(kind, cluster_nodes):
 def test_read_failure_while_writing_fails_the_node(cluster_nodes):
     paths = cluster_nodes(3)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         populate(vol.pfs("DATA"), model, "a", 4)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         vol.devices[1].inject_fault("read")
         pfs = vol.pfs("DATA")
         for i in range(4):                      # modifies need the old blocks
@@ -262,7 +259,7 @@ def test_read_failure_while_writing_fails_the_node(cluster_nodes):
 
 def test_snapshot_on_three_nodes_keeps_old_data(cluster_nodes):
     paths = cluster_nodes(3)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         pfs.create("/f", b"old" * 30_000)
         pfs.mkdir("/d")
@@ -326,7 +323,7 @@ def test_cluster_command_errors(tmp_path, cluster_nodes):
 
 def test_raw_scan_sees_indirect_blocks_on_every_node(cluster_nodes):
     paths = cluster_nodes(3)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         big = pfs.create("/big", os.urandom(65536 * 20))     # > 4 direct blocks
         small = pfs.create("/small", os.urandom(40_000))
@@ -345,7 +342,7 @@ def test_raw_scan_sees_indirect_blocks_on_every_node(cluster_nodes):
 
 def test_cluster_api_on_three_nodes(cluster_nodes):
     paths = cluster_nodes(3)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         # filler first, so /f's inode shares no 64 KiB buffer with what
         # opening the cluster reads (and caches) below
@@ -374,21 +371,16 @@ def test_cluster_api_on_three_nodes(cluster_nodes):
 def test_two_nodes_resync_at_once_in_background(cluster_nodes):
     paths = cluster_nodes(5)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         vol.devices[0].inject_fault("enospc")
         vol.devices[3].inject_fault("disconnect")
         populate(vol.pfs("DATA"), model, "a", 4)
     with open_cluster(paths, writable=True) as vol:
-        assert [x["state"] for x in vol.nodes()] == ["stale", "live", "live", "stale", "live"]
         pfs = vol.pfs("DATA")
-        assert pfs.read("/a/f3") == model["/a/f3"]      # focus: node 1
-        workers = vol.start_resync()
-        assert sorted(w.path for w in workers) == [paths[0], paths[3]]
+        assert pfs.read("/a/f3") == model["/a/f3"]
         populate(pfs, model, "b", 2)
-        for w in workers:
-            w.join()
-            assert w.error is None, w.error
-        assert [x["state"] for x in vol.nodes()] == ["live"] * 5
+        nodes = vol.wait_live()
+        assert [n["sync"]["syncs"] for n in nodes] == [1, 0, 0, 1, 0]
         populate(pfs, model, "c", 2)
     assert_all_nodes(paths, model)
 
@@ -396,7 +388,7 @@ def test_two_nodes_resync_at_once_in_background(cluster_nodes):
 def test_failed_node_is_reopened_and_resynced_in_place(cluster_nodes):
     paths = cluster_nodes(3)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")                   # stays open throughout
         populate(pfs, model, "a", 2)
         vol.flush()
@@ -404,33 +396,27 @@ def test_failed_node_is_reopened_and_resynced_in_place(cluster_nodes):
         populate(pfs, model, "b", 2)
         vol.flush()
         assert vol.nodes()[2]["state"] == "failed"
-        old = vol.devices[2]
         stats = vol.resync()
         assert list(stats) == [paths[2]] and stats[paths[2]]["copied"] > 0
-        assert vol.devices[2] is not old and old.open_pfs() == []
         assert [x["state"] for x in vol.nodes()] == ["live"] * 3
+        assert vol.devices[2].faults_injected == 0       # a fresh open of its media
         populate(pfs, model, "c", 2)            # the open PFS reaches it again
         vol.flush()
         assert vol.compare() == []
     assert_all_nodes(paths, model)
 
 
-def test_background_worker_brings_a_failed_node_back(cluster_nodes):
+def test_sync_thread_brings_a_failed_node_back(cluster_nodes):
     paths = cluster_nodes(3)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
         vol.devices[1].inject_fault("disconnect")
         populate(pfs, model, "a", 3)
-        vol.flush()
-        assert vol.nodes()[1]["state"] == "failed"
-        vol.devices[1].clear_fault()            # the device is back
-        workers = vol.start_resync()
-        populate(pfs, model, "b", 2)
-        for w in workers:
-            w.join()
-            assert w.error is None, w.error
-        assert [x["state"] for x in vol.nodes()] == ["live"] * 3
+        vol.flush()                             # node 1 fails here ...
+        populate(pfs, model, "b", 2)            # ... and is reopened, resynced
+        nodes = vol.wait_live()
+        assert nodes[1]["sync"]["syncs"] >= 1
         populate(pfs, model, "c", 1)
     assert_all_nodes(paths, model)
 
@@ -438,7 +424,7 @@ def test_background_worker_brings_a_failed_node_back(cluster_nodes):
 def test_scrub_repairs_a_block_damaged_on_disk(cluster_nodes):
     paths = cluster_nodes(3)
     data = os.urandom(200_000)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         vol.pfs("DATA").create("/f", data)
     with pyh2.open(paths[1]) as vol:                    # where node 1 keeps it
         blocks = [b for b in vol.pfs("DATA").blocks("/f") if b["type"] == "data"]
@@ -464,7 +450,7 @@ def test_a_node_of_another_cluster_is_never_written_until_resynced(cluster_nodes
     with pytest.raises(pyh2.H2Error, match="distinct"):
         open_cluster([paths[0], paths[0]])
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         states = vol.nodes()
         assert [x["state"] for x in states] == ["live", "live", "stale"]
         assert "another cluster" in states[2]["why"]
@@ -486,7 +472,7 @@ def test_a_node_of_another_cluster_is_never_written_until_resynced(cluster_nodes
 def test_concurrent_readers_while_a_node_fails(cluster_nodes):
     paths = cluster_nodes(3)
     model = {}
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         populate(vol.pfs("DATA"), model, "a", 6)
     files = [p for p, v in model.items() if v != "dir"]
     with open_cluster(paths) as vol:
@@ -512,7 +498,7 @@ def test_concurrent_readers_while_a_node_fails(cluster_nodes):
 
 def test_blocks_and_headers_come_from_the_first_live_node(cluster_nodes):
     paths = cluster_nodes(3)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         vol.devices[0].inject_fault("write")
         vol.pfs("DATA").create("/f", os.urandom(300_000))
     with open_cluster(paths) as vol:
@@ -523,22 +509,15 @@ def test_blocks_and_headers_come_from_the_first_live_node(cluster_nodes):
         assert vol.volume_headers()[vol.best_zone]["mirror_tid"] == vol.nodes()[1]["mirror_tid"]
 
 
-def test_resync_workers_beside_reader_and_writer_threads(cluster_nodes):
+def test_sync_threads_beside_reader_and_writer_threads(cluster_nodes):
+    """Two nodes fail while readers and a writer run; their sync threads
+    reopen and resync them meanwhile."""
     paths = cluster_nodes(5)
     model = {}
     with open_cluster(paths, writable=True) as vol:
         pfs = vol.pfs("DATA")
         populate(pfs, model, "a", 4)
         vol.flush()
-        vol.devices[4].inject_fault("enospc")
-        populate(pfs, model, "b", 2)
-        vol.flush()
-        vol.devices[3].inject_fault("write")        # node 3 falls behind too
-        populate(pfs, model, "c", 1)
-        vol.flush()
-        assert [x["state"] for x in vol.nodes()] == ["live"] * 3 + ["failed"] * 2
-        for d in vol.devices:
-            d.clear_fault()
         stop, errors = threading.Event(), []
         readable = {p: v for p, v in model.items() if v != "dir"}
 
@@ -554,22 +533,24 @@ def test_resync_workers_beside_reader_and_writer_threads(cluster_nodes):
             try:
                 for i in range(20):
                     pfs.create(f"/a/w{i}", bytes([i]) * 3000)
+                    if i % 5 == 4:
+                        vol.flush()
             except BaseException as e:
                 errors.append(e)
 
         threads = [threading.Thread(target=reader) for _ in range(2)]
         threads.append(threading.Thread(target=writer))
+        vol.devices[4].inject_fault("enospc")
+        vol.devices[3].inject_fault("write")
         for t in threads:
             t.start()
-        workers = vol.start_resync()            # nodes 3 and 4, meanwhile
-        for w in workers:
-            w.join()
         threads[-1].join()
         stop.set()
         for t in threads:
             t.join()
-        assert errors == [] and [w.error for w in workers] == [None, None]
+        assert errors == []
         for i in range(20):
             model[f"/a/w{i}"] = bytes([i]) * 3000
-        assert [x["state"] for x in vol.nodes()] == ["live"] * 5
+        nodes = vol.wait_live()
+        assert nodes[3]["sync"]["syncs"] >= 1 and nodes[4]["sync"]["syncs"] >= 1
     assert_all_nodes(paths, model)

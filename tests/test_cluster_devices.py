@@ -52,7 +52,7 @@ def write_files(vol, count, seed):
 def test_tree_over_file_loop_and_nbd(cluster_nodes, sample_tree):
     uris = cluster_nodes(3, kind=["file", "loop", "nbd"], size=SIZE)
     src = sample_tree
-    with open_cluster(uris, writable=True) as vol:
+    with open_cluster(uris, writable=True, sync=False) as vol:
         Importer(vol.pfs("DATA")).run(str(src))
         vol.flush()
     with open_cluster(uris) as vol:
@@ -74,9 +74,9 @@ def test_nbd_read_errors_fail_the_node_then_resync(tmp_path, backing, loop_devic
         "error-pread": "EIO", "error-pread-rate": "5%", "error-pread-file": trigger}})
     uris = [srv.uri, str(backing[1]), loop_device(backing[2]).uri]
     newfs_cluster(uris)
-    with open_cluster(uris, writable=True) as vol:
+    with open_cluster(uris, writable=True, sync=False) as vol:
         files = write_files(vol, 24, 1)
-    with open_cluster(uris, writable=True) as vol:
+    with open_cluster(uris, writable=True, sync=False) as vol:
         trigger.touch()
         pfs = vol.pfs("DATA")
         for name, data in files.items():
@@ -109,11 +109,11 @@ def test_nbd_server_killed_mid_write(backing, loop_device, nbd_server):
     nodes = [str(backing[0]), loop_device(backing[1]).uri]
     plain = nbd_server(backing[2])
     newfs_cluster(nodes + [plain.uri])
-    with open_cluster(nodes + [plain.uri], writable=True) as vol:
+    with open_cluster(nodes + [plain.uri], writable=True, sync=False) as vol:
         files = write_files(vol, 4, 2)
     plain.stop()
     slow = nbd_server(backing[2], filters={"delay": {"delay-write": "20"}})
-    with open_cluster(nodes + [slow.uri], writable=True) as vol:
+    with open_cluster(nodes + [slow.uri], writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         files.update({f"/late{i}": os.urandom(500_000) for i in range(4)})
         for name in (n for n in files if n.startswith("/late")):
@@ -130,10 +130,39 @@ def test_nbd_server_killed_mid_write(backing, loop_device, nbd_server):
         for name, data in files.items():
             assert pfs.read(name) == data, name
     uris = nodes + [nbd_server(backing[2]).uri]
-    with open_cluster(uris, writable=True) as vol:
+    with open_cluster(uris, writable=True, sync=False) as vol:
         assert [n["state"] for n in vol.nodes()] == ["live", "live", "stale"]
         vol.resync()
         pfs = vol.pfs("DATA")
         for name, data in files.items():
             assert pfs.read(name) == data, name
     assert_nodes_identical(uris)
+
+
+def test_nbd_node_reconnects_and_catches_up_on_its_own(backing, nbd_server):
+    """The NBD node's server dies: the node fails, the cluster goes on; its sync
+    thread keeps trying (backing off) and, once the server is back on the same
+    socket, reconnects, resyncs what it missed and rejoins, nobody asking."""
+    srv = nbd_server(backing[2])
+    uris = [str(backing[0]), str(backing[1]), srv.uri]
+    newfs_cluster(uris)
+    with open_cluster(uris, writable=True, retry_max=0.5) as vol:
+        files = write_files(vol, 3, 4)
+        srv.kill()
+        for i in range(2):
+            files[f"/late{i}"] = os.urandom(200_000)
+            vol.pfs("DATA").create(f"/late{i}", files[f"/late{i}"])
+        vol.flush()                             # the node fails here
+        node = vol.nodes()[2]
+        assert node["state"] != "live", node
+        assert node["sync"]["syncs"] == 0
+        srv.start()                             # back, same socket
+        nodes = vol.wait_live(30)
+        assert nodes[2]["sync"]["syncs"] == 1, nodes[2]
+        files["/after"] = b"after the reconnect" * 1000
+        vol.pfs("DATA").create("/after", files["/after"])
+    assert_nodes_identical(uris)
+    with open_cluster(uris) as vol:
+        pfs = vol.pfs("DATA")
+        for name, data in files.items():
+            assert pfs.read(name) == data, name

@@ -51,7 +51,7 @@ def test_acknowledged_writes_survive_random_faults(n, seed, cluster_nodes):
     spare = n - (n // 2 + 1)            # failures the quorum tolerates
     model, acked = {}, {}
     for session in range(2):
-        with open_cluster(paths, writable=True) as vol:
+        with open_cluster(paths, writable=True, sync=False) as vol:
             pfs = vol.pfs("DATA")
             # reads check what this session starts from, through any node
             for path, data in acked.items():
@@ -90,7 +90,7 @@ def _leave_behind(paths, behind, change):
     """Commit change(pfs) on every node but `behind` (opened as a cluster of
     the others), which is then stale in a cluster of all."""
     with open_cluster([p for i, p in enumerate(paths) if i != behind],
-                      writable=True) as vol:
+                      writable=True, sync=False) as vol:
         change(vol.pfs("DATA"))
 
 
@@ -99,7 +99,7 @@ def test_bulkfree_leaves_a_stale_node_stale(cluster_nodes):
     # the cluster's, so a resync (or the next join) would skip what it missed
     paths = cluster_nodes(3)
     _leave_behind(paths, 2, lambda pfs: pfs.create("/missed", b"m" * 5000))
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         before = [x["mirror_tid"] for x in vol.nodes()]
         vol.bulkfree()
         after = [x["mirror_tid"] for x in vol.nodes()]
@@ -111,7 +111,7 @@ def test_bulkfree_leaves_a_stale_node_stale(cluster_nodes):
 def test_elements_only_a_stale_node_holds_are_gone(cluster_nodes):
     # the live nodes deleted them: the cluster neither shows nor touches them
     paths = cluster_nodes(3)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         pfs.create("/f", os.urandom(200_000))
         pfs.create("/gone", b"g")
@@ -120,7 +120,7 @@ def test_elements_only_a_stale_node_holds_are_gone(cluster_nodes):
         pfs.truncate("/f", 70_000)
         pfs.unlink("/gone")
     _leave_behind(paths, 1, shrink)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         assert vol.nodes()[1]["state"] == "stale"
         assert pfs.listdir("/") == ["f"]
@@ -135,12 +135,12 @@ def test_a_node_that_cannot_read_what_is_modified_leaves(cluster_nodes):
     # yet stay live, diverged, at the same transaction
     paths = cluster_nodes(3)
     files = {f"/d/f{i}": b"f" * 3000 for i in range(40)}     # an inode index on disk
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         pfs.mkdir("/d")
         for path, data in files.items():
             pfs.create(path, data)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         vol.devices[1].inject_fault("corrupt", limit=1)
         pfs.chmod("/d/f7", 0o600)
@@ -162,11 +162,11 @@ def test_bulkfree_frees_nothing_by_what_it_could_not_read(after, cluster_nodes):
     # map of the blocks in use partial: freeing by it frees blocks still in use
     paths = cluster_nodes(3)
     data = os.urandom(300_000)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         pfs.mkdir("/d")
         pfs.create("/d/f", data)
-    with open_cluster(paths, writable=True) as vol:
+    with open_cluster(paths, writable=True, sync=False) as vol:
         vol.devices[1].inject_fault("read", after=after, limit=1)
         vol.bulkfree()
         assert vol.devices[1].faults_injected == 1
