@@ -517,12 +517,16 @@ def test_cluster_mount_makes_a_replaced_node_a_copy(tmp_path):
     mnt = tmp_path / "mnt"
     with mounted(",".join(map(str, imgs)), mnt):
         assert (mnt / "f").read_bytes() == b"old" * 1000
-        (mnt / "g").write_bytes(b"through the mount")
-        for _ in range(500):                    # its sync commits on node 0
+        with open(mnt / "g", "wb") as f:
+            f.write(b"through the mount")
+            os.fsync(f.fileno())
+        deadline = time.monotonic() + 120       # its sync thread copies it to node 0
+        while time.monotonic() < deadline:
             with pyh2.open(imgs[0]) as vol:
-                if "DATA" in [p.label for p in vol.pfs_list()]:
+                if ("DATA" in [p.label for p in vol.pfs_list()] and
+                        "g" in vol.pfs("DATA").listdir("/")):
                     break
-            time.sleep(0.02)
+            time.sleep(0.05)
     with open_cluster(imgs) as vol:
         assert [n["state"] for n in vol.nodes()] == ["live"] * 3
         assert vol.compare() == [] and vol.pfs("DATA").read("/g") == b"through the mount"
