@@ -16,7 +16,6 @@
  * transaction.
  */
 #include <errno.h>
-#include <time.h>
 #include "hammer2_cluster.h"
 
 /*
@@ -28,15 +27,6 @@
 #define CHANGE_SPARE	(256ULL << 10)
 #define INDIRECT_LEVELS	3		/* 64 KiB blocks: a file of 2^44 bytes */
 #define RECLAIM_GAP_NS	1000000000LL	/* bulkfrees ahead of need: 1 a second */
-
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* What the next commit would write on the busiest live node. */
 static uint64_t
@@ -143,7 +133,7 @@ hammer2_space_reclaim(hammer2_pfs_t *pfs)
 		return 0;
 	error = hammer2_cluster_bulkfree(pfs->devs, pfs->ndevs, &freed);
 	sp->reclaimed_at = ++sp->commits;
-	sp->reclaimed_ns = now_ns();
+	sp->reclaimed_ns = hammer2_mono_ns();
 	for (int i = 0; error && i < pfs->ndevs; ++i)
 		if (pfs->devs[i]->flush_error)
 			sp->failed = error;
@@ -167,7 +157,7 @@ hammer2_space_reserve(hammer2_pfs_t *pfs, uint64_t bytes, int kind)
 	if ((error == 0 || error == ENOSPC) &&
 	    (space_need(pfs, bytes, kind) > space_room(pfs) ||
 	     (space_need(pfs, bytes, HAMMER2_SPACE_GROWS) > space_room(pfs) &&
-	      now_ns() - sp->reclaimed_ns >= RECLAIM_GAP_NS)))
+	      hammer2_mono_ns() - sp->reclaimed_ns >= RECLAIM_GAP_NS)))
 		hammer2_space_reclaim(pfs);
 	if (sp->failed)
 		return hammer2_seterr(sp->failed, "a commit failed: no more "

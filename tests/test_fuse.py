@@ -516,14 +516,19 @@ def test_cluster_mount_makes_a_replaced_node_a_copy(tmp_path):
     with mounted(",".join(map(str, imgs)), mnt):
         assert (mnt / "f").read_bytes() == b"old" * 1000
         (mnt / "g").write_bytes(b"through the mount")
-        for _ in range(500):                    # its sync commits on node 0
+        with pyh2.open(imgs[1]) as vol:
+            clid = vol.pfs("DATA").info.clid
+        for _ in range(500):                    # its sync commits the copy on node 0
             with pyh2.open(imgs[0]) as vol:
-                if "DATA" in [p.label for p in vol.pfs_list()]:
+                if clid in [p.clid for p in vol.pfs_list() if p.label == "DATA"]:
                     break
             time.sleep(0.02)
+        (mnt / "h").write_bytes(b"after the copy")
+        os.sync()
     with open_cluster(imgs) as vol:
         assert [n["state"] for n in vol.nodes()] == ["live"] * 3
         assert vol.compare() == [] and vol.pfs("DATA").read("/g") == b"through the mount"
+        assert vol.pfs("DATA").read("/h") == b"after the copy"
 
 
 def test_mount_an_nbd_export(tmp_path, image, nbd_server):
