@@ -119,6 +119,7 @@ uint64_t hammer2_io_nreads(hammer2_dev_t *hmp);
 int hammer2_io_readmany(hammer2_dev_t *hmp, const hammer2_off_t *offs,
 			size_t count, int qdepth);
 void hammer2_io_init(hammer2_dev_t *hmp);
+void hammer2_io_settle(hammer2_dev_t *hmp);
 void hammer2_io_cleanup(hammer2_dev_t *hmp);
 
 /* --------------------------------------------------------------- device */
@@ -185,6 +186,7 @@ typedef struct hammer2_node {
 	int		error;		/* errno behind stale/failed */
 	uint64_t	read_errors;	/* elements this node failed to serve */
 	uint64_t	healed;		/* ... rewritten from another node since */
+	uint64_t	lat_ns;		/* its reads' usual time (moving average) */
 	struct hammer2_heal *heals;	/* to rewrite at the next flush */
 	int		nheals;
 	char		why[192];
@@ -585,6 +587,7 @@ typedef struct hammer2_attr {
 #define HAMMER2_RENAME_NOREPLACE	0x0001
 
 uint64_t hammer2_time_now(void);
+int64_t hammer2_mono_ns(void);
 hammer2_tid_t hammer2_pfs_mtid(hammer2_pfs_t *pfs);
 int hammer2_dirent_find(hammer2_cluster_t *dir, const uint8_t *name,
 			size_t len, hammer2_cluster_t **cparentp,

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "hammer2_cluster.h"
+#include "hammer2_cluster_priv.h"
 
 hammer2_cluster_t *
 hammer2_cluster_alloc(int nchains)
@@ -82,21 +82,6 @@ hammer2_cluster_unlock(hammer2_cluster_t *cluster)
 	for (int i = 0; i < cluster->nchains; ++i)
 		if (cluster->array[i].chain)
 			hammer2_chain_unlock(cluster->array[i].chain);
-}
-
-/* The node's chain for this element exists and read without error. */
-static int
-item_valid(const hammer2_cluster_item_t *item)
-{
-	return item->chain && !(item->flags & HAMMER2_CITEM_INVALID) &&
-	       item->error == 0 && item->chain->error == 0;
-}
-
-/* ... and the node is a live member: the items writes fan out to. */
-static int
-item_live(const hammer2_cluster_item_t *item)
-{
-	return item_valid(item) && hammer2_node_live(item->chain->hmp);
 }
 
 /* ... and the node's in-memory tree can be trusted (not failed). */
@@ -267,7 +252,7 @@ item_unread(hammer2_cluster_item_t *item, const hammer2_cluster_item_t *pitem)
  * way to it: at[i] is where they stopped) while the live ones served it:
  * noted, for the next flush to rewrite it there from those.
  */
-static void
+void
 cluster_note_unread(hammer2_cluster_t *cluster, hammer2_chain_t **at,
 		    uint32_t failed, hammer2_key_t beg, hammer2_key_t end)
 {
@@ -449,144 +434,6 @@ hammer2_cluster_next(hammer2_cluster_t *cparent, hammer2_cluster_t *cluster,
 		return NULL;
 	return hammer2_cluster_lookup(cparent, key_nextp, *key_nextp, key_end,
 				      flags);
-}
-
-struct load_ctx {
-	hammer2_chain_t		*chain;
-	hammer2_cluster_cb_t	callback;
-	void			*arg;
-	int			done;
-};
-
-static void
-load_iocb_done(hammer2_iocb_t *iocb)
-{
-	struct load_ctx *ctx = iocb->arg;
-	hammer2_chain_t *chain = ctx->chain;
-	const void *data;
-	char what[160];
-
-	if (iocb->error == 0) {
-		data = hammer2_io_data(iocb->dio, iocb->off);
-		iocb->error = hammer2_io_verify(iocb->dio, iocb->off,
-						iocb->bytes, &chain->bref);
-		if (iocb->error == 0) {
-			ctx->callback(ctx->arg, data, iocb->bytes, 0);
-			ctx->done = 1;
-		}
-	}
-	if (iocb->error) {
-		hammer2_chain_describe(chain, what, sizeof(what));
-		hammer2_preerr(iocb->error, "%s", what);
-	}
-	hammer2_io_putblk(&iocb->dio);
-}
-
-/*
- * Where a load of the element starts: a node whose data is resolved, else
- * the first one that may serve.  Live nodes serve; the others (stale: an
- * older version) only when none is live.  -1: no node may.
- */
-static int
-load_start(hammer2_cluster_t *cluster, int *any_livep)
-{
-	int start = -1, any_live = 0;
-
-	for (int i = 0; i < cluster->nchains; ++i)
-		any_live |= item_live(&cluster->array[i]);
-	*any_livep = any_live;
-	for (int i = 0; i < cluster->nchains; ++i) {
-		hammer2_cluster_item_t *item = &cluster->array[i];
-
-		if (any_live ? !item_live(item) : !item_valid(item))
-			continue;
-		if (start < 0 || (item->chain->flags & HAMMER2_CHAIN_LOADED)) {
-			start = i;
-			if (item->chain->flags & HAMMER2_CHAIN_LOADED)
-				break;
-		}
-	}
-	return start;
-}
-
-/* The chain a load of the element reads first (NULL: none may serve). */
-hammer2_chain_t *
-hammer2_cluster_load_chain(hammer2_cluster_t *cluster)
-{
-	int any_live, start = load_start(cluster, &any_live);
-
-	return start < 0 ? NULL : cluster->array[start].chain;
-}
-
-/*
- * Deliver the first validated copy of the element's data to callback,
- * starting with a node whose data is already resolved.  A node that fails
- * is skipped and the next one tried; if all fail the callback gets the
- * error.  The data pointer is only valid during the callback.
- */
-int
-hammer2_cluster_load_async(hammer2_cluster_t *cluster,
-			   hammer2_cluster_cb_t callback, void *arg)
-{
-	int any_live, start = load_start(cluster, &any_live);
-	hammer2_chain_t *at[HAMMER2_MAXCLUSTER], *chain = NULL;
-	uint32_t damaged = 0;
-	int error = ENOENT;
-	char what[200];
-
-	for (int k = 0; start >= 0 && k < cluster->nchains; ++k) {
-		int i = (start + k) % cluster->nchains;
-		hammer2_cluster_item_t *item = &cluster->array[i];
-		struct load_ctx ctx = { item->chain, callback, arg, 0 };
-		hammer2_iocb_t iocb;
-		int radix;
-
-		if (any_live ? !item_live(item) : !item_valid(item))
-			continue;
-		chain = item->chain;
-		/* resolved (or modified, not yet on media) data first */
-		if ((chain->flags & HAMMER2_CHAIN_LOADED) && chain->data) {
-			callback(arg, chain->data, (int)chain->bytes, 0);
-			error = 0;
-			break;
-		}
-		radix = (int)(chain->bref.data_off & HAMMER2_OFF_MASK_RADIX);
-		if (radix == 0) {
-			callback(arg, NULL, 0, 0);
-			return 0;
-		}
-		if (radix < HAMMER2_RADIX_MIN || radix > HAMMER2_RADIX_MAX) {
-			error = hammer2_seterr(EINVAL, "invalid size radix %d", radix);
-			item->error = error;
-			continue;
-		}
-		memset(&iocb, 0, sizeof(iocb));
-		iocb.callback = load_iocb_done;
-		iocb.off = chain->bref.data_off & HAMMER2_OFF_MASK;
-		iocb.bytes = 1 << radix;
-		iocb.arg = &ctx;
-		hammer2_io_load_async(chain->hmp, &iocb);
-		if (ctx.done) {
-			error = 0;
-			break;
-		}
-		error = iocb.error;
-		item->error = error;
-		snprintf(what, sizeof(what), "%s", hammer2_errmsg());
-		hammer2_node_read_error(chain->hmp, error, what);
-		if (error != ENOTCONN) {
-			at[i] = chain->parent;
-			damaged |= 1u << i;
-		}
-	}
-	if (error) {
-		callback(arg, NULL, 0, error);
-		return error;
-	}
-	if (damaged)		/* chain: the copy that served */
-		cluster_note_unread(cluster, at, damaged, chain->bref.key,
-				    hammer2_bref_key_end(&chain->bref));
-	return 0;
 }
 
 /* ------------------------------------------------------------ write side */

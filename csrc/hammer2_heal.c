@@ -180,6 +180,10 @@ hammer2_heal_run(hammer2_dev_t **devs, int ndevs)
 {
 	int any = 0;
 
+	/* reads that lost a race may still be failing: their notes first */
+	for (int i = 0; i < ndevs; ++i)
+		if (hammer2_node_live(devs[i]))
+			hammer2_io_settle(devs[i]);
 	for (int i = 0; i < ndevs; ++i) {
 		struct hammer2_heal *h = heals_take(devs[i]), *next;
 		uint64_t healed = 0;

@@ -23,6 +23,16 @@ hammer2_time_now(void)
 	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* Nanoseconds of the monotonic clock, for intervals. */
+int64_t
+hammer2_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /* The transaction id modifications are stamped with (same on all nodes). */
 hammer2_tid_t
 hammer2_pfs_mtid(hammer2_pfs_t *pfs)

@@ -823,14 +823,21 @@ hammer2_io_init(hammer2_dev_t *hmp)
 }
 
 /* Free every cached buffer once queued I/O has drained. */
+/* Wait until no queued read or write is left (their callbacks have run). */
 void
-hammer2_io_cleanup(hammer2_dev_t *hmp)
+hammer2_io_settle(hammer2_dev_t *hmp)
 {
 	pthread_mutex_lock(&hmp->iolock);
 	while (hmp->io_inflight > 0)
 		pthread_cond_wait(&hmp->iocv, &hmp->iolock);
 	KKASSERT(hmp->wb_pending == 0);
 	pthread_mutex_unlock(&hmp->iolock);
+}
+
+void
+hammer2_io_cleanup(hammer2_dev_t *hmp)
+{
+	hammer2_io_settle(hmp);
 	free(hmp->wb_errmsg);
 	for (int h = 0; h < HAMMER2_DIO_HASH; ++h) {
 		while (hmp->iohash[h]) {

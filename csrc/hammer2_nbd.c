@@ -417,6 +417,13 @@ nbd_kill(nbd_t *nbd, const char *why)
 		return;
 	nbd->dead = 1;
 	snprintf(nbd->why, sizeof(nbd->why), "%s", why);
+	/*
+	 * Abort a TCP connection outright: writes still queued would
+	 * otherwise be delivered once the link is back, after a reconnect
+	 * (the cluster's sync thread) has written newer data there.
+	 */
+	connect(nbd->fd, &(struct sockaddr){ .sa_family = AF_UNSPEC },
+		sizeof(struct sockaddr));
 	shutdown(nbd->fd, SHUT_RDWR);
 	for (nbd_req_t *req = nbd->inflight; req; req = req->next)
 		pthread_cond_signal(&req->cv);

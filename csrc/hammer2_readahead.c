@@ -33,11 +33,14 @@ hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len,
 					 end - 1, HAMMER2_LOOKUP_SHARED |
 					 HAMMER2_LOOKUP_NODATA);
 	while (cluster) {
-		const hammer2_blockref_t *bref = hammer2_cluster_bref(cluster);
+		/* the node the read will go to first, and its copy */
+		hammer2_chain_t *chain = hammer2_cluster_load_chain(cluster);
+		const hammer2_blockref_t *bref = chain ? &chain->bref :
+						 hammer2_cluster_bref(cluster);
 		int radix = (int)(bref->data_off & HAMMER2_OFF_MASK_RADIX);
 		hammer2_off_t pbase = bref->data_off & HAMMER2_OFF_MASK &
 				      ~HAMMER2_PBUFMASK64;
-		hammer2_dev_t *hmp = cluster->focus ? cluster->focus->hmp : NULL;
+		hammer2_dev_t *hmp = chain ? chain->hmp : NULL;
 
 		/* holes and odd blockrefs are the reader's business */
 		if (bref->type == HAMMER2_BREF_TYPE_DATA && hmp &&

@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <stdio.h>
-#include <time.h>
 #include "hammer2_cluster.h"
 
 /*
@@ -29,15 +28,6 @@
 #define CHANGE_SPARE	(256ULL << 10)
 #define INDIRECT_LEVELS	3		/* 64 KiB blocks: a file of 2^44 bytes */
 #define RECLAIM_GAP_NS	1000000000LL	/* bulkfrees ahead of need: 1 a second */
-
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* What the next commit would write on the busiest live node. */
 static uint64_t
@@ -159,7 +149,7 @@ hammer2_space_reclaim(hammer2_pfs_t *pfs)
 		    hammer2_bulkfree_scan(pfs->devs[i], &freed) != 0)
 			fprintf(stderr, "pyh2: bulkfree: %s\n", hammer2_errmsg());
 	sp->reclaimed_tid = space_tid(pfs);
-	sp->reclaimed_ns = now_ns();
+	sp->reclaimed_ns = hammer2_mono_ns();
 	return error;
 }
 
@@ -174,7 +164,7 @@ hammer2_space_reserve(hammer2_pfs_t *pfs, uint64_t bytes, int kind)
 	/* space comes back before writers run short, at once if this is short */
 	if (space_need(pfs, bytes, kind) > space_room(pfs) ||
 	    (space_need(pfs, bytes, HAMMER2_SPACE_GROWS) > space_room(pfs) &&
-	     now_ns() - sp->reclaimed_ns >= RECLAIM_GAP_NS))
+	     hammer2_mono_ns() - sp->reclaimed_ns >= RECLAIM_GAP_NS))
 		hammer2_space_reclaim(pfs);
 	if (sp->failed)
 		return hammer2_seterr(sp->failed, "a commit failed: no more "

@@ -530,6 +530,7 @@ def test_cluster_mount_makes_a_replaced_node_a_copy(tmp_path):
     with open_cluster(imgs) as vol:
         assert [n["state"] for n in vol.nodes()] == ["live"] * 3
         assert vol.compare() == [] and vol.pfs("DATA").read("/g") == b"through the mount"
+        assert vol.pfs("DATA").read("/h") == b"after the copy"
 
 
 def test_mount_an_nbd_export(tmp_path, image, nbd_server):
