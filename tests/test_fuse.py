@@ -520,13 +520,17 @@ def test_cluster_mount_makes_a_replaced_node_a_copy(tmp_path):
         with open(mnt / "g", "wb") as f:
             f.write(b"through the mount")
             os.fsync(f.fileno())
+        with pyh2.open(imgs[1]) as vol:
+            clid = vol.pfs("DATA").info.clid
         deadline = time.monotonic() + 120       # its sync thread copies it to node 0
         while time.monotonic() < deadline:
             with pyh2.open(imgs[0]) as vol:
-                if ("DATA" in [p.label for p in vol.pfs_list()] and
-                        "g" in vol.pfs("DATA").listdir("/")):
+                data = [p for p in vol.pfs_list() if p.label == "DATA"]
+                if data and data[0].clid == clid and "g" in vol.pfs("DATA").listdir("/"):
                     break
             time.sleep(0.05)
+        (mnt / "h").write_bytes(b"after the copy")
+        os.sync()
     with open_cluster(imgs) as vol:
         assert [n["state"] for n in vol.nodes()] == ["live"] * 3
         assert vol.compare() == [] and vol.pfs("DATA").read("/g") == b"through the mount"
