@@ -51,9 +51,13 @@ is_sroot(const hammer2_chain_t *c)
 static int
 is_local_pfs(const hammer2_chain_t *parent, const hammer2_chain_t *c)
 {
-	const hammer2_inode_meta_t *m = &c->data->ipdata.meta;
+	const hammer2_inode_meta_t *m;
 
-	return is_sroot(parent) && (m->op_flags & HAMMER2_OPFLAG_PFSROOT) &&
+	/* only an inode under the super-root has data worth looking at */
+	if (!is_sroot(parent) || c->data == NULL)
+		return 0;
+	m = &c->data->ipdata.meta;
+	return (m->op_flags & HAMMER2_OPFLAG_PFSROOT) &&
 	       m->name_len == strlen(LOCAL_LABEL) &&
 	       memcmp(c->data->ipdata.filename, LOCAL_LABEL, m->name_len) == 0;
 }
