@@ -295,6 +295,8 @@ int hammer2_volset_open(hammer2_dev_t *hmp, const char *const *paths,
 int hammer2_volset_verify(hammer2_dev_t *hmp);
 void hammer2_volset_close(hammer2_dev_t *hmp);
 int hammer2_volset_grow_last(hammer2_dev_t *hmp, hammer2_off_t size);
+int hammer2_volset_header_copy(hammer2_dev_t *hmp, int id, int zone,
+			       hammer2_volume_data_t *vd, const char **why);
 int hammer2_volhdr_read(hammer2_dev_t *hmp, int zone,
 			hammer2_volume_data_t *vd, hammer2_volhdr_info_t *info);
 hammer2_off_t hammer2_zone_offset(int zone);

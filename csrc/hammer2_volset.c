@@ -41,6 +41,26 @@ volume_open(hammer2_volume_t *v, const char *path, int readonly)
 }
 
 /*
+ * Read header copy `zone` of volume v into vd; *why says what fails its
+ * checks (NULL: it verifies).  ENOENT: the copy lies past the device's end.
+ */
+static int
+volume_read_copy(hammer2_volume_t *v, int zone, hammer2_volume_data_t *vd,
+		 const char **why)
+{
+	hammer2_off_t off = hammer2_zone_offset(zone);
+	int error;
+
+	if (zone < 0 || zone >= HAMMER2_NUM_VOLHDRS ||
+	    off + HAMMER2_VOLUME_BYTES > v->devsize)
+		return ENOENT;
+	error = v->be->ops->pread(v->be, vd, HAMMER2_VOLUME_BYTES, off);
+	if (error == 0)
+		*why = hammer2_volhdr_verify(vd);
+	return error;
+}
+
+/*
  * The newest valid header copy of one volume of a set, read from its
  * device directly (only the root volume's copies go through the DIO
  * layer, as the live headers).
@@ -54,15 +74,12 @@ volume_probe(hammer2_volume_t *v, hammer2_volume_data_t *vd)
 	int found = 0, error;
 
 	for (int zone = 0; zone < HAMMER2_NUM_VOLHDRS; ++zone) {
-		hammer2_off_t off = hammer2_zone_offset(zone);
-
-		if (off + HAMMER2_VOLUME_BYTES > v->devsize)
+		error = volume_read_copy(v, zone, scratch, &why);
+		if (error == ENOENT)
 			break;
-		error = v->be->ops->pread(v->be, scratch, HAMMER2_VOLUME_BYTES,
-					  off);
 		if (error)
 			return error;
-		if ((why = hammer2_volhdr_verify(scratch)) != NULL)
+		if (why != NULL)
 			continue;
 		if (!found || scratch->mirror_tid > best_tid) {
 			memcpy(vd, scratch, sizeof(*vd));
@@ -74,6 +91,18 @@ volume_probe(hammer2_volume_t *v, hammer2_volume_data_t *vd)
 		return hammer2_seterr(EINVAL, "%s: no valid volume header (%s)",
 				      v->path, why);
 	return 0;
+}
+
+/*
+ * Header copy `zone` of volume `id` of an open set, as it is on the
+ * device (what `volhdr` dumps; every volume keeps copies of its own).
+ */
+int
+hammer2_volset_header_copy(hammer2_dev_t *hmp, int id, int zone,
+			   hammer2_volume_data_t *vd, const char **why)
+{
+	KKASSERT(id >= 0 && id < hmp->nvols && hmp->vols[id].be != NULL);
+	return volume_read_copy(&hmp->vols[id], zone, vd, why);
 }
 
 /* Put volume `v` (its header in vd) in its slot; first is vols[0]'s. */

@@ -99,7 +99,39 @@ cdef extern from "hammer2.h" nogil:
         uint64_t allocator_free
         uint32_t version
 
+    ctypedef struct hammer2_volume_data_t:
+        uint64_t magic
+        uint64_t boot_beg
+        uint64_t boot_end
+        uint64_t aux_beg
+        uint64_t aux_end
+        uint64_t volu_size
+        uint32_t version
+        uint32_t flags
+        uint8_t copyid
+        uint8_t freemap_version
+        uint8_t peer_type
+        uint8_t volu_id
+        uint8_t nvolumes
+        hammer2_uuid_t fsid
+        hammer2_uuid_t fstype
+        uint64_t allocator_size
+        uint64_t allocator_free
+        uint64_t allocator_beg
+        uint64_t mirror_tid
+        uint64_t freemap_tid
+        uint64_t bulkfree_tid
+        uint64_t total_size
+        uint32_t icrc_sects[8]
+        uint64_t volu_loff[64]
+        uint32_t icrc_volheader
+
+    ctypedef struct hammer2_volume_t:
+        char *path
+
     ctypedef struct hammer2_dev_t:
+        hammer2_volume_t vols[64]
+        int nvols
         char *path
         int readonly
         uint64_t size
@@ -151,6 +183,10 @@ cdef extern from "hammer2.h" nogil:
     void hammer2_check_set(hammer2_blockref_t *bref, int check, const void *data,
                            size_t bytes)
     uint32_t hammer2_icrc32(const void *buf, size_t size)
+    enum: HAMMER2_VOL_ICRC_SECT0, HAMMER2_VOL_ICRC_SECT1, HAMMER2_VOLUME_ICRC0_SIZE
+    enum: HAMMER2_VOLUME_ICRC1_OFF, HAMMER2_VOLUME_ICRC1_SIZE, HAMMER2_VOLUME_ICRCVH_SIZE
+    int hammer2_volset_header_copy(hammer2_dev_t *hmp, int id, int zone,
+                                   hammer2_volume_data_t *vd, const char **why)
     enum: HAMMER2_CHECK_FREEMAP
     int hammer2_decompress(int comp, const void *src, size_t srcsize,
                            void *dst, size_t dstsize, size_t *outsize)
@@ -350,6 +386,34 @@ def uuid_str(bytes raw):
 
 cdef bytes _uuid_bytes(hammer2_uuid_t *u):
     return PyBytes_FromStringAndSize(<char *>u.bytes, 16)
+
+
+cdef dict _volume_data(hammer2_volume_data_t *vd, const uint8_t *raw, int zone,
+                       const char *why):
+    """A header copy's fields, named as the real `hammer2 volhdr` names them."""
+    return {
+        'zone': zone, 'offset': zone << 31,
+        'error': None if why is NULL else _text(why),
+        'magic': vd.magic, 'boot_beg': vd.boot_beg, 'boot_end': vd.boot_end,
+        'aux_beg': vd.aux_beg, 'aux_end': vd.aux_end, 'volu_size': vd.volu_size,
+        'version': vd.version, 'flags': vd.flags, 'copyid': vd.copyid,
+        'freemap_vers': vd.freemap_version, 'peer_type': vd.peer_type,
+        'volu_id': vd.volu_id, 'nvolumes': vd.nvolumes,
+        'fsid': uuid_str(_uuid_bytes(&vd.fsid)), 'fstype': uuid_str(_uuid_bytes(&vd.fstype)),
+        'allocator_size': vd.allocator_size, 'allocator_free': vd.allocator_free,
+        'allocator_beg': vd.allocator_beg, 'mirror_tid': vd.mirror_tid,
+        'freemap_tid': vd.freemap_tid, 'bulkfree_tid': vd.bulkfree_tid,
+        'total_size': vd.total_size,
+        # (stored, computed) for each checked sector and the whole header
+        'icrc_sects': {
+            HAMMER2_VOL_ICRC_SECT0: (vd.icrc_sects[HAMMER2_VOL_ICRC_SECT0],
+                                     hammer2_icrc32(raw, HAMMER2_VOLUME_ICRC0_SIZE)),
+            HAMMER2_VOL_ICRC_SECT1: (vd.icrc_sects[HAMMER2_VOL_ICRC_SECT1],
+                                     hammer2_icrc32(raw + HAMMER2_VOLUME_ICRC1_OFF,
+                                                    HAMMER2_VOLUME_ICRC1_SIZE))},
+        'icrc_volhdr': (vd.icrc_volheader, hammer2_icrc32(raw, HAMMER2_VOLUME_ICRCVH_SIZE)),
+        'volu_loff': [vd.volu_loff[i] for i in range(min(vd.nvolumes, 64))],
+    }
 
 
 cdef uint32_t _unix_xid(hammer2_uuid_t *u):
@@ -596,6 +660,34 @@ cdef class Device:
                 'best': zone == hmp.volhdrno,
             })
         return out
+
+    def volume_header_copies(self):
+        """Every volume's header copies as they are on its device (the root
+        volume's live ones and each other volume's own): one list of dicts
+        per volume, in volume id order; sector CRCs stored and computed."""
+        cdef hammer2_dev_t *hmp = self._dev()
+        cdef hammer2_volume_data_t *vd = <hammer2_volume_data_t *>malloc(65536)
+        cdef const char *why = NULL
+        cdef const uint8_t *raw = <const uint8_t *>vd
+        cdef int err
+        if vd is NULL:
+            raise MemoryError()
+        vols = []
+        try:
+            for vid in range(hmp.nvols):
+                copies = []
+                for zone in range(4):
+                    with nogil:
+                        err = hammer2_volset_header_copy(hmp, vid, zone, vd, &why)
+                    if err == _errno.ENOENT:
+                        break
+                    if err:
+                        raise _error(err)
+                    copies.append(_volume_data(vd, raw, zone, why))
+                vols.append({'path': _text(hmp.vols[vid].path), 'copies': copies})
+        finally:
+            free(vd)
+        return vols
 
     def flush(self):
         """Commit this device's pending modifications."""

@@ -225,17 +225,52 @@ def cmd_orphans(args, out):
     return 0
 
 
+_VOLHDR_HEX = ("magic", "boot_beg", "boot_end", "aux_beg", "aux_end", "volu_size")
+_VOLHDR_DEC = ("version", "flags", "copyid", "freemap_vers", "peer_type", "volu_id",
+               "nvolumes", "fsid", "fstype")
+_VOLHDR_ALLOC = ("allocator_size", "allocator_free", "allocator_beg", "mirror_tid",
+                 "freemap_tid", "bulkfree_tid", "total_size")
+
+
+def _volhdr_copy(h, out):
+    """One header copy, laid out (names, order, widths) as the real `hammer2 volhdr`."""
+    def crc(name, pair):
+        out(f"    {name:<14} 0x{pair[0]:08x}/0x{pair[1]:08x} "
+            f"({'OK' if pair[0] == pair[1] else 'BAD'})")
+
+    out(f"Volume header {h['zone']} {{")
+    for k in _VOLHDR_HEX:
+        out(f"    {k:<14} 0x{h[k]:016x}")
+    for k in _VOLHDR_DEC:
+        out(f"    {k:<14} " + (f"0x{h[k]:08x}" if k == "flags" else f"{h[k]}"))
+    for k in _VOLHDR_ALLOC:
+        out(f"    {k:<14} 0x{h[k]:016x}")
+    for sect, pair in sorted(h["icrc_sects"].items()):
+        crc(f"icrc_sects[{sect}]", pair)
+    crc("icrc_volhdr", h["icrc_volhdr"])
+    for i, loff in enumerate(h["volu_loff"]):
+        out(f"    {f'volu_loff[{i}]':<14} 0x{loff:016x}")
+    out("}")
+
+
 def cmd_volhdr(args, out):
+    """Every volume's header copies: a summary line each (the root volume's copy in use
+    marked), then each copy that has a HAMMER2 magic in full."""
     with open_volume(args.image) as vol:
-        for h in vol.device.volume_headers():
-            out(f"volume header {h['zone']} at 0x{h['offset']:x}"
-                + (" (best)" if h["best"] else ""))
-            if not h["valid"]:
-                out(f"    invalid: {h['error']}")
-                continue
-            for k in ("mirror_tid", "freemap_tid", "volu_size", "version", "total_size",
-                      "allocator_size", "allocator_free"):
-                out(f"    {k:<14} {h[k]:#x}" if k != "version" else f"    {k:<14} {h[k]}")
+        best = vol.best_zone
+        for vid, v in enumerate(vol.device.volume_header_copies()):
+            if vid:
+                out("-" * 45)
+            out(v["path"])
+            for h in v["copies"]:
+                state = (f"mirror_tid={h['mirror_tid']:016x}" if h["error"] is None
+                         else f"invalid ({h['error']})")
+                out(f"Volume header {h['zone']}: {state}"
+                    + (" (in use)" if vid == 0 and h["zone"] == best else ""))
+            for h in v["copies"]:
+                if h["error"] != "bad magic":
+                    out("")
+                    _volhdr_copy(h, out)
     return 0
 
 

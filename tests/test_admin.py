@@ -729,8 +729,9 @@ def test_cli_volhdr_freemap(ref_image):
     proc = run_pyh2("volhdr", img)
     assert proc.returncode == 0, proc.stderr.decode()
     out = proc.stdout.decode()
-    assert re.search(rf"(?m)^volume header {best} at 0x[0-9a-f]+ \(best\)$", out), out
-    assert re.search(r"volu_size\s+0x80000000", out), out
+    assert re.search(rf"(?m)^Volume header {best}: mirror_tid=[0-9a-f]{{16}} \(in use\)$", out), out
+    assert re.search(r"(?m)^    volu_size\s+0x0000000080000000$", out), out
+    assert "(OK)" in out and "(BAD)" not in out, out
 
     proc = run_pyh2("freemap", img)
     assert proc.returncode == 0, proc.stderr.decode()
