@@ -412,12 +412,12 @@ typedef void (*hammer2_cluster_cb_t)(void *arg, const void *data,
 				     int bytes, int error);
 
 hammer2_cluster_t *hammer2_cluster_alloc(int nchains);
-hammer2_cluster_t *hammer2_cluster_from_chain(hammer2_chain_t *chain);
 void hammer2_cluster_ref(hammer2_cluster_t *cluster);
 void hammer2_cluster_drop(hammer2_cluster_t *cluster);
 void hammer2_cluster_lock(hammer2_cluster_t *cluster, int how);
 void hammer2_cluster_unlock(hammer2_cluster_t *cluster);
 void hammer2_cluster_resolve_focus(hammer2_cluster_t *cluster);
+hammer2_cluster_t *hammer2_cluster_copy(hammer2_cluster_t *cluster);
 int hammer2_cluster_type(const hammer2_cluster_t *cluster);
 const hammer2_blockref_t *hammer2_cluster_bref(const hammer2_cluster_t *c);
 hammer2_cluster_t *hammer2_cluster_lookup_init(hammer2_cluster_t *cparent,
@@ -443,18 +443,13 @@ hammer2_chain_t *hammer2_cluster_load_chain(hammer2_cluster_t *cluster);
 int hammer2_cluster_modify(hammer2_cluster_t *cluster, hammer2_tid_t mtid);
 hammer2_inode_data_t *hammer2_cluster_modify_ip(hammer2_cluster_t *cluster,
 						hammer2_tid_t mtid, int *errorp);
-hammer2_media_data_t *hammer2_cluster_wdata(hammer2_cluster_t *cluster);
 int hammer2_cluster_modsync(hammer2_cluster_t *cluster);
-int hammer2_cluster_setflush(hammer2_cluster_t *cluster, hammer2_tid_t mtid);
 void hammer2_cluster_setmethod_check(hammer2_cluster_t *cluster, int check);
 int hammer2_cluster_create(hammer2_cluster_t *cparent,
 			   hammer2_cluster_t **clusterp, hammer2_key_t key,
 			   int keybits, int type, size_t bytes,
 			   hammer2_tid_t mtid);
 int hammer2_cluster_delete(hammer2_cluster_t *cluster, hammer2_tid_t mtid);
-int hammer2_cluster_rename(hammer2_cluster_t *cparent,
-			   hammer2_cluster_t *cluster, hammer2_key_t key,
-			   hammer2_tid_t mtid);
 int hammer2_cluster_resize(hammer2_cluster_t *cluster, size_t bytes,
 			   hammer2_tid_t mtid);
 

@@ -29,20 +29,6 @@ hammer2_cluster_alloc(int nchains)
 	return cluster;
 }
 
-/* A one-node cluster around chain (which gains a reference). */
-hammer2_cluster_t *
-hammer2_cluster_from_chain(hammer2_chain_t *chain)
-{
-	hammer2_cluster_t *cluster = hammer2_cluster_alloc(1);
-
-	if (cluster == NULL)
-		return NULL;
-	hammer2_chain_ref(chain);
-	cluster->array[0].chain = chain;
-	hammer2_cluster_resolve_focus(cluster);
-	return cluster;
-}
-
 void
 hammer2_cluster_ref(hammer2_cluster_t *cluster)
 {
@@ -183,6 +169,23 @@ hammer2_cluster_resolve_focus(hammer2_cluster_t *cluster)
 		cluster->error = ENOENT;
 }
 
+/* A new cluster with cluster's items, their chains referenced anew. */
+hammer2_cluster_t *
+hammer2_cluster_copy(hammer2_cluster_t *cluster)
+{
+	hammer2_cluster_t *copy = hammer2_cluster_alloc(cluster->nchains);
+
+	if (copy == NULL)
+		return NULL;
+	for (int i = 0; i < cluster->nchains; ++i) {
+		copy->array[i] = cluster->array[i];
+		if (copy->array[i].chain)
+			hammer2_chain_ref(copy->array[i].chain);
+	}
+	hammer2_cluster_resolve_focus(copy);
+	return copy;
+}
+
 /*
  * For assertions: the focus is its item's chain, or there is none.  A
  * lookup moves a parent's chains without resolving its focus again, so
@@ -275,7 +278,7 @@ cluster_note_unread(hammer2_cluster_t *cluster, hammer2_chain_t **at,
 hammer2_cluster_t *
 hammer2_cluster_lookup_init(hammer2_cluster_t *cparent, int flags)
 {
-	hammer2_cluster_t *copy = hammer2_cluster_copy(cparent, 0);
+	hammer2_cluster_t *copy = hammer2_cluster_copy(cparent);
 
 	if (copy == NULL)
 		return NULL;
@@ -543,15 +546,6 @@ hammer2_cluster_modify_ip(hammer2_cluster_t *cluster, hammer2_tid_t mtid,
 	return &cluster->focus->data->ipdata;
 }
 
-hammer2_media_data_t *
-hammer2_cluster_wdata(hammer2_cluster_t *cluster)
-{
-	if (cluster->focus == NULL ||
-	    !(cluster->focus->flags & HAMMER2_CHAIN_MODIFIED))
-		return NULL;
-	return cluster->focus->data;
-}
-
 /*
  * Copy the focus's data to the other nodes' (modified) chains.  Never
  * blockref tables: they hold node-local offsets.  Of an inode that means
@@ -603,13 +597,6 @@ hammer2_cluster_modsync(hammer2_cluster_t *cluster)
 			chain->bref.check = focus->bref.check;	/* short name */
 	}
 	return 0;
-}
-
-/* Mark the cluster's chains so the next flush writes them. */
-int
-hammer2_cluster_setflush(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
-{
-	return hammer2_cluster_modify(cluster, mtid);
 }
 
 /* Check algorithm for the blocks the cluster's chains write next. */
@@ -685,30 +672,6 @@ hammer2_cluster_delete(hammer2_cluster_t *cluster, hammer2_tid_t mtid)
 	}
 	return done ? 0 : first ? first :
 	       hammer2_seterr(EROFS, "no live node holds the element");
-}
-
-int
-hammer2_cluster_rename(hammer2_cluster_t *cparent, hammer2_cluster_t *cluster,
-		       hammer2_key_t key, hammer2_tid_t mtid)
-{
-	int first = 0, done = 0;
-
-	cluster_fail_unread(cparent);
-	cluster_fail_unread(cluster);
-	for (int i = 0; i < cluster->nchains; ++i) {
-		hammer2_cluster_item_t *item = &cluster->array[i];
-		int error;
-
-		if (!item_live(item) || !item_live(&cparent->array[i]))
-			continue;
-		error = hammer2_chain_rename(&cparent->array[i].chain, item->chain,
-					     key, mtid);
-		if (error)
-			item_fail(cluster, item, item->chain->hmp, error, &first);
-		else
-			++done;
-	}
-	return cluster_result(cluster, first, done);
 }
 
 int

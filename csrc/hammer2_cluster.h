@@ -1,9 +1,11 @@
 /*
- * Cluster membership, quorum and resync (hammer2_quorum.c,
- * hammer2_resync.c): the nodes of a cluster are devices holding the same
- * PFSes as masters.  With N nodes an operation needs floor(N/2)+1 of
- * them to agree; nodes that disagree are stale, nodes whose writes
- * failed are failed, and both are brought back by a resync.
+ * Cluster membership, quorum and resync (node state: hammer2_node.c;
+ * node-set operations: hammer2_quorum.c; the resync engine:
+ * hammer2_resync.c, hammer2_resync_src.c): the nodes of a cluster are
+ * devices holding the same PFSes as masters.  With N nodes an operation
+ * needs floor(N/2)+1 of them to agree; nodes that disagree are stale,
+ * nodes whose writes failed are failed, and both are brought back by a
+ * resync.
  */
 #ifndef HAMMER2_CLUSTER_H_
 #define HAMMER2_CLUSTER_H_
@@ -23,6 +25,9 @@ int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs);
 int hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp);
 int hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp);
 void hammer2_pfs_revalidate(hammer2_pfs_t *pfs);
+
+/* A node's own state (hammer2_node.c). */
+void hammer2_node_set(hammer2_dev_t *hmp, int state, int error, const char *why);
 int hammer2_node_live(const hammer2_dev_t *hmp);
 void hammer2_node_fail(hammer2_dev_t *hmp, int error, const char *what);
 void hammer2_node_stale(hammer2_dev_t *hmp, const char *why);
@@ -31,18 +36,9 @@ void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node);
 hammer2_tid_t hammer2_node_tid(const hammer2_dev_t *hmp);
 
 /* The rest of the cluster API (hammer2_cluster_ops.c). */
-#define HAMMER2_CLUSTER_COPY_NOCHAINS	0x0001	/* shape only, no chains */
-#define HAMMER2_CLUSTER_COPY_NOREF	0x0002	/* take over the references */
-
 void hammer2_cluster_bref_logical(const hammer2_cluster_t *cluster,
 				  hammer2_blockref_t *bref);
-int hammer2_cluster_need_resize(hammer2_cluster_t *cluster, size_t bytes);
 int hammer2_cluster_modified(hammer2_cluster_t *cluster);
-void hammer2_cluster_set_chainflags(hammer2_cluster_t *cluster, uint32_t flags);
-hammer2_cluster_t *hammer2_cluster_copy(hammer2_cluster_t *cluster, int flags);
-void hammer2_cluster_replace(hammer2_cluster_t *dst, hammer2_cluster_t *src);
-void hammer2_cluster_replace_locked(hammer2_cluster_t *dst,
-				    hammer2_cluster_t *src);
 int hammer2_cluster_wait(hammer2_cluster_t *cluster);
 hammer2_cluster_t *hammer2_cluster_parent(hammer2_cluster_t *cluster);
 hammer2_cluster_t *hammer2_cluster_scan(hammer2_cluster_t *cparent,
@@ -121,7 +117,20 @@ int hammer2_resync_heal(hammer2_chain_t *dparent, hammer2_chain_t **sparents,
 			int n, hammer2_key_t beg, hammer2_key_t end,
 			hammer2_resync_stats_t *stats);
 
-/* Self-heal on read (hammer2_heal.c). */
+/*
+ * Self-heal on read: what a node could not read, noted by the cluster's
+ * read paths (hammer2_heal.c) and rewritten at the next cluster flush
+ * (hammer2_heal_run.c).  Listed on the node under its faultlock.
+ */
+struct hammer2_heal {
+	struct hammer2_heal	*next;
+	hammer2_chain_t		*dparent;	/* holder on the damaged node */
+	hammer2_chain_t		*sparent[HAMMER2_MAXCLUSTER]; /* on the others */
+	hammer2_key_t		beg, end;
+};
+
+struct hammer2_heal *hammer2_heal_take(hammer2_dev_t *hmp);
+void hammer2_heal_free(struct hammer2_heal *h);
 void hammer2_heal_note(hammer2_chain_t *bad, hammer2_chain_t **good, int n,
 		       hammer2_key_t beg, hammer2_key_t end);
 void hammer2_heal_run(hammer2_dev_t **devs, int ndevs);

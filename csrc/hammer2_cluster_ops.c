@@ -1,7 +1,7 @@
 /*
- * The rest of the cluster API: state queries, copies and replacement of a
- * cluster's chains, parents, waiting for resolution and the raw scan of a
- * blockref array.  Each works on all N chains, one per node.
+ * The rest of the cluster API: state queries, parents, waiting for
+ * resolution and the raw scan of a blockref array.  Each works on all N
+ * chains, one per node.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -25,102 +25,12 @@ hammer2_cluster_bref_logical(const hammer2_cluster_t *cluster,
 	bref->data_off &= HAMMER2_OFF_MASK_RADIX;
 }
 
-/* Whether any node's chain differs from `bytes` (a resize would change it). */
-int
-hammer2_cluster_need_resize(hammer2_cluster_t *cluster, size_t bytes)
-{
-	for (int i = 0; i < cluster->nchains; ++i) {
-		hammer2_chain_t *chain = cluster->array[i].chain;
-
-		if (chain && !(cluster->array[i].flags & HAMMER2_CITEM_INVALID) &&
-		    chain->bytes != bytes)
-			return 1;
-	}
-	return 0;
-}
-
 /* Whether the element has modifications not yet flushed (on its focus). */
 int
 hammer2_cluster_modified(hammer2_cluster_t *cluster)
 {
 	return cluster->focus &&
 	       (cluster->focus->flags & HAMMER2_CHAIN_MODIFIED) != 0;
-}
-
-/* Set chain flags on every node's chain (e.g. to mark them for a caller). */
-void
-hammer2_cluster_set_chainflags(hammer2_cluster_t *cluster, uint32_t flags)
-{
-	for (int i = 0; i < cluster->nchains; ++i) {
-		hammer2_chain_t *chain = cluster->array[i].chain;
-
-		if (chain)
-			__atomic_or_fetch(&chain->flags, (int)flags, __ATOMIC_ACQ_REL);
-	}
-}
-
-/*
- * A new cluster with cluster's items: referenced (default), without
- * adding references (COPY_NOREF: the copy takes over the caller's), or
- * with no chains at all (COPY_NOCHAINS: same shape, to be filled).
- */
-hammer2_cluster_t *
-hammer2_cluster_copy(hammer2_cluster_t *cluster, int flags)
-{
-	hammer2_cluster_t *copy = hammer2_cluster_alloc(cluster->nchains);
-
-	if (copy == NULL)
-		return NULL;
-	for (int i = 0; i < cluster->nchains; ++i) {
-		if (flags & HAMMER2_CLUSTER_COPY_NOCHAINS) {
-			copy->array[i].flags = HAMMER2_CITEM_INVALID;
-			continue;
-		}
-		copy->array[i] = cluster->array[i];
-		if (copy->array[i].chain && !(flags & HAMMER2_CLUSTER_COPY_NOREF))
-			hammer2_chain_ref(copy->array[i].chain);
-	}
-	hammer2_cluster_resolve_focus(copy);
-	return copy;
-}
-
-static void
-cluster_replace(hammer2_cluster_t *dst, hammer2_cluster_t *src, int locked)
-{
-	for (int i = 0; i < src->nchains && i < dst->nchains; ++i) {
-		hammer2_chain_t *old = dst->array[i].chain;
-		hammer2_chain_t *chain = src->array[i].chain;
-
-		if (chain == NULL)
-			continue;
-		hammer2_chain_ref(chain);
-		if (locked)
-			hammer2_chain_lock(chain, 0);
-		dst->array[i] = src->array[i];
-		if (old) {
-			if (locked)
-				hammer2_chain_unlock(old);
-			hammer2_chain_drop(old);
-		}
-	}
-	hammer2_cluster_resolve_focus(dst);
-}
-
-/*
- * Make dst's items src's (where src has a chain), referencing src's
- * chains and releasing dst's old ones; dst is unlocked.
- */
-void
-hammer2_cluster_replace(hammer2_cluster_t *dst, hammer2_cluster_t *src)
-{
-	cluster_replace(dst, src, 0);
-}
-
-/* The same for a locked dst: the new chains are locked, the old unlocked. */
-void
-hammer2_cluster_replace_locked(hammer2_cluster_t *dst, hammer2_cluster_t *src)
-{
-	cluster_replace(dst, src, 1);
 }
 
 /*
@@ -283,7 +193,7 @@ hammer2_cluster_scan_inode(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	if ((error = hammer2_inode_get(pfs, inum, &ip)) != 0)
 		return error;
 	error = hammer2_cluster_wait(ip);
-	cparent = error ? NULL : hammer2_cluster_copy(ip, 0);
+	cparent = error ? NULL : hammer2_cluster_copy(ip);
 	hammer2_cluster_drop(ip);
 	if (error)
 		return error;

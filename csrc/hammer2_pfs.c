@@ -298,13 +298,6 @@ hammer2_pfs_trans_end(hammer2_pfs_t *pfs)
 		hammer2_trans_end(pfs->devs[i]);
 }
 
-/* Commit every live node, a quorum of them (inside a write transaction). */
-int
-hammer2_pfs_flush(hammer2_pfs_t *pfs)
-{
-	return hammer2_cluster_flush(pfs->devs, pfs->ndevs);
-}
-
 /* Whether a live node has modifications (or rewrites of what it could not
  * read) the next commit would write. */
 int

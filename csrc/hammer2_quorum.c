@@ -7,6 +7,10 @@
  * are disabled and its pending metadata discarded, so its media keeps its
  * last complete transaction.  Writes need a quorum, floor(N/2)+1, of live
  * nodes, and a flush counts only once a quorum of nodes committed it.
+ *
+ * The node-set operations live here, above the PFS layer: join, writable,
+ * flush (with the self-heal rewrite before it), bulkfree, resync in place
+ * and swapping a node; a node's own state is hammer2_node.c's.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,91 +20,6 @@
 #include "hammer2_cluster.h"
 
 static const char *state_names[] = { "live", "stale", "failed" };
-
-static void
-node_set(hammer2_dev_t *hmp, int state, int error, const char *why)
-{
-	pthread_mutex_lock(&hmp->faultlock);
-	__atomic_store_n(&hmp->node.state, state, __ATOMIC_RELEASE);
-	hmp->node.error = error;
-	snprintf(hmp->node.why, sizeof(hmp->node.why), "%s", why ? why : "");
-	pthread_mutex_unlock(&hmp->faultlock);
-}
-
-int
-hammer2_node_live(const hammer2_dev_t *hmp)
-{
-	return __atomic_load_n(&hmp->node.state, __ATOMIC_ACQUIRE) ==
-	       HAMMER2_NODE_LIVE;
-}
-
-void
-hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node)
-{
-	pthread_mutex_lock(&hmp->faultlock);
-	*node = hmp->node;
-	pthread_mutex_unlock(&hmp->faultlock);
-}
-
-/*
- * A write to this node failed (or it disconnected): it takes no part in
- * modifications from now on and no more flushes; what it had pending is
- * dropped at the next cluster flush, never half written.  Callers hold
- * the node's transaction lock exclusively.
- */
-void
-hammer2_node_fail(hammer2_dev_t *hmp, int error, const char *what)
-{
-	if (hmp->node.state == HAMMER2_NODE_FAILED)
-		return;
-	if (hmp->flush_error == 0)
-		hmp->flush_error = error;
-	node_set(hmp, HAMMER2_NODE_FAILED, error, what);
-}
-
-/* Take a live node out of the cluster until it is resynced. */
-void
-hammer2_node_stale(hammer2_dev_t *hmp, const char *why)
-{
-	char buf[192];
-
-	snprintf(buf, sizeof(buf), "%s: %s", hmp->path, why);
-	node_set(hmp, HAMMER2_NODE_STALE, ESTALE, buf);
-}
-
-/*
- * The node could not serve an element (I/O error, check mismatch): the
- * cluster skips it for that element; a disconnect fails the whole node.
- */
-void
-hammer2_node_read_error(hammer2_dev_t *hmp, int error, const char *what)
-{
-	pthread_mutex_lock(&hmp->faultlock);
-	++hmp->node.read_errors;
-	if (hmp->node.state == HAMMER2_NODE_LIVE)
-		snprintf(hmp->node.why, sizeof(hmp->node.why), "%s", what);
-	if (error == ENOTCONN && hmp->node.state != HAMMER2_NODE_FAILED) {
-		__atomic_store_n(&hmp->node.state, HAMMER2_NODE_FAILED,
-				 __ATOMIC_RELEASE);
-		hmp->node.error = error;
-		if (hmp->flush_error == 0)
-			hmp->flush_error = error;
-	}
-	pthread_mutex_unlock(&hmp->faultlock);
-}
-
-static hammer2_tid_t
-node_tid(const hammer2_dev_t *hmp)
-{
-	return hmp->voldata->mirror_tid;
-}
-
-/* The node's last committed transaction. */
-hammer2_tid_t
-hammer2_node_tid(const hammer2_dev_t *hmp)
-{
-	return node_tid(hmp);
-}
 
 #define CLID_MAX	64
 
@@ -190,10 +109,10 @@ hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
 			continue;
 		for (int j = 0; j < ndevs; ++j)
 			count += !devs[j]->flush_error && !foreign[j] &&
-				 node_tid(devs[j]) == node_tid(devs[i]);
+				 hammer2_node_tid(devs[j]) == hammer2_node_tid(devs[i]);
 		if (count > best_count ||
-		    (count == best_count && node_tid(devs[i]) > best)) {
-			best = node_tid(devs[i]);
+		    (count == best_count && hammer2_node_tid(devs[i]) > best)) {
+			best = hammer2_node_tid(devs[i]);
 			best_count = count;
 		}
 	}
@@ -203,18 +122,18 @@ hammer2_cluster_join(hammer2_dev_t **devs, int ndevs)
 		if (hmp->flush_error) {
 			snprintf(why, sizeof(why), "%s: flushes disabled after a failed write",
 				 hmp->path);
-			node_set(hmp, HAMMER2_NODE_FAILED, hmp->flush_error, why);
+			hammer2_node_set(hmp, HAMMER2_NODE_FAILED, hmp->flush_error, why);
 		} else if (foreign[i]) {
 			snprintf(why, sizeof(why), "%s: holds the PFSes of another "
 				 "cluster (or none)", hmp->path);
-			node_set(hmp, HAMMER2_NODE_STALE, ESTALE, why);
-		} else if (node_tid(hmp) != best) {
+			hammer2_node_set(hmp, HAMMER2_NODE_STALE, ESTALE, why);
+		} else if (hammer2_node_tid(hmp) != best) {
 			snprintf(why, sizeof(why), "%s: at transaction %llu, the cluster at %llu",
-				 hmp->path, (unsigned long long)node_tid(hmp),
+				 hmp->path, (unsigned long long)hammer2_node_tid(hmp),
 				 (unsigned long long)best);
-			node_set(hmp, HAMMER2_NODE_STALE, ESTALE, why);
+			hammer2_node_set(hmp, HAMMER2_NODE_STALE, ESTALE, why);
 		} else {
-			node_set(hmp, HAMMER2_NODE_LIVE, 0, NULL);
+			hammer2_node_set(hmp, HAMMER2_NODE_LIVE, 0, NULL);
 			hmp->mtid = mtid;
 		}
 	}
@@ -369,7 +288,7 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 			continue;
 		snprintf(why, sizeof(why), "%s: at transaction %llu, missed the "
 			 "cluster's last", devs[i]->path, (unsigned long long)tid);
-		node_set(devs[i], HAMMER2_NODE_STALE, ESTALE, why);
+		hammer2_node_set(devs[i], HAMMER2_NODE_STALE, ESTALE, why);
 		--done;
 	}
 	if (done >= hammer2_quorum(ndevs))
@@ -378,6 +297,13 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 	return hammer2_seterr(first ? first : EROFS,
 			      "flush committed on %d of %d nodes, quorum %d%s",
 			      done, ndevs, hammer2_quorum(ndevs), buf);
+}
+
+/* Commit every live node, a quorum of them (inside a write transaction). */
+int
+hammer2_pfs_flush(hammer2_pfs_t *pfs)
+{
+	return hammer2_cluster_flush(pfs->devs, pfs->ndevs);
 }
 
 /*
@@ -502,4 +428,86 @@ hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
 		}
 	}
 	hammer2_cluster_resolve_focus(pfs->iroot);
+}
+
+/*
+ * Resync node dst_index of a cluster in place (callers hold every node's
+ * transaction lock exclusively, in node order): commit what the live
+ * nodes have pending, copy from the live nodes (src_index's first, -1:
+ * in node order), each element from the first that serves it, then
+ * rejoin.  A
+ * failed node's in-memory state is not trusted: it is resynced after a
+ * reopen, when it comes back stale.
+ */
+int
+hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
+		       int src_index, int flags, hammer2_resync_stats_t *stats)
+{
+	hammer2_dev_t *dst, *src[HAMMER2_MAXCLUSTER];
+	hammer2_node_t node;
+	int foreign[HAMMER2_MAXCLUSTER];
+	int live = 0, nsrc = 0, error;
+
+	if (dst_index < 0 || dst_index >= ndevs)
+		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
+				      dst_index, ndevs);
+	dst = devs[dst_index];
+	hammer2_node_get(dst, &node);
+	/* a scrub takes a live node out while it is checked */
+	if ((flags & HAMMER2_RESYNC_SCRUB) && node.state == HAMMER2_NODE_LIVE &&
+	    ndevs > 1) {
+		flags |= HAMMER2_RESYNC_KEEP;
+		hammer2_node_stale(dst, "being scrubbed");
+		hammer2_node_get(dst, &node);
+	}
+	if (node.state == HAMMER2_NODE_LIVE)
+		return 0;
+	if (node.state == HAMMER2_NODE_FAILED)
+		return hammer2_seterr(EBUSY, "%s: failed (%s); reopen the cluster "
+				      "to resync it", dst->path, node.why);
+	if (src_index >= 0) {
+		if (src_index >= ndevs || src_index == dst_index ||
+		    !hammer2_node_live(devs[src_index]))
+			return hammer2_seterr(EINVAL, "node %d is no live source",
+					      src_index);
+		src[nsrc++] = devs[src_index];
+	}
+	for (int i = 0; i < ndevs; ++i) {
+		if (!hammer2_node_live(devs[i]))
+			continue;
+		++live;
+		if (i != src_index)
+			src[nsrc++] = devs[i];
+	}
+	hammer2_cluster_foreign(devs, ndevs, foreign);
+	if (foreign[dst_index])
+		flags |= HAMMER2_RESYNC_FULL;
+	if (live < hammer2_quorum(ndevs))
+		return hammer2_seterr(EROFS, "cannot resync %s: %d of %d nodes live, "
+				      "quorum %d", dst->path, live, ndevs,
+				      hammer2_quorum(ndevs));
+	/*
+	 * A node that went its own way past the cluster's transaction: the
+	 * live nodes first commit one beyond it (join numbered them so).
+	 */
+	if (dst->voldata->mirror_tid >= src[0]->voldata->mirror_tid ||
+	    (flags & HAMMER2_RESYNC_FULL)) {
+		for (int i = 0; i < ndevs; ++i) {
+			if (hammer2_node_live(devs[i]) &&
+			    (error = hammer2_chain_modify(devs[i]->vchain,
+							  devs[i]->mtid)) != 0)
+				return error;
+		}
+	}
+	if ((error = hammer2_cluster_flush(devs, ndevs)) != 0)
+		return error;
+	if ((error = hammer2_resync(src, nsrc, dst, flags, stats)) != 0) {
+		char why[192];
+
+		/* its in-memory tree is half copied now: out until reopened */
+		snprintf(why, sizeof(why), "%s", hammer2_errmsg());
+		hammer2_node_fail(dst, error, why);
+		return hammer2_seterr(error, "%s", why);
+	}
+	return hammer2_cluster_join(devs, ndevs);
 }

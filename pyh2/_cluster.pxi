@@ -29,39 +29,6 @@ cdef extern from "hammer2_cluster.h" nogil:
         uint64_t unreadable
         uint64_t missing
 
-    ctypedef struct hammer2_chain_t:
-        uint32_t bytes
-        int refs
-        int flags
-        hammer2_chain_t *parent
-
-    ctypedef struct hammer2_cluster_item_t:
-        hammer2_chain_t *chain
-        int error
-        uint32_t flags
-
-    ctypedef struct hammer2_cluster_t:
-        int nchains
-        int focus_index
-        hammer2_chain_t *focus
-        hammer2_cluster_item_t array[8]
-
-    int HAMMER2_CLUSTER_COPY_NOCHAINS
-    int HAMMER2_CLUSTER_COPY_NOREF
-    int HAMMER2_CITEM_INVALID
-    int hammer2_inode_get(hammer2_pfs_t *pfs, uint64_t inum, hammer2_cluster_t **clusterp)
-    void hammer2_cluster_drop(hammer2_cluster_t *cluster)
-    void hammer2_cluster_lock(hammer2_cluster_t *cluster, int how)
-    void hammer2_cluster_unlock(hammer2_cluster_t *cluster)
-    int hammer2_cluster_need_resize(hammer2_cluster_t *cluster, size_t bytes)
-    int hammer2_cluster_modified(hammer2_cluster_t *cluster)
-    void hammer2_cluster_set_chainflags(hammer2_cluster_t *cluster, uint32_t flags)
-    hammer2_cluster_t *hammer2_cluster_copy(hammer2_cluster_t *cluster, int flags)
-    void hammer2_cluster_replace(hammer2_cluster_t *dst, hammer2_cluster_t *src)
-    void hammer2_cluster_replace_locked(hammer2_cluster_t *dst, hammer2_cluster_t *src)
-    int hammer2_cluster_wait(hammer2_cluster_t *cluster)
-    hammer2_cluster_t *hammer2_cluster_parent(hammer2_cluster_t *cluster)
-
     ctypedef struct hammer2_scan_elem_t:
         uint8_t type
         uint8_t keybits
@@ -278,83 +245,6 @@ def cluster_scan(Pfs pfs, uint64_t inum):
         hammer2_pfs_trans_end(p)
     if err:
         raise _error(err)
-    return out
-
-
-cdef list _chains(hammer2_cluster_t *c):
-    return [<size_t>c.array[i].chain if c.array[i].chain is not NULL and
-            not (c.array[i].flags & HAMMER2_CITEM_INVALID) else None
-            for i in range(c.nchains)]
-
-
-def cluster_probe(Pfs pfs, uint64_t inum):
-    """Exercise the cluster API on inode inum's cluster and report what
-    each call did: wait, copy (plain, NOREF, NOCHAINS), replace,
-    replace_locked, parent, need_resize, modified, set_chainflags."""
-    cdef hammer2_pfs_t *p = pfs._pfs()
-    cdef hammer2_cluster_t *ip = NULL
-    cdef hammer2_cluster_t *a = NULL
-    cdef hammer2_cluster_t *b = NULL
-    cdef hammer2_cluster_t *par = NULL
-    cdef int err, i
-    out = {}
-    with nogil:
-        hammer2_pfs_trans_begin(p, 0)
-        err = hammer2_inode_get(p, inum, &ip)
-        if err == 0:
-            err = hammer2_cluster_wait(ip)
-    if err:
-        if ip is not NULL:
-            hammer2_cluster_drop(ip)
-        hammer2_pfs_trans_end(p)
-        raise _error(err)
-    try:
-        chains = _chains(ip)
-        refs = [ip.array[i].chain.refs if ip.array[i].chain is not NULL else 0
-                for i in range(ip.nchains)]
-        out['nodes'] = [i for i, c in enumerate(chains) if c is not None]
-        out['focus'] = ip.focus_index
-        out['bytes'] = [ip.array[i].chain.bytes for i in out['nodes']]
-        out['need_resize_same'] = bool(hammer2_cluster_need_resize(ip, 1024))
-        out['need_resize_other'] = bool(hammer2_cluster_need_resize(ip, 4096))
-        out['modified'] = bool(hammer2_cluster_modified(ip))
-        a = hammer2_cluster_copy(ip, 0)                     # referenced copy
-        out['copy_same_chains'] = _chains(a) == chains
-        out['copy_refs_added'] = all(
-            ip.array[i].chain.refs == refs[i] + 1 for i in out['nodes'])
-        b = hammer2_cluster_copy(ip, HAMMER2_CLUSTER_COPY_NOCHAINS)
-        out['nochains_empty'] = _chains(b) == [None] * ip.nchains and b.focus is NULL
-        hammer2_cluster_replace(b, a)                       # fills b
-        out['replace_same_chains'] = _chains(b) == chains and b.focus is not NULL
-        out['replace_refs_added'] = all(
-            ip.array[i].chain.refs == refs[i] + 2 for i in out['nodes'])
-        hammer2_cluster_drop(b)
-        b = hammer2_cluster_copy(a, HAMMER2_CLUSTER_COPY_NOREF)   # takes a's refs
-        for i in range(a.nchains):
-            a.array[i].chain = NULL
-        hammer2_cluster_drop(a)
-        a = NULL
-        out['noref_refs_kept'] = all(
-            ip.array[i].chain.refs == refs[i] + 1 for i in out['nodes'])
-        par = hammer2_cluster_parent(ip)
-        out['parent_ok'] = par is not NULL and all(
-            par.array[i].chain == ip.array[i].chain.parent for i in out['nodes'])
-        hammer2_cluster_lock(b, 0)
-        hammer2_cluster_replace_locked(b, par)              # b now the parents
-        out['replace_locked_parents'] = _chains(b) == _chains(par)
-        hammer2_cluster_unlock(b)
-        flags = [ip.array[i].chain.flags for i in out['nodes']]
-        hammer2_cluster_set_chainflags(ip, 0)               # adds no flag
-        out['set_chainflags_kept'] = [ip.array[i].chain.flags for i in out['nodes']] == flags
-    finally:
-        if a is not NULL:
-            hammer2_cluster_drop(a)
-        if b is not NULL:
-            hammer2_cluster_drop(b)
-        if par is not NULL:
-            hammer2_cluster_drop(par)
-        hammer2_cluster_drop(ip)
-        hammer2_pfs_trans_end(p)
     return out
 
 

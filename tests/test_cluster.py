@@ -340,34 +340,6 @@ def test_raw_scan_sees_indirect_blocks_on_every_node(cluster_nodes):
             vol.flush()
 
 
-def test_cluster_api_on_three_nodes(cluster_nodes):
-    paths = cluster_nodes(3)
-    with open_cluster(paths, writable=True, sync=False) as vol:
-        pfs = vol.pfs("DATA")
-        # filler first, so /f's inode shares no 64 KiB buffer with what
-        # opening the cluster reads (and caches) below
-        pfs.mkdir("/fill")
-        for i in range(4):
-            pfs.create(f"/fill/{i}", os.urandom(100_000))
-        inum = pfs.create("/f", b"x" * 5000)
-        for modified in (True, False):
-            got = _core.cluster_probe(pfs._core, inum)
-            assert got["nodes"] == [0, 1, 2] and got["focus"] == 0
-            assert got["bytes"] == [1024] * 3
-            assert not got["need_resize_same"] and got["need_resize_other"]
-            assert got["modified"] is modified
-            for k in ("copy_same_chains", "copy_refs_added", "nochains_empty",
-                      "replace_same_chains", "replace_refs_added", "noref_refs_kept",
-                      "parent_ok", "replace_locked_parents", "set_chainflags_kept"):
-                assert got[k], k
-            vol.flush()
-    with open_cluster(paths) as vol:
-        vol.devices[0].inject_fault("read")         # the focus moves on
-        pfs = vol.pfs("DATA")
-        got = _core.cluster_probe(pfs._core, pfs._namei("/f"))
-        assert got["focus"] == 1 and got["nodes"] == [1, 2]
-
-
 def test_two_nodes_resync_at_once_in_background(cluster_nodes):
     paths = cluster_nodes(5)
     model = {}
