@@ -32,6 +32,7 @@ hammer2_fuse_commit(hammer2_fuse_t *f)
 			", modifications kept for the next try",
 			hammer2_errmsg());
 	f->flush_error = sp->failed;
+	hammer2_fuse_dirty_commit(f, error);
 	return error;
 }
 
@@ -99,7 +100,8 @@ static void
 syncer_stop(hammer2_fuse_t *f)
 {
 	pthread_mutex_lock(&f->lock);
-	f->stopping = 1;
+	/* also read, unlocked, by commits (hammer2_fuse_dirty_commit) */
+	__atomic_store_n(&f->stopping, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->lock);
 	if (f->syncer_running) {
