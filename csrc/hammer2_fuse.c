@@ -301,7 +301,7 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	a.mask |= HAMMER2_SETATTR_CTIME;
 	a.ctime = (to_set & FUSE_SET_ATTR_CTIME) ? ts_to_us(&attr->st_ctim) :
 						    now;
-	if (to_set & FUSE_SET_ATTR_SIZE &&
+	if ((to_set & FUSE_SET_ATTR_SIZE) &&
 	    (error = hammer2_fuse_dirty(f, ino)) == 0)
 		error = hammer2_file_truncate(f->pfs, inum,
 					      (hammer2_off_t)attr->st_size);

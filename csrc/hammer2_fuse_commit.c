@@ -32,7 +32,7 @@ hammer2_fuse_commit(hammer2_fuse_t *f)
 			", modifications kept for the next try",
 			hammer2_errmsg());
 	f->flush_error = sp->failed;
-	hammer2_fuse_dirty_commit(f, error);
+	hammer2_fuse_dirty_sync(f);
 	return error;
 }
 
@@ -46,6 +46,7 @@ hammer2_fuse_wbegin(hammer2_fuse_t *f, uint64_t bytes, int kind)
 	hammer2_pfs_trans_begin(f->pfs, 1);
 	error = hammer2_space_reserve(f->pfs, bytes, kind);
 	f->flush_error = f->pfs->space.failed;
+	hammer2_fuse_dirty_sync(f);	/* it may have committed to make room */
 	if (error)
 		hammer2_pfs_trans_end(f->pfs);
 	return error;

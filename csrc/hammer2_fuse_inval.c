@@ -33,7 +33,8 @@ dirty_slot(const hammer2_fuse_dirty_t *d, fuse_ino_t ino)
 static int
 dirty_grow(hammer2_fuse_dirty_t *d)
 {
-	hammer2_fuse_dirty_t n = { NULL, d->cap ? d->cap * 2 : DIRTY_MIN, 0 };
+	hammer2_fuse_dirty_t n = { NULL, d->cap ? d->cap * 2 : DIRTY_MIN, 0,
+				   d->tid };
 
 	if ((n.slots = calloc(n.cap, sizeof(*n.slots))) == NULL)
 		return ENOMEM;
@@ -67,25 +68,30 @@ hammer2_fuse_dirty(hammer2_fuse_t *f, fuse_ino_t ino)
 }
 
 /*
- * After a commit: the kernel forgets the attributes of every inode in the
- * set (a notification never waits: no writeback cache).  A commit that
- * failed keeps the set for the next one; a session that is ending tells
- * the kernel nothing (its session may be gone).
+ * Once a commit wrote the set (whatever made it: the mount's triggers, or
+ * space admission making room), the kernel forgets the attributes of
+ * every inode in it; a notification never waits (no writeback cache).
+ * A commit that did not write keeps the set; a session that is ending
+ * tells the kernel nothing (its session may be gone).
  */
 void
-hammer2_fuse_dirty_commit(hammer2_fuse_t *f, int error)
+hammer2_fuse_dirty_sync(hammer2_fuse_t *f)
 {
 	hammer2_fuse_dirty_t *d = &f->dirty;
+	hammer2_tid_t tid = hammer2_space_tid(f->pfs);
 
-	if (d->count == 0 || __atomic_load_n(&f->stopping, __ATOMIC_ACQUIRE))
+	if (tid == d->tid)
 		return;
-	for (size_t i = 0; i < d->cap; ++i) {
-		if (d->slots[i] != 0)
-			fuse_lowlevel_notify_inval_inode(f->se, d->slots[i],
-							 -1, 0);
+	d->tid = tid;
+	if (d->count == 0)
+		return;
+	if (!__atomic_load_n(&f->stopping, __ATOMIC_ACQUIRE)) {
+		for (size_t i = 0; i < d->cap; ++i) {
+			if (d->slots[i] != 0)
+				fuse_lowlevel_notify_inval_inode(f->se,
+						d->slots[i], -1, 0);
+		}
 	}
-	if (error)
-		return;
 	if (d->cap > DIRTY_KEEP) {
 		hammer2_fuse_dirty_free(f);
 	} else {
@@ -98,5 +104,6 @@ void
 hammer2_fuse_dirty_free(hammer2_fuse_t *f)
 {
 	free(f->dirty.slots);
-	memset(&f->dirty, 0, sizeof(f->dirty));
+	f->dirty.slots = NULL;
+	f->dirty.cap = f->dirty.count = 0;
 }

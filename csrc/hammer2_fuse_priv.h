@@ -38,6 +38,7 @@ typedef struct hammer2_fuse_dirty {
 	fuse_ino_t	*slots;
 	size_t		cap;		/* a power of 2, or 0 */
 	size_t		count;
+	hammer2_tid_t	tid;		/* hammer2_space_tid when last synced */
 } hammer2_fuse_dirty_t;
 
 struct hammer2_fuse {
@@ -132,8 +133,11 @@ void hammer2_fuse_wend(hammer2_fuse_t *f);
  * change): its st_blocks moves at the next commit.  ENOMEM refuses it.
  */
 int hammer2_fuse_dirty(hammer2_fuse_t *f, fuse_ino_t ino);
-/* A commit ended (error: it failed; the set stays): invalidate the set. */
-void hammer2_fuse_dirty_commit(hammer2_fuse_t *f, int error);
+/*
+ * Inside an exclusive transaction that may have committed: if one did,
+ * the kernel forgets the attributes of the set, which starts over.
+ */
+void hammer2_fuse_dirty_sync(hammer2_fuse_t *f);
 void hammer2_fuse_dirty_free(hammer2_fuse_t *f);
 /* Commit now (the caller holds the exclusive transaction). */
 int hammer2_fuse_commit(hammer2_fuse_t *f);

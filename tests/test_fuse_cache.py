@@ -23,10 +23,11 @@ def wait_for(cond, timeout=60.0):
 
 
 def test_a_commit_moving_st_blocks_is_seen_at_once(image, tmp_path):
-    """st_blocks counts what the last commit wrote: a stat cached before a commit (fsync, or
-    the background one) does not outlive it, whether the data grew or was cut."""
+    """st_blocks counts what the last commit wrote: a stat cached before a commit does not
+    outlive it, whether the data grew or was cut, and whatever made the commit: fsync, 64 MiB
+    written, the background interval (no request at all)."""
     mnt = tmp_path / "mnt"
-    with mounted(image, mnt, "--flush-interval", "1"):
+    with mounted(image, mnt, "--flush-interval", "0"):
         with open(mnt / "f", "wb") as f:
             f.write(os.urandom(65536))
             f.flush()
@@ -39,8 +40,14 @@ def test_a_commit_moving_st_blocks_is_seen_at_once(image, tmp_path):
             assert os.stat(mnt / "f").st_blocks == 0
         (mnt / "g").write_bytes(os.urandom(65536))
         assert os.stat(mnt / "g").st_blocks == 0
-        # the background commit (every second here) is no request: the server tells the kernel
-        assert wait_for(lambda: os.stat(mnt / "g").st_blocks == 128)
+        with open(mnt / "big", "wb") as f:                 # past 64 MiB pending: a commit
+            for _ in range(72):
+                f.write(os.urandom(1 << 20))
+        assert os.stat(mnt / "g").st_blocks == 128
+    with mounted(image, mnt, "--flush-interval", "1"):
+        (mnt / "h").write_bytes(os.urandom(65536))
+        assert os.stat(mnt / "h").st_blocks == 0
+        assert wait_for(lambda: os.stat(mnt / "h").st_blocks == 128)
 
 
 def requests(log, since, nodeids):
