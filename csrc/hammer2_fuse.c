@@ -7,6 +7,7 @@
 #define _GNU_SOURCE		/* RENAME_NOREPLACE */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -572,42 +573,42 @@ h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /*
- * A read's buffer: each worker thread keeps its own between requests (no
- * allocation, no fresh pages per read), freed when the thread exits.
+ * Each worker thread keeps one buffer between its requests (no allocation,
+ * no fresh pages per read or listing), freed when the thread exits.
  */
-struct read_buf {
-	size_t	size;
-	char	data[];
+struct scratch {
+	size_t		size;
+	max_align_t	data[];
 };
 
-static pthread_key_t	read_buf_key;
-static pthread_once_t	read_buf_once = PTHREAD_ONCE_INIT;
-static int		read_buf_error;
+static pthread_key_t	scratch_key;
+static pthread_once_t	scratch_once = PTHREAD_ONCE_INIT;
+static int		scratch_error;
 
 static void
-read_buf_init(void)
+scratch_init(void)
 {
-	read_buf_error = pthread_key_create(&read_buf_key, free);
+	scratch_error = pthread_key_create(&scratch_key, free);
 }
 
-static char *
-read_buf(size_t size)
+void *
+hammer2_fuse_scratch(size_t size)
 {
-	struct read_buf *rb;
+	struct scratch *sc;
 
-	pthread_once(&read_buf_once, read_buf_init);
-	if (read_buf_error)
+	pthread_once(&scratch_once, scratch_init);
+	if (scratch_error)
 		return NULL;
-	rb = pthread_getspecific(read_buf_key);
-	if (rb == NULL || rb->size < size) {
-		free(rb);
-		pthread_setspecific(read_buf_key, NULL);
-		if ((rb = malloc(sizeof(*rb) + size)) == NULL)
+	sc = pthread_getspecific(scratch_key);
+	if (sc == NULL || sc->size < size) {
+		free(sc);
+		pthread_setspecific(scratch_key, NULL);
+		if ((sc = malloc(sizeof(*sc) + size)) == NULL)
 			return NULL;
-		rb->size = size;
-		pthread_setspecific(read_buf_key, rb);
+		sc->size = size;
+		pthread_setspecific(scratch_key, sc);
 	}
-	return rb->data;
+	return sc->data;
 }
 
 static void
@@ -623,7 +624,7 @@ h2_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if ((buf = read_buf(size)) == NULL) {
+	if ((buf = hammer2_fuse_scratch(size)) == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}

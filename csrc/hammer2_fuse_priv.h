@@ -113,6 +113,8 @@ rend(hammer2_fuse_t *f)
 	hammer2_pfs_trans_end(f->pfs);
 }
 
+/* The calling worker's buffer of size bytes at least, or NULL (ENOMEM). */
+void *hammer2_fuse_scratch(size_t size);
 /* A lookup reply for FUSE inode ino (inside a transaction). */
 int hammer2_fuse_entry_fill(hammer2_fuse_t *f, fuse_ino_t ino,
 			    struct fuse_entry_param *e);
