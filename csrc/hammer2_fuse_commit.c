@@ -101,7 +101,7 @@ static void
 syncer_stop(hammer2_fuse_t *f)
 {
 	pthread_mutex_lock(&f->lock);
-	/* also read, unlocked, by commits (hammer2_fuse_dirty_commit) */
+	/* also read, unlocked, by commits (hammer2_fuse_dirty_sync) */
 	__atomic_store_n(&f->stopping, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->lock);

@@ -17,7 +17,7 @@
 #include "hammer2_fuse_priv.h"
 
 #define DIRTY_MIN	64		/* slots of a new set, a power of 2 */
-#define DIRTY_KEEP	4096		/* a set larger than this is freed */
+#define DIRTY_KEEP	4096		/* a larger set is freed once committed */
 
 /* Open addressing over FUSE inode numbers; 0 (never one) is empty. */
 static size_t
