@@ -3,7 +3,10 @@ directory (the limit), all measured in the same run:
 
 - sequential write of a 256 MiB file (1 MiB writes, then fsync / flush),
 - sequential read of it (after a remount / reopen: the server's caches are cold),
-- creating 1,000 small files (then fsync of the directory / flush);
+- creating 1,000 small files (then fsync of the directory / flush),
+- stat of each of them by name, 3 passes 1.1 s apart, as a rerun `make` or `git status` does
+  (after a remount / reopen; the pauses are not timed): lookups and attributes, which the
+  kernel caches;
 
 and, through the mount only, a 32 MiB file rewritten in place 24 times on a 256 MiB volume
 (the mount bulkfrees what copy-on-write leaves behind whenever space runs short) beside the
@@ -25,6 +28,8 @@ from pyh2.testing.fusemount import mounted  # noqa: E402
 
 CHUNK = 1 << 20
 NFILES = 1000
+STAT_PASSES = 3
+STAT_PAUSE = 1.1     # longer than the 1 s the mount's kernel caches once lasted
 
 
 def timed(fn):
@@ -60,11 +65,22 @@ def dir_create(top):
     os.close(fd)
 
 
+def stat_passes(stat, top):
+    """Seconds taken by STAT_PASSES passes of stat(top/fNNNN), not counting the pauses."""
+    names = [f"{top}/f{i:04d}" for i in range(NFILES)]
+    total = 0.0
+    for n in range(STAT_PASSES):
+        if n:
+            time.sleep(STAT_PAUSE)
+        total += timed(lambda: [stat(p) for p in names])
+    return total
+
+
 def run_dir(top, data):
     w = timed(lambda: dir_write(os.path.join(top, "big"), data))
     r = timed(lambda: dir_read(os.path.join(top, "big"), len(data)))
     c = timed(lambda: dir_create(os.path.join(top, "many")))
-    return w, r, c
+    return w, r, c, stat_passes(os.stat, os.path.join(top, "many"))
 
 
 # --------------------------------------------------------- the in-process API
@@ -96,7 +112,11 @@ def api_run(img, data):
                 pfs.create(f"/many/f{i:04d}", b"x" * 100)
             vol.flush()
 
-    out = timed(write), timed(read), timed(create)
+    def stat():
+        with pyh2.open(img) as vol:
+            return stat_passes(vol.pfs("DATA").stat, "/many")
+
+    out = timed(write), timed(read), timed(create), stat()
     os.unlink(img)
     return out
 
@@ -108,8 +128,10 @@ def mount_run(img, mnt, data):
     with mounted(img, mnt):                  # cold: a fresh server and page cache
         r = timed(lambda: dir_read(os.path.join(mnt, "big"), len(data)))
         c = timed(lambda: dir_create(os.path.join(mnt, "many")))
+    with mounted(img, mnt):
+        s = stat_passes(os.stat, os.path.join(mnt, "many"))
     os.unlink(img)
-    return w, r, c
+    return w, r, c, s
 
 
 def rewrite_run(img, mnt, size):
@@ -156,7 +178,9 @@ def main():
     mb = len(data) / 1e6
     for i, (what, unit, amount) in enumerate((("sequential write", "MB/s", mb),
                                               ("sequential read", "MB/s", mb),
-                                              (f"create {NFILES} files", "files/s", NFILES))):
+                                              (f"create {NFILES} files", "files/s", NFILES),
+                                              (f"stat {NFILES} x{STAT_PASSES}", "stats/s",
+                                               NFILES * STAT_PASSES))):
         m, a, t = (amount / results[k][i] for k in ("mount", "api", "tmpfs"))
         print(f"{what:18s}: mount {m:9.1f} {unit:7s} in-process API {a:9.1f}   "
               f"tmpfs {t:9.1f}   mount/API {m / a:5.2f}   mount/tmpfs {m / t:5.3f}")

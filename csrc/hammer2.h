@@ -603,7 +603,8 @@ int hammer2_pfs_pending(hammer2_pfs_t *pfs);
  * modification writing `bytes` of data only if the commit that carries
  * it will have room (committing and bulkfreeing first when short), else
  * ENOSPC; hammer2_space_commit commits, refusing with ENOSPC (nothing
- * written, everything kept) what would not fit.
+ * written, everything kept) what would not fit.  hammer2_space_tid is
+ * the newest transaction a live node committed: it moves at each commit.
  */
 #define HAMMER2_SPACE_GROWS	0	/* adds data or inodes */
 #define HAMMER2_SPACE_CHANGES	1	/* removes, renames, sets attributes */
@@ -612,6 +613,7 @@ int hammer2_space_reserve(hammer2_pfs_t *pfs, uint64_t bytes, int kind);
 int hammer2_space_commit(hammer2_pfs_t *pfs);
 int hammer2_space_reclaim(hammer2_pfs_t *pfs);
 uint64_t hammer2_space_avail(hammer2_pfs_t *pfs);
+hammer2_tid_t hammer2_space_tid(hammer2_pfs_t *pfs);
 int hammer2_inode_create(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			 const uint8_t *name, size_t len,
 			 const hammer2_attr_t *attr, hammer2_tid_t *inump);

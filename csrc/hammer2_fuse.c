@@ -7,6 +7,7 @@
 #define _GNU_SOURCE		/* RENAME_NOREPLACE */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,8 +96,8 @@ hammer2_fuse_entry_fill(hammer2_fuse_t *f, fuse_ino_t ino,
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
 	e->generation = 1;
-	e->attr_timeout = FUSE_TIMEOUT;
-	e->entry_timeout = FUSE_TIMEOUT;
+	e->attr_timeout = ATTR_TIMEOUT;
+	e->entry_timeout = ENTRY_TIMEOUT;
 	return inode_stat(f, ino, &e->attr);
 }
 
@@ -129,8 +130,15 @@ open_ref(hammer2_fuse_t *f, hammer2_tid_t inum)
 
 	pthread_mutex_lock(&f->olock);
 	pp = open_find(f, inum);
-	if (*pp == NULL && (*pp = calloc(1, sizeof(**pp))) != NULL)
-		(*pp)->inum = inum;
+	if (*pp == NULL) {
+		/* closed entries are kept for the next opens */
+		if ((*pp = f->ofree) != NULL)
+			f->ofree = f->ofree->next;
+		else
+			*pp = malloc(sizeof(**pp));
+		if (*pp != NULL)
+			**pp = (struct open_ent){ .inum = inum };
+	}
 	if (*pp)
 		++(*pp)->opens;
 	pthread_mutex_unlock(&f->olock);
@@ -151,6 +159,17 @@ keep_unlinked(void *arg, hammer2_tid_t inum)
 	return e != NULL;
 }
 
+static void
+open_free(struct open_ent **list)
+{
+	struct open_ent *e;
+
+	while ((e = *list) != NULL) {
+		*list = e->next;
+		free(e);
+	}
+}
+
 /* The last close of an unlinked inode destroys it. */
 static void
 open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
@@ -164,7 +183,8 @@ open_unref(hammer2_fuse_t *f, hammer2_tid_t inum)
 	if ((e = *pp) != NULL && --e->opens == 0) {
 		*pp = e->next;
 		unlinked = e->unlinked;
-		free(e);
+		e->next = f->ofree;
+		f->ofree = e;
 	}
 	pthread_mutex_unlock(&f->olock);
 	if (!unlinked ||
@@ -211,7 +231,7 @@ h2_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (error == ENOENT) {
 		/* a negative entry: the kernel may cache the absence */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = FUSE_TIMEOUT;
+		e.entry_timeout = ENTRY_TIMEOUT;
 		fuse_reply_entry(req, &e);
 	} else if (error) {
 		reply_err(req, error);
@@ -233,7 +253,7 @@ h2_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (error)
 		reply_err(req, error);
 	else
-		fuse_reply_attr(req, &st, FUSE_TIMEOUT);
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
 static void
@@ -282,7 +302,8 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	a.mask |= HAMMER2_SETATTR_CTIME;
 	a.ctime = (to_set & FUSE_SET_ATTR_CTIME) ? ts_to_us(&attr->st_ctim) :
 						    now;
-	if (to_set & FUSE_SET_ATTR_SIZE)
+	if ((to_set & FUSE_SET_ATTR_SIZE) &&
+	    (error = hammer2_fuse_dirty(f, ino)) == 0)
 		error = hammer2_file_truncate(f->pfs, inum,
 					      (hammer2_off_t)attr->st_size);
 	if (error == 0)
@@ -293,7 +314,7 @@ h2_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (error)
 		reply_err(req, error);
 	else
-		fuse_reply_attr(req, &st, FUSE_TIMEOUT);
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
 static void
@@ -358,7 +379,8 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 		error = hammer2_inode_create(f->pfs, swap_root(f, parent),
 					     (const uint8_t *)name,
 					     strlen(name), &a, &inum);
-	if (error == 0 && tlen) {
+	if (error == 0 && tlen &&
+	    (error = hammer2_fuse_dirty(f, swap_root(f, inum))) == 0) {
 		error = hammer2_file_write(f->pfs, inum, 0, target, tlen);
 		/* the target write keeps the creation's time */
 		a.mask = HAMMER2_SETATTR_MTIME | HAMMER2_SETATTR_CTIME;
@@ -529,7 +551,8 @@ h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi->flags & O_TRUNC) {
 		error = hammer2_fuse_wbegin(f, 0, HAMMER2_SPACE_CHANGES);
 		if (error == 0) {
-			error = hammer2_file_truncate(f->pfs, inum, 0);
+			if ((error = hammer2_fuse_dirty(f, ino)) == 0)
+				error = hammer2_file_truncate(f->pfs, inum, 0);
 			if (error == 0)
 				error = open_ref(f, inum);
 			hammer2_fuse_wend(f);
@@ -549,6 +572,45 @@ h2_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/*
+ * Each worker thread keeps one buffer between its requests (no allocation,
+ * no fresh pages per read or listing), freed when the thread exits.
+ */
+struct scratch {
+	size_t		size;
+	max_align_t	data[];
+};
+
+static pthread_key_t	scratch_key;
+static pthread_once_t	scratch_once = PTHREAD_ONCE_INIT;
+static int		scratch_error;
+
+static void
+scratch_init(void)
+{
+	scratch_error = pthread_key_create(&scratch_key, free);
+}
+
+void *
+hammer2_fuse_scratch(size_t size)
+{
+	struct scratch *sc;
+
+	pthread_once(&scratch_once, scratch_init);
+	if (scratch_error)
+		return NULL;
+	sc = pthread_getspecific(scratch_key);
+	if (sc == NULL || sc->size < size) {
+		free(sc);
+		pthread_setspecific(scratch_key, NULL);
+		if ((sc = malloc(sizeof(*sc) + size)) == NULL)
+			return NULL;
+		sc->size = size;
+		pthread_setspecific(scratch_key, sc);
+	}
+	return sc->data;
+}
+
 static void
 h2_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_file_info *fi)
@@ -562,7 +624,7 @@ h2_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if ((buf = malloc(size ? size : 1)) == NULL) {
+	if ((buf = hammer2_fuse_scratch(size)) == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -574,7 +636,6 @@ h2_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, error);
 	else
 		fuse_reply_buf(req, buf, done);
-	free(buf);
 }
 
 static void
@@ -589,8 +650,10 @@ h2_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		return;
 	}
 	if ((error = hammer2_fuse_wbegin(f, size, HAMMER2_SPACE_GROWS)) == 0) {
-		error = hammer2_file_write(f->pfs, swap_root(f, ino),
-					   (hammer2_off_t)off, buf, size);
+		if ((error = hammer2_fuse_dirty(f, ino)) == 0)
+			error = hammer2_file_write(f->pfs, swap_root(f, ino),
+						   (hammer2_off_t)off, buf,
+						   size);
 		hammer2_fuse_wend(f);
 	}
 	if (error)
@@ -788,14 +851,10 @@ hammer2_fuse_close(hammer2_fuse_t *f)
 	hammer2_fuse_final_commit(f);	/* for a session the kernel never started */
 	f->pfs->keep_unlinked = NULL;
 	f->pfs->keep_arg = NULL;
-	for (int i = 0; i < OPEN_HASH; ++i) {
-		while (f->opens[i]) {
-			struct open_ent *e = f->opens[i];
-
-			f->opens[i] = e->next;
-			free(e);
-		}
-	}
+	for (int i = 0; i < OPEN_HASH; ++i)
+		open_free(&f->opens[i]);
+	open_free(&f->ofree);
+	hammer2_fuse_dirty_free(f);
 	error = f->flush_error;
 	pthread_mutex_destroy(&f->olock);
 	pthread_cond_destroy(&f->cv);

@@ -32,6 +32,7 @@ hammer2_fuse_commit(hammer2_fuse_t *f)
 			", modifications kept for the next try",
 			hammer2_errmsg());
 	f->flush_error = sp->failed;
+	hammer2_fuse_dirty_sync(f);
 	return error;
 }
 
@@ -45,6 +46,7 @@ hammer2_fuse_wbegin(hammer2_fuse_t *f, uint64_t bytes, int kind)
 	hammer2_pfs_trans_begin(f->pfs, 1);
 	error = hammer2_space_reserve(f->pfs, bytes, kind);
 	f->flush_error = f->pfs->space.failed;
+	hammer2_fuse_dirty_sync(f);	/* it may have committed to make room */
 	if (error)
 		hammer2_pfs_trans_end(f->pfs);
 	return error;
@@ -99,7 +101,8 @@ static void
 syncer_stop(hammer2_fuse_t *f)
 {
 	pthread_mutex_lock(&f->lock);
-	f->stopping = 1;
+	/* also read, unlocked, by commits (hammer2_fuse_dirty_sync) */
+	__atomic_store_n(&f->stopping, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->lock);
 	if (f->syncer_running) {

@@ -1,7 +1,8 @@
 /*
  * pyh2 FUSE server internals shared by its files: the session state, the
  * operations' common helpers, the commit policy (hammer2_fuse_commit.c)
- * the operations (hammer2_fuse.c) run their modifications under, and
+ * the operations (hammer2_fuse.c) run their modifications under, what the
+ * kernel caches and what invalidates it (hammer2_fuse_inval.c), and
  * directory listing (hammer2_fuse_readdir.c).
  */
 #ifndef HAMMER2_FUSE_PRIV_H_
@@ -16,7 +17,13 @@
 #include "hammer2_fuse.h"
 
 #define OPEN_HASH	256
-#define FUSE_TIMEOUT	1.0		/* entry and attribute cache, seconds */
+/*
+ * How long the kernel keeps names (and absences) and attributes: every
+ * change to them passes through it, but st_blocks, which commits move
+ * (hammer2_fuse_inval.c says why and invalidates it).
+ */
+#define ENTRY_TIMEOUT	3600.0
+#define ATTR_TIMEOUT	3600.0
 
 /* An inode some client has open: unlinked, it lives until the last close. */
 struct open_ent {
@@ -25,6 +32,14 @@ struct open_ent {
 	int		opens;
 	int		unlinked;	/* its last link is gone */
 };
+
+/* FUSE inodes whose data changed since the last commit (a set). */
+typedef struct hammer2_fuse_dirty {
+	fuse_ino_t	*slots;
+	size_t		cap;		/* a power of 2, or 0 */
+	size_t		count;
+	hammer2_tid_t	tid;		/* hammer2_space_tid when last synced */
+} hammer2_fuse_dirty_t;
 
 struct hammer2_fuse {
 	hammer2_pfs_t		*pfs;
@@ -42,8 +57,10 @@ struct hammer2_fuse {
 	int			stopping;
 	int			syncer_running;
 	pthread_t		syncer;
-	pthread_mutex_t		olock;		/* the open table */
+	pthread_mutex_t		olock;		/* the open table, its free list */
 	struct open_ent		*opens[OPEN_HASH];
+	struct open_ent		*ofree;
+	hammer2_fuse_dirty_t	dirty;		/* inside exclusive transactions */
 };
 
 #define FS(req)		((hammer2_fuse_t *)fuse_req_userdata(req))
@@ -96,6 +113,8 @@ rend(hammer2_fuse_t *f)
 	hammer2_pfs_trans_end(f->pfs);
 }
 
+/* The calling worker's buffer of size bytes at least, or NULL (ENOMEM). */
+void *hammer2_fuse_scratch(size_t size);
 /* A lookup reply for FUSE inode ino (inside a transaction). */
 int hammer2_fuse_entry_fill(hammer2_fuse_t *f, fuse_ino_t ino,
 			    struct fuse_entry_param *e);
@@ -111,6 +130,17 @@ void hammer2_fuse_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
  */
 int hammer2_fuse_wbegin(hammer2_fuse_t *f, uint64_t bytes, int kind);
 void hammer2_fuse_wend(hammer2_fuse_t *f);
+/*
+ * ino's data changes (inside the exclusive transaction, before the
+ * change): its st_blocks moves at the next commit.  ENOMEM refuses it.
+ */
+int hammer2_fuse_dirty(hammer2_fuse_t *f, fuse_ino_t ino);
+/*
+ * Inside an exclusive transaction that may have committed: if one did,
+ * the kernel forgets the attributes of the set, which starts over.
+ */
+void hammer2_fuse_dirty_sync(hammer2_fuse_t *f);
+void hammer2_fuse_dirty_free(hammer2_fuse_t *f);
 /* Commit now (the caller holds the exclusive transaction). */
 int hammer2_fuse_commit(hammer2_fuse_t *f);
 /* The background commit every flush_secs, and the last commit. */

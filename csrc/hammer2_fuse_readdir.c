@@ -2,7 +2,6 @@
  * Directory listing for the FUSE server: readdir and readdirplus over
  * hammer2_dir_readdir_at, with offsets that survive modifications.
  */
-#include <stdlib.h>
 #include <string.h>
 #include "hammer2_fuse_priv.h"
 
@@ -120,20 +119,23 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 	hammer2_fuse_t *f = FS(req);
 	struct readdir_ctx c = { f, req, plus, size, 0, NULL, 0, 0 };
 	hammer2_inode_meta_t m;
-	char *buf = NULL;
-	size_t used = 0;
+	char *buf;
+	size_t lead, used = 0;
 	int error;
 
-	/* the smallest entry takes 24 bytes (readdirplus more) */
+	/*
+	 * The smallest entry takes 24 bytes (readdirplus more); the entries
+	 * go after the reply in the worker's buffer.
+	 */
 	c.maxents = size / 24 + 2;
-	c.ents = malloc(c.maxents * sizeof(*c.ents));
-	buf = malloc(size ? size : 1);
-	if (c.ents == NULL || buf == NULL) {
-		free(c.ents);
-		free(buf);
+	lead = (size + _Alignof(struct readdir_ent) - 1) &
+	       ~(_Alignof(struct readdir_ent) - 1);
+	if ((buf = hammer2_fuse_scratch(lead + c.maxents *
+					sizeof(*c.ents))) == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	c.ents = (struct readdir_ent *)(buf + lead);
 	rbegin(f);
 	error = hammer2_inode_meta(f->pfs, swap_root(f, ino), &m, NULL);
 	if (error == 0 && m.type != HAMMER2_OBJTYPE_DIRECTORY)
@@ -156,8 +158,6 @@ done:
 		reply_err(req, error);
 	else
 		fuse_reply_buf(req, buf, used);
-	free(c.ents);
-	free(buf);
 }
 
 void

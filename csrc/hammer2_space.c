@@ -112,8 +112,8 @@ hammer2_space_commit(hammer2_pfs_t *pfs)
 }
 
 /* The newest transaction a live node committed. */
-static hammer2_tid_t
-space_tid(hammer2_pfs_t *pfs)
+hammer2_tid_t
+hammer2_space_tid(hammer2_pfs_t *pfs)
 {
 	hammer2_tid_t tid = 0;
 
@@ -142,13 +142,13 @@ hammer2_space_reclaim(hammer2_pfs_t *pfs)
 	if (sp->autocommit && hammer2_pfs_pending(pfs) &&
 	    (error = hammer2_space_commit(pfs)) != 0 && sp->failed)
 		return error;
-	if (sp->reclaimed_ns && sp->reclaimed_tid == space_tid(pfs))
+	if (sp->reclaimed_ns && sp->reclaimed_tid == hammer2_space_tid(pfs))
 		return error;
 	for (int i = 0; i < pfs->ndevs; ++i)
 		if (hammer2_node_live(pfs->devs[i]) &&
 		    hammer2_bulkfree_scan(pfs->devs[i], &freed) != 0)
 			fprintf(stderr, "pyh2: bulkfree: %s\n", hammer2_errmsg());
-	sp->reclaimed_tid = space_tid(pfs);
+	sp->reclaimed_tid = hammer2_space_tid(pfs);
 	sp->reclaimed_ns = hammer2_mono_ns();
 	return error;
 }
