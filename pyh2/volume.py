@@ -145,19 +145,10 @@ class Pfs:
     def _namei(self, path: str) -> int:
         if not path.startswith("/"):
             raise H2Error(errno.EINVAL, f"{path}: PFS paths are absolute")
-        inum = self._core.root_inum
         try:
-            for part in path.split("/"):
-                if part in ("", "."):
-                    continue
-                if part == "..":
-                    meta, _ = self._core.inode(inum)
-                    inum = meta["iparent"] or inum
-                    continue
-                inum, _ = self._core.lookup(inum, os.fsencode(part))
+            return _core.namei(self._core, os.fsencode(path))
         except H2Error as e:
             raise _reraise(e, path) from None
-        return inum
 
     def stat(self, path: str) -> Stat:
         inum = self._namei(path)
