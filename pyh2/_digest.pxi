@@ -45,7 +45,7 @@ def digest(const unsigned char[::1] data):
 
 def digest_tree(Pfs pfs, uint64_t dinum=0, size_t max_entries=1 << 20,
                 size_t max_arena=64 << 20, uint64_t max_bytes=1 << 34):
-    """{path: (type, mode, uid, gid, size, mtime_us, nlinks, inum, data)} for every entry
+    """{path: (type, mode, uid, gid, size, nlinks, data, mtime_us, inum)} for every entry
     below directory dinum (default: the root), paths relative to it ("/a/b"); type is the
     HAMMER2 object type, data a file's digest() (holes read as zeros), a symlink's target
     (str), else None. Bounded by the limits (E2BIG, EFBIG) and by depth (ELOOP)."""
@@ -77,8 +77,8 @@ def digest_tree(Pfs pfs, uint64_t dinum=0, size_t max_entries=1 << 20,
                 data = None
             path = tree.arena[e.path_off:e.path_off + e.path_len].decode(
                 'utf-8', 'surrogateescape')
-            out[path] = (e.type, e.mode, e.uid, e.gid,
-                         e.size, e.mtime, e.nlinks, e.inum, data)
+            out[path] = (e.type, e.mode, e.uid, e.gid, e.size, e.nlinks, data, e.mtime,
+                         e.inum)
         return out
     finally:
         hammer2_digest_tree_free(&tree)

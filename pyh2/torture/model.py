@@ -26,6 +26,7 @@ import time
 from pyh2 import _core
 
 NOW = object()  # an mtime set by the filesystem while the test ran
+H2TYPES = {"dir": 1, "file": 2, "fifo": 4, "symlink": 7}    # HAMMER2 object types
 
 
 class Within:
@@ -260,14 +261,16 @@ class Model:
         return [p for p, _ in self.walk()]
 
     def view(self) -> dict:
-        """{path: (type, mode, uid, gid, size, mtime_us or NOW, node id, data)}, data a
-        file's digest, a symlink's target, else None: what verify.diff_view compares with
-        _core.digest_tree."""
-        out = {}
-        for p, n in self.walk():
-            data = n.digest if n.type == "file" else n.target
-            out[p] = (n.type, n.mode, n.uid, n.gid, n.size, n.mtime_us, n.id, data)
-        return out
+        """{path: (h2type, mode, uid, gid, size, nlinks, data, mtime_us or NOW, node id)},
+        data a file's digest, a symlink's target, else None: _core.digest_tree's shape (the
+        node id in place of the inode number), for verify.diff_view."""
+        entries = list(self.walk())
+        nlinks = {}
+        for _, n in entries:
+            nlinks[n.id] = nlinks.get(n.id, 0) + 1
+        return {p: (H2TYPES[n.type], n.mode, n.uid, n.gid, n.size, nlinks[n.id],
+                    n.digest if n.type == "file" else n.target, n.mtime_us, n.id)
+                for p, n in entries}
 
     def manifest(self) -> list[dict]:
         """The model as a refimages/NAME.json tree."""
