@@ -24,6 +24,7 @@ struct digest_walk {
 	uint64_t		hashed;		/* file bytes hashed so far */
 	uint8_t			*buf;		/* DIGEST_CHUNK */
 	XXH3_state_t		*xs;
+	char			target[HAMMER2_SYMLINK_MAX + 1];
 	char			path[HAMMER2_DIGEST_MAXDEPTH *
 				     (HAMMER2_NAME_MAX + 1) + 1];
 };
@@ -138,7 +139,6 @@ digest_entry(struct digest_walk *w, const hammer2_dirent_t *ent, size_t plen)
 {
 	hammer2_inode_meta_t meta;
 	hammer2_digest_ent_t *e;
-	char target[HAMMER2_SYMLINK_MAX + 1];
 	size_t tlen = 0;
 	int error;
 
@@ -164,9 +164,10 @@ digest_entry(struct digest_walk *w, const hammer2_dirent_t *ent, size_t plen)
 	case HAMMER2_OBJTYPE_REGFILE:
 		return digest_file(w, ent->inum, meta.size, &e->digest);
 	case HAMMER2_OBJTYPE_SOFTLINK:
-		error = hammer2_file_readlink(w->pfs, ent->inum, target, &tlen);
+		error = hammer2_file_readlink(w->pfs, ent->inum, w->target,
+					      &tlen);
 		if (error == 0)
-			error = arena_add(w, target, tlen, &e->target_off);
+			error = arena_add(w, w->target, tlen, &e->target_off);
 		e->target_len = tlen;
 		return error;
 	default:
@@ -247,16 +248,16 @@ hammer2_digest_tree(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	return error;
 }
 
+uint64_t
+hammer2_digest_bytes(const void *data, size_t len)
+{
+	return XXH3_64bits(data, len);
+}
+
+/* Once, after a hammer2_digest_tree that succeeded (a failed one frees). */
 void
 hammer2_digest_tree_free(hammer2_digest_tree_t *tree)
 {
 	free(tree->ents);
 	free(tree->arena);
-	memset(tree, 0, sizeof(*tree));
-}
-
-uint64_t
-hammer2_digest_bytes(const void *data, size_t len)
-{
-	return XXH3_64bits(data, len);
 }
