@@ -133,7 +133,11 @@ class Pfs:
     def __init__(self, volume: "Volume", core: _core.Pfs):
         self.volume = volume
         self._core = core
-        self.info = PfsInfo.from_core(core.info)
+
+    @functools.cached_property
+    def info(self) -> PfsInfo:
+        """Formatted when first asked for (a torture check opens thousands of PFSes)."""
+        return PfsInfo.from_core(self._core.info)
 
     @property
     def label(self) -> str:
