@@ -553,6 +553,55 @@ size_t hammer2_direct_set_min(size_t bytes);
 #define HAMMER2_SYMLINK_MAX	4095
 int hammer2_name_validate(const uint8_t *name, size_t len);
 int hammer2_symlink_validate(const uint8_t *target, size_t len);
+
+/*
+ * Tree digest (hammer2_digest.c): per path below a directory, what a
+ * checker compares with a model; file contents as XXH3-64, holes as zeros.
+ * Paths ("/a/b", relative to the directory) and link targets sit in the
+ * arena.  Bounded by depth and by the limits; an error names its path.
+ */
+#define HAMMER2_DIGEST_MAXDEPTH	64
+
+typedef struct hammer2_digest_ent {
+	size_t		path_off;
+	size_t		path_len;
+	size_t		target_off;
+	size_t		target_len;
+	hammer2_tid_t	inum;
+	uint64_t	size;
+	uint64_t	mtime;
+	uint64_t	nlinks;
+	uint64_t	digest;		/* regular files */
+	uint32_t	mode;
+	uint32_t	uid;
+	uint32_t	gid;
+	uint8_t		type;
+} hammer2_digest_ent_t;
+
+typedef struct hammer2_digest_tree {
+	hammer2_digest_ent_t *ents;
+	size_t		count;
+	size_t		cap;
+	char		*arena;
+	size_t		arena_len;
+	size_t		arena_cap;
+} hammer2_digest_tree_t;
+
+typedef struct hammer2_digest_limits {
+	size_t		max_entries;
+	size_t		max_arena;	/* path and target bytes */
+	uint64_t	max_bytes;	/* file bytes hashed */
+} hammer2_digest_limits_t;
+
+/* An absolute path within the PFS to its inode (hammer2_namei.c). */
+int hammer2_namei(hammer2_pfs_t *pfs, const char *path, size_t len,
+		  hammer2_tid_t *inump);
+
+int hammer2_digest_tree(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+			const hammer2_digest_limits_t *lim,
+			hammer2_digest_tree_t *tree);
+void hammer2_digest_tree_free(hammer2_digest_tree_t *tree);
+uint64_t hammer2_digest_bytes(const void *data, size_t len);
 int hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent);
 int hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 		    hammer2_cluster_t **dirp);

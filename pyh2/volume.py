@@ -133,7 +133,11 @@ class Pfs:
     def __init__(self, volume: "Volume", core: _core.Pfs):
         self.volume = volume
         self._core = core
-        self.info = PfsInfo.from_core(core.info)
+
+    @functools.cached_property
+    def info(self) -> PfsInfo:
+        """Formatted when first asked for (a torture check opens thousands of PFSes)."""
+        return PfsInfo.from_core(self._core.info)
 
     @property
     def label(self) -> str:
@@ -145,19 +149,10 @@ class Pfs:
     def _namei(self, path: str) -> int:
         if not path.startswith("/"):
             raise H2Error(errno.EINVAL, f"{path}: PFS paths are absolute")
-        inum = self._core.root_inum
         try:
-            for part in path.split("/"):
-                if part in ("", "."):
-                    continue
-                if part == "..":
-                    meta, _ = self._core.inode(inum)
-                    inum = meta["iparent"] or inum
-                    continue
-                inum, _ = self._core.lookup(inum, os.fsencode(part))
+            return _core.namei(self._core, os.fsencode(path))
         except H2Error as e:
             raise _reraise(e, path) from None
-        return inum
 
     def stat(self, path: str) -> Stat:
         inum = self._namei(path)

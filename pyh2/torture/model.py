@@ -10,16 +10,23 @@ Timestamps follow POSIX: creating, removing or renaming an entry sets its direct
 Such "now" mtimes are rendered as a `Within` value, equal to any second between the model's
 creation and the `manifest()` call.
 
+File contents are immutable bytes, each with its digest (`_core.digest`, what
+`_core.digest_tree` reads from a volume) computed once per content: `view()` renders the
+model in digest_tree's shape for the torture's checks, and `clone()` copies the tree's
+nodes but shares every content and digest.
+
 `Mirror(pfs, model)` applies every call to both.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import time
 
+from pyh2 import _core
+
 NOW = object()  # an mtime set by the filesystem while the test ran
+H2TYPES = {"dir": 1, "file": 2, "fifo": 4, "symlink": 7}    # HAMMER2 object types
 
 
 class Within:
@@ -46,28 +53,42 @@ _ids = itertools.count(1)
 
 
 class Node:
+    __slots__ = ("id", "type", "mode", "mtime_us", "_data", "_digest", "_sha256", "_size",
+                 "target", "uid", "gid", "children")
+
     def __init__(self, ftype: str, mode: int, mtime_us, data=b"", target: str | None = None,
                  sha256: str | None = None, size: int | None = None):
         self.id = next(_ids)
         self.type = ftype
         self.mode = mode & 0o7777
         self.mtime_us = mtime_us          # int, or NOW
-        self._data = None if sha256 else bytearray(data)
+        self._data = None if sha256 else bytes(data)
+        self._digest = None               # of _data, once asked for
         self._sha256 = sha256             # known digest of data not loaded yet
         self._size = size
         self.target = target
         self.uid = self.gid = 0
         self.children: dict[str, Node] | None = {} if ftype == "dir" else None
 
+    def copy(self) -> "Node":
+        """The same node (id, attributes, shared contents), children not copied."""
+        c = Node.__new__(Node)
+        for k in Node.__slots__:
+            setattr(c, k, getattr(self, k))
+        return c
+
     # data is loaded lazily for nodes taken from a manifest (only the digest is known)
-    def data(self, loader=None) -> bytearray:
+    def data(self, loader=None) -> bytes:
         if self._data is None:
             if loader is None:
                 raise RuntimeError("model file data is not loaded")
             raw = bytes(loader())
             assert hashlib.sha256(raw).hexdigest() == self._sha256, "loaded data differs"
-            self._data, self._sha256 = bytearray(raw), None
+            self._data, self._sha256 = raw, None
         return self._data
+
+    def set_data(self, data: bytes):
+        self._data, self._digest = data, None
 
     @property
     def size(self) -> int:
@@ -78,6 +99,13 @@ class Node:
     @property
     def sha256(self) -> str:
         return self._sha256 or hashlib.sha256(self._data).hexdigest()
+
+    @property
+    def digest(self) -> int:
+        """_core.digest of the contents (computed once per content)."""
+        if self._digest is None:
+            self._digest = _core.digest(self.data())
+        return self._digest
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -122,10 +150,23 @@ class Model:
         return node
 
     def clone(self) -> "Model":
-        """An independent copy (a committed state kept while this one changes)."""
-        return copy.deepcopy(self, {id(NOW): NOW, id(self.loader): self.loader})
+        """An independent copy (a committed state kept while this one changes): new nodes,
+        hardlinks still shared, contents (immutable) shared with this model."""
+        m = Model.__new__(Model)
+        m.loader, m.t0 = self.loader, self.t0
+        copies = {}
 
-    def filedata(self, path: str) -> bytearray:
+        def copy(n):
+            c = copies.get(n.id)
+            if c is None:
+                c = copies[n.id] = n.copy()
+                if n.children is not None:
+                    c.children = {k: copy(v) for k, v in n.children.items()}
+            return c
+        m.root = copy(self.root)
+        return m
+
+    def filedata(self, path: str) -> bytes:
         return self.node(path).data(lambda: self.loader(path))
 
     # -------------------------------------------------------------- the Pfs write API
@@ -149,18 +190,14 @@ class Model:
     def write(self, path, data, offset=0):
         n = self.node(path)
         buf = n.data(lambda: self.loader(path))
-        if offset > len(buf):
-            buf.extend(bytes(offset - len(buf)))
-        buf[offset:offset + len(data)] = data
+        gap = bytes(max(0, offset - len(buf)))
+        n.set_data(b"".join((buf[:offset], gap, data, buf[offset + len(data):])))
         n.mtime_us = NOW
 
     def truncate(self, path, size):
         n = self.node(path)
         buf = n.data(lambda: self.loader(path))
-        if size < len(buf):
-            del buf[size:]
-        else:
-            buf.extend(bytes(size - len(buf)))
+        n.set_data(buf[:size] if size <= len(buf) else buf + bytes(size - len(buf)))
         n.mtime_us = NOW
 
     def link(self, src, dst):
@@ -222,6 +259,18 @@ class Model:
 
     def paths(self) -> list[str]:
         return [p for p, _ in self.walk()]
+
+    def view(self) -> dict:
+        """{path: (h2type, mode, uid, gid, size, nlinks, data, mtime_us or NOW, node id)},
+        data a file's digest, a symlink's target, else None: _core.digest_tree's shape (the
+        node id in place of the inode number), for verify.diff_view."""
+        entries = list(self.walk())
+        nlinks = {}
+        for _, n in entries:
+            nlinks[n.id] = nlinks.get(n.id, 0) + 1
+        return {p: (H2TYPES[n.type], n.mode, n.uid, n.gid, n.size, nlinks[n.id],
+                    n.digest if n.type == "file" else n.target, n.mtime_us, n.id)
+                for p, n in entries}
 
     def manifest(self) -> list[dict]:
         """The model as a refimages/NAME.json tree."""
