@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include "hammer2_assert.h"
 #include "hammer2_disk.h"
@@ -503,6 +504,16 @@ typedef struct hammer2_dirent {
 typedef int (*hammer2_readdir_cb_t)(void *arg, const hammer2_dirent_t *ent);
 
 int hammer2_uuid_random(hammer2_uuid_t *uuid);
+
+/* The unix id sits in the last 4 bytes of HAMMER2's uid/gid uuid. */
+static inline uint32_t
+hammer2_uuid_xid(const hammer2_uuid_t *uuid)
+{
+	uint32_t id;
+
+	memcpy(&id, &uuid->bytes[12], sizeof(id));
+	return id;
+}
 int hammer2_pfs_inode_init(hammer2_inode_data_t *ip, const char *label,
 			   int pfs_type, int subtype, int comp, int check,
 			   int nmasters, const hammer2_uuid_t *clid, uint64_t now);
