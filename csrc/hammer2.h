@@ -52,6 +52,36 @@ int hammer2_check_verify(const hammer2_blockref_t *bref, const void *data,
 void hammer2_check_set(hammer2_blockref_t *bref, int check, const void *data,
 		       size_t bytes);
 
+static inline int
+hammer2_all_zero(const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/*
+ * Encoding of data blocks for flush (hammer2_encode.c): a batch of jobs
+ * is encoded side by side by a small pool of threads and the caller.
+ */
+typedef struct hammer2_encjob {
+	const uint8_t	*src;		/* the logical block */
+	size_t		len;
+	int		comp;		/* asked; on return: used */
+	int		level;
+	int		check;
+	int		zero_holes;	/* an all-zero block becomes a hole */
+	uint8_t		*dst;		/* HAMMER2_PBUFSIZE bytes */
+	int		zero;		/* out: all zero, a hole */
+	size_t		psize;		/* out: media bytes in dst */
+	hammer2_blockref_t bref;	/* out: .check */
+} hammer2_encjob_t;
+
+int hammer2_data_encode(int comp, int level, const uint8_t *src, size_t len,
+			uint8_t *dst, size_t *psize);
+void hammer2_encode_batch(hammer2_encjob_t *jobs, int n);
+int hammer2_encode_set_parallel(int on);
+
 /* Decode one compressed logical block into dst (capacity dstsize). */
 int hammer2_decompress(int comp, const void *src, size_t srcsize,
 		       void *dst, size_t dstsize, size_t *outsize);

@@ -193,12 +193,6 @@ restore_meta(export_ctx_t *x, int dfd, const char *name, int fd,
 }
 
 static int
-all_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
-static int
 cannot_hold(export_ctx_t *x, const hammer2_inode_meta_t *m, int error)
 {
 	return hammer2_seterr(error, "%s: cannot hold %llu bytes: %s", x->path,
@@ -231,7 +225,7 @@ copy_file(export_ctx_t *x, hammer2_tid_t inum, int fd,
 			break;
 		if (done < n)		/* the size changed under us */
 			memset(x->buf + done, 0, n - done);
-		if (!all_zero(x->buf, n) &&
+		if (!hammer2_all_zero(x->buf, n) &&
 		    (w = pwrite(fd, x->buf, n, (off_t)data)) != (ssize_t)n)
 			return cannot_hold(x, m, w < 0 ? errno : ENOSPC);
 		off = data + n;

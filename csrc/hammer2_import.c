@@ -203,12 +203,6 @@ account(import_ctx_t *x, uint64_t bytes)
 	return end(x, error, "commit");
 }
 
-static int
-all_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* The file's data, written around all-zero 64 KiB blocks (holes). */
 static int
 copy_data(import_ctx_t *x, int fd, hammer2_tid_t inum, const struct stat *st)
@@ -224,10 +218,10 @@ copy_data(import_ctx_t *x, int fd, hammer2_tid_t inum, const struct stat *st)
 		for (b = 0; b < len; b += run) {
 			run = len - b < HAMMER2_PBUFSIZE ? len - b :
 			      HAMMER2_PBUFSIZE;
-			if (all_zero(x->buf + b, run))
+			if (hammer2_all_zero(x->buf + b, run))
 				continue;
 			while (b + run < len &&
-			       !all_zero(x->buf + b + run,
+			       !hammer2_all_zero(x->buf + b + run,
 					 len - b - run < HAMMER2_PBUFSIZE ?
 					 len - b - run : HAMMER2_PBUFSIZE))
 				run += len - b - run < HAMMER2_PBUFSIZE ?

@@ -12,6 +12,9 @@ cdef extern from "hammer2_xport.h" nogil:
     int hammer2_import(hammer2_pfs_t *pfs, const char *src, uint64_t dinum,
                        uint64_t flush_every, hammer2_import_stats_t *st)
 
+cdef extern from "hammer2.h" nogil:
+    int hammer2_encode_set_parallel(int on)
+
 
 def export_tree(Pfs core, uint64_t inum, dest):
     """Copy the tree under directory inum to the existing host directory dest;
@@ -40,3 +43,9 @@ def import_tree(Pfs core, src, uint64_t dinum, uint64_t flush_every):
     if err:
         raise _error(err)
     return st.files, st.bytes
+
+
+def encode_parallel(bint on):
+    """Flushes encode data blocks on a small thread pool (on, the default) or on
+    the flushing thread alone (tests compare the two); returns the old setting."""
+    return bool(hammer2_encode_set_parallel(on))
