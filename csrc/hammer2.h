@@ -61,6 +61,30 @@ hammer2_all_zero(const void *buf, size_t n)
 }
 
 /*
+ * The next run of 64 KiB blocks in buf (len bytes) at or after *posp that
+ * are not all zero: its start in *posp, its length returned (0: none).
+ * Copies write these and leave the rest as holes.
+ */
+static inline size_t
+hammer2_data_run(const uint8_t *buf, size_t len, size_t *posp)
+{
+	size_t pos = *posp, end, n;
+
+	for (; pos < len; pos += n) {
+		n = len - pos < HAMMER2_PBUFSIZE ? len - pos : HAMMER2_PBUFSIZE;
+		if (!hammer2_all_zero(buf + pos, n))
+			break;
+	}
+	for (end = pos; end < len; end += n) {
+		n = len - end < HAMMER2_PBUFSIZE ? len - end : HAMMER2_PBUFSIZE;
+		if (hammer2_all_zero(buf + end, n))
+			break;
+	}
+	*posp = pos;
+	return end - pos;
+}
+
+/*
  * Encoding of data blocks for flush (hammer2_encode.c): a batch of jobs
  * is encoded side by side by a small pool of threads and the caller.
  */

@@ -199,13 +199,13 @@ cannot_hold(export_ctx_t *x, const hammer2_inode_meta_t *m, int error)
 			      (unsigned long long)m->size, strerror(error));
 }
 
-/* The data extents of a file (all-zero chunks skipped), then its size. */
+/* The data extents of a file (all-zero blocks skipped), then its size. */
 static int
 copy_file(export_ctx_t *x, hammer2_tid_t inum, int fd,
 	  const hammer2_inode_meta_t *m)
 {
 	hammer2_off_t off = 0, data;
-	size_t n = 0, done = 0;
+	size_t n = 0, done = 0, pos, run;
 	ssize_t w;
 	int error;
 
@@ -225,9 +225,11 @@ copy_file(export_ctx_t *x, hammer2_tid_t inum, int fd,
 			break;
 		if (done < n)		/* the size changed under us */
 			memset(x->buf + done, 0, n - done);
-		if (!hammer2_all_zero(x->buf, n) &&
-		    (w = pwrite(fd, x->buf, n, (off_t)data)) != (ssize_t)n)
-			return cannot_hold(x, m, w < 0 ? errno : ENOSPC);
+		for (pos = 0; (run = hammer2_data_run(x->buf, n, &pos)) != 0;
+		     pos += run)
+			if ((w = pwrite(fd, x->buf + pos, run,
+					(off_t)(data + pos))) != (ssize_t)run)
+				return cannot_hold(x, m, w < 0 ? errno : ENOSPC);
 		off = data + n;
 	}
 	if (m->size > (hammer2_off_t)INT64_MAX)

@@ -209,27 +209,18 @@ copy_data(import_ctx_t *x, int fd, hammer2_tid_t inum, const struct stat *st)
 {
 	hammer2_off_t off = 0, end_written = 0;
 	ssize_t got;
-	size_t b, run, len;
+	size_t pos, run, len;
 	int error;
 
 	while ((got = read(fd, x->buf, IMPORT_CHUNK)) > 0) {
 		len = (size_t)got;
 		/* runs of blocks holding data, each one write */
-		for (b = 0; b < len; b += run) {
-			run = len - b < HAMMER2_PBUFSIZE ? len - b :
-			      HAMMER2_PBUFSIZE;
-			if (hammer2_all_zero(x->buf + b, run))
-				continue;
-			while (b + run < len &&
-			       !hammer2_all_zero(x->buf + b + run,
-					 len - b - run < HAMMER2_PBUFSIZE ?
-					 len - b - run : HAMMER2_PBUFSIZE))
-				run += len - b - run < HAMMER2_PBUFSIZE ?
-				       len - b - run : HAMMER2_PBUFSIZE;
-			error = write_run(x, inum, off + b, x->buf + b, run);
+		for (pos = 0; (run = hammer2_data_run(x->buf, len, &pos)) != 0;
+		     pos += run) {
+			error = write_run(x, inum, off + pos, x->buf + pos, run);
 			if (error)
 				return error;
-			end_written = off + b + run;
+			end_written = off + pos + run;
 		}
 		off += len;
 		if ((error = account(x, len)) != 0)
