@@ -22,12 +22,6 @@
 #define EXPORT_CHUNK	(4u << 20)	/* read size */
 #define EXPORT_DEPTH	512		/* each level holds a descriptor */
 
-/* An inode exported: a directory, or a file with more than one link */
-typedef struct export_link {
-	hammer2_tid_t	inum;
-	char		*path;		/* first exported path, relative */
-} export_link_t;
-
 typedef struct export_ctx {
 	hammer2_pfs_t	*pfs;
 	int		rootfd;
@@ -35,8 +29,7 @@ typedef struct export_ctx {
 	uint8_t		*buf;
 	char		path[PATH_MAX];	/* relative to DEST, for messages */
 	size_t		plen;
-	export_link_t	*links;		/* open addressing on inum */
-	size_t		nlinks, cap;
+	hammer2_keymap_t done;		/* inum: path first exported at */
 	uint64_t	count;
 } export_ctx_t;
 
@@ -89,47 +82,27 @@ host_err(export_ctx_t *x, int error, const char *what)
 			      strerror(error));
 }
 
-/* The path an inode was first exported at, or the free slot for it. */
-static export_link_t *
-link_find(export_ctx_t *x, hammer2_tid_t inum)
+/*
+ * An inode exported (a directory, or a file with more than one link):
+ * the path it was first exported at, relative to DEST.
+ */
+static const char *
+done_path(export_ctx_t *x, hammer2_tid_t inum)
 {
-	size_t i;
-
-	if (x->cap == 0)
-		return NULL;
-	for (i = (inum * 0x9E3779B97F4A7C15ULL) & (x->cap - 1);
-	     x->links[i].path; i = (i + 1) & (x->cap - 1))
-		if (x->links[i].inum == inum)
-			return &x->links[i];
-	return &x->links[i];
+	return (const char *)hammer2_keymap_get(&x->done, inum, 0);
 }
 
 static int
-link_add(export_ctx_t *x, hammer2_tid_t inum, const char *path)
+done_add(export_ctx_t *x, hammer2_tid_t inum, const char *path)
 {
-	export_link_t *old = x->links, *e;
-	size_t ocap = x->cap;
+	char *p = strdup(path);
+	int error;
 
-	if ((x->nlinks + 1) * 2 > x->cap) {
-		x->cap = ocap ? ocap * 2 : 64;
-		x->links = calloc(x->cap, sizeof(*x->links));
-		if (x->links == NULL) {
-			x->links = old;
-			x->cap = ocap;
-			return hammer2_seterr(ENOMEM, "out of memory");
-		}
-		for (size_t i = 0; i < ocap; ++i)
-			if (old[i].path)
-				*link_find(x, old[i].inum) = old[i];
-		free(old);
-	}
-	e = link_find(x, inum);
-	KKASSERT(e->path == NULL);
-	if ((e->path = strdup(path)) == NULL)
+	if (p == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
-	e->inum = inum;
-	x->nlinks++;
-	return 0;
+	if ((error = hammer2_keymap_put(&x->done, inum, 0, (uintptr_t)p)))
+		free(p);
+	return error;
 }
 
 /*
@@ -248,9 +221,8 @@ export_entry(export_ctx_t *x, int dfd, const hammer2_dirent_t *ent,
 	     int depth)
 {
 	hammer2_inode_meta_t m;
-	export_link_t *l;
 	struct stat hst;
-	const char *lname;
+	const char *first, *lname;
 	char name[HAMMER2_NAME_MAX + 1];
 	char target[HAMMER2_SYMLINK_MAX + 1];
 	size_t tlen;
@@ -279,13 +251,13 @@ export_entry(export_ctx_t *x, int dfd, const hammer2_dirent_t *ent,
 					      "deeper than %d", x->path,
 					      EXPORT_DEPTH);
 		/* each directory once: a hostile tree could fan out */
-		if ((l = link_find(x, ent->inum)) && l->path)
+		if ((first = done_path(x, ent->inum)) != NULL)
 			return hammer2_seterr(EINVAL, "%s: directory inode "
 					      "0x%llx already exported as /%s",
 					      x->path,
 					      (unsigned long long)ent->inum,
-					      l->path);
-		if ((error = link_add(x, ent->inum, x->path + 1)) != 0)
+					      first);
+		if ((error = done_add(x, ent->inum, x->path + 1)) != 0)
 			return error;
 		if (mkdirat(dfd, name, 0700) && errno != EEXIST)
 			return host_err(x, errno, "mkdir");
@@ -304,8 +276,8 @@ export_entry(export_ctx_t *x, int dfd, const hammer2_dirent_t *ent,
 		close(fd);
 		return error;
 	}
-	if (m.nlinks > 1 && (l = link_find(x, ent->inum)) && l->path) {
-		if ((lfd = open_parent(x, l->path, &lname)) < 0)
+	if (m.nlinks > 1 && (first = done_path(x, ent->inum)) != NULL) {
+		if ((lfd = open_parent(x, first, &lname)) < 0)
 			return host_err(x, errno, "link");
 		error = linkat(lfd, lname, dfd, name, 0) ? errno : 0;
 		close(lfd);
@@ -336,7 +308,7 @@ export_entry(export_ctx_t *x, int dfd, const hammer2_dirent_t *ent,
 	if (fd >= 0)
 		close(fd);
 	if (error == 0 && m.nlinks > 1)
-		error = link_add(x, ent->inum, x->path + 1);
+		error = done_add(x, ent->inum, x->path + 1);
 	return error;
 }
 
@@ -389,7 +361,7 @@ hammer2_export(hammer2_pfs_t *pfs, hammer2_tid_t inum, const char *dest,
 	if ((x.buf = malloc(EXPORT_CHUNK)) == NULL) {
 		error = hammer2_seterr(ENOMEM, "out of memory");
 	} else {
-		error = link_add(&x, inum, "");
+		error = done_add(&x, inum, "");
 		if (error == 0)
 			error = export_dir(&x, inum, x.rootfd, 0);
 		x.plen = 0;
@@ -399,9 +371,7 @@ hammer2_export(hammer2_pfs_t *pfs, hammer2_tid_t inum, const char *dest,
 							 &m)) != 0)
 			error = hammer2_preerr(error, "%s", dest);
 	}
-	for (size_t i = 0; i < x.cap; ++i)
-		free(x.links[i].path);
-	free(x.links);
+	hammer2_keymap_free(&x.done, free);
 	free(x.buf);
 	close(x.rootfd);
 	*countp = x.count;

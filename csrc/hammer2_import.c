@@ -22,12 +22,6 @@
 #define IMPORT_CHUNK	(4u << 20)	/* host read size */
 #define IMPORT_DEPTH	512		/* each level holds a descriptor */
 
-typedef struct import_link {
-	dev_t		dev;
-	ino_t		ino;
-	hammer2_tid_t	inum;		/* 0: free slot */
-} import_link_t;
-
 typedef struct import_ctx {
 	hammer2_pfs_t	*pfs;
 	uint64_t	flush_every;
@@ -35,8 +29,7 @@ typedef struct import_ctx {
 	uint8_t		*buf;
 	char		path[PATH_MAX];	/* host path, for messages */
 	size_t		plen;
-	import_link_t	*links;		/* open addressing on (dev, ino) */
-	size_t		nlinks, cap;
+	hammer2_keymap_t links;		/* (st_dev, st_ino): inum, hardlinks */
 	hammer2_import_stats_t *st;
 } import_ctx_t;
 
@@ -67,48 +60,6 @@ host_err(import_ctx_t *x, int error, const char *what)
 {
 	return hammer2_seterr(error, "%s: %s: %s", x->path, what,
 			      strerror(error));
-}
-
-static import_link_t *
-link_find(import_ctx_t *x, dev_t dev, ino_t ino)
-{
-	size_t i;
-
-	if (x->cap == 0)
-		return NULL;
-	for (i = ((uint64_t)ino * 0x9E3779B97F4A7C15ULL ^ (uint64_t)dev) &
-		 (x->cap - 1);
-	     x->links[i].inum; i = (i + 1) & (x->cap - 1))
-		if (x->links[i].ino == ino && x->links[i].dev == dev)
-			break;
-	return &x->links[i];
-}
-
-static int
-link_add(import_ctx_t *x, dev_t dev, ino_t ino, hammer2_tid_t inum)
-{
-	import_link_t *old = x->links, *e;
-	size_t ocap = x->cap;
-
-	if ((x->nlinks + 1) * 2 > x->cap) {
-		x->cap = ocap ? ocap * 2 : 64;
-		if ((x->links = calloc(x->cap, sizeof(*x->links))) == NULL) {
-			x->links = old;
-			x->cap = ocap;
-			return hammer2_seterr(ENOMEM, "out of memory");
-		}
-		for (size_t i = 0; i < ocap; ++i)
-			if (old[i].inum)
-				*link_find(x, old[i].dev, old[i].ino) = old[i];
-		free(old);
-	}
-	e = link_find(x, dev, ino);
-	KKASSERT(e->inum == 0);
-	e->dev = dev;
-	e->ino = ino;
-	e->inum = inum;
-	x->nlinks++;
-	return 0;
 }
 
 static uint64_t
@@ -245,17 +196,16 @@ static int
 import_entry(import_ctx_t *x, int dfd, const char *name, hammer2_tid_t dinum,
 	     const struct stat *st)
 {
-	import_link_t *l;
 	hammer2_tid_t inum;
 	char target[HAMMER2_SYMLINK_MAX + 2];
 	ssize_t tlen;
 	int error, fd;
 
-	if (st->st_nlink > 1 && (l = link_find(x, st->st_dev, st->st_ino)) &&
-	    l->inum) {
+	if (st->st_nlink > 1 &&
+	    (inum = hammer2_keymap_get(&x->links, st->st_dev, st->st_ino))) {
 		if ((error = begin(x, 0, HAMMER2_SPACE_CHANGES)) != 0)
 			return hammer2_preerr(error, "%s", x->path);
-		error = hammer2_inode_link(x->pfs, l->inum, dinum,
+		error = hammer2_inode_link(x->pfs, inum, dinum,
 					   (const uint8_t *)name, strlen(name));
 		return end(x, error, "link");
 	}
@@ -289,7 +239,8 @@ import_entry(import_ctx_t *x, int dfd, const char *name, hammer2_tid_t dinum,
 	if (error == 0)
 		error = setattr(x, inum, HAMMER2_SETATTR_MTIME, st);
 	if (error == 0 && st->st_nlink > 1)
-		error = link_add(x, st->st_dev, st->st_ino, inum);
+		error = hammer2_keymap_put(&x->links, st->st_dev, st->st_ino,
+					   (uintptr_t)inum);
 	if (error == 0)
 		x->st->files++;
 	return error;
@@ -430,6 +381,6 @@ hammer2_import(hammer2_pfs_t *pfs, const char *src, hammer2_tid_t dinum,
 				 HAMMER2_SETATTR_MODE : 0), &top);
 	close(fd);
 	free(x.buf);
-	free(x.links);
+	hammer2_keymap_free(&x.links, NULL);
 	return error;
 }
