@@ -37,7 +37,7 @@ int hammer2_preerr(int error, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 const char *hammer2_errmsg(void);
 
-/* Hold a process-wide lock across fork (hammer2_fork.c; up to 4 locks). */
+/* Hold a process-wide lock across fork (hammer2_fork.c; up to 8 locks). */
 void hammer2_fork_guard(pthread_mutex_t *lock);
 
 /* ------------------------------------------------------ checks, hashing */

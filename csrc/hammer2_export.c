@@ -61,7 +61,7 @@ path_push(export_ctx_t *x, const hammer2_dirent_t *ent, size_t *oldp)
 {
 	*oldp = x->plen;
 	if (x->plen + 1 + ent->namlen + 1 > sizeof(x->path))
-		return hammer2_seterr(ENAMETOOLONG, "/%.*s/%.*s: path longer "
+		return hammer2_seterr(ENAMETOOLONG, "%.*s/%.*s: path longer "
 				      "than %d bytes", (int)x->plen, x->path,
 				      (int)ent->namlen, ent->name, PATH_MAX);
 	x->path[x->plen] = '/';
@@ -71,14 +71,21 @@ path_push(export_ctx_t *x, const hammer2_dirent_t *ent, size_t *oldp)
 	return 0;
 }
 
+/* The PFS path being exported, for messages. */
+static const char *
+where(const export_ctx_t *x)
+{
+	return x->plen ? x->path : "/";
+}
+
 static int
 host_err(export_ctx_t *x, int error, const char *what)
 {
 	if (error == ELOOP)
 		return hammer2_seterr(EINVAL, "%s: a symlink already in DEST "
 				      "would lead outside it, not exported",
-				      x->path);
-	return hammer2_seterr(error, "%s: %s: %s", x->path, what,
+				      where(x));
+	return hammer2_seterr(error, "%s: %s: %s", where(x), what,
 			      strerror(error));
 }
 
@@ -229,7 +236,7 @@ export_entry(export_ctx_t *x, int dfd, const hammer2_dirent_t *ent,
 	int error, fd, lfd;
 
 	if ((error = hammer2_name_validate(ent->name, ent->namlen)) != 0)
-		return hammer2_preerr(error, "%s", x->path[0] ? x->path : "/");
+		return hammer2_preerr(error, "%s", where(x));
 	memcpy(name, ent->name, ent->namlen);
 	name[ent->namlen] = 0;
 	hammer2_pfs_trans_begin(x->pfs, 0);
@@ -323,7 +330,7 @@ export_dir(export_ctx_t *x, hammer2_tid_t dinum, int dfd, int depth)
 	error = hammer2_dir_readdir(x->pfs, dinum, collect, &d);
 	hammer2_pfs_trans_end(x->pfs);
 	if (error)
-		error = hammer2_preerr(error, "%s", x->path[0] ? x->path : "/");
+		error = hammer2_preerr(error, "%s", where(x));
 	for (size_t i = 0; error == 0 && i < d.count; ++i) {
 		if ((error = path_push(x, &d.ents[i], &old)) != 0)
 			break;
