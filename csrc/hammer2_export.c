@@ -219,6 +219,31 @@ copy_file(export_ctx_t *x, hammer2_tid_t inum, int fd,
 	return 0;
 }
 
+/*
+ * A new file for name in dfd.  One already there is replaced, never
+ * written: it could be a hardlink to a file outside DEST.  A symlink
+ * there is refused (ELOOP).
+ */
+static int
+create_file(int dfd, const char *name)
+{
+	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	struct stat hst;
+	int fd;
+
+	fd = openat(dfd, name, flags, 0600);
+	if (fd >= 0 || errno != EEXIST)
+		return fd;
+	if (fstatat(dfd, name, &hst, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(hst.st_mode)) {
+		errno = ELOOP;
+		return -1;
+	}
+	if (unlinkat(dfd, name, 0))
+		return -1;
+	return openat(dfd, name, flags, 0600);
+}
+
 static int export_dir(export_ctx_t *x, hammer2_tid_t dinum, int dfd,
 		      int depth);
 
@@ -293,9 +318,7 @@ export_entry(export_ctx_t *x, int dfd, const hammer2_dirent_t *ent,
 	fd = -1;
 	switch (m.type) {
 	case HAMMER2_OBJTYPE_REGFILE:
-		fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC |
-			    O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0)
+		if ((fd = create_file(dfd, name)) < 0)
 			return host_err(x, errno, "create");
 		error = copy_file(x, ent->inum, fd, &m);
 		break;

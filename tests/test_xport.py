@@ -99,7 +99,8 @@ def test_import_into_a_subdirectory_sets_its_mode_and_time(image, tmp_path):
 
 def test_export_refuses_a_planted_symlink_below_dest(image, tmp_path):
     """DEST already holds a/ (a real directory) with a symlink where the image has a
-    file: nothing goes through it, and the error names the entry."""
+    directory or a file: nothing goes through it, and the error names the entry; a
+    hardlink there to a file outside is replaced."""
     with pyh2.open(image, writable=True) as vol:
         pfs = vol.pfs("DATA")
         pfs.mkdir("/a")
@@ -117,6 +118,14 @@ def test_export_refuses_a_planted_symlink_below_dest(image, tmp_path):
         assert "outside" in str(ei.value) and "/" + planted in str(ei.value)
         assert sorted(os.listdir(victim)) == ["target"]
         assert (victim / "target").read_bytes() == b"keep"
+    # a hardlink planted where the image has a file is replaced, not written through
+    dest = tmp_path / "out-link"
+    (dest / "a" / "sub").mkdir(parents=True)
+    os.link(victim / "target", dest / "a" / "sub" / "file")
+    with pyh2.open(image) as vol:
+        export(vol.pfs("DATA"), str(dest))
+    assert (dest / "a" / "sub" / "file").read_bytes() == b"payload"
+    assert (victim / "target").read_bytes() == b"keep"
 
 
 def test_import_out_of_space_is_refused_cleanly(make_image, tmp_path):
