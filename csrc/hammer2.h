@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include "hammer2_assert.h"
 #include "hammer2_disk.h"
@@ -36,7 +37,7 @@ int hammer2_preerr(int error, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 const char *hammer2_errmsg(void);
 
-/* Hold a process-wide lock across fork (hammer2_fork.c; up to 4 locks). */
+/* Hold a process-wide lock across fork (hammer2_fork.c; up to 8 locks). */
 void hammer2_fork_guard(pthread_mutex_t *lock);
 
 /* ------------------------------------------------------ checks, hashing */
@@ -50,6 +51,60 @@ int hammer2_check_verify(const hammer2_blockref_t *bref, const void *data,
 			 size_t bytes);
 void hammer2_check_set(hammer2_blockref_t *bref, int check, const void *data,
 		       size_t bytes);
+
+static inline int
+hammer2_all_zero(const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/*
+ * The next run of 64 KiB blocks in buf (len bytes) at or after *posp that
+ * are not all zero: its start in *posp, its length returned (0: none).
+ * Copies write these and leave the rest as holes.
+ */
+static inline size_t
+hammer2_data_run(const uint8_t *buf, size_t len, size_t *posp)
+{
+	size_t pos = *posp, end, n;
+
+	for (; pos < len; pos += n) {
+		n = len - pos < HAMMER2_PBUFSIZE ? len - pos : HAMMER2_PBUFSIZE;
+		if (!hammer2_all_zero(buf + pos, n))
+			break;
+	}
+	for (end = pos; end < len; end += n) {
+		n = len - end < HAMMER2_PBUFSIZE ? len - end : HAMMER2_PBUFSIZE;
+		if (hammer2_all_zero(buf + end, n))
+			break;
+	}
+	*posp = pos;
+	return end - pos;
+}
+
+/*
+ * Encoding of data blocks for flush (hammer2_encode.c): a batch of jobs
+ * is encoded side by side by a small pool of threads and the caller.
+ */
+typedef struct hammer2_encjob {
+	const uint8_t	*src;		/* the logical block */
+	size_t		len;
+	int		comp;		/* asked; on return: used */
+	int		level;
+	int		check;
+	int		zero_holes;	/* an all-zero block becomes a hole */
+	uint8_t		*dst;		/* HAMMER2_PBUFSIZE bytes */
+	int		zero;		/* out: all zero, a hole */
+	size_t		psize;		/* out: media bytes in dst */
+	hammer2_blockref_t bref;	/* out: .check */
+} hammer2_encjob_t;
+
+int hammer2_data_encode(int comp, int level, const uint8_t *src, size_t len,
+			uint8_t *dst, size_t *psize);
+void hammer2_encode_batch(hammer2_encjob_t *jobs, int n);
+int hammer2_encode_set_parallel(int on);
 
 /* Decode one compressed logical block into dst (capacity dstsize). */
 int hammer2_decompress(int comp, const void *src, size_t srcsize,
@@ -500,6 +555,16 @@ typedef struct hammer2_dirent {
 typedef int (*hammer2_readdir_cb_t)(void *arg, const hammer2_dirent_t *ent);
 
 int hammer2_uuid_random(hammer2_uuid_t *uuid);
+
+/* The unix id sits in the last 4 bytes of HAMMER2's uid/gid uuid. */
+static inline uint32_t
+hammer2_uuid_xid(const hammer2_uuid_t *uuid)
+{
+	uint32_t id;
+
+	memcpy(&id, &uuid->bytes[12], sizeof(id));
+	return id;
+}
 int hammer2_pfs_inode_init(hammer2_inode_data_t *ip, const char *label,
 			   int pfs_type, int subtype, int comp, int check,
 			   int nmasters, const hammer2_uuid_t *clid, uint64_t now);

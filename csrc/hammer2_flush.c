@@ -10,8 +10,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <lz4.h>
-#include <zlib.h>
 #include "hammer2.h"
 #include "hammer2_debug.h"
 
@@ -23,50 +21,6 @@ owner_meta(hammer2_chain_t *chain)
 		if (c->bref.type == HAMMER2_BREF_TYPE_INODE && c->data)
 			return &c->data->ipdata.meta;
 	return NULL;
-}
-
-static int
-all_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
-/*
- * Encode a logical data block for media: LZ4 (32-bit length + stream) or
- * zlib when that saves at least one allocation step, else stored raw.
- * Returns the method used and the physical size in *psize.
- */
-static int
-data_encode(int comp, int level, const uint8_t *src, size_t len, uint8_t *dst,
-	    size_t *psize)
-{
-	size_t limit = len / 2 < HAMMER2_ALLOC_MIN ? 0 : len / 2;
-	int n;
-
-	if (comp == HAMMER2_COMP_LZ4 && limit > sizeof(int32_t)) {
-		n = LZ4_compress_default((const char *)src, (char *)dst + 4, (int)len,
-					 (int)(limit - 4));
-		if (n > 0) {
-			int32_t clen = n;
-
-			memcpy(dst, &clen, 4);
-			*psize = 1UL << hammer2_alloc_radix((size_t)n + 4);
-			memset(dst + 4 + n, 0, *psize - 4 - (size_t)n);
-			return HAMMER2_COMP_LZ4;
-		}
-	} else if (comp == HAMMER2_COMP_ZLIB && limit > 0) {
-		uLongf out = limit;
-
-		if (compress2(dst, &out, src, len, level ? level : 6) == Z_OK) {
-			*psize = 1UL << hammer2_alloc_radix(out);
-			memset(dst + out, 0, *psize - out);
-			return HAMMER2_COMP_ZLIB;
-		}
-	}
-	memcpy(dst, src, len);
-	*psize = 1UL << hammer2_alloc_radix(len);
-	memset(dst + len, 0, *psize - len);
-	return HAMMER2_COMP_NONE;
 }
 
 /* Number of leaf elements reachable without entering another inode. */
@@ -131,12 +85,38 @@ array_empty(hammer2_chain_t *chain)
 	return 1;
 }
 
-/* Allocate, encode, check and write one modified chain; update parent. */
+/* At most this many data blocks are encoded side by side (4 MiB). */
+#define FLUSH_ENCODE_WINDOW	64
+
+/* A data chain's encoding job, with the inode's algorithms. */
+static void
+encode_prepare(hammer2_chain_t *chain, hammer2_encjob_t *j, uint8_t *dst)
+{
+	const hammer2_inode_meta_t *meta = owner_meta(chain->parent);
+
+	KKASSERT(chain->bref.type == HAMMER2_BREF_TYPE_DATA && chain->data);
+	memset(j, 0, sizeof(*j));
+	j->src = (const uint8_t *)chain->data;
+	j->len = chain->bytes;
+	j->comp = meta ? HAMMER2_DEC_ALGO(meta->comp_algo) : HAMMER2_COMP_NONE;
+	j->level = meta ? (meta->comp_algo >> 4) : 0;
+	j->check = HAMMER2_DEC_CHECK(chain->bref.methods);
+	/* all-zero blocks become holes (not with compression or checks off) */
+	j->zero_holes = meta &&
+			HAMMER2_DEC_ALGO(meta->comp_algo) != HAMMER2_COMP_NONE &&
+			HAMMER2_DEC_ALGO(meta->check_algo) != HAMMER2_CHECK_NONE;
+	j->dst = dst;
+}
+
+/*
+ * Allocate, check and write one modified chain (a data block as job
+ * encoded it); update parent.
+ */
 static int
-flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
+flush_write(hammer2_chain_t *chain, hammer2_tid_t tid,
+	    const hammer2_encjob_t *job)
 {
 	hammer2_dev_t *hmp = chain->hmp;
-	const hammer2_inode_meta_t *meta;
 	hammer2_blockref_t *bref = &chain->bref;
 	uint8_t *media = (uint8_t *)chain->data;
 	size_t psize = chain->bytes;
@@ -150,17 +130,11 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 	 */
 	check = HAMMER2_DEC_CHECK(bref->methods);
 	comp = HAMMER2_DEC_COMP(bref->methods);
-	if (bref->type == HAMMER2_BREF_TYPE_DATA) {
-		meta = owner_meta(chain->parent);
-		/* one scratch buffer a device: its flushes take turns */
-		if (hmp->encbuf == NULL &&
-		    (hmp->encbuf = malloc(HAMMER2_PBUFSIZE)) == NULL)
-			return hammer2_seterr(ENOMEM, "out of memory");
-		comp = data_encode(meta ? HAMMER2_DEC_ALGO(meta->comp_algo) :
-					  HAMMER2_COMP_NONE,
-				   meta ? (meta->comp_algo >> 4) : 0,
-				   media, chain->bytes, hmp->encbuf, &psize);
-		media = hmp->encbuf;
+	if (job) {
+		KKASSERT(bref->type == HAMMER2_BREF_TYPE_DATA && !job->zero);
+		comp = job->comp;
+		psize = job->psize;
+		media = job->dst;
 	}
 	if (chain->bytes == 0) {	/* e.g. a short-named dirent */
 		bref->data_off = 0;
@@ -178,7 +152,10 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 		bref->methods = (uint8_t)(HAMMER2_ENC_COMP(comp) |
 					  HAMMER2_ENC_CHECK(check));
 		bref->mirror_tid = tid;
-		hammer2_check_set(bref, check, media, psize);
+		if (job)
+			bref->check = job->bref.check;
+		else
+			hammer2_check_set(bref, check, media, psize);
 		/* planted bug (tests only): drop one data block in four */
 		if (!(hammer2_planted_bug & HAMMER2_BUG_DROPWRITE) ||
 		    bref->type != HAMMER2_BREF_TYPE_DATA || (off >> 10) % 4 != 1)
@@ -196,13 +173,69 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid)
 	return error;
 }
 
-static int flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid);
+static int flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid,
+		       hammer2_encjob_t *job);
+
+static int
+is_data_job(hammer2_chain_t *chain)
+{
+	return chain->bref.type == HAMMER2_BREF_TYPE_DATA &&
+	       (chain->flags & HAMMER2_CHAIN_MODIFIED);
+}
+
+/*
+ * Children in order, each window of data blocks encoded side by side
+ * first (hammer2_encode_batch); the rest of each flush is unchanged.
+ */
+static int
+flush_kids(hammer2_chain_t **kids, int n, hammer2_tid_t tid)
+{
+	hammer2_encjob_t *job[FLUSH_ENCODE_WINDOW];
+	hammer2_encjob_t *jobs = NULL;
+	uint8_t *bufs = NULL;
+	int i, w, nw, nj, error = 0;
+
+	for (i = 0; i < n && error == 0; i += nw) {
+		nw = n - i < FLUSH_ENCODE_WINDOW ? n - i : FLUSH_ENCODE_WINDOW;
+		for (w = nj = 0; w < nw; ++w)
+			nj += is_data_job(kids[i + w]);
+		if (nj > 1 && jobs == NULL) {
+			/* short of memory: one at a time, as flush_chain does */
+			jobs = malloc(FLUSH_ENCODE_WINDOW * sizeof(*jobs));
+			bufs = malloc((size_t)FLUSH_ENCODE_WINDOW *
+				      HAMMER2_PBUFSIZE);
+			if (jobs == NULL || bufs == NULL) {
+				free(jobs);
+				free(bufs);
+				jobs = NULL;
+				bufs = NULL;
+			}
+		}
+		for (w = nj = 0; w < nw; ++w) {
+			job[w] = NULL;
+			if (jobs && is_data_job(kids[i + w])) {
+				job[w] = &jobs[nj];
+				encode_prepare(kids[i + w], &jobs[nj],
+					       bufs + (size_t)nj *
+						      HAMMER2_PBUFSIZE);
+				nj++;
+			}
+		}
+		hammer2_encode_batch(jobs, nj);
+		for (w = 0; w < nw && error == 0; ++w)
+			if (kids[i + w]->flags & HAMMER2_CHAIN_MODIFIED)
+				error = flush_chain(kids[i + w], tid, job[w]);
+	}
+	free(jobs);
+	free(bufs);
+	return error;
+}
 
 static int
 flush_children(hammer2_chain_t *chain, hammer2_tid_t tid)
 {
 	hammer2_chain_t **kids;
-	int n, error = 0;
+	int n, error;
 
 	pthread_mutex_lock(&chain->clock);
 	n = chain->nchildren;
@@ -214,11 +247,9 @@ flush_children(hammer2_chain_t *chain, hammer2_tid_t tid)
 	pthread_mutex_unlock(&chain->clock);
 	if (n && kids == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
-	for (int i = 0; i < n; ++i) {
-		if (error == 0 && (kids[i]->flags & HAMMER2_CHAIN_MODIFIED))
-			error = flush_chain(kids[i], tid);
+	error = flush_kids(kids, n, tid);
+	for (int i = 0; i < n; ++i)
 		hammer2_chain_drop(kids[i]);
-	}
 	free(kids);
 	return error;
 }
@@ -238,8 +269,9 @@ children_clean(hammer2_chain_t *chain)
 }
 
 static int
-flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
+flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid, hammer2_encjob_t *job)
 {
+	hammer2_encjob_t one;
 	int error;
 
 	KKASSERT(chain->flags & HAMMER2_CHAIN_MODIFIED);
@@ -258,23 +290,25 @@ flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid)
 			return 0;
 		}
 		break;
-	case HAMMER2_BREF_TYPE_DATA: {
-		const hammer2_inode_meta_t *meta = owner_meta(chain->parent);
-
-		/* all-zero blocks become holes (not with compression or
-		 * checks off) */
-		if (meta && HAMMER2_DEC_ALGO(meta->comp_algo) != HAMMER2_COMP_NONE &&
-		    HAMMER2_DEC_ALGO(meta->check_algo) != HAMMER2_CHECK_NONE &&
-		    all_zero((const uint8_t *)chain->data, chain->bytes)) {
+	case HAMMER2_BREF_TYPE_DATA:
+		if (job == NULL) {
+			/* one scratch buffer a device: its flushes take turns */
+			if (chain->hmp->encbuf == NULL &&
+			    (chain->hmp->encbuf = malloc(HAMMER2_PBUFSIZE)) == NULL)
+				return hammer2_seterr(ENOMEM, "out of memory");
+			encode_prepare(chain, &one, chain->hmp->encbuf);
+			hammer2_encode_batch(&one, 1);
+			job = &one;
+		}
+		if (job->zero) {
 			hammer2_chain_drop_empty(chain);
 			return 0;
 		}
 		break;
-	}
 	default:
 		break;
 	}
-	error = flush_write(chain, tid);
+	error = flush_write(chain, tid, job);
 	if (error == 0)
 		hammer2_chain_clear_modified(chain);
 	return error;
@@ -335,7 +369,7 @@ hammer2_flush(hammer2_dev_t *hmp)
 				      "nothing written", hmp->path,
 				      (unsigned long long)hmp->dirty_bytes,
 				      (unsigned long long)hammer2_freemap_room(hmp, 0));
-	error = flush_chain(hmp->vchain, tid);
+	error = flush_chain(hmp->vchain, tid, NULL);
 	if (error == 0)
 		error = hammer2_freemap_flush(hmp, tid);
 	if (error == 0)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include "hammer2.h"
 
-#define FORK_LOCKS_MAX	4
+#define FORK_LOCKS_MAX	8
 
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t guard_once = PTHREAD_ONCE_INIT;

@@ -31,16 +31,6 @@ objtype(mode_t mode)
 	return HAMMER2_OBJTYPE_UNKNOWN;
 }
 
-/* The unix id sits in the last 4 bytes of HAMMER2's uid/gid uuid. */
-static uint32_t
-uuid_xid(const hammer2_uuid_t *uuid)
-{
-	uint32_t id;
-
-	memcpy(&id, &uuid->bytes[12], sizeof(id));
-	return id;
-}
-
 static void
 us_to_ts(uint64_t us, struct timespec *ts)
 {
@@ -76,8 +66,8 @@ inode_stat(hammer2_fuse_t *f, fuse_ino_t ino, struct stat *st)
 	st->st_ino = ino;
 	st->st_mode |= m.mode & 07777;
 	st->st_nlink = (nlink_t)m.nlinks;
-	st->st_uid = uuid_xid(&m.uid);
-	st->st_gid = uuid_xid(&m.gid);
+	st->st_uid = hammer2_uuid_xid(&m.uid);
+	st->st_gid = hammer2_uuid_xid(&m.gid);
 	st->st_rdev = makedev(m.rmajor, m.rminor);
 	st->st_size = (off_t)m.size;
 	st->st_blksize = HAMMER2_PBUFSIZE;
@@ -371,7 +361,7 @@ make_node(fuse_req_t req, fuse_ino_t parent, const char *name, int type,
 	/* a setgid directory hands down its group (and, to directories, the bit) */
 	error = hammer2_inode_meta(f->pfs, swap_root(f, parent), &pm, NULL);
 	if (error == 0 && (pm.mode & S_ISGID)) {
-		a.gid = uuid_xid(&pm.gid);
+		a.gid = hammer2_uuid_xid(&pm.gid);
 		if (type == HAMMER2_OBJTYPE_DIRECTORY)
 			a.mode |= S_ISGID;
 	}

@@ -57,6 +57,6 @@ step python3 -m pytest -q -n 2 -p no:cacheprovider \
     tests/test_write_api.py tests/test_cluster.py tests/test_threads.py \
     tests/test_devices.py tests/test_devio.py tests/test_checks.py \
     tests/test_bad_input.py tests/test_hostile.py tests/test_write_errors.py \
-    tests/test_hostile_names.py tests/test_fsck_deep.py
+    tests/test_hostile_names.py tests/test_fsck_deep.py tests/test_xport.py
 step python3 -m pyh2 torture --seconds "${SANITIZE_TORTURE_SECONDS:-60}" --workers 2 \
     --crash --faults
