@@ -1,11 +1,14 @@
 """Cluster costs, each against its peer measured in the same run:
 
   - write and read throughput of a 3-node cluster against a single node
-    (the same files, written then flushed; read back after a reopen);
+    (the same files, written then flushed; read back after a reopen); issue 15
+    asks for a write ratio of at least 0.8;
   - resync of a node that missed 10% of the data against a full copy of
     it (the same node resynced from an empty, freshly formatted image).
 
     python3 bench/bench_cluster.py [--mib 96] [--runs 3]
+
+(bench_heal.py: resync against nbdcopy, writes during a resync, reads with a slow node.)
 """
 import argparse
 import os
@@ -19,6 +22,7 @@ import pyh2  # noqa: E402
 from pyh2.cluster import newfs_cluster, open_cluster, resync_cluster  # noqa: E402
 
 FILE = 1 << 20
+WRITE_TARGET = 0.8
 
 
 def payload(i):
@@ -100,7 +104,8 @@ def main():
                                  (inc, full, inc_bytes, full_bytes, 0))
     (w1, r1), (w3, r3) = best[1], best[3]
     inc, full, inc_bytes, full_bytes, _ = best["resync"]
-    print(f"write: 3 nodes {w3:7.1f} MiB/s, 1 node {w1:7.1f} MiB/s, ratio {w3 / w1:.2f}")
+    print(f"write: 3 nodes {w3:7.1f} MiB/s, 1 node {w1:7.1f} MiB/s, ratio {w3 / w1:.2f} "
+          f"(target {WRITE_TARGET})")
     print(f"read:  3 nodes {r3:7.1f} MiB/s, 1 node {r1:7.1f} MiB/s, ratio {r3 / r1:.2f}")
     print(f"resync of a node that missed 10%: {inc:.3f}s ({inc_bytes >> 20} MiB copied); "
           f"full copy {full:.3f}s ({full_bytes >> 20} MiB); ratio {inc / full:.2f}")

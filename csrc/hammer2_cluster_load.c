@@ -46,15 +46,6 @@ struct load_read {
 };
 
 static void
-latency_note(hammer2_dev_t *hmp, int64_t ns)
-{
-	uint64_t lat = __atomic_load_n(&hmp->node.lat_ns, __ATOMIC_RELAXED);
-
-	lat = lat ? lat - lat / 8 + (uint64_t)ns / 8 : (uint64_t)ns;
-	__atomic_store_n(&hmp->node.lat_ns, lat, __ATOMIC_RELAXED);
-}
-
-static void
 load_put(struct load *ld)
 {
 	int last;
@@ -84,7 +75,7 @@ load_read_done(hammer2_iocb_t *iocb)
 					  &rd->bref);
 	}
 	if (error == 0)
-		latency_note(rd->hmp, hammer2_mono_ns() - rd->start_ns);
+		hammer2_node_read_time(rd->hmp, hammer2_mono_ns() - rd->start_ns);
 	else
 		snprintf(what, sizeof(what), "%s: %s block at 0x%llx: %s",
 			 rd->hmp->path, hammer2_bref_type_name(rd->bref.type),
@@ -148,15 +139,18 @@ load_start(hammer2_cluster_t *cluster, int *any_livep)
 			continue;
 		if (item->chain->flags & HAMMER2_CHAIN_LOADED)
 			return i;
-		/* 0: no read timed yet, no measure to go by */
+		/*
+		 * 0: no read timed yet.  Presumed quick, so a node known to
+		 * be slow is passed over for it (and the read times it).
+		 */
 		lat[i] = __atomic_load_n(&item->chain->hmp->node.lat_ns,
 					 __ATOMIC_RELAXED);
-		if (lat[i] && lat[i] < best)
+		if (lat[i] < best)
 			best = lat[i];
 		if (first < 0)
 			first = i;
 	}
-	if (first < 0 || best == UINT64_MAX)
+	if (first < 0)
 		return first;
 	limit = best * SLOW_FACTOR > SLOW_MIN_NS ? best * SLOW_FACTOR : SLOW_MIN_NS;
 	for (int i = 0; i < cluster->nchains; ++i)

@@ -2,6 +2,7 @@
 export: a tree imported and read back; NBD read errors met by failover, a failed node
 and a resync; an nbdkit server killed mid-write met by quorum and a resync."""
 import os
+import re
 import threading
 import time
 
@@ -193,4 +194,38 @@ def test_a_slow_node_does_not_hold_up_reads(backing, nbd_server):
             assert pfs.read(name) == data, name
         took = time.perf_counter() - t
         assert took < 40 * 0.2 / 4, took
+        assert vol.nodes()[0]["state"] == "live"
+
+
+def test_large_reads_pass_over_a_slow_node(backing, nbd_server, tmp_path):
+    """Node 0 answers every read 200 ms late.  Whole-block file reads (direct,
+    straight into the caller's buffer) time their node like any load, and a
+    node known to be slow is passed over for one not timed yet: once the
+    first file's read has timed node 0, it serves no more of them (its large
+    reads counted by nbdkit's log filter; nothing timed here)."""
+    uris = [str(p) for p in backing]
+    newfs_cluster(uris)
+    files = {f"/f{i}": os.urandom(MiB) for i in range(12)}
+    with open_cluster(uris, writable=True, sync=False) as vol:
+        pfs = vol.pfs("DATA")
+        for name, data in files.items():
+            pfs.create(name, data)
+    log = tmp_path / "node0.log"
+    # the log filter first: it sees each request before the delay
+    slow = nbd_server(backing[0], filters={"log": {"logfile": str(log)},
+                                           "delay": {"delay-read": "200ms"}})
+
+    def node0_large_reads():
+        counts = re.findall(r" Read id=\d+ offset=0x[0-9a-f]+ count=0x([0-9a-f]+)",
+                            log.read_text())
+        return sum(int(c, 16) > 64 * 1024 for c in counts)
+
+    with open_cluster([slow.uri] + uris[1:]) as vol:
+        pfs = vol.pfs("DATA")
+        names = list(files)
+        assert pfs.read(names[0]) == files[names[0]]
+        before = node0_large_reads()
+        for name in names[1:]:
+            assert pfs.read(name) == files[name], name
+        assert node0_large_reads() == before, log.read_text()
         assert vol.nodes()[0]["state"] == "live"
