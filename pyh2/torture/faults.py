@@ -2,12 +2,15 @@
 seed) and ("clear",), so a failing sequence replays and shrinks with its faults. With N > 2
 nodes only a minority ("faulty" nodes, chosen per run) ever gets faults, so a quorum stays
 healthy; with one node, or one of two (no minority), a fault that takes the quorum must
-surface as a clean error after which the last flush is intact."""
+surface as a clean error after which the last flush is intact. With three nodes or more
+the stream also carries ("damage", seed): blocks overwritten at rest on all nodes but one,
+at different places (damage.py)."""
 from __future__ import annotations
 
 import random
 
 KINDS = ("read", "write", "corrupt", "disconnect", "enospc")
+DAMAGE_RATE = 0.005             # per op, with 3 nodes or more: about two a run
 
 
 class FaultPlan:
@@ -19,6 +22,7 @@ class FaultPlan:
         k = max(1, (nnodes - 1) // 2)
         pool = [n for n in range(nnodes) if n != spare]
         self.faulty = sorted(self.r.sample(pool, k)) if nnodes > 1 else [0]
+        self.damages = nnodes >= 3
         self.until = None            # op count at which the armed fault is cleared
         self.count = 0
 
@@ -30,6 +34,8 @@ class FaultPlan:
                 return None
             self.until = None
             return ("clear",)
+        if self.damages and self.r.random() < DAMAGE_RATE:
+            return ("damage", self.r.getrandbits(63))
         if self.r.random() >= self.rate:
             return None
         self.until = self.count + self.r.randint(1, 12)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pyh2
 from pyh2 import _core
+from pyh2.cluster import open_cluster
 from pyh2.volume import Pfs
 
 from .model import Model
 
+from . import damage
 from .crash import CrashEngine, sparse_copy
 from .errors import TortureFailure, failure
 from .ops import VOLUME_OPS, applicable, apply_path_op
@@ -38,6 +40,13 @@ class Config:
         recovers to the last flush and the model is rolled back (Run._recover)."""
         return self.faults and self.nodes <= 2
 
+    @property
+    def autosync(self) -> bool:
+        """Nodes a fault took out come back through the core's sync threads, on their own.
+        Not with crash points, or where a fault may take the quorum: a sync thread's
+        commit lands between the run's flushes, where neither expects a new state."""
+        return self.nodes > 2 and not self.crash
+
 
 class ClusterView:
     """The read side diff_volume needs, over the PFS's nodes (the healthy ones fsck'ed)."""
@@ -53,11 +62,10 @@ class ClusterView:
         return {"errors": errors}
 
     def pfs_list(self):
-        return self.run.vols[0].pfs_list() if len(self.run.vols) == 1 else \
-            [pyh2.volume.PfsInfo.from_core(d) for d in _core.pfs_list(self.run.devices)]
+        return (self.run.cluster or self.run.vols[0]).pfs_list()
 
     def pfs(self, label):
-        return Pfs(None, _core.Pfs(self.run.devices, label))
+        return (self.run.cluster or self.run.vols[0]).pfs(label)
 
 
 class Run:
@@ -76,10 +84,11 @@ class Run:
         self.armed = None               # the node with an armed fault
         self.injected = 0               # faults injected by cleared arms
         self.faulted: set[int] = set()  # nodes that had a fault injected
+        self.damaged: set[int] = set()  # nodes whose media was damaged at rest
         self.ops = self.flushes = self.recoveries = self.resyncs = 0
         self._pending = None           # the state a failing flush was committing
-        self.result = None             # finish(): {"resynced": [nodes]}
-        self.vols, self.devices, self.pfs = [], [], None
+        self.result = None             # finish(): {"resynced": [nodes], "damaged": [nodes]}
+        self.vols, self.devices, self.pfs, self.cluster = [], [], None, None
         self._direct_min = _core.direct_read_min(DIRECT_READ_MIN[cfg.seed % 2])
         try:
             self._open()
@@ -89,21 +98,27 @@ class Run:
 
     # ------------------------------------------------------------ nodes
     def _open(self):
-        self.vols = [pyh2.open(p, writable=True) for p in self.images]
-        self.devices = [v.device for v in self.vols]
-        if len(self.devices) > 1:
-            self._rejoin()
-        self.pfs = Pfs(None, _core.Pfs(self.devices, "DATA"))
+        if self.cfg.nodes == 1:
+            self.vols = [pyh2.open(self.images[0], writable=True)]
+            self.devices = [self.vols[0].device]
+            self.pfs = Pfs(None, _core.Pfs(self.devices, "DATA"))
+        else:
+            self.cluster = open_cluster([str(p) for p in self.images], writable=True,
+                                        sync=self.cfg.autosync, retry_max=0.5)
+            self.vols = self.cluster.node_volumes()
+            self.devices = self.cluster.devices
+            self.pfs = self.cluster.pfs("DATA")
+            if not self.cfg.autosync:
+                self._rejoin()
         if self.crash:
             self.devices[0].record(True)
 
     def _rejoin(self):
         """Nodes a fault took out of the cluster missed its later flushes: found stale at
         open, they are resynced from the quorum and must hold every flush again."""
-        _core.cluster_join(self.devices)
-        for i, dev in enumerate(self.devices):
-            if _core.node_status(dev)["state"] != "live":
-                _core.resync(self.devices, i)
+        for i, n in enumerate(self.cluster.nodes()):
+            if n["state"] != "live":
+                self.cluster._resync_node(i)
                 self.faulted.discard(i)
                 self.resyncs += 1
 
@@ -112,13 +127,13 @@ class Run:
             self._clear()       # count what the armed fault injected before it goes
         if self.pfs is not None:
             self.pfs.close()
-        for v in self.vols:
+        for v in self.vols if self.cluster is None else [self.cluster]:
             v.close()
-        self.vols, self.devices, self.pfs = [], [], None
+        self.vols, self.devices, self.pfs, self.cluster = [], [], None, None
 
     def tainted(self) -> set[int]:
-        """Nodes that had a fault injected, or have one armed now."""
-        return self.faulted | ({self.armed} if self.armed is not None else set())
+        """Nodes that had a fault injected, have one armed now, or were damaged."""
+        return self.faulted | self.damaged | ({self.armed} if self.armed is not None else set())
 
     def pending(self) -> int:
         """Faults injected by the armed fault so far."""
@@ -193,6 +208,9 @@ class Run:
             self.devices[node].inject_fault(kind, after=after, probability=probability,
                                             limit=limit, seed=seed)
             self.armed = node
+            if self.cfg.autosync:
+                # its sync thread may reopen it before _clear counts what the fault did
+                self.faulted.add(node)
 
     def _clear(self):
         if self.armed is not None:
@@ -211,8 +229,25 @@ class Run:
 
     def _bulkfree(self):
         self._flush()
-        _core.cluster_bulkfree(self.devices)    # every live node, faulted or not
+        if self.cluster:
+            self.cluster.bulkfree()             # every live node, faulted or not
+        else:
+            _core.cluster_bulkfree(self.devices)
         self._flush()
+
+    def _damage(self, seed):
+        """Damage at rest (damage.py) on all nodes but one, at different places, once
+        every node holds the last flush; reads must go on exact from the good copies."""
+        if self.cfg.nodes < 3 or self.tainted():
+            return
+        self._flush()
+        self._close()
+        spare = 0 if self.crash else None
+        for node, spots in damage.plan(self.images, seed, spare).items():
+            damage.apply(self.images[node], spots, seed ^ node)
+            self.damaged.add(node)
+        self._open()
+        self._verify()
 
     def _verify(self):
         diffs = diff_volume(ClusterView(self), Expected(self.model, self.snaps))
@@ -259,9 +294,10 @@ class Run:
 
     # ------------------------------------------------------------ the end
     def finish(self) -> dict:
-        """Flush and close. A node that had faults must be fsck clean on its own; the
-        nodes are then reopened (those behind resynced) and the other faulted ones
-        scrubbed: after that every node must hold the last flush exactly."""
+        """Flush and close. A node that had faults (and no damage at rest) must be fsck
+        clean on its own; the nodes are then reopened (those behind resynced) and the
+        faulted and damaged ones scrubbed: after that every node must hold the last flush
+        exactly."""
         self._clear()
         try:
             self._flush()
@@ -271,18 +307,22 @@ class Run:
             self.crash.assert_in_sync()
         self._close()
         resynced = sorted(self.faulted) if self.cfg.nodes > 1 else []
-        if resynced:
-            for i in resynced:
+        damaged = sorted(self.damaged)
+        if resynced or damaged:
+            for i in sorted(self.faulted - self.damaged):
                 self._check_node(i, "faulted", exact=False)
             self._open()
-            for i in sorted(self.faulted):
-                _core.resync(self.devices, i, True)
+            for i in sorted(self.faulted | self.damaged):
+                self.cluster._resync_node(i, True)
                 self.resyncs += 1
+            self.cluster.wait_live(120)
             self._close()
             self.faulted.clear()
+            self.damaged.clear()
         for i in range(len(self.images)):
-            self._check_node(i, "resynced" if i in resynced else "reopened")
-        self.result = {"resynced": resynced}
+            self._check_node(i, "resynced" if i in resynced else
+                             "scrubbed" if i in damaged else "reopened")
+        self.result = {"resynced": resynced, "damaged": damaged}
         return self.result
 
     def _check_node(self, i: int, what: str, exact: bool = True):
