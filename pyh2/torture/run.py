@@ -312,6 +312,7 @@ class Run:
             for i in sorted(self.faulted - self.damaged):
                 self._check_node(i, "faulted", exact=False)
             self._open()
+            self.cluster.wait_live(120)     # a scrub needs a quorum without its node
             for i in sorted(self.faulted | self.damaged):
                 self.cluster._resync_node(i, True)
                 self.resyncs += 1
