@@ -1,12 +1,13 @@
-"""Damage at rest: blocks of a cluster's nodes overwritten on their media, on several nodes
-at different places, so every element keeps a good copy on some node. Reads must still be
-exact (self-heal on read serves the good copy and rewrites the bad one at the next flush),
-and at the end a scrub must leave every node exact and fsck clean.
+"""Damage at rest: blocks of a cluster's nodes overwritten on their media, on the run's
+faulty minority of nodes (several, from five nodes up) at different places, so every
+element keeps good copies on a quorum. Reads must still be exact (self-heal on read serves
+a good copy and rewrites the bad one at the next flush); a modification of an element a
+node cannot read fails that node, which its sync thread brings back; at the end a scrub
+must leave every node exact and fsck clean.
 
 A place is an element of the tree (its path of (type, key, keybits) from the volume root);
-a node's damage never shares a path, or a path prefix, with another node's, and one node
-(the crash engine's, else a seeded pick) stays undamaged. The LOCAL PFS, which no node
-takes from another, is left alone."""
+a node's damage never shares a path, or a path prefix, with another node's. The LOCAL PFS,
+which no node takes from another, is left alone."""
 from __future__ import annotations
 
 import os
@@ -48,16 +49,13 @@ def _overlaps(path: tuple, taken: list[tuple]) -> bool:
     return any(path[:len(t)] == t or t[:len(path)] == path for t in taken)
 
 
-def plan(images, seed: int, spare: int | None) -> dict[int, list[tuple[int, int]]]:
-    """{node: [(offset, bytes)]}: the places to damage, node by node."""
+def plan(images, seed: int, nodes) -> dict[int, list[tuple[int, int]]]:
+    """{node: [(offset, bytes)]}: the places to damage on each of nodes."""
     r = random.Random(seed)
-    keep = spare if spare is not None else r.randrange(len(images))
     taken: list[tuple] = []
     out = {}
-    for i, image in enumerate(images):
-        if i == keep:
-            continue
-        places = _places(image)
+    for i in nodes:
+        places = _places(images[i])
         r.shuffle(places)
         mine, want = [], r.randint(*SPOTS)
         for path, off, size in places:

@@ -3,8 +3,8 @@ seed) and ("clear",), so a failing sequence replays and shrinks with its faults.
 nodes only a minority ("faulty" nodes, chosen per run) ever gets faults, so a quorum stays
 healthy; with one node, or one of two (no minority), a fault that takes the quorum must
 surface as a clean error after which the last flush is intact. With three nodes or more
-the stream also carries ("damage", seed): blocks overwritten at rest on all nodes but one,
-at different places (damage.py)."""
+the stream also carries ("damage", seed, nodes): blocks overwritten at rest on the faulty
+nodes, at different places (damage.py)."""
 from __future__ import annotations
 
 import random
@@ -35,7 +35,7 @@ class FaultPlan:
             self.until = None
             return ("clear",)
         if self.damages and self.r.random() < DAMAGE_RATE:
-            return ("damage", self.r.getrandbits(63))
+            return ("damage", self.r.getrandbits(63), list(self.faulty))
         if self.r.random() >= self.rate:
             return None
         self.until = self.count + self.r.randint(1, 12)

@@ -235,15 +235,14 @@ class Run:
             _core.cluster_bulkfree(self.devices)
         self._flush()
 
-    def _damage(self, seed):
-        """Damage at rest (damage.py) on all nodes but one, at different places, once
-        every node holds the last flush; reads must go on exact from the good copies."""
+    def _damage(self, seed, nodes):
+        """Damage at rest (damage.py) on nodes, a minority, at different places, once every
+        node holds the last flush; reads must go on exact from the good copies."""
         if self.cfg.nodes < 3 or self.tainted():
             return
         self._flush()
         self._close()
-        spare = 0 if self.crash else None
-        for node, spots in damage.plan(self.images, seed, spare).items():
+        for node, spots in damage.plan(self.images, seed, nodes).items():
             damage.apply(self.images[node], spots, seed ^ node)
             self.damaged.add(node)
         self._open()
