@@ -236,9 +236,10 @@ class Run:
         self._flush()
 
     def _damage(self, seed, nodes):
-        """Damage at rest (damage.py) on nodes, a minority, at different places, once every
-        node holds the last flush; reads must go on exact from the good copies."""
-        if self.cfg.nodes < 3 or self.tainted():
+        """Damage at rest (damage.py) on nodes, a minority, at different places, after a
+        flush (a node behind is resynced onto its damaged media); reads must go on exact
+        from the good copies. Once a run, with no fault armed."""
+        if self.cfg.nodes < 3 or self.armed is not None or self.damaged:
             return
         self._flush()
         self._close()
