@@ -22,7 +22,8 @@ class FaultPlan:
         k = max(1, (nnodes - 1) // 2)
         pool = [n for n in range(nnodes) if n != spare]
         self.faulty = sorted(self.r.sample(pool, k)) if nnodes > 1 else [0]
-        self.damages = nnodes >= 3
+        self.damages = random.Random(seed ^ 0xDA) if nnodes >= 3 else None  # own stream:
+        # the faults of a seed stay what they were
         self.until = None            # op count at which the armed fault is cleared
         self.count = 0
 
@@ -34,8 +35,8 @@ class FaultPlan:
                 return None
             self.until = None
             return ("clear",)
-        if self.damages and self.r.random() < DAMAGE_RATE:
-            return ("damage", self.r.getrandbits(63), list(self.faulty))
+        if self.damages and self.damages.random() < DAMAGE_RATE:
+            return ("damage", self.damages.getrandbits(63), list(self.faulty))
         if self.r.random() >= self.rate:
             return None
         self.until = self.count + self.r.randint(1, 12)

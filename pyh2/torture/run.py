@@ -33,6 +33,7 @@ class Config:
     verify_every: int = 25
     prefix_points: int = 12         # crash points per flush taken from the write prefixes
     torn_points: int = 4            # random subsets per barrier epoch
+    sync_threads: bool = True       # see autosync; off: nodes behind resync at reopen
 
     @property
     def rolls_back(self) -> bool:
@@ -42,10 +43,10 @@ class Config:
 
     @property
     def autosync(self) -> bool:
-        """Nodes a fault took out come back through the core's sync threads, on their own.
-        Not with crash points, or where a fault may take the quorum: a sync thread's
-        commit lands between the run's flushes, where neither expects a new state."""
-        return self.nodes > 2 and not self.crash
+        """Nodes a fault took out come back through the core's sync threads, on their own
+        (sync_threads). Not with crash points, or where a fault may take the quorum: a sync
+        thread's commit lands between the run's flushes, where neither expects a new state."""
+        return self.sync_threads and self.nodes > 2 and not self.crash
 
 
 class ClusterView:
@@ -82,6 +83,7 @@ class Run:
         self.crash = CrashEngine(self.images[0], self.dir / "shadow.h2", cfg.seed,
                                  cfg.prefix_points, cfg.torn_points) if cfg.crash else None
         self.armed = None               # the node with an armed fault
+        self._armed_syncs = -1          # its sync thread's syncs when armed
         self.injected = 0               # faults injected by cleared arms
         self.faulted: set[int] = set()  # nodes that had a fault injected
         self.damaged: set[int] = set()  # nodes whose media was damaged at rest
@@ -108,19 +110,22 @@ class Run:
             self.vols = self.cluster.node_volumes()
             self.devices = self.cluster.devices
             self.pfs = self.cluster.pfs("DATA")
-            if not self.cfg.autosync:
-                self._rejoin()
+            self._rejoin()
         if self.crash:
             self.devices[0].record(True)
 
     def _rejoin(self):
         """Nodes a fault took out of the cluster missed its later flushes: found stale at
-        open, they are resynced from the quorum and must hold every flush again."""
-        for i, n in enumerate(self.cluster.nodes()):
-            if n["state"] != "live":
+        open, they are resynced from the quorum (by their sync threads, or here) and must
+        hold every flush again."""
+        out = [i for i, n in enumerate(self.cluster.nodes()) if n["state"] != "live"]
+        for i in out:
+            if not self.cfg.autosync:
                 self.cluster._resync_node(i)
-                self.faulted.discard(i)
-                self.resyncs += 1
+            self.faulted.discard(i)
+            self.resyncs += 1
+        if out and self.cfg.autosync:
+            self.cluster.wait_live(120)
 
     def _close(self):
         if self.devices:
@@ -208,17 +213,22 @@ class Run:
             self.devices[node].inject_fault(kind, after=after, probability=probability,
                                             limit=limit, seed=seed)
             self.armed = node
-            if self.cfg.autosync:
-                # its sync thread may reopen it before _clear counts what the fault did
-                self.faulted.add(node)
+            self._armed_syncs = self._syncs(node)
+
+    def _syncs(self, node) -> int:
+        """Times node's sync thread brought it back (-1: none runs)."""
+        return self.cluster.nodes()[node]["sync"]["syncs"] if self.cfg.autosync else -1
 
     def _clear(self):
         if self.armed is not None:
-            n = self.devices[self.armed].faults_injected
-            self.devices[self.armed].clear_fault()
+            node = self.armed
+            n = self.devices[node].faults_injected
+            self.devices[node].clear_fault()
             self.injected += n
-            if n:
-                self.faulted.add(self.armed)
+            # a sync thread that reopened the node took the fault's count with the old device
+            if n or (self.cfg.autosync and (self._syncs(node) != self._armed_syncs or
+                                            self.cluster.nodes()[node]["state"] != "live")):
+                self.faulted.add(node)
             self.armed = None
 
     def _snapshot(self, label):
