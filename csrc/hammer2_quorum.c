@@ -299,12 +299,6 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 			      done, ndevs, hammer2_quorum(ndevs), buf);
 }
 
-/* Commit every live node, a quorum of them (inside a write transaction). */
-int
-hammer2_pfs_flush(hammer2_pfs_t *pfs)
-{
-	return hammer2_cluster_flush(pfs->devs, pfs->ndevs);
-}
 
 /*
  * bulkfree every live node (callers hold each node's transaction lock
@@ -404,6 +398,42 @@ hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
 	__atomic_store_n(&pfs->devs[index], hmp, __ATOMIC_RELEASE);
 	hammer2_cluster_resolve_focus(pfs->iroot);
 	return 0;
+}
+
+/*
+ * A commit's self-heal may have rewritten, on a live node, an element
+ * above the PFS root that the node could not read when the PFS was
+ * opened (the super-root): that node's root is looked up again, so it
+ * takes part in the PFS's modifications from now on instead of missing
+ * them.  Callers hold every node's transaction lock exclusively.
+ */
+void
+hammer2_pfs_roots_refresh(hammer2_pfs_t *pfs)
+{
+	for (int i = 0; i < pfs->ndevs; ++i) {
+		hammer2_cluster_item_t *item = &pfs->iroot->array[i];
+		hammer2_chain_t *chain;
+
+		if (!hammer2_node_live(pfs->devs[i]) ||
+		    (item->chain && item->chain->error == 0 && item->error == 0 &&
+		     !(item->chain->flags & HAMMER2_CHAIN_DELETED)))
+			continue;
+		if (pfs_root_lookup(pfs, pfs->devs[i], &chain) == 0 && chain) {
+			pfs_root_set(pfs, i, chain);
+			hammer2_cluster_resolve_focus(pfs->iroot);
+		}
+	}
+}
+
+/* Commit every live node, a quorum of them (inside a write transaction). */
+int
+hammer2_pfs_flush(hammer2_pfs_t *pfs)
+{
+	int error = hammer2_cluster_flush(pfs->devs, pfs->ndevs);
+
+	if (error == 0)
+		hammer2_pfs_roots_refresh(pfs);
+	return error;
 }
 
 /*

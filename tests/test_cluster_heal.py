@@ -174,6 +174,39 @@ def test_a_read_heals_what_a_node_could_not_read_at_the_next_commit(cluster_node
     assert_identical_and_clean(paths, {"/small": small, "/big": big})
 
 
+def super_root(path):
+    """(media offset) of the super-root inode, the PFS roots' parent."""
+    found = []
+
+    def visit(depth, bref, data, error):
+        if bref["type"] == "inode" and not found:
+            found.append(bref["data_off"])
+    with pyh2.open(path) as vol:
+        vol.device.walk_zone(vol.best_zone, False, visit)
+    return found[0]
+
+
+@pytest.mark.parametrize("via", ["pfs", "cluster"])
+def test_a_healed_super_root_keeps_the_node_in_the_pfs(cluster_nodes, via):
+    """The super-root rotten on node 1: the PFS opens without node 1's root, the next
+    commit heals it there, and from then on node 1 takes every modification again
+    (it went stale, missing them, when the PFS kept its root unreadable)."""
+    paths = cluster_nodes(3)
+    with open_cluster(paths, writable=True) as vol:
+        vol.pfs("DATA").create("/a", b"a" * 5000)
+    smash(paths[1], super_root(paths[1]))
+    with open_cluster(paths, writable=True) as vol:
+        pfs = vol.pfs("DATA")
+        assert pfs.read("/a") == b"a" * 5000
+        flush = pfs.flush if via == "pfs" else vol.flush
+        flush()                                           # heals node 1's super-root
+        assert vol.nodes()[1]["healed"] == 1
+        pfs.create("/b", b"b" * 7000)
+        flush()
+        assert [n["state"] for n in vol.nodes()] == ["live"] * 3, vol.nodes()
+    assert_identical_and_clean(paths, {"/a": b"a" * 5000, "/b": b"b" * 7000})
+
+
 def test_a_mount_heals_what_it_reads(tmp_path, cluster_nodes):
     from pyh2.testing.fusemount import mounted
     paths = cluster_nodes(3)

@@ -2,12 +2,15 @@
 seed) and ("clear",), so a failing sequence replays and shrinks with its faults. With N > 2
 nodes only a minority ("faulty" nodes, chosen per run) ever gets faults, so a quorum stays
 healthy; with one node, or one of two (no minority), a fault that takes the quorum must
-surface as a clean error after which the last flush is intact."""
+surface as a clean error after which the last flush is intact. With three nodes or more
+the stream also carries ("damage", seed, nodes): blocks overwritten at rest on the faulty
+nodes, at different places (damage.py)."""
 from __future__ import annotations
 
 import random
 
 KINDS = ("read", "write", "corrupt", "disconnect", "enospc")
+DAMAGE_RATE = 0.005             # per op, with 3 nodes or more: about two a run
 
 
 class FaultPlan:
@@ -19,6 +22,8 @@ class FaultPlan:
         k = max(1, (nnodes - 1) // 2)
         pool = [n for n in range(nnodes) if n != spare]
         self.faulty = sorted(self.r.sample(pool, k)) if nnodes > 1 else [0]
+        self.damages = random.Random(seed ^ 0xDA) if nnodes >= 3 else None  # own stream:
+        # the faults of a seed stay what they were
         self.until = None            # op count at which the armed fault is cleared
         self.count = 0
 
@@ -30,6 +35,8 @@ class FaultPlan:
                 return None
             self.until = None
             return ("clear",)
+        if self.damages and self.damages.random() < DAMAGE_RATE:
+            return ("damage", self.damages.getrandbits(63), list(self.faulty))
         if self.r.random() >= self.rate:
             return None
         self.until = self.count + self.r.randint(1, 12)

@@ -20,7 +20,8 @@ BOUNDARIES = (1 * KiB, 16 * KiB, 64 * KiB)   # allocation granule, freemap block
 LONG_NAMES = 0.1                      # share of names longer than a blockref holds
 
 # ops that only the runner handles (they act on the volume, not on one path)
-VOLUME_OPS = ("flush", "reopen", "snapshot", "bulkfree", "verify", "fault", "clear")
+VOLUME_OPS = ("flush", "reopen", "snapshot", "bulkfree", "verify", "fault", "clear",
+              "damage")
 # ops that leave the model as it is
 NEUTRAL_OPS = VOLUME_OPS + ("expect", "read")
 

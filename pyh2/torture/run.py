@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pyh2
 from pyh2 import _core
+from pyh2.cluster import open_cluster
 from pyh2.volume import Pfs
 
 from .model import Model
 
+from . import damage
 from .crash import CrashEngine, sparse_copy
 from .errors import TortureFailure, failure
 from .ops import VOLUME_OPS, applicable, apply_path_op
@@ -31,12 +33,20 @@ class Config:
     verify_every: int = 25
     prefix_points: int = 12         # crash points per flush taken from the write prefixes
     torn_points: int = 4            # random subsets per barrier epoch
+    sync_threads: bool = True       # see autosync; off: nodes behind resync at reopen
 
     @property
     def rolls_back(self) -> bool:
         """A fault may take the quorum (the one node, or one node of two): the run then
         recovers to the last flush and the model is rolled back (Run._recover)."""
         return self.faults and self.nodes <= 2
+
+    @property
+    def autosync(self) -> bool:
+        """Nodes a fault took out come back through the core's sync threads, on their own
+        (sync_threads). Not with crash points, or where a fault may take the quorum: a sync
+        thread's commit lands between the run's flushes, where neither expects a new state."""
+        return self.sync_threads and self.nodes > 2 and not self.crash
 
 
 class ClusterView:
@@ -53,11 +63,10 @@ class ClusterView:
         return {"errors": errors}
 
     def pfs_list(self):
-        return self.run.vols[0].pfs_list() if len(self.run.vols) == 1 else \
-            [pyh2.volume.PfsInfo.from_core(d) for d in _core.pfs_list(self.run.devices)]
+        return (self.run.cluster or self.run.vols[0]).pfs_list()
 
     def pfs(self, label):
-        return Pfs(None, _core.Pfs(self.run.devices, label))
+        return (self.run.cluster or self.run.vols[0]).pfs(label)
 
 
 class Run:
@@ -74,12 +83,14 @@ class Run:
         self.crash = CrashEngine(self.images[0], self.dir / "shadow.h2", cfg.seed,
                                  cfg.prefix_points, cfg.torn_points) if cfg.crash else None
         self.armed = None               # the node with an armed fault
+        self._armed_syncs = -1          # its sync thread's syncs when armed
         self.injected = 0               # faults injected by cleared arms
         self.faulted: set[int] = set()  # nodes that had a fault injected
+        self.damaged: set[int] = set()  # nodes whose media was damaged at rest
         self.ops = self.flushes = self.recoveries = self.resyncs = 0
         self._pending = None           # the state a failing flush was committing
-        self.result = None             # finish(): {"resynced": [nodes]}
-        self.vols, self.devices, self.pfs = [], [], None
+        self.result = None             # finish(): {"resynced": [nodes], "damaged": [nodes]}
+        self.vols, self.devices, self.pfs, self.cluster = [], [], None, None
         self._direct_min = _core.direct_read_min(DIRECT_READ_MIN[cfg.seed % 2])
         try:
             self._open()
@@ -89,36 +100,45 @@ class Run:
 
     # ------------------------------------------------------------ nodes
     def _open(self):
-        self.vols = [pyh2.open(p, writable=True) for p in self.images]
-        self.devices = [v.device for v in self.vols]
-        if len(self.devices) > 1:
+        if self.cfg.nodes == 1:
+            self.vols = [pyh2.open(self.images[0], writable=True)]
+            self.devices = [self.vols[0].device]
+            self.pfs = Pfs(None, _core.Pfs(self.devices, "DATA"))
+        else:
+            self.cluster = open_cluster([str(p) for p in self.images], writable=True,
+                                        sync=self.cfg.autosync, retry_max=0.5)
+            self.vols = self.cluster.node_volumes()
+            self.devices = self.cluster.devices
+            self.pfs = self.cluster.pfs("DATA")
             self._rejoin()
-        self.pfs = Pfs(None, _core.Pfs(self.devices, "DATA"))
         if self.crash:
             self.devices[0].record(True)
 
     def _rejoin(self):
         """Nodes a fault took out of the cluster missed its later flushes: found stale at
-        open, they are resynced from the quorum and must hold every flush again."""
-        _core.cluster_join(self.devices)
-        for i, dev in enumerate(self.devices):
-            if _core.node_status(dev)["state"] != "live":
-                _core.resync(self.devices, i)
-                self.faulted.discard(i)
-                self.resyncs += 1
+        open, they are resynced from the quorum (by their sync threads, or here) and must
+        hold every flush again."""
+        out = [i for i, n in enumerate(self.cluster.nodes()) if n["state"] != "live"]
+        for i in out:
+            if not self.cfg.autosync:
+                self.cluster._resync_node(i)
+            self.faulted.discard(i)
+            self.resyncs += 1
+        if out and self.cfg.autosync:
+            self.cluster.wait_live(120)
 
     def _close(self):
         if self.devices:
             self._clear()       # count what the armed fault injected before it goes
         if self.pfs is not None:
             self.pfs.close()
-        for v in self.vols:
+        for v in self.vols if self.cluster is None else [self.cluster]:
             v.close()
-        self.vols, self.devices, self.pfs = [], [], None
+        self.vols, self.devices, self.pfs, self.cluster = [], [], None, None
 
     def tainted(self) -> set[int]:
-        """Nodes that had a fault injected, or have one armed now."""
-        return self.faulted | ({self.armed} if self.armed is not None else set())
+        """Nodes that had a fault injected, have one armed now, or were damaged."""
+        return self.faulted | self.damaged | ({self.armed} if self.armed is not None else set())
 
     def pending(self) -> int:
         """Faults injected by the armed fault so far."""
@@ -193,14 +213,22 @@ class Run:
             self.devices[node].inject_fault(kind, after=after, probability=probability,
                                             limit=limit, seed=seed)
             self.armed = node
+            self._armed_syncs = self._syncs(node)
+
+    def _syncs(self, node) -> int:
+        """Times node's sync thread brought it back (-1: none runs)."""
+        return self.cluster.nodes()[node]["sync"]["syncs"] if self.cfg.autosync else -1
 
     def _clear(self):
         if self.armed is not None:
-            n = self.devices[self.armed].faults_injected
-            self.devices[self.armed].clear_fault()
+            node = self.armed
+            n = self.devices[node].faults_injected
+            self.devices[node].clear_fault()
             self.injected += n
-            if n:
-                self.faulted.add(self.armed)
+            # a sync thread that reopened the node took the fault's count with the old device
+            if n or (self.cfg.autosync and (self._syncs(node) != self._armed_syncs or
+                                            self.cluster.nodes()[node]["state"] != "live")):
+                self.faulted.add(node)
             self.armed = None
 
     def _snapshot(self, label):
@@ -211,8 +239,25 @@ class Run:
 
     def _bulkfree(self):
         self._flush()
-        _core.cluster_bulkfree(self.devices)    # every live node, faulted or not
+        if self.cluster:
+            self.cluster.bulkfree()             # every live node, faulted or not
+        else:
+            _core.cluster_bulkfree(self.devices)
         self._flush()
+
+    def _damage(self, seed, nodes):
+        """Damage at rest (damage.py) on nodes, a minority, at different places, after a
+        flush (a node behind is resynced onto its damaged media); reads must go on exact
+        from the good copies. Once a run, with no fault armed."""
+        if self.cfg.nodes < 3 or self.armed is not None or self.damaged:
+            return
+        self._flush()
+        self._close()
+        for node, spots in damage.plan(self.images, seed, nodes).items():
+            damage.apply(self.images[node], spots, seed ^ node)
+            self.damaged.add(node)
+        self._open()
+        self._verify()
 
     def _verify(self):
         diffs = diff_volume(ClusterView(self), Expected(self.model, self.snaps))
@@ -259,9 +304,10 @@ class Run:
 
     # ------------------------------------------------------------ the end
     def finish(self) -> dict:
-        """Flush and close. A node that had faults must be fsck clean on its own; the
-        nodes are then reopened (those behind resynced) and the other faulted ones
-        scrubbed: after that every node must hold the last flush exactly."""
+        """Flush and close. A node that had faults (and no damage at rest) must be fsck
+        clean on its own; the nodes are then reopened (those behind resynced) and the
+        faulted and damaged ones scrubbed: after that every node must hold the last flush
+        exactly."""
         self._clear()
         try:
             self._flush()
@@ -271,18 +317,23 @@ class Run:
             self.crash.assert_in_sync()
         self._close()
         resynced = sorted(self.faulted) if self.cfg.nodes > 1 else []
-        if resynced:
-            for i in resynced:
+        damaged = sorted(self.damaged)
+        if resynced or damaged:
+            for i in sorted(self.faulted - self.damaged):
                 self._check_node(i, "faulted", exact=False)
             self._open()
-            for i in sorted(self.faulted):
-                _core.resync(self.devices, i, True)
+            self.cluster.wait_live(120)     # a scrub needs a quorum without its node
+            for i in sorted(self.faulted | self.damaged):
+                self.cluster._resync_node(i, True)
                 self.resyncs += 1
+            self.cluster.wait_live(120)
             self._close()
             self.faulted.clear()
+            self.damaged.clear()
         for i in range(len(self.images)):
-            self._check_node(i, "resynced" if i in resynced else "reopened")
-        self.result = {"resynced": resynced}
+            self._check_node(i, "resynced" if i in resynced else
+                             "scrubbed" if i in damaged else "reopened")
+        self.result = {"resynced": resynced, "damaged": damaged}
         return self.result
 
     def _check_node(self, i: int, what: str, exact: bool = True):

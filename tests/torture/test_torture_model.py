@@ -49,7 +49,7 @@ def test_generator_covers_the_write_api():
 def test_generated_runs_match_the_model(run_generated, seed):
     run = run_generated(Config(seed=seed * 7919), 300)
     assert run.ops >= 290 and run.flushes > 5
-    assert run.result == {"resynced": []}
+    assert run.result == {"resynced": [], "damaged": []}
 
 
 def test_a_change_behind_the_models_back_is_caught(tmp_path):
