@@ -49,7 +49,12 @@ leaf_usage(hammer2_dev_t *hmp, const hammer2_blockmap_t *bm,
 		const hammer2_bmap_data_t *bmd = &leaf->bmap[l0];
 		hammer2_off_t base = leaf->base + l0 * L0_BYTES;
 
-		if (bmap_empty(bmd))	/* the common case: nothing to count */
+		/*
+		 * Nothing to count: an empty entry, or one reserved from its
+		 * first granule on (below allocator_beg, a 1 GiB's first
+		 * 4 MiB, past the end: each holds to the entry's end).
+		 */
+		if (bmap_empty(bmd) || hammer2_blockmap_reserved(hmp, base))
 			continue;
 		for (int g = 0; g < (int)(L0_BYTES / GRANULE); ++g) {
 			hammer2_off_t off = base + (hammer2_off_t)g * GRANULE;
