@@ -4,9 +4,7 @@
  * freemap, no two different blocks may share bytes, and allocated space
  * no block uses (what a bulkfree would reclaim) is counted as leaked.
  */
-#include <errno.h>
 #include <stdio.h>
-#include <string.h>
 #include "hammer2.h"
 
 #define L1_BYTES	(1ULL << HAMMER2_FREEMAP_LEVEL1_RADIX)
