@@ -163,6 +163,7 @@ int hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		     int bytes);
 int hammer2_io_verify(hammer2_io_t *dio, hammer2_off_t off, int bytes,
 		      const hammer2_blockref_t *bref);
+void hammer2_io_set_verified(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 int hammer2_io_flush(hammer2_dev_t *hmp);
 void hammer2_io_purge(hammer2_dev_t *hmp);
 void hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n);
@@ -839,6 +840,12 @@ typedef struct hammer2_blockmap {
 } hammer2_blockmap_t;
 
 int hammer2_blockmap_build(hammer2_dev_t *hmp, int zone, hammer2_blockmap_t *bm);
+int hammer2_blockmap_extent(void *arg, int depth, const hammer2_blockref_t *bref,
+			    const void *data, int bytes, int error);
+int hammer2_blockmap_leaf(void *arg, int depth, const hammer2_blockref_t *bref,
+			  const void *data, int bytes, int error);
+int hammer2_blockmap_finish(hammer2_blockmap_t *bm, int error,
+			    const hammer2_walk_stats_t *stats);
 void hammer2_blockmap_free(hammer2_blockmap_t *bm);
 int hammer2_blockmap_state(const hammer2_blockmap_t *bm, hammer2_off_t off);
 int hammer2_blockmap_covered(const hammer2_blockmap_t *bm, hammer2_off_t off,
@@ -856,8 +863,8 @@ typedef struct hammer2_fsck_freemap {
 	int		nreported;
 } hammer2_fsck_freemap_t;
 
-int hammer2_fsck_freemap(hammer2_dev_t *hmp, int zone,
-			 hammer2_fsck_freemap_t *result);
+void hammer2_fsck_freemap(hammer2_dev_t *hmp, const hammer2_blockmap_t *bm,
+			  hammer2_fsck_freemap_t *result);
 
 #define HAMMER2_FSCK_REPORT_MAX	1000	/* messages kept; all are counted */
 
@@ -867,11 +874,21 @@ typedef struct hammer2_fsck_tree {
 	void			(*report)(void *arg, const char *msg);
 	void			*arg;
 	int			nreported;
+	hammer2_blockmap_t	*map;		/* set: the walk records blocks */
 } hammer2_fsck_tree_t;
 
 int hammer2_fsck_tree(hammer2_dev_t *hmp, int zone, hammer2_fsck_tree_t *r);
 void hammer2_fsck_names(hammer2_dev_t *hmp, hammer2_fsck_tree_t *r);
 void hammer2_fsck_report(hammer2_fsck_tree_t *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* fsck of one header copy: its volume tree, freemap tree and freemap. */
+typedef struct hammer2_fsck_zone {
+	hammer2_fsck_tree_t	tree;		/* the volume tree */
+	hammer2_fsck_tree_t	fmtree;		/* the freemap tree's blocks */
+	hammer2_fsck_freemap_t	freemap;	/* the freemap against the tree */
+} hammer2_fsck_zone_t;
+
+int hammer2_fsck_zone(hammer2_dev_t *hmp, int zone, hammer2_fsck_zone_t *r);
 
 #endif /* HAMMER2_H_ */

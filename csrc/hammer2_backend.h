@@ -60,6 +60,7 @@ int hammer2_be_nbd_open(hammer2_backend_t *be, const char *uri, int flags);
 
 /* Memory devices live until deleted (tests format, close and reopen them). */
 int hammer2_mem_create(const char *name, uint64_t size);
+int hammer2_mem_create_from(const char *name, const char *path);
 int hammer2_mem_delete(const char *name);
 
 /* Whole-range I/O on a file descriptor, retrying short transfers. */

@@ -1,13 +1,17 @@
 /*
  * Memory backend: named, process-wide devices that outlive an open, so a
  * test can format one, close it and open it again.  Anonymous mappings
- * start zeroed and cost nothing until touched.
+ * start zeroed and cost nothing until touched; one made from an image
+ * file starts as its contents and copies only the pages written.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include "hammer2.h"
 #include "hammer2_backend.h"
 
@@ -58,15 +62,13 @@ mem_rele(memdev_t *m)		/* mem_lock held */
 	free(m);
 }
 
-int
-hammer2_mem_create(const char *name, uint64_t size)
+/* Register data (a mapping of size bytes, which it then owns) as mem:NAME. */
+static int
+mem_register(const char *name, uint8_t *data, uint64_t size)
 {
 	memdev_t *m;
 	int error = 0;
 
-	if (size == 0 || size > (1ULL << 40))
-		return hammer2_seterr(EINVAL, "mem:%s: bad size %llu", name,
-				      (unsigned long long)size);
 	mem_lock_take();
 	if (mem_find(name)) {
 		error = hammer2_seterr(EEXIST, "mem:%s already exists", name);
@@ -78,22 +80,70 @@ hammer2_mem_create(const char *name, uint64_t size)
 		error = hammer2_seterr(ENOMEM, "out of memory");
 		goto out;
 	}
-	m->data = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m->data == MAP_FAILED) {
-		free(m->name);
-		free(m);
-		error = hammer2_seterr(ENOMEM, "mem:%s: cannot map %llu bytes",
-				       name, (unsigned long long)size);
-		goto out;
-	}
+	m->data = data;
 	m->size = size;
 	m->refs = 1;
 	m->next = mem_list;
 	mem_list = m;
 out:
 	pthread_mutex_unlock(&mem_lock);
+	if (error)
+		munmap(data, size);
 	return error;
+}
+
+int
+hammer2_mem_create(const char *name, uint64_t size)
+{
+	uint8_t *data;
+
+	if (size == 0 || size > (1ULL << 40))
+		return hammer2_seterr(EINVAL, "mem:%s: bad size %llu", name,
+				      (unsigned long long)size);
+	data = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (data == MAP_FAILED)
+		return hammer2_seterr(ENOMEM, "mem:%s: cannot map %llu bytes",
+				      name, (unsigned long long)size);
+	return mem_register(name, data, size);
+}
+
+/*
+ * A memory device holding what the image file at path holds: a private
+ * mapping of the file, so a page is copied only when the device writes it
+ * and the file itself is never written (the torture resumes a crash image
+ * this way instead of copying it).  The file must not change or shrink
+ * while the device lives: pages not yet written read through to it.
+ */
+int
+hammer2_mem_create_from(const char *name, const char *path)
+{
+	struct stat st;
+	uint8_t *data;
+	int fd, error;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		error = errno;
+		if (fd >= 0)
+			close(fd);
+		return hammer2_seterr(error, "%s: %s", path, strerror(error));
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (uint64_t)st.st_size > (1ULL << 40)) {
+		close(fd);
+		return hammer2_seterr(EINVAL, "%s: not an image file of 1 byte "
+				      "to 1 TiB", path);
+	}
+	data = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+	error = errno;
+	close(fd);
+	if (data == MAP_FAILED)
+		return hammer2_seterr(error, "%s: cannot map %lld bytes: %s",
+				      path, (long long)st.st_size,
+				      strerror(error));
+	return mem_register(name, data, (uint64_t)st.st_size);
 }
 
 /* Unregister; the memory goes when the last open of it closes. */

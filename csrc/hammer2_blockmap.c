@@ -13,9 +13,10 @@
 #define L0_BYTES	(1ULL << HAMMER2_FREEMAP_LEVEL0_RADIX)
 #define GRANULE		((hammer2_off_t)HAMMER2_FREEMAP_BLOCK_SIZE)
 
-static int
-collect_extent(void *arg, int depth, const hammer2_blockref_t *bref,
-	       const void *data, int bytes, int error)
+/* Walk callback of a volume tree: record the block (arg: the map). */
+int
+hammer2_blockmap_extent(void *arg, int depth, const hammer2_blockref_t *bref,
+			const void *data, int bytes, int error)
 {
 	hammer2_blockmap_t *s = arg;
 
@@ -43,9 +44,10 @@ collect_extent(void *arg, int depth, const hammer2_blockref_t *bref,
 	return 0;
 }
 
-static int
-collect_leaf(void *arg, int depth, const hammer2_blockref_t *bref,
-	     const void *data, int bytes, int error)
+/* Walk callback of a freemap tree: copy the leaf (arg: the map). */
+int
+hammer2_blockmap_leaf(void *arg, int depth, const hammer2_blockref_t *bref,
+		      const void *data, int bytes, int error)
 {
 	hammer2_blockmap_t *s = arg;
 
@@ -80,14 +82,35 @@ cmp_extent(const void *a, const void *b)
 	return x->bytes < y->bytes ? -1 : x->bytes > y->bytes;
 }
 
-/*
- * A walk that failed only in blocks of the tree (each counted) mapped the
- * rest; one that failed with none counted (its header) mapped nothing.
- */
 static int
 walk_partial(int error, const hammer2_walk_stats_t *stats)
 {
 	return error == EIO && stats->errors > 0;
+}
+
+/*
+ * Sort the blocks both walks recorded, each once.  A walk that failed in
+ * some blocks of its tree (each counted in its stats) still mapped the
+ * rest; one that failed with none counted (its header) maps nothing.
+ */
+int
+hammer2_blockmap_finish(hammer2_blockmap_t *s, int error,
+			const hammer2_walk_stats_t *stats)
+{
+	size_t n = 0;
+
+	if (s->oom)
+		error = hammer2_seterr(ENOMEM, "out of memory");
+	if (error && !walk_partial(error, stats))
+		return error;
+	if (s->next > 0)	/* an empty walk left ext NULL, which qsort refuses */
+		qsort(s->ext, s->next, sizeof(*s->ext), cmp_extent);
+	for (size_t i = 0; i < s->next; ++i)	/* shared blocks count once */
+		if (n == 0 || s->ext[i].off != s->ext[n - 1].off ||
+		    s->ext[i].bytes != s->ext[n - 1].bytes)
+			s->ext[n++] = s->ext[i];
+	s->next = n;
+	return 0;
 }
 
 /*
@@ -100,27 +123,17 @@ int
 hammer2_blockmap_build(hammer2_dev_t *hmp, int zone, hammer2_blockmap_t *s)
 {
 	hammer2_walk_stats_t vs = { 0 }, fs = { 0 };
-	size_t n = 0;
 	int error;
 
 	memset(s, 0, sizeof(*s));
-	error = hammer2_walk_zone(hmp, zone, 0, collect_extent, s, &vs);
+	error = hammer2_walk_zone(hmp, zone, 0, hammer2_blockmap_extent, s, &vs);
 	if (error == 0 || walk_partial(error, &vs))
-		error = hammer2_walk_zone(hmp, zone, 1, collect_leaf, s, &fs);
-	if (s->oom)
-		error = hammer2_seterr(ENOMEM, "out of memory");
-	if (error && !walk_partial(error, &fs)) {
+		error = hammer2_walk_zone(hmp, zone, 1, hammer2_blockmap_leaf, s,
+					  &fs);
+	error = hammer2_blockmap_finish(s, error, &fs);
+	if (error)
 		hammer2_blockmap_free(s);
-		return error;
-	}
-	if (s->next > 0)	/* an empty walk left ext NULL, which qsort refuses */
-		qsort(s->ext, s->next, sizeof(*s->ext), cmp_extent);
-	for (size_t i = 0; i < s->next; ++i)	/* shared blocks count once */
-		if (n == 0 || s->ext[i].off != s->ext[n - 1].off ||
-		    s->ext[i].bytes != s->ext[n - 1].bytes)
-			s->ext[n++] = s->ext[i];
-	s->next = n;
-	return 0;
+	return error;
 }
 
 void

@@ -1,7 +1,8 @@
 /*
  * Whole-tree blockref walk: visits every blockref below a root, reads its
  * media and verifies its check code (always, ignoring the DIO's verified
- * mask, since this is what fsck is for).  Counts are per visit, so blocks
+ * mask, since this is what fsck is for; a block that verified is marked
+ * in it, so reads after the walk, as the torture's, do not hash it again).  Counts are per visit, so blocks
  * shared by snapshots count once per reference, like the real fsck.
  */
 #include <errno.h>
@@ -81,7 +82,10 @@ walk_load(struct walk *w, const hammer2_blockref_t *bref, hammer2_io_t **diop,
 	if (error)
 		return error;
 	*datap = hammer2_io_data(*diop, off);
-	return hammer2_check_verify(bref, *datap, (size_t)*bytesp);
+	error = hammer2_check_verify(bref, *datap, (size_t)*bytesp);
+	if (error == 0)
+		hammer2_io_set_verified(*diop, off, *bytesp);
+	return error;
 }
 
 static int

@@ -295,6 +295,9 @@ tree_cb(void *arg, int depth, const hammer2_blockref_t *bref,
 
 	if (error)			/* the walk counts it */
 		emit(t->r, hammer2_errmsg());
+	if (t->r->map &&		/* stops the walk out of memory */
+	    hammer2_blockmap_extent(t->r->map, depth, bref, data, bytes, error))
+		return 1;
 	if (depth > HAMMER2_CHAIN_DEPTH_MAX)
 		return 0;
 	lv = &t->lv[depth];
@@ -335,9 +338,9 @@ tree_cb(void *arg, int depth, const hammer2_blockref_t *bref,
 
 /*
  * fsck's walk of header copy `zone`: check codes and the logical checks
- * above, then (on the copy in use) each PFS's namespace.  Returns an
- * errno only when the walk could not start; problems are counted and
- * reported.
+ * above (and, with r->map, the blocks referenced, for the freemap check),
+ * then (on the copy in use) each PFS's namespace.  Returns an errno only
+ * when the walk could not start; problems are counted and reported.
  */
 int
 hammer2_fsck_tree(hammer2_dev_t *hmp, int zone, hammer2_fsck_tree_t *r)

@@ -815,6 +815,18 @@ hammer2_io_verify(hammer2_io_t *dio, hammer2_off_t off, int bytes,
 	return error;
 }
 
+/*
+ * Remember that the block at off verified against its blockref, checked
+ * by a caller that ignores the mask (fsck): reads of it through the same
+ * buffer need not hash it again.
+ */
+void
+hammer2_io_set_verified(hammer2_io_t *dio, hammer2_off_t off, int bytes)
+{
+	__atomic_or_fetch(&dio->crc_good_mask, crc_mask(dio, off, bytes),
+			  __ATOMIC_RELEASE);
+}
+
 void
 hammer2_io_init(hammer2_dev_t *hmp)
 {

@@ -269,8 +269,6 @@ cdef extern from "hammer2.h" nogil:
         void *arg
         int nreported
 
-    int hammer2_fsck_freemap(hammer2_dev_t *hmp, int zone,
-                             hammer2_fsck_freemap_t *result)
     ctypedef struct hammer2_fsck_tree_t:
         hammer2_walk_stats_t stats
         uint64_t problems
@@ -278,7 +276,12 @@ cdef extern from "hammer2.h" nogil:
         void *arg
         int nreported
 
-    int hammer2_fsck_tree(hammer2_dev_t *hmp, int zone, hammer2_fsck_tree_t *r)
+    ctypedef struct hammer2_fsck_zone_t:
+        hammer2_fsck_tree_t tree
+        hammer2_fsck_tree_t fmtree
+        hammer2_fsck_freemap_t freemap
+
+    int hammer2_fsck_zone(hammer2_dev_t *hmp, int zone, hammer2_fsck_zone_t *r)
     void hammer2_trans_begin(hammer2_dev_t *hmp, int write)
     void hammer2_trans_end(hammer2_dev_t *hmp)
     int hammer2_flush(hammer2_dev_t *hmp)
@@ -778,45 +781,34 @@ cdef class Device:
         if err:
             raise _error(err)
 
-    def fsck_freemap(self, int zone):
-        """Check the freemap of header copy `zone` against its volume tree:
-        (counts dict, problem messages)."""
+    def fsck_zone(self, int zone):
+        """fsck of header copy `zone`, one walk of each tree: every check
+        code, every blockref's keys, inode, directory entry and data block,
+        (on the copy in use) each PFS's namespace as reads see it, and the
+        freemap against the volume tree.  Returns ((volume tree walk stats
+        with 'problems', messages), (freemap tree walk stats, messages),
+        (freemap counts, messages))."""
         cdef hammer2_dev_t *hmp = self._dev()
-        cdef hammer2_fsck_freemap_t r
-        cdef list msgs = []
+        cdef hammer2_fsck_zone_t r
+        cdef list tmsgs = [], fmsgs = [], mmsgs = []
         cdef int err
         memset(&r, 0, sizeof(r))
-        r.report = _report_cb
-        r.arg = <void *>msgs
+        r.tree.report = r.fmtree.report = r.freemap.report = _report_cb
+        r.tree.arg = <void *>tmsgs
+        r.fmtree.arg = <void *>fmsgs
+        r.freemap.arg = <void *>mmsgs
         with nogil:
             hammer2_trans_begin(hmp, 0)
-            err = hammer2_fsck_freemap(hmp, zone, &r)
+            err = hammer2_fsck_zone(hmp, zone, &r)
             hammer2_trans_end(hmp)
         if err:
             raise _error(err)
-        return ({'referenced': r.referenced, 'unmarked': r.unmarked,
-                 'overlaps': r.overlaps, 'allocated_bytes': r.allocated_bytes,
-                 'leaked_bytes': r.leaked_bytes}, msgs)
-
-    def fsck_tree(self, int zone):
-        """fsck's walk of header copy `zone`: every check code, every
-        blockref's keys, inode, directory entry and data block, and (on the
-        copy in use) each PFS's namespace as reads see it.  Returns (walk
-        stats with 'problems', problem messages)."""
-        cdef hammer2_dev_t *hmp = self._dev()
-        cdef hammer2_fsck_tree_t r
-        cdef list msgs = []
-        cdef int err
-        memset(&r, 0, sizeof(r))
-        r.report = _report_cb
-        r.arg = <void *>msgs
-        with nogil:
-            hammer2_trans_begin(hmp, 0)
-            err = hammer2_fsck_tree(hmp, zone, &r)
-            hammer2_trans_end(hmp)
-        if err:
-            raise _error(err)
-        return dict(_stats_dict(&r.stats), problems=r.problems), msgs
+        fm = r.freemap
+        return ((dict(_stats_dict(&r.tree.stats), problems=r.tree.problems), tmsgs),
+                (_stats_dict(&r.fmtree.stats), fmsgs),
+                ({'referenced': fm.referenced, 'unmarked': fm.unmarked,
+                  'overlaps': fm.overlaps, 'allocated_bytes': fm.allocated_bytes,
+                  'leaked_bytes': fm.leaked_bytes}, mmsgs))
 
     def walk_zone(self, int zone, bint freemap=False, callback=None):
         """Walk one header copy's volume (or freemap) tree, verifying every

@@ -3,6 +3,7 @@
 
 cdef extern from "hammer2_backend.h" nogil:
     int hammer2_mem_create(const char *name, uint64_t size)
+    int hammer2_mem_create_from(const char *name, const char *path)
     int hammer2_mem_delete(const char *name)
 
 
@@ -13,6 +14,19 @@ def mem_create(str name, uint64_t size):
     cdef int err
     with nogil:
         err = hammer2_mem_create(cname, size)
+    if err:
+        raise _error(err)
+
+
+def mem_create_from(str name, str path):
+    """Create `mem:NAME` holding the image file's contents, copy-on-write: the
+    file is never written, and must not change while the device lives."""
+    cdef bytes bname = _cstr("name", name), bpath = _cstr("path", path)
+    cdef const char *cname = bname
+    cdef const char *cpath = bpath
+    cdef int err
+    with nogil:
+        err = hammer2_mem_create_from(cname, cpath)
     if err:
         raise _error(err)
 

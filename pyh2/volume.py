@@ -522,9 +522,7 @@ class Volume:
         against the tree.  Counts are per blockref visit; leaked space is
         reported, not an error (only a bulkfree reclaims it)."""
         zone = self.best_zone if zone is None else zone
-        vstats, verrors = self.device.fsck_tree(zone)
-        fstats, ferrors = self.device.walk_zone(zone, True)
-        fm, fmerrors = self.device.fsck_freemap(zone)
+        (vstats, verrors), (fstats, ferrors), (fm, fmerrors) = self.device.fsck_zone(zone)
         result = {k: vstats[k] for k in ("total", "inode", "indirect", "data",
                                          "dirent", "bytes")}
         result.update(zone=zone, freemap_node=fstats["freemap_node"],

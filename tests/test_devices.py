@@ -81,6 +81,29 @@ def test_memory_device(sample_tree, mem_device):
     import_and_check(mem_device(SIZE).uri, sample_tree)
 
 
+def test_memory_device_from_an_image_is_copy_on_write(tmp_path, sample_tree):
+    """mem_create_from: the device reads the image's tree, writes to it are read back
+    from the device (across opens), and the image file keeps every byte it had."""
+    img = tmp_path / "base.h2"
+    pyh2.newfs(img, 64 * MiB)
+    with pyh2.open(img, writable=True) as vol:
+        Importer(vol.pfs("DATA")).run(str(sample_tree))
+    before = img.read_bytes()
+    _core.mem_create_from("cow-test", str(img))
+    try:
+        with pyh2.open("mem:cow-test", writable=True) as vol:
+            vol.pfs("DATA").create("/added", b"only on the device")
+        with pyh2.open("mem:cow-test") as vol:
+            assert vol.pfs("DATA").read("/added") == b"only on the device"
+            tree = refimages.tree_from_volume(vol.pfs("DATA"))
+            assert vol.fsck()["errors"] == []
+    finally:
+        _core.mem_delete("cow-test")
+    assert img.read_bytes() == before
+    tree = [e for e in tree if e["path"] != "/added"]
+    assert not refimages.compare_trees(refimages.tree_from_dir(sample_tree), tree)
+
+
 def test_kernel_nbd_attachment(image, nbd_server, nbd_attachment):
     att = nbd_attachment(nbd_server(image.path))    # skips where the kernel lacks nbd
     pyh2.newfs(att.uri, 0)

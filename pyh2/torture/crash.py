@@ -15,6 +15,7 @@ import os
 import random
 
 import pyh2
+from pyh2 import _core
 
 from .errors import TortureFailure
 from .ops import apply_path_op
@@ -85,23 +86,25 @@ class CrashEngine:
     def _resume(self, expected: Expected, where: str):
         """Carry on after the crash: write and flush on a copy of the crash image, which
         must then hold the recovered state plus the new writes (the allocator must not
-        hand out what the recovered tree still uses)."""
+        hand out what the recovered tree still uses). The copy is a memory device mapping
+        the shadow copy-on-write: it holds the shadow's bytes, copies only the pages the
+        resume writes, and leaves the shadow as it was."""
         self.resumed += 1
         after = expected.clone()               # (not frozen: the resume ops change it)
-        copy = self.shadow + ".resume"
-        sparse_copy(self.shadow, copy)
+        name = f"pyh2-resume-{os.getpid()}-{id(self)}"
+        _core.mem_create_from(name, self.shadow)
         try:
-            with pyh2.open(copy, writable=True) as vol:
+            with pyh2.open(f"mem:{name}", writable=True) as vol:
                 pfs = vol.pfs("DATA")
                 for op in RESUME_OPS:
                     apply_path_op(pfs, after.data, op)
                 pfs.close()
-            with pyh2.open(copy) as vol:
+            with pyh2.open(f"mem:{name}") as vol:
                 diffs = diff_volume(vol, after)
         except (pyh2.H2Error, AssertionError) as e:
             diffs = [str(e)]
         finally:
-            os.unlink(copy)
+            _core.mem_delete(name)
         if diffs:
             raise TortureFailure("crash", f"resumed after crash image {where}: " +
                                  "; ".join(diffs))
