@@ -536,6 +536,8 @@ struct hammer2_pfs {
 	hammer2_cluster_t	*iroot;		/* PFS root inode, one per node */
 	hammer2_dev_t		*devs[HAMMER2_MAXCLUSTER];
 	int			ndevs;
+	uint64_t		healed_seen[HAMMER2_MAXCLUSTER]; /* node.healed
+						 * when its root was looked up */
 	/*
 	 * Asked when the last link of a non-directory goes: non-zero keeps
 	 * the inode (nlinks 0) for a later hammer2_inode_destroy, as while

@@ -24,8 +24,10 @@ int hammer2_cluster_writable(hammer2_dev_t **devs, int ndevs);
 int hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs);
 int hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp);
 int hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp);
+int hammer2_pfs_root_lookup(hammer2_pfs_t *pfs, hammer2_dev_t *hmp,
+			    hammer2_chain_t **chainp);
+void hammer2_pfs_root_set(hammer2_pfs_t *pfs, int index, hammer2_chain_t *chain);
 void hammer2_pfs_revalidate(hammer2_pfs_t *pfs);
-void hammer2_pfs_roots_refresh(hammer2_pfs_t *pfs);
 
 /* A node's own state (hammer2_node.c). */
 void hammer2_node_set(hammer2_dev_t *hmp, int state, int error, const char *why);
@@ -172,7 +174,6 @@ int hammer2_nodeset_pfs_open(hammer2_nodeset_t *ns, const char *label,
 			     hammer2_pfs_t **pfsp);
 void hammer2_nodeset_pfs_close(hammer2_nodeset_t *ns, hammer2_pfs_t *pfs);
 int hammer2_nodeset_reopen(hammer2_nodeset_t *ns, int index);
-int hammer2_nodeset_flush(hammer2_nodeset_t *ns);
 int hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
 			   hammer2_resync_stats_t *stats);
 void hammer2_nodeset_sync_status(hammer2_nodeset_t *ns, int index,

@@ -213,21 +213,6 @@ nodeset_sync_locked(hammer2_nodeset_t *ns, int index, int flags,
 }
 
 /*
- * Commit every live node (inside hammer2_nodeset_begin(ns, 1)); every
- * open PFS then looks up again the roots its commit's self-heal made
- * readable.
- */
-int
-hammer2_nodeset_flush(hammer2_nodeset_t *ns)
-{
-	int error = hammer2_cluster_flush(ns->devs, ns->ndevs);
-
-	for (int i = 0; error == 0 && i < ns->npfs; ++i)
-		hammer2_pfs_roots_refresh(ns->pfs[i]);
-	return error;
-}
-
-/*
  * Resync node index now (flags: HAMMER2_RESYNC_*); a failure leaves it
  * half copied, so it is reopened from its media and tried once more.
  */

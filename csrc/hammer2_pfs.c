@@ -270,6 +270,69 @@ hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
 	return 0;
 }
 
+/* The PFS's root on node hmp, looked up anew (NULL: it lacks it yet). */
+int
+hammer2_pfs_root_lookup(hammer2_pfs_t *pfs, hammer2_dev_t *hmp,
+			hammer2_chain_t **chainp)
+{
+	hammer2_pfs_t *tmp = NULL;
+	int error;
+
+	*chainp = NULL;
+	error = hammer2_pfs_open(&hmp, 1, pfs->info.label, &tmp);
+	if (error == 0) {
+		*chainp = tmp->iroot->array[0].chain;
+		hammer2_chain_ref(*chainp);
+		hammer2_pfs_close(tmp);
+	}
+	return error == ENOENT ? 0 : error;
+}
+
+void
+hammer2_pfs_root_set(hammer2_pfs_t *pfs, int index, hammer2_chain_t *chain)
+{
+	hammer2_cluster_item_t *item = &pfs->iroot->array[index];
+
+	if (item->chain)
+		hammer2_chain_drop(item->chain);
+	item->chain = chain;
+	item->error = 0;
+	item->hmp = NULL;
+	item->flags = chain ? 0 : HAMMER2_CITEM_INVALID;
+}
+
+/*
+ * A commit's self-heal may have rewritten, on a live node, what stood
+ * above this PFS's root there and could not be read when the root was
+ * resolved (the super-root): the root is looked up again on a node that
+ * healed anything since, so the node takes part in the modifications to
+ * come instead of missing them.  Under every node's transaction lock,
+ * held exclusively.
+ */
+static void
+pfs_roots_refresh(hammer2_pfs_t *pfs)
+{
+	for (int i = 0; i < pfs->ndevs; ++i) {
+		hammer2_cluster_item_t *item = &pfs->iroot->array[i];
+		hammer2_dev_t *hmp = pfs->devs[i];
+		uint64_t healed;
+		hammer2_chain_t *chain;
+
+		if (!hammer2_node_live(hmp) ||
+		    (item->chain && item->chain->error == 0 && item->error == 0 &&
+		     !(item->chain->flags & HAMMER2_CHAIN_DELETED)))
+			continue;
+		healed = __atomic_load_n(&hmp->node.healed, __ATOMIC_ACQUIRE);
+		if (healed == pfs->healed_seen[i])
+			continue;
+		pfs->healed_seen[i] = healed;
+		if (hammer2_pfs_root_lookup(pfs, hmp, &chain) == 0 && chain) {
+			hammer2_pfs_root_set(pfs, i, chain);
+			hammer2_cluster_resolve_focus(pfs->iroot);
+		}
+	}
+}
+
 /*
  * Transactions span every node, taken in node order.  A node swapped for
  * a fresh open while its lock was waited for (hammer2_nodeset.c) is let
@@ -289,6 +352,8 @@ hammer2_pfs_trans_begin(hammer2_pfs_t *pfs, int write)
 			hammer2_trans_end(hmp);
 		}
 	}
+	if (write && pfs->ndevs > 1)
+		pfs_roots_refresh(pfs);
 }
 
 void

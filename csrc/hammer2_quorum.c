@@ -344,36 +344,6 @@ hammer2_cluster_bulkfree(hammer2_dev_t **devs, int ndevs, uint64_t *freedp)
 	return hammer2_cluster_flush(devs, ndevs);
 }
 
-/* The PFS's root on node hmp, looked up anew (NULL: it lacks it yet). */
-static int
-pfs_root_lookup(hammer2_pfs_t *pfs, hammer2_dev_t *hmp, hammer2_chain_t **chainp)
-{
-	hammer2_pfs_t *tmp = NULL;
-	int error;
-
-	*chainp = NULL;
-	error = hammer2_pfs_open(&hmp, 1, pfs->info.label, &tmp);
-	if (error == 0) {
-		*chainp = tmp->iroot->array[0].chain;
-		hammer2_chain_ref(*chainp);
-		hammer2_pfs_close(tmp);
-	}
-	return error == ENOENT ? 0 : error;
-}
-
-static void
-pfs_root_set(hammer2_pfs_t *pfs, int index, hammer2_chain_t *chain)
-{
-	hammer2_cluster_item_t *item = &pfs->iroot->array[index];
-
-	if (item->chain)
-		hammer2_chain_drop(item->chain);
-	item->chain = chain;
-	item->error = 0;
-	item->hmp = NULL;
-	item->flags = chain ? 0 : HAMMER2_CITEM_INVALID;
-}
-
 /*
  * Point an open PFS's node `index` at hmp, a fresh open of that node's
  * media, in place of its failed, untrusted in-memory state (callers hold
@@ -392,48 +362,19 @@ hammer2_pfs_node_swap(hammer2_pfs_t *pfs, int index, hammer2_dev_t *hmp)
 				      index, pfs->ndevs);
 	/* out of every vote until a resync makes it agree */
 	hammer2_node_stale(hmp, "reopened after a failure");
-	if ((error = pfs_root_lookup(pfs, hmp, &chain)) != 0)
+	if ((error = hammer2_pfs_root_lookup(pfs, hmp, &chain)) != 0)
 		return error;
-	pfs_root_set(pfs, index, chain);
+	hammer2_pfs_root_set(pfs, index, chain);
 	__atomic_store_n(&pfs->devs[index], hmp, __ATOMIC_RELEASE);
 	hammer2_cluster_resolve_focus(pfs->iroot);
 	return 0;
-}
-
-/*
- * A commit's self-heal may have rewritten, on a live node, an element
- * above the PFS root that the node could not read when the PFS was
- * opened (the super-root): that node's root is looked up again, so it
- * takes part in the PFS's modifications from now on instead of missing
- * them.  Callers hold every node's transaction lock exclusively.
- */
-void
-hammer2_pfs_roots_refresh(hammer2_pfs_t *pfs)
-{
-	for (int i = 0; i < pfs->ndevs; ++i) {
-		hammer2_cluster_item_t *item = &pfs->iroot->array[i];
-		hammer2_chain_t *chain;
-
-		if (!hammer2_node_live(pfs->devs[i]) ||
-		    (item->chain && item->chain->error == 0 && item->error == 0 &&
-		     !(item->chain->flags & HAMMER2_CHAIN_DELETED)))
-			continue;
-		if (pfs_root_lookup(pfs, pfs->devs[i], &chain) == 0 && chain) {
-			pfs_root_set(pfs, i, chain);
-			hammer2_cluster_resolve_focus(pfs->iroot);
-		}
-	}
 }
 
 /* Commit every live node, a quorum of them (inside a write transaction). */
 int
 hammer2_pfs_flush(hammer2_pfs_t *pfs)
 {
-	int error = hammer2_cluster_flush(pfs->devs, pfs->ndevs);
-
-	if (error == 0)
-		hammer2_pfs_roots_refresh(pfs);
-	return error;
+	return hammer2_cluster_flush(pfs->devs, pfs->ndevs);
 }
 
 /*
@@ -453,8 +394,8 @@ hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
 		    !(item->chain->flags & HAMMER2_CHAIN_DELETED)) {
 			item->flags &= ~HAMMER2_CITEM_INVALID;
 			item->error = 0;
-		} else if (pfs_root_lookup(pfs, pfs->devs[i], &chain) == 0) {
-			pfs_root_set(pfs, i, chain);
+		} else if (hammer2_pfs_root_lookup(pfs, pfs->devs[i], &chain) == 0) {
+			hammer2_pfs_root_set(pfs, i, chain);
 		}
 	}
 	hammer2_cluster_resolve_focus(pfs->iroot);

@@ -73,7 +73,6 @@ cdef extern from "hammer2_cluster.h" nogil:
     void hammer2_nodeset_release(hammer2_nodeset_t *ns)
     void hammer2_nodeset_begin(hammer2_nodeset_t *ns, int write)
     void hammer2_nodeset_end(hammer2_nodeset_t *ns)
-    int hammer2_nodeset_flush(hammer2_nodeset_t *ns)
     int hammer2_nodeset_reopen(hammer2_nodeset_t *ns, int index)
     int hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
                                hammer2_resync_stats_t *stats)
@@ -356,7 +355,7 @@ cdef class NodeSet:
         self._writable()
         with nogil:
             hammer2_nodeset_begin(ns, 1)
-            err = hammer2_nodeset_flush(ns)
+            err = hammer2_cluster_flush(ns.devs, ns.ndevs)
             hammer2_nodeset_end(ns)
         if err:
             raise _error(err)

@@ -186,25 +186,30 @@ def super_root(path):
     return found[0]
 
 
-@pytest.mark.parametrize("via", ["pfs", "cluster"])
+@pytest.mark.parametrize("via", ["pfs", "cluster", "other-pfs", "bulkfree"])
 def test_a_healed_super_root_keeps_the_node_in_the_pfs(cluster_nodes, via):
-    """The super-root rotten on node 1: the PFS opens without node 1's root, the next
-    commit heals it there, and from then on node 1 takes every modification again
-    (it went stale, missing them, when the PFS kept its root unreadable)."""
+    """The super-root rotten on node 1: the PFSes open without node 1's roots, a commit
+    (a PFS's flush, the cluster's, a bulkfree's) heals it there, and from then on node 1
+    takes every modification again, in every PFS open over it (it went stale, missing
+    them, when a PFS kept its root unreadable)."""
     paths = cluster_nodes(3)
     with open_cluster(paths, writable=True) as vol:
+        vol.pfs_create("OTHER")
         vol.pfs("DATA").create("/a", b"a" * 5000)
     smash(paths[1], super_root(paths[1]))
     with open_cluster(paths, writable=True) as vol:
-        pfs = vol.pfs("DATA")
-        assert pfs.read("/a") == b"a" * 5000
-        flush = pfs.flush if via == "pfs" else vol.flush
-        flush()                                           # heals node 1's super-root
+        data, other = vol.pfs("DATA"), vol.pfs("OTHER")
+        assert data.read("/a") == b"a" * 5000
+        {"pfs": data.flush, "cluster": vol.flush, "other-pfs": data.flush,
+         "bulkfree": vol.bulkfree}[via]()                  # heals node 1's super-root
         assert vol.nodes()[1]["healed"] == 1
-        pfs.create("/b", b"b" * 7000)
-        flush()
+        target = other if via == "other-pfs" else data
+        target.create("/b", b"b" * 7000)
+        target.flush()
         assert [n["state"] for n in vol.nodes()] == ["live"] * 3, vol.nodes()
-    assert_identical_and_clean(paths, {"/a": b"a" * 5000, "/b": b"b" * 7000})
+    model = {"/a": b"a" * 5000} if via == "other-pfs" else \
+        {"/a": b"a" * 5000, "/b": b"b" * 7000}
+    assert_identical_and_clean(paths, model)
 
 
 def test_a_mount_heals_what_it_reads(tmp_path, cluster_nodes):

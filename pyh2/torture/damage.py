@@ -5,9 +5,11 @@ a good copy and rewrites the bad one at the next flush); a modification of an el
 node cannot read fails that node, which its sync thread brings back; at the end a scrub
 must leave every node exact and fsck clean.
 
-A place is an element of the tree (its path of (type, key, keybits) from the volume root);
-a node's damage never shares a path, or a path prefix, with another node's. The LOCAL PFS,
-which no node takes from another, is left alone."""
+A place is a block of the tree, named by its path of (type, key, keybits) from the volume
+root; a node's damage never shares a path, or a path prefix, with another node's. Where two
+nodes lay their indirect blocks out differently (after a resync) one element may still be
+unreadable on both: the undamaged quorum serves it. The LOCAL PFS, which no node takes from
+another, is left alone."""
 from __future__ import annotations
 
 import os
