@@ -588,6 +588,8 @@ int hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 		       const uint8_t *name, size_t len, hammer2_dirent_t *ent);
 int hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			hammer2_readdir_cb_t cb, void *arg);
+int hammer2_dir_entries(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+			hammer2_dirent_t **entsp, size_t *countp);
 int hammer2_dir_readdir_at(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 			   hammer2_key_t key_beg, hammer2_readdir_cb_t cb,
 			   void *arg);

@@ -193,29 +193,6 @@ snap_fill(void *arg, int node, hammer2_inode_data_t *ip)
 	return hammer2_uuid_random(&ip->meta.pfs_fsid);
 }
 
-struct collect {
-	hammer2_dirent_t	*ents;
-	size_t			n, max;
-};
-
-static int
-collect_cb(void *arg, const hammer2_dirent_t *ent)
-{
-	struct collect *c = arg;
-
-	if (c->n == c->max) {
-		size_t m = c->max ? c->max * 2 : 64;
-		hammer2_dirent_t *p = realloc(c->ents, m * sizeof(*p));
-
-		if (p == NULL)
-			return 1;
-		c->ents = p;
-		c->max = m;
-	}
-	c->ents[c->n++] = *ent;
-	return 0;
-}
-
 /*
  * Turn a fresh snapshot of the whole PFS into one of directory dinum: its
  * root takes the directory's entries and attributes instead of the PFS
@@ -229,7 +206,8 @@ snapshot_reroot(hammer2_pfs_t *src, hammer2_tid_t dinum, const char *label)
 	hammer2_cluster_t *cparent, *cluster;
 	hammer2_inode_meta_t dmeta;
 	hammer2_inode_data_t *root;
-	struct collect c = { NULL, 0, 0 };
+	hammer2_dirent_t *ents = NULL;
+	size_t nents = 0;
 	hammer2_pfs_t *snap;
 	hammer2_key_t next;
 	int error;
@@ -239,11 +217,11 @@ snapshot_reroot(hammer2_pfs_t *src, hammer2_tid_t dinum, const char *label)
 	if (dmeta.type != HAMMER2_OBJTYPE_DIRECTORY)
 		return hammer2_seterr(ENOTDIR, "inode 0x%llx is not a directory",
 				      (unsigned long long)dinum);
-	error = hammer2_dir_readdir(src, dinum, collect_cb, &c);
+	error = hammer2_dir_entries(src, dinum, &ents, &nents);
 	if (error == 0)
 		error = hammer2_pfs_open(src->devs, src->ndevs, label, &snap);
 	if (error) {
-		free(c.ents);
+		free(ents);
 		return error;
 	}
 	cparent = hammer2_cluster_lookup_init(snap->iroot, 0);
@@ -263,10 +241,10 @@ snapshot_reroot(hammer2_pfs_t *src, hammer2_tid_t dinum, const char *label)
 	}
 	if (cparent)
 		hammer2_cluster_lookup_done(cparent);
-	for (size_t i = 0; i < c.n && error == 0; ++i)
-		error = hammer2_dirent_add(snap->iroot, c.ents[i].name,
-					   c.ents[i].namlen, c.ents[i].inum,
-					   c.ents[i].type, mtid);
+	for (size_t i = 0; i < nents && error == 0; ++i)
+		error = hammer2_dirent_add(snap->iroot, ents[i].name,
+					   ents[i].namlen, ents[i].inum,
+					   ents[i].type, mtid);
 	root = error ? NULL : hammer2_cluster_modify_ip(snap->iroot, mtid, &error);
 	if (root) {
 		root->meta.mode = dmeta.mode;
@@ -278,7 +256,7 @@ snapshot_reroot(hammer2_pfs_t *src, hammer2_tid_t dinum, const char *label)
 		error = hammer2_cluster_modsync(snap->iroot);
 	}
 	hammer2_pfs_close(snap);
-	free(c.ents);
+	free(ents);
 	return error;
 }
 

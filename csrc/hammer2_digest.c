@@ -29,33 +29,6 @@ struct digest_walk {
 				     (HAMMER2_NAME_MAX + 1) + 1];
 };
 
-/* One directory's entries, collected before descending into any. */
-struct digest_dir {
-	hammer2_dirent_t	*ents;
-	size_t			count;
-	size_t			cap;
-	int			oom;	/* a non-zero return only stops */
-};
-
-static int
-collect_cb(void *arg, const hammer2_dirent_t *ent)
-{
-	struct digest_dir *d = arg;
-	hammer2_dirent_t *p;
-
-	if (d->count == d->cap) {
-		p = realloc(d->ents, (d->cap * 2 + 16) * sizeof(*p));
-		if (p == NULL) {
-			d->oom = 1;
-			return 1;
-		}
-		d->ents = p;
-		d->cap = d->cap * 2 + 16;
-	}
-	d->ents[d->count++] = *ent;
-	return 0;
-}
-
 /* Bytes appended to the tree's arena; their offset in *offp. */
 static int
 arena_add(struct digest_walk *w, const void *data, size_t len, size_t *offp)
@@ -182,25 +155,23 @@ digest_entry(struct digest_walk *w, const hammer2_dirent_t *ent, size_t plen)
 static int
 digest_dir(struct digest_walk *w, hammer2_tid_t dinum, size_t plen, int depth)
 {
-	struct digest_dir d = { NULL, 0, 0, 0 };
+	hammer2_dirent_t *ents = NULL;
 	const hammer2_dirent_t *ent;
-	size_t i, n;
+	size_t i, n, count = 0;
 	int error;
 
 	if (depth >= HAMMER2_DIGEST_MAXDEPTH)
 		error = hammer2_seterr(ELOOP, "more than %d directory levels",
 				       HAMMER2_DIGEST_MAXDEPTH);
 	else
-		error = hammer2_dir_readdir(w->pfs, dinum, collect_cb, &d);
-	if (error == 0 && d.oom)
-		error = hammer2_seterr(ENOMEM, "out of memory");
+		error = hammer2_dir_entries(w->pfs, dinum, &ents, &count);
 	if (error) {
-		free(d.ents);
+		free(ents);
 		return hammer2_preerr(error, "%.*s", plen ? (int)plen : 1,
 				      plen ? w->path : "/");
 	}
-	for (i = 0; i < d.count; ++i) {
-		ent = &d.ents[i];
+	for (i = 0; i < count; ++i) {
+		ent = &ents[i];
 		KKASSERT(ent->namlen > 0 && ent->namlen <= HAMMER2_NAME_MAX);
 		n = plen + 1 + ent->namlen;
 		KKASSERT(n < sizeof(w->path));
@@ -215,7 +186,7 @@ digest_dir(struct digest_walk *w, hammer2_tid_t dinum, size_t plen, int depth)
 		    (error = digest_dir(w, ent->inum, n, depth + 1)) != 0)
 			break;
 	}
-	free(d.ents);
+	free(ents);
 	return error;
 }
 

@@ -33,28 +33,6 @@ typedef struct export_ctx {
 	uint64_t	count;
 } export_ctx_t;
 
-typedef struct export_dir {
-	hammer2_dirent_t *ents;
-	size_t		count, cap;
-} export_dir_t;
-
-static int
-collect(void *arg, const hammer2_dirent_t *ent)
-{
-	export_dir_t *d = arg;
-	hammer2_dirent_t *p;
-
-	if (d->count == d->cap) {
-		p = realloc(d->ents, (d->cap * 2 + 64) * sizeof(*p));
-		if (p == NULL)
-			return hammer2_seterr(ENOMEM, "out of memory");
-		d->ents = p;
-		d->cap = d->cap * 2 + 64;
-	}
-	d->ents[d->count++] = *ent;
-	return 0;
-}
-
 /* Append "/name" to the current path; returns the old length. */
 static int
 path_push(export_ctx_t *x, const hammer2_dirent_t *ent, size_t *oldp)
@@ -345,24 +323,24 @@ export_entry(export_ctx_t *x, int dfd, const hammer2_dirent_t *ent,
 static int
 export_dir(export_ctx_t *x, hammer2_tid_t dinum, int dfd, int depth)
 {
-	export_dir_t d = { NULL, 0, 0 };
-	size_t old;
+	hammer2_dirent_t *ents;
+	size_t count, old;
 	int error;
 
 	hammer2_pfs_trans_begin(x->pfs, 0);
-	error = hammer2_dir_readdir(x->pfs, dinum, collect, &d);
+	error = hammer2_dir_entries(x->pfs, dinum, &ents, &count);
 	hammer2_pfs_trans_end(x->pfs);
 	if (error)
 		error = hammer2_preerr(error, "%s", where(x));
-	for (size_t i = 0; error == 0 && i < d.count; ++i) {
-		if ((error = path_push(x, &d.ents[i], &old)) != 0)
+	for (size_t i = 0; error == 0 && i < count; ++i) {
+		if ((error = path_push(x, &ents[i], &old)) != 0)
 			break;
 		x->count++;
-		error = export_entry(x, dfd, &d.ents[i], depth);
+		error = export_entry(x, dfd, &ents[i], depth);
 		x->plen = old;
 		x->path[old] = 0;
 	}
-	free(d.ents);
+	free(ents);
 	return error;
 }
 

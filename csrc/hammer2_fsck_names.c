@@ -22,12 +22,6 @@ struct names {
 	char			path[PATH_BYTES];
 };
 
-struct ents {
-	hammer2_dirent_t	*v;
-	size_t			n, cap;
-	int			oom;
-};
-
 static void dir_check(struct names *nm, hammer2_tid_t dinum, size_t plen,
 		      int depth);
 
@@ -65,26 +59,6 @@ seen_add(struct names *nm, hammer2_tid_t inum)
 			return 1;
 	nm->seen[i] = inum + 1;
 	++nm->nseen;
-	return 0;
-}
-
-static int
-collect(void *arg, const hammer2_dirent_t *ent)
-{
-	struct ents *e = arg;
-
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 64;
-		hammer2_dirent_t *p = realloc(e->v, cap * sizeof(*p));
-
-		if (p == NULL) {
-			e->oom = 1;
-			return 1;
-		}
-		e->v = p;
-		e->cap = cap;
-	}
-	e->v[e->n++] = *ent;
 	return 0;
 }
 
@@ -153,15 +127,13 @@ entry_check(struct names *nm, const hammer2_dirent_t *ent, size_t plen,
 static void
 dir_check(struct names *nm, hammer2_tid_t dinum, size_t plen, int depth)
 {
-	struct ents e = { NULL, 0, 0, 0 };
-	size_t n;
+	hammer2_dirent_t *ents;
+	size_t count, n;
 
-	if (hammer2_dir_readdir(nm->pfs, dinum, collect, &e))
+	if (hammer2_dir_entries(nm->pfs, dinum, &ents, &count))
 		problem(nm, hammer2_errmsg());
-	else if (e.oom)
-		problem(nm, "out of memory");
-	for (size_t i = 0; i < e.n; ++i) {
-		const hammer2_dirent_t *ent = &e.v[i];
+	for (size_t i = 0; i < count; ++i) {
+		const hammer2_dirent_t *ent = &ents[i];
 
 		n = plen + 1 + ent->namlen;
 		if (n >= PATH_BYTES)
@@ -172,7 +144,7 @@ dir_check(struct names *nm, hammer2_tid_t dinum, size_t plen, int depth)
 		entry_check(nm, ent, n, depth);
 		nm->path[plen] = 0;
 	}
-	free(e.v);
+	free(ents);
 }
 
 /* Every PFS of the volume as opened; problems go to r. */

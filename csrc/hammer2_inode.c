@@ -5,6 +5,7 @@
  * Short names sit in the DIRENT blockref itself, long ones in a data block.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "hammer2.h"
 
@@ -297,6 +298,53 @@ hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 
 	return dir_scan(pfs, dinum, HAMMER2_DIRHASH_VISIBLE, HAMMER2_KEY_MAX,
 			cb, arg, &stopped);
+}
+
+struct dir_entries {
+	hammer2_dirent_t	*ents;
+	size_t			count, cap;
+	int			oom;
+};
+
+static int
+entries_cb(void *arg, const hammer2_dirent_t *ent)
+{
+	struct dir_entries *d = arg;
+
+	if (d->count == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		hammer2_dirent_t *p = realloc(d->ents, cap * sizeof(*p));
+
+		if (p == NULL) {
+			d->oom = 1;
+			return 1;
+		}
+		d->ents = p;
+		d->cap = cap;
+	}
+	d->ents[d->count++] = *ent;
+	return 0;
+}
+
+/*
+ * Every visible entry, in hash order, in a new array *entsp (count in
+ * *countp) for walks that descend before the directory's scan is over.
+ * The caller frees it, also after an error: it then holds the entries
+ * read before the error.
+ */
+int
+hammer2_dir_entries(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
+		    hammer2_dirent_t **entsp, size_t *countp)
+{
+	struct dir_entries d = { NULL, 0, 0, 0 };
+	int error;
+
+	error = hammer2_dir_readdir(pfs, dinum, entries_cb, &d);
+	if (error == 0 && d.oom)
+		error = hammer2_seterr(ENOMEM, "out of memory");
+	*entsp = d.ents;
+	*countp = d.count;
+	return error;
 }
 
 /* Entries with keys from key_beg on (a resumable readdir). */
