@@ -216,7 +216,8 @@ typedef struct hammer2_fault {
 
 typedef struct hammer2_devrec_ent {
 	int		op;		/* HAMMER2_DEVOP_WRITE or _SYNC */
-	hammer2_off_t	off;
+	int		vol;		/* a write's volume */
+	hammer2_off_t	off;		/* a write's offset in its volume */
 	size_t		bytes;
 	uint8_t		*data;
 } hammer2_devrec_ent_t;
@@ -339,6 +340,7 @@ typedef struct hammer2_newfs {
 	int			check;		/* HAMMER2_CHECK_* */
 	int			nmasters;	/* cluster nodes sharing clid */
 	const hammer2_uuid_t	*clid;		/* NULL: random */
+	hammer2_off_t		auxsize;	/* aux area, 0: nominal */
 } hammer2_newfs_t;
 
 int hammer2_newfs(const char *const *paths, const hammer2_off_t *sizes,

@@ -36,6 +36,9 @@ typedef struct hammer2_backend_ops {
 	int	(*size)(hammer2_backend_t *be, uint64_t *sizep);
 	int	(*resize)(hammer2_backend_t *be, uint64_t size); /* NULL: fixed */
 	void	(*close)(hammer2_backend_t *be);
+	/* a range made to read as zeros without writing it (a hole); NULL,
+	 * or EOPNOTSUPP: the caller writes the zeros */
+	int	(*zero)(hammer2_backend_t *be, uint64_t off, uint64_t bytes);
 } hammer2_backend_ops_t;
 
 struct hammer2_backend {

@@ -49,6 +49,20 @@ file_trim(hammer2_backend_t *be, uint64_t off, uint64_t bytes)
 	return 0;
 }
 
+/* A hole reads as zeros: newfs's boot and aux areas cost no space. */
+static int
+file_zero(hammer2_backend_t *be, uint64_t off, uint64_t bytes)
+{
+	if (fallocate(FD(be), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)bytes) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP)
+		return EOPNOTSUPP;
+	return hammer2_seterr(errno, "%s: zeroing at 0x%llx failed: %s",
+			      be->name, (unsigned long long)off,
+			      strerror(errno));
+}
+
 static int
 file_size(hammer2_backend_t *be, uint64_t *sizep)
 {
@@ -78,7 +92,7 @@ file_close(hammer2_backend_t *be)
 
 static const hammer2_backend_ops_t file_ops = {
 	"file", file_pread, file_pwrite, file_preadv, file_flush, file_trim,
-	file_size, file_resize, file_close
+	file_size, file_resize, file_close, file_zero
 };
 
 static const char *

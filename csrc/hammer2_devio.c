@@ -88,9 +88,10 @@ fault_check(hammer2_dev_t *hmp, int op)
 	return rc;
 }
 
+/* Log a write (of volume vol, at off in it) or a barrier (vol -1). */
 static void
-record(hammer2_dev_t *hmp, int op, hammer2_off_t off, const void *data,
-       size_t bytes)
+record(hammer2_dev_t *hmp, int op, int vol, hammer2_off_t off,
+       const void *data, size_t bytes)
 {
 	hammer2_devrec_t *r = &hmp->rec;
 	hammer2_devrec_ent_t *e;
@@ -111,6 +112,7 @@ record(hammer2_dev_t *hmp, int op, hammer2_off_t off, const void *data,
 	}
 	e = &r->ents[r->count];
 	e->op = op;
+	e->vol = vol;
 	e->off = off;
 	e->bytes = bytes;
 	e->data = NULL;
@@ -243,12 +245,13 @@ hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 		return hammer2_seterr(rc, "%s: write error at 0x%llx: %s "
 				      "(injected)", hmp->path,
 				      (unsigned long long)off, strerror(rc));
-	record(hmp, HAMMER2_DEVOP_WRITE, off, buf, bytes);
 	while (bytes > 0 && error == 0) {
 		hammer2_volume_t *v = hammer2_volume_at(hmp, off);
 		hammer2_off_t room = volume_room(hmp, v, off);
 		size_t n = bytes < room ? bytes : (size_t)room;
 
+		record(hmp, HAMMER2_DEVOP_WRITE, (int)(v - hmp->vols),
+		       off - v->offset, p, n);
 		error = v->be->ops->pwrite(v->be, p, n, off - v->offset);
 		p += n;
 		off += n;
@@ -265,7 +268,7 @@ hammer2_dev_sync(hammer2_dev_t *hmp)
 	if (rc > 0)
 		return hammer2_seterr(rc, "%s: sync failed: %s (injected)",
 				      hmp->path, strerror(rc));
-	record(hmp, HAMMER2_DEVOP_SYNC, 0, NULL, 0);
+	record(hmp, HAMMER2_DEVOP_SYNC, -1, 0, NULL, 0);
 	for (int i = 0; i < hmp->nvols && error == 0; ++i)
 		error = hmp->vols[i].be->ops->flush(hmp->vols[i].be);
 	return error;

@@ -12,9 +12,11 @@
  *
  * All of that is on the root volume (volume 0).  Boot and aux areas halve
  * until they are at most 1/20 of the whole filesystem and are rounded up
- * to 8 MiB.  Every volume but the last is a whole number of GiB; the last
- * is 8 MiB aligned.  The root volume's reserved start, boot and aux areas
- * and every volume's last 64 KiB are zeroed, and every header copy that
+ * to 8 MiB; an aux area asked for (as newfs_hammer2 -r, at most 1 GiB)
+ * is that, rounded up.  Every volume but the last is a whole number of
+ * GiB; the last is 8 MiB aligned.  The root volume's reserved start, boot
+ * and aux areas and every volume's last 64 KiB are zeroed (a file's as
+ * holes), and every header copy that
  * fits in a volume is written: the root volume's carry the filesystem,
  * the others only who they are (id, count, fsid, offsets, sizes).
  */
@@ -28,6 +30,7 @@
 #define BOOT_NOM		(64ULL << 20)
 #define AUX_NOM			(256ULL << 20)
 #define AREA_MIN		((uint64_t)HAMMER2_VOLUME_ALIGN)
+#define AUX_MAX			(1ULL << 30)	/* as newfs_hammer2 -r */
 #define VOLUME_MIN		(64ULL << 20)
 #define L1_BYTES		(1ULL << HAMMER2_FREEMAP_LEVEL1_RADIX)
 #define BREF_TYPE_INVALID	7	/* a non-root volume's sroot_blockset */
@@ -72,6 +75,10 @@ zero_range(hammer2_backend_t *be, hammer2_off_t off, hammer2_off_t n)
 	/* page aligned: a block device (O_DIRECT) writes it without a bounce */
 	static const uint8_t zero[1 << 20] __attribute__((aligned(4096)));
 	int error = 0;
+
+	if (be->ops->zero && (error = be->ops->zero(be, off, n)) != EOPNOTSUPP)
+		return error;
+	error = 0;
 
 	while (n > 0 && error == 0) {
 		size_t chunk = n < sizeof(zero) ? (size_t)n : sizeof(zero);
@@ -256,8 +263,16 @@ hammer2_newfs(const char *const *paths, const hammer2_off_t *sizes,
 		goto out;
 	boot = area_size(BOOT_NOM, total);
 	aux = area_size(AUX_NOM, total);
+	if (o->auxsize > AUX_MAX) {
+		error = hammer2_seterr(EINVAL, "aux area of %llu bytes: at most "
+				       "1 GiB", (unsigned long long)o->auxsize);
+		goto out;
+	}
+	if (o->auxsize)		/* as asked, rounded up to 8 MiB */
+		aux = (o->auxsize + AREA_MIN - 1) & ~(AREA_MIN - 1);
 	base = HAMMER2_ZONE_SEG + boot + aux;
-	if (base + HAMMER2_PBUFSIZE > vols[0].size) {
+	/* the first 1 GiB's freemap leaf holds what newfs lays out */
+	if (base + HAMMER2_PBUFSIZE > vols[0].size || base >= L1_BYTES) {
 		error = hammer2_seterr(EINVAL, "%s: volume 0 cannot hold the boot "
 				       "and aux areas (%llu bytes)", paths[0],
 				       (unsigned long long)base);

@@ -205,6 +205,7 @@ cdef extern from "hammer2.h" nogil:
         uint64_t seed
     ctypedef struct hammer2_devrec_ent_t:
         int op
+        int vol
         uint64_t off
         size_t bytes
         uint8_t *data
@@ -255,6 +256,7 @@ cdef extern from "hammer2.h" nogil:
         int check
         int nmasters
         const hammer2_uuid_t *clid
+        uint64_t auxsize
 
     int hammer2_newfs(const char *const *paths, const uint64_t *sizes, int npaths,
                       const hammer2_newfs_t *opts)
@@ -561,6 +563,9 @@ def dirhash(bytes name):
     return hammer2_dirhash(<const uint8_t *><char *>name, len(name))
 
 
+MAX_VOLUMES = HAMMER2_MAX_VOLUMES
+
+
 cdef list _volume_list(path):
     """One path, or a list of 1..HAMMER2_MAX_VOLUMES, as bytes."""
     paths = [path] if isinstance(path, (str, bytes)) else list(path)
@@ -744,16 +749,17 @@ cdef class Device:
         hammer2_dev_record(self._dev(), on)
 
     def take_record(self):
-        """The log since the last take: ("write", offset, data) and ("sync", 0, None)."""
+        """The log since the last take: ("write", volume, offset in it, data) and
+        ("sync", None, None, None)."""
         cdef size_t count = 0
         cdef int overflow = 0
         cdef hammer2_devrec_ent_t *ents = hammer2_dev_record_take(self._dev(), &count, &overflow)
         try:
             if overflow:
                 raise H2Error(_errno.ENOMEM, "write log incomplete: out of memory")
-            return [("write", ents[i].off, PyBytes_FromStringAndSize(<char *>ents[i].data,
-                                                                    ents[i].bytes))
-                    if ents[i].op == 1 else ("sync", 0, None) for i in range(count)]
+            return [("write", ents[i].vol, ents[i].off,
+                     PyBytes_FromStringAndSize(<char *>ents[i].data, ents[i].bytes))
+                    if ents[i].op == 1 else ("sync", None, None, None) for i in range(count)]
         finally:
             hammer2_devrec_free(ents, count)
 
@@ -898,9 +904,10 @@ cdef int _devs(list devices, hammer2_dev_t **devs, bint write=False) except -1:
 
 
 def newfs(path, size=0, str label="DATA", volhdrs=0, int comp=2,
-          int check=3, int nmasters=0, bytes clid=None):
+          int check=3, int nmasters=0, bytes clid=None, aux=0):
     """Format path (a file, created or resized to size, or a device), or a list of
-    volumes with a list of sizes (0: the file's or device's own)."""
+    volumes with a list of sizes (0: the file's or device's own); aux: the aux
+    area's size (0: nominal)."""
     cdef hammer2_newfs_t o
     cdef hammer2_uuid_t uclid
     cdef list bpaths = _volume_list(path)
@@ -920,6 +927,7 @@ def newfs(path, size=0, str label="DATA", volhdrs=0, int comp=2,
     o.comp = comp
     o.check = check
     o.nmasters = nmasters
+    o.auxsize = _bounded("aux", aux, 0, SIZE_MAX63)
     if clid is not None:
         if len(clid) != 16:
             raise H2Error(_errno.EINVAL, "a cluster id is 16 bytes")

@@ -28,6 +28,9 @@ def register(sub):
     p.add_argument("--seed", type=int, help="base seed (default: random, printed)")
     p.add_argument("--nodes", type=at_least(1), default=1,
                    help="nodes of the PFS (image files)")
+    p.add_argument("--volumes", type=at_least(1), default=1,
+                   help="volumes of each node's filesystem (1 to 64; more than one: "
+                        "volume 0 keeps 8 MiB for data, the rest spills over)")
     p.add_argument("--crash", action="store_true", help="check crash points at every flush")
     p.add_argument("--faults", action="store_true", help="inject device faults")
     p.add_argument("--profile", choices=("full", "namespace"), default="full",
@@ -61,7 +64,8 @@ def cmd_torture(args, out):
     seed = args.seed if args.seed is not None else random.randrange(1, 1 << 31)
     seconds = args.minutes * 60 if args.minutes is not None else args.seconds
     opts = Options(seconds=seconds, workers=args.workers, threads=args.threads, seed=seed,
-                   nodes=args.nodes, crash=args.crash, faults=args.faults, ops_per_run=args.ops_per_run,
+                   nodes=args.nodes, volumes=args.volumes, crash=args.crash,
+                   faults=args.faults, ops_per_run=args.ops_per_run,
                    shrink_seconds=args.shrink_seconds, profile=args.profile,
                    planted_bug=args.plant_bug, image_size=args.image_size,
                    tmpdir=args.tmpdir)
@@ -70,7 +74,8 @@ def cmd_torture(args, out):
     preflight(opts)
     out(f"pyh2 torture: seed {seed}, {args.workers} worker(s) x {args.threads} thread(s), "
         f"{seconds:g} s, "
-        f"{args.nodes} node(s){', crash points' if args.crash else ''}"
+        f"{args.nodes} node(s) of {args.volumes} volume(s)"
+        f"{', crash points' if args.crash else ''}"
         f"{', faults' if args.faults else ''}")
     sys.stdout.flush()
     progress = _Progress(seconds)
@@ -123,6 +128,10 @@ def _summary(r, report_path, out):
     out(f"{r['ops']} operations in {r['elapsed']:.1f} s ({r['ops_per_s']:.0f}/s), "
         f"{r['runs']} runs, {r['crash_points']} crash points checked, "
         f"{r['faults_injected']} faults injected, {len(r['failures'])} failure(s)")
+    if len(r["volumes"]) > 1:
+        out("live blocks at the end of the runs, per volume: " + ", ".join(
+            f"{v['volume']}: {v['blocks']} ({v['bytes'] / (1 << 20):.1f} MiB)"
+            for v in r["volumes"]))
     for f in r["failures"]:
         out(f"FAILURE (worker {f['worker']}, seed {f['seed']}, op {f['op_index']}): "
             f"{f['kind']}: {f['detail']}")

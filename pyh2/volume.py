@@ -537,18 +537,19 @@ def open(path, writable: bool = False) -> Volume:  # noqa: A001 - mirrors the bu
 
 
 def newfs(path, size=0, label: str = "DATA", volhdrs: int = 0,
-          comp: str = "lz4", check: str = "xxhash64"):
+          comp: str = "lz4", check: str = "xxhash64", aux: int = 0):
     """Format a file (created or resized to size bytes) or a device as a
     HAMMER2 volume holding the PFSes `label` and LOCAL; or several volumes
     (a list, or "VOL0:VOL1:...") as one filesystem, size then a list of
-    each volume's size (0: the file's or device's own)."""
+    each volume's size (0: the file's or device's own). aux: the size of
+    the aux area, never allocated (newfs_hammer2 -r; 0: nominal)."""
     volumes = volume_paths(path)
     if isinstance(size, int) and len(volumes) > 1 and size:
         raise H2Error(errno.EINVAL, f"{len(volumes)} volumes need a size each")
     locks = lock_images(volumes)
     try:
         _core.newfs(volumes, size if size or len(volumes) == 1 else [0] * len(volumes),
-                    label, volhdrs, comp_algo(comp), check_algo(check))
+                    label, volhdrs, comp_algo(comp), check_algo(check), aux=aux)
     finally:
         unlock(locks)
 

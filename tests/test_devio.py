@@ -30,15 +30,16 @@ def test_write_log_orders_header_after_barrier(image):
         vol.flush()
         log = vol.device.take_record()
         assert vol.device.take_record() == []          # taking empties it
-    writes = [i for i, (op, _, _) in enumerate(log) if op == "write"]
-    headers = [i for i in writes if log[i][1] % ZONE == 0]
+    writes = [i for i, (op, _, _, _) in enumerate(log) if op == "write"]
+    assert all(log[i][1] == 0 for i in writes)          # one volume: volume 0
+    headers = [i for i in writes if log[i][2] % ZONE == 0]
     assert len(headers) == 1, log
     h = headers[0]
     # every block the header points to was written and synced before it
     assert h > 0 and log[h - 1][0] == "sync"
     assert all(i < h for i in writes if i != h)
     assert log[-1][0] == "sync"
-    assert sum(len(d) for op, _, d in log if op == "write") >= 70_000
+    assert sum(len(d) for op, _, _, d in log if op == "write") >= 70_000
 
 
 def test_injected_read_error_names_device_and_offset(image):

@@ -17,6 +17,8 @@ import random
 
 import pyh2
 
+from .volset import locate
+
 MEDIA = ("inode", "indirect", "data", "dirent")
 SPOTS = (1, 3)                         # places damaged on each node, at least and at most
 SMASH = 32                             # bytes overwritten in a damaged block
@@ -70,13 +72,14 @@ def plan(images, seed: int, nodes) -> dict[int, list[tuple[int, int]]]:
     return out
 
 
-def apply(image, spots: list[tuple[int, int]], seed: int):
-    """Overwrite SMASH bytes inside each block (the node is closed)."""
+def apply(vols, spots: list[tuple[int, int]], seed: int):
+    """Overwrite SMASH bytes inside each block (the node, its volume files vols, is
+    closed)."""
     r = random.Random(seed)
-    fd = os.open(image, os.O_RDWR)
-    try:
-        for off, size in spots:
-            at = off + r.randrange(max(1, size - SMASH))
+    for off, size in spots:
+        path, at = locate(vols, off + r.randrange(max(1, size - SMASH)))
+        fd = os.open(path, os.O_RDWR)
+        try:
             os.pwrite(fd, r.randbytes(min(SMASH, size)), at)
-    finally:
-        os.close(fd)
+        finally:
+            os.close(fd)

@@ -12,7 +12,7 @@ from pyh2.volume import Pfs
 
 from .model import Model
 
-from . import damage
+from . import damage, volset
 from .crash import CrashEngine, sparse_copy
 from .errors import TortureFailure, failure
 from .ops import VOLUME_OPS, applicable, apply_path_op
@@ -27,6 +27,7 @@ DIRECT_READ_MIN = (1 * MiB, 128 * KiB)  # by seed: odd ones read small files dir
 class Config:
     seed: int = 0
     nodes: int = 1
+    volumes: int = 1                # each node's filesystem: this many volumes (volset.py)
     crash: bool = False
     faults: bool = False            # the op stream carries device faults (see faults.py)
     image_size: int = 256 * MiB
@@ -73,15 +74,18 @@ class Run:
     def __init__(self, workdir, cfg: Config):
         self.cfg = cfg
         self.dir = Path(workdir)
-        self.images = [self.dir / f"node{i}.h2" for i in range(cfg.nodes)]
-        pyh2.newfs(self.images[0], cfg.image_size)
+        # each node's volume files (one, or cfg.volumes)
+        self.images = [volset.paths(self.dir, f"node{i}", cfg.volumes) for i in range(cfg.nodes)]
+        volset.newfs(self.images[0], cfg.image_size)
         for img in self.images[1:]:
-            sparse_copy(self.images[0], img)
+            _copy(self.images[0], img)
         self.model = Model()
         self.snaps: dict[str, Model] = {}
         self.committed = Expected(self.model.clone(), frozen=True)
-        self.crash = CrashEngine(self.images[0], self.dir / "shadow.h2", cfg.seed,
-                                 cfg.prefix_points, cfg.torn_points) if cfg.crash else None
+        self.crash = CrashEngine(self.images[0], volset.paths(self.dir, "shadow", cfg.volumes),
+                                 cfg.seed, cfg.prefix_points, cfg.torn_points) \
+            if cfg.crash else None
+        self.volumes_used = []          # finish(): node 0's (blocks, bytes) per volume
         self.armed = None               # the node with an armed fault
         self._armed_syncs = -1          # its sync thread's syncs when armed
         self.injected = 0               # faults injected by cleared arms
@@ -105,7 +109,7 @@ class Run:
             self.devices = [self.vols[0].device]
             self.pfs = Pfs(None, _core.Pfs(self.devices, "DATA"))
         else:
-            self.cluster = open_cluster([str(p) for p in self.images], writable=True,
+            self.cluster = open_cluster([volset.spec(v) for v in self.images], writable=True,
                                         sync=self.cfg.autosync, retry_max=0.5)
             self.vols = self.cluster.node_volumes()
             self.devices = self.cluster.devices
@@ -299,7 +303,7 @@ class Run:
         healthy = min(set(range(self.cfg.nodes)) - self.faulted)
         for i in sorted(self.faulted):
             self._check_node(i, "faulted", exact=False)
-            sparse_copy(self.images[healthy], self.images[i])
+            _copy(self.images[healthy], self.images[i])
         self.faulted.clear()
 
     # ------------------------------------------------------------ the end
@@ -334,6 +338,7 @@ class Run:
             self._check_node(i, "resynced" if i in resynced else
                              "scrubbed" if i in damaged else "reopened")
         self.result = {"resynced": resynced, "damaged": damaged}
+        self.volumes_used = volset.usage(self.images[0])
         return self.result
 
     def _check_node(self, i: int, what: str, exact: bool = True):
@@ -353,6 +358,12 @@ class Run:
         if self.crash:
             self.crash.close()
         _core.direct_read_min(self._direct_min)
+
+
+def _copy(src, dst):
+    """A node's volumes copied onto another's."""
+    for a, b in zip(src, dst):
+        sparse_copy(a, b)
 
 
 def run_ops(workdir, cfg: Config, ops) -> Run:

@@ -28,6 +28,7 @@ class Options:
     threads: int = 1                     # threads per worker sharing one PFS (threads.py)
     seed: int = 1
     nodes: int = 1
+    volumes: int = 1                     # volumes of each node's filesystem (volset.py)
     crash: bool = False
     faults: bool = False
     ops_per_run: int = 400
@@ -41,8 +42,8 @@ class Options:
         return self.seed + worker * 1_000_003 + run
 
     def config(self, seed: int) -> Config:
-        return Config(seed=seed, nodes=self.nodes, crash=self.crash, faults=self.faults,
-                      image_size=self.image_size)
+        return Config(seed=seed, nodes=self.nodes, volumes=self.volumes, crash=self.crash,
+                      faults=self.faults, image_size=self.image_size)
 
 
 def ops_from_json(ops) -> list[tuple]:
@@ -57,7 +58,10 @@ def failure_record(worker, seed, cfg: Config, ops, failure, small, sfail) -> dic
 
 # ------------------------------------------------------------------ the worker process
 
-def one_run(opts: Options, worker: int, run_no: int, counters, journal) -> dict | None:
+def one_run(opts: Options, worker: int, run_no: int, counters, journal,
+            used=None) -> dict | None:
+    """One run; used (blocks, then bytes, per volume) gets what node 0's volumes hold at
+    its end."""
     seed = opts.run_seed(worker, run_no)
     cfg = opts.config(seed)
     weights = PROFILES[opts.profile]
@@ -92,6 +96,9 @@ def one_run(opts: Options, worker: int, run_no: int, counters, journal) -> dict 
             run.finish()
             counters[0], counters[1] = base[0] + run.ops, base[1] + run.crash_points
             counters[2] = base[2] + run.faults_injected
+            for k, (blocks, nbytes) in enumerate(run.volumes_used if used else ()):
+                used[k] += blocks
+                used[opts.volumes + k] += nbytes
             return None
         except TortureFailure as f:
             failure = f
@@ -104,7 +111,7 @@ def one_run(opts: Options, worker: int, run_no: int, counters, journal) -> dict 
     return failure_record(worker, seed, cfg, ops, failure, small, sfail)
 
 
-def worker_main(opts: Options, worker: int, counters, results, journal):
+def worker_main(opts: Options, worker: int, counters, results, journal, used):
     if opts.planted_bug:
         from pyh2 import _core
         _core.set_planted_bug(opts.planted_bug)
@@ -112,7 +119,7 @@ def worker_main(opts: Options, worker: int, counters, results, journal):
     run_no = 0
     while time.monotonic() < end:
         sub = replace(opts, seconds=end - time.monotonic())
-        failure = one_run(sub, worker, run_no, counters, journal)
+        failure = one_run(sub, worker, run_no, counters, journal, used)
         run_no += 1
         counters[3] = run_no
         if failure:
@@ -151,6 +158,7 @@ def run_torture(opts: Options, progress=None) -> dict:
     """Run the workers; progress(totals) is called about twice a second. Returns the report."""
     ctx = multiprocessing.get_context("fork")
     counters = [ctx.Array("q", len(FIELDS), lock=False) for _ in range(opts.workers)]
+    used = [ctx.Array("q", 2 * opts.volumes, lock=False) for _ in range(opts.workers)]
     results = ctx.Queue()
     t0 = time.monotonic()
     failures = []
@@ -159,7 +167,7 @@ def run_torture(opts: Options, progress=None) -> dict:
         # the workers' images live in here too: a worker killed or dead leaves nothing
         wopts = replace(opts, tmpdir=jdir)
         procs = [ctx.Process(target=worker_main, args=(wopts, i, counters[i], results,
-                                                        journals[i]))
+                                                        journals[i], used[i]))
                  for i in range(opts.workers)]
         for p in procs:
             p.start()
@@ -188,7 +196,15 @@ def run_torture(opts: Options, progress=None) -> dict:
         progress(totals)
     per_worker = [dict(zip(FIELDS, c[:])) for c in counters]
     return {"options": {k: v for k, v in asdict(opts).items() if k != "tmpdir"},
-            **totals, "per_worker": per_worker, "failures": failures}
+            **totals, "volumes": _volumes(used, opts.volumes), "per_worker": per_worker,
+            "failures": failures}
+
+
+def _volumes(used, n: int) -> list[dict]:
+    """Per volume, the blocks and bytes node 0's tree held there at the end of each
+    completed run, summed over the runs."""
+    return [{"volume": k, "blocks": sum(u[k] for u in used),
+             "bytes": sum(u[n + k] for u in used)} for k in range(n)]
 
 
 def _totals(counters, elapsed: float) -> dict:

@@ -81,7 +81,7 @@ def test_a_write_that_bypasses_the_log_is_caught(tmp_path):
         run.step(0, ("create", "/f", 5000, 7, 0o644))
         run.step(1, ("flush",))
         run.crash.assert_in_sync()
-        with open(run.images[0], "r+b") as f:       # behind the device layer's back
+        with open(run.images[0][0], "r+b") as f:    # behind the device layer's back
             f.seek(100 << 20)
             f.write(b"stray")
         with pytest.raises(TortureFailure) as ei:
