@@ -136,3 +136,20 @@ def test_bad_fault_arguments(image, kind, prob):
 
 def test_fault_kinds_listed():
     assert set(_core.Device.FAULTS) == {"read", "write", "corrupt", "disconnect", "enospc"}
+
+
+def test_write_log_names_each_write_volume(tmp_path):
+    vols = [tmp_path / "v0", tmp_path / "v1"]
+    # volume 0's aux area leaves its allocator 24 MiB: the file spills into volume 1
+    pyh2.newfs(vols, [1 << 30, 64 * MiB], aux=960 * MiB)
+    with pyh2.open(vols, writable=True) as vol:
+        vol.device.record(True)
+        vol.pfs("DATA").create("/f", os.urandom(40 * MiB))
+        vol.flush()
+        log = vol.device.take_record()
+    writes = [(v, off, len(d)) for op, v, off, d in log if op == "write"]
+    assert {v for v, _, _ in writes} == {0, 1}
+    # offsets are the volume's own: each write within its volume
+    assert all(off + n <= (1 << 30 if v == 0 else 64 * MiB) for v, off, n in writes)
+    assert writes[-1] == (0, 0, 64 * 1024)             # the root volume's header, last
+    assert all(e == ("sync", None, None, None) for e in log if e[0] == "sync")

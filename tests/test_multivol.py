@@ -222,3 +222,19 @@ def test_mount_a_volume_set(tmp_path):
             got.update(pfs.read("/big", off, 64 * MiB))
         assert got.hexdigest() == h.hexdigest()
         assert not vol.fsck()["errors"]
+
+
+def test_newfs_aux_area(tmp_path):
+    """An aux area asked for (newfs_hammer2 -r) is never allocated, and on a file the
+    zeroed areas are holes; over 1 GiB, or past volume 0's first GiB, is refused."""
+    paths = [str(tmp_path / "a0"), str(tmp_path / "a1")]
+    pyh2.newfs(paths, [GiB, 256 * MiB], aux=900 * MiB + 1)
+    with pyh2.open(paths) as vol:
+        h = vol.device.volume_header_copies()[0]["copies"][0]
+        assert h["aux_end"] - h["aux_beg"] == 904 * MiB       # rounded up to 8 MiB
+        assert h["allocator_size"] == GiB + 256 * MiB - 64 * MiB - 904 * MiB - 2 * 4 * MiB
+        assert not vol.fsck()["errors"]
+    assert os.stat(paths[0]).st_blocks * 512 < 4 * MiB
+    for aux, why in ((GiB + 1, "at most 1 GiB"), (GiB, "cannot hold")):
+        with pytest.raises(pyh2.H2Error, match=why):
+            pyh2.newfs(paths, [GiB, 256 * MiB], aux=aux)

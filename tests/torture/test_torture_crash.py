@@ -15,14 +15,6 @@ def test_crash_points_clean_on_the_core(run_generated, seed):
     assert run.flushes > 5 and run.crash_points > 5 * run.flushes and run.crash.resumed > 0
 
 
-@pytest.fixture
-def planted():
-    def plant(name):
-        _core.set_planted_bug(name)
-    yield plant
-    _core.set_planted_bug(None)
-
-
 @pytest.mark.parametrize("bug", ["nobarrier", "dropwrite"])
 def test_planted_bug_is_caught_within_the_default_budget(planted, tmp_path, bug):
     opts = Options(seconds=60, workers=1, seed=3, crash=True, shrink_seconds=5,
