@@ -1,6 +1,7 @@
 """Torture throughput: operations/s per worker without and with crash points, crash points
 checked/s, the scaling from 1 to 2 workers (throughput ratio; 2.0 is perfect) and from 1 to
-2 threads in one worker, all measured in the same run on the same seeds; beside them the
+2 threads in one worker, and each node's filesystem over 3 volumes against 1 (`--volumes`),
+all measured in the same run on the same seeds; beside them the
 ratios against the baseline recorded in issue 18 (340 ops/s, 27 crash points/s, 1 worker,
 before verification moved into the core), which was not measured in this run.
 
@@ -29,9 +30,9 @@ TMPDIR = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None   # as pyh2 tort
 BASELINE = {"ops_per_s": 340.0, "points_per_s": 27.0}              # issue 18, 1 worker
 
 
-def measure(seconds, workers, crash, threads=1):
+def measure(seconds, workers, crash, threads=1, volumes=1):
     r = run_torture(Options(seconds=seconds, workers=workers, threads=threads, seed=1,
-                            crash=crash, tmpdir=TMPDIR))
+                            volumes=volumes, crash=crash, tmpdir=TMPDIR))
     if r["failures"]:
         sys.exit(f"torture failed: {r['failures'][0]['detail']}")
     return r
@@ -129,6 +130,11 @@ def main():
     two = measure(args.seconds, 1, False, threads=2)
     print(f"threads: 1 worker x 2 threads / 1 worker x 1 thread, ops/s: "
           f"x{two['ops_per_s'] / rows[False, 1]['ops_per_s']:.2f}")
+    plain, crash = (measure(args.seconds, 1, c, volumes=3) for c in (False, True))
+    print(f"volumes: 3 / 1 (1 worker): ops/s "
+          f"x{plain['ops_per_s'] / rows[False, 1]['ops_per_s']:.2f} without crash points, "
+          f"x{crash['ops_per_s'] / rows[True, 1]['ops_per_s']:.2f} with; crash points/s "
+          f"x{crash['points_per_s'] / rows[True, 1]['points_per_s']:.2f}")
 
 
 if __name__ == "__main__":
