@@ -321,7 +321,7 @@ int hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov,
 int hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 		       hammer2_off_t off);
 int hammer2_dev_sync(hammer2_dev_t *hmp);
-void hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault);
+uint64_t hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault);
 uint64_t hammer2_dev_faults_injected(hammer2_dev_t *hmp);
 void hammer2_dev_record(hammer2_dev_t *hmp, int on);
 hammer2_devrec_ent_t *hammer2_dev_record_take(hammer2_dev_t *hmp,

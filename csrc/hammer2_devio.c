@@ -274,10 +274,18 @@ hammer2_dev_sync(hammer2_dev_t *hmp)
 	return error;
 }
 
-void
+/*
+ * Arm fault (NULL: disarm).  Returns how many times the fault it replaces
+ * fired, read under the same lock, so an I/O racing the call is counted by
+ * exactly one of the two faults.
+ */
+uint64_t
 hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault)
 {
+	uint64_t injected;
+
 	pthread_mutex_lock(&hmp->faultlock);
+	injected = hmp->fault.injected;
 	if (fault) {
 		hmp->fault = *fault;
 		hmp->fault.seen = 0;
@@ -288,6 +296,7 @@ hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault)
 	__atomic_store_n(&hmp->fault.kind, fault ? fault->kind : 0,
 			 __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&hmp->faultlock);
+	return injected;
 }
 
 uint64_t

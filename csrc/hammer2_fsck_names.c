@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hammer2.h"
+#include "hammer2_keymap.h"
 
 #define DIR_DEPTH_MAX	2048		/* PATH_MAX of one-byte names */
 #define PATH_BYTES	1024		/* shown; longer paths are cut */
@@ -17,8 +18,7 @@
 struct names {
 	hammer2_fsck_tree_t	*r;
 	hammer2_pfs_t		*pfs;
-	hammer2_tid_t		*seen;		/* directories reached (hash set) */
-	size_t			nseen, cap;
+	hammer2_keymap_t	seen;		/* directories reached */
 	char			path[PATH_BYTES];
 };
 
@@ -36,30 +36,9 @@ problem(struct names *nm, const char *what)
 static int
 seen_add(struct names *nm, hammer2_tid_t inum)
 {
-	size_t i;
-
-	if (2 * (nm->nseen + 1) > nm->cap) {
-		size_t cap = nm->cap ? nm->cap * 2 : 256;
-		hammer2_tid_t *old = nm->seen, *p = calloc(cap, sizeof(*p));
-
-		if (p == NULL)
-			return -1;
-		nm->seen = p;
-		nm->cap = cap;
-		nm->nseen = 0;
-		for (i = 0; old && i < cap / 2; ++i)
-			if (old[i])
-				seen_add(nm, old[i] - 1);
-		free(old);
-	}
-	/* slots hold inum + 1: zero marks an empty one */
-	for (i = (inum * 0x9E3779B97F4A7C15ULL) & (nm->cap - 1); nm->seen[i];
-	     i = (i + 1) & (nm->cap - 1))
-		if (nm->seen[i] == inum + 1)
-			return 1;
-	nm->seen[i] = inum + 1;
-	++nm->nseen;
-	return 0;
+	if (hammer2_keymap_get(&nm->seen, inum, 0))
+		return 1;
+	return hammer2_keymap_put(&nm->seen, inum, 0, 1) ? -1 : 0;
 }
 
 static void
@@ -171,7 +150,7 @@ hammer2_fsck_names(hammer2_dev_t *hmp, hammer2_fsck_tree_t *r)
 			dir_check(&nm, nm.pfs->info.inum, 0, 0);
 		else
 			problem(&nm, "out of memory");
-		free(nm.seen);
+		hammer2_keymap_free(&nm.seen, NULL);
 		hammer2_pfs_close(nm.pfs);
 	}
 	free(infos);

@@ -1,11 +1,8 @@
-/*
- * A small map from a two-word key to a non-zero word, open addressing:
- * export's inodes already written, import's host files already copied
- * (hardlinks).
- */
+/* hammer2_keymap.h by open addressing, at most half full. */
 #include <errno.h>
 #include <stdlib.h>
-#include "hammer2_xport.h"
+#include "hammer2.h"
+#include "hammer2_keymap.h"
 
 static hammer2_keymap_ent_t *
 slot(const hammer2_keymap_t *m, uint64_t k1, uint64_t k2)

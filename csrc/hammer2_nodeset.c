@@ -135,7 +135,8 @@ hammer2_nodeset_sync_status(hammer2_nodeset_t *ns, int index,
 
 /*
  * Replace node index by a fresh open of its media, in every open PFS
- * (list and transaction locks held); it comes back stale.
+ * (list and transaction locks held); it comes back stale, or failed if
+ * an open PFS could not take it.
  */
 static int
 nodeset_reopen_locked(hammer2_nodeset_t *ns, int index)
@@ -160,11 +161,14 @@ nodeset_reopen_locked(hammer2_nodeset_t *ns, int index)
 	hammer2_trans_begin(hmp, 1);
 	for (int i = 0; i < ns->npfs && error == 0; ++i)
 		error = hammer2_pfs_node_swap(ns->pfs[i], index, hmp);
-	if (error) {
-		/* the PFSes swapped so far point at hmp: it stays, failed */
+	/*
+	 * The PFSes swapped so far point at hmp: it stays in the set either
+	 * way, failed if a swap failed (the sync thread reopens it again).
+	 */
+	if (error)
 		hammer2_node_fail(hmp, error, hammer2_errmsg());
-	}
-	hammer2_node_stale(hmp, "reopened after a failure");
+	else
+		hammer2_node_stale(hmp, "reopened after a failure");
 	ns->devs[index] = hmp;
 	ns->grave[ns->ngrave++] = old;
 	hammer2_trans_end(old);		/* held by the caller, in its place */

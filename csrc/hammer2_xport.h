@@ -6,6 +6,7 @@
 #define HAMMER2_XPORT_H
 
 #include "hammer2.h"
+#include "hammer2_keymap.h"
 
 /*
  * Copy the tree under directory inum to the host directory dest (which
@@ -26,22 +27,5 @@ typedef struct hammer2_import_stats {
  */
 int hammer2_import(hammer2_pfs_t *pfs, const char *src, hammer2_tid_t dinum,
 		   uint64_t flush_every, hammer2_import_stats_t *st);
-
-/* Two-word keys to non-zero words (hammer2_keymap.c). */
-typedef struct hammer2_keymap_ent {
-	uint64_t	k1, k2;
-	uintptr_t	val;		/* 0: a free slot */
-} hammer2_keymap_ent_t;
-
-typedef struct hammer2_keymap {
-	hammer2_keymap_ent_t *v;
-	size_t		count, cap;
-} hammer2_keymap_t;
-
-uintptr_t hammer2_keymap_get(const hammer2_keymap_t *m, uint64_t k1,
-			     uint64_t k2);
-int hammer2_keymap_put(hammer2_keymap_t *m, uint64_t k1, uint64_t k2,
-		       uintptr_t val);
-void hammer2_keymap_free(hammer2_keymap_t *m, void (*val_free)(void *));
 
 #endif

@@ -209,7 +209,7 @@ cdef extern from "hammer2.h" nogil:
         uint64_t off
         size_t bytes
         uint8_t *data
-    void hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault)
+    uint64_t hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault)
     uint64_t hammer2_dev_faults_injected(hammer2_dev_t *hmp)
     void hammer2_dev_record(hammer2_dev_t *hmp, int on)
     hammer2_devrec_ent_t *hammer2_dev_record_take(hammer2_dev_t *hmp, size_t *countp,
@@ -738,7 +738,9 @@ cdef class Device:
         hammer2_dev_fault(self._dev(), &f)
 
     def clear_fault(self):
-        hammer2_dev_fault(self._dev(), NULL)
+        """Disarm; returns how many times the armed fault fired, counted in the same step
+        (an I/O racing a separate read of faults_injected would go uncounted)."""
+        return hammer2_dev_fault(self._dev(), NULL)
 
     @property
     def faults_injected(self):

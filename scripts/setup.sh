@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PKGS=(build-essential pkg-config zstd liblz4-dev zlib1g-dev libssl-dev libxxhash-dev
-          libfuse3-dev fuse3 nbdkit qemu-utils libnbd-bin fio stress-ng)
+          libfuse3-dev fuse3 nbdkit qemu-utils libnbd-bin fio stress-ng fuse2fs)
 PIP_PKGS=(Cython setuptools wheel pytest pytest-xdist pytest-timeout)
 
 missing=()

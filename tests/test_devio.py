@@ -50,8 +50,10 @@ def test_injected_read_error_names_device_and_offset(image):
             pfs.read("/d/f")
         assert ei.value.errno == errno.EIO
         assert "injected" in str(ei.value) and str(image) in str(ei.value)
-        assert vol.device.faults_injected >= 1
-        vol.device.clear_fault()
+        fired = vol.device.faults_injected
+        assert fired >= 1
+        assert vol.device.clear_fault() == fired          # the disarmed fault's count
+        assert vol.device.faults_injected == 0 and vol.device.clear_fault() == 0
         assert len(pfs.read("/d/f")) == 200_000
 
 

@@ -226,8 +226,7 @@ class Run:
     def _clear(self):
         if self.armed is not None:
             node = self.armed
-            n = self.devices[node].faults_injected
-            self.devices[node].clear_fault()
+            n = self.devices[node].clear_fault()
             self.injected += n
             # a sync thread that reopened the node took the fault's count with the old device
             if n or (self.cfg.autosync and (self._syncs(node) != self._armed_syncs or
