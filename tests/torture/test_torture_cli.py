@@ -10,12 +10,9 @@ from pyh2.torture.workers import Options, run_torture
 from pyh2.testing.cli import assert_clean_failure, run_pyh2
 
 
-def test_torture_runs_and_writes_a_report(tmp_path):
-    rep = tmp_path / "r.json"
-    p = run_pyh2("torture", "--seconds", 4, "--workers", 2, "--threads", 2, "--seed", 77,
-                 "--crash", "--report", rep)
-    assert p.returncode == 0, p.stderr.decode()
-    report = json.loads(rep.read_text())
+def test_torture_runs_and_writes_a_report(torture_cli):
+    p, report = torture_cli("--seconds", 4, "--workers", 2, "--threads", 2, "--seed", 77,
+                            "--crash")
     assert report["ops"] > 50 and report["crash_points"] > 0 and report["failures"] == []
     assert len(report["per_worker"]) == 2 and all(w["ops"] > 0 for w in report["per_worker"])
     assert report["options"]["seed"] == 77

@@ -1,8 +1,6 @@
 """Torture over multi-volume filesystems (`--volumes`): a run's blocks reach volume 1, the
 crash engine replays, checks and resumes each volume's writes, clusters of multi-volume
 nodes (with faults and damage at rest), planted flush bugs still caught."""
-import json
-
 import pytest
 
 from pyh2.torture import Config, TortureFailure
@@ -61,12 +59,9 @@ def test_planted_bug_is_caught_over_three_volumes(planted, tmp_path, bug):
     assert replay(ops, cfg, tmp_path) is None
 
 
-def test_cli_reports_blocks_per_volume(tmp_path):
-    rep = tmp_path / "r.json"
-    p = run_pyh2("torture", "--seconds", 3, "--workers", 1, "--seed", 76, "--volumes", 3,
-                 "--crash", "--report", rep)
-    assert p.returncode == 0, p.stderr.decode()
-    report = json.loads(rep.read_text())
+def test_cli_reports_blocks_per_volume(torture_cli):
+    p, report = torture_cli("--seconds", 3, "--workers", 1, "--seed", 76, "--volumes", 3,
+                            "--crash")
     assert report["failures"] == [] and report["crash_points"] > 0
     assert [v["volume"] for v in report["volumes"]] == [0, 1, 2]
     assert report["volumes"][1]["blocks"] > 0 and report["volumes"][1]["bytes"] > 0
