@@ -129,9 +129,11 @@ def _summary(r, report_path, out):
         f"{r['runs']} runs, {r['crash_points']} crash points checked, "
         f"{r['faults_injected']} faults injected, {len(r['failures'])} failure(s)")
     if len(r["volumes"]) > 1:
+        held = [v for v in r["volumes"] if v["blocks"]]
+        empty = len(r["volumes"]) - len(held)
         out("live blocks at the end of the runs, per volume: " + ", ".join(
-            f"{v['volume']}: {v['blocks']} ({v['bytes'] / (1 << 20):.1f} MiB)"
-            for v in r["volumes"]))
+            f"{v['volume']}: {v['blocks']} ({v['bytes'] / (1 << 20):.1f} MiB)" for v in held)
+            + (f"; {empty} other volume(s): none" if empty else ""))
     for f in r["failures"]:
         out(f"FAILURE (worker {f['worker']}, seed {f['seed']}, op {f['op_index']}): "
             f"{f['kind']}: {f['detail']}")
