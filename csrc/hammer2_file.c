@@ -145,10 +145,10 @@ read_window(hammer2_cluster_t *ip, hammer2_off_t off, uint8_t *buf,
 	return error;
 }
 
-/* Read up to len bytes at off; *donep is short only at end of file. */
-int
-hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
-		  void *buf, size_t len, size_t *donep)
+/* The read, through one node (flags HAMMER2_LOOKUP_FOCUS) or all. */
+static int
+file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
+	  void *buf, size_t len, size_t *donep, int flags)
 {
 	const hammer2_inode_data_t *ipdata;
 	hammer2_cluster_t *ip;
@@ -156,7 +156,7 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 	int error;
 
 	*donep = 0;
-	error = hammer2_inode_get(pfs, inum, &ip);
+	error = hammer2_inode_lookup(pfs, inum, flags, &ip);
 	if (error)
 		return error;
 	ipdata = &hammer2_cluster_rdata(ip)->ipdata;
@@ -189,6 +189,23 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 				      (unsigned long long)inum);
 	*donep = len;
 	return 0;
+}
+
+/*
+ * Read up to len bytes at off; *donep is short only at end of file.
+ * Through the quickest live node, and only on a failure there through
+ * every node (which heals it).
+ */
+int
+hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
+		  void *buf, size_t len, size_t *donep)
+{
+	int error = file_read(pfs, inum, off, buf, len, donep,
+			      HAMMER2_LOOKUP_FOCUS);
+
+	if (hammer2_focus_retry(error))
+		error = file_read(pfs, inum, off, buf, len, donep, 0);
+	return error;
 }
 
 /*
