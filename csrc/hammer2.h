@@ -489,7 +489,7 @@ int hammer2_cluster_type(const hammer2_cluster_t *cluster);
 const hammer2_blockref_t *hammer2_cluster_bref(const hammer2_cluster_t *c);
 hammer2_cluster_t *hammer2_cluster_lookup_init(hammer2_cluster_t *cparent,
 					       int flags);
-int hammer2_focus_retry(int error);
+int hammer2_focus_retry(hammer2_pfs_t *pfs, int error);
 void hammer2_cluster_lookup_done(hammer2_cluster_t *cparent);
 int hammer2_cluster_scan_done(hammer2_cluster_t *cparent,
 			      hammer2_cluster_t *cluster, int error);

@@ -289,6 +289,8 @@ cluster_narrow(hammer2_cluster_t *cluster)
 {
 	int any_live = 0, keep;
 
+	if (cluster->nchains < 2)
+		return;
 	for (int i = 0; i < cluster->nchains; ++i)
 		any_live |= item_live(&cluster->array[i]);
 	if (!any_live || (keep = cluster_quickest(cluster, 1)) < 0)
@@ -330,12 +332,12 @@ hammer2_cluster_lookup_init(hammer2_cluster_t *cparent, int flags)
  * A read through one node (HAMMER2_LOOKUP_FOCUS) failed: whether to read
  * again through every node, which serves it from another copy and notes
  * the failed one for self-heal.  Not for ENOENT: nothing found is that
- * live node's answer, so the quorum's.
+ * live node's answer, so the quorum's; nor with one node, the same read.
  */
 int
-hammer2_focus_retry(int error)
+hammer2_focus_retry(hammer2_pfs_t *pfs, int error)
 {
-	return error != 0 && error != ENOENT;
+	return pfs->ndevs > 1 && error != 0 && error != ENOENT;
 }
 
 void

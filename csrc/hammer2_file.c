@@ -203,19 +203,15 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 	int error = file_read(pfs, inum, off, buf, len, donep,
 			      HAMMER2_LOOKUP_FOCUS);
 
-	if (hammer2_focus_retry(error))
+	if (hammer2_focus_retry(pfs, error))
 		error = file_read(pfs, inum, off, buf, len, donep, 0);
 	return error;
 }
 
-/*
- * The first offset at or after off that data blocks cover, as SEEK_DATA
- * finds it; the file size when only holes follow.  A copy skips holes in
- * one step however large the size an inode claims.
- */
-int
-hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
-		       hammer2_off_t off, hammer2_off_t *datap)
+/* The next data offset, through one node (flags HAMMER2_LOOKUP_FOCUS) or all. */
+static int
+file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
+	       hammer2_off_t *datap, int flags)
 {
 	const hammer2_inode_meta_t *meta;
 	const hammer2_blockref_t *bref;
@@ -223,7 +219,7 @@ hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	hammer2_key_t next;
 	int error;
 
-	if ((error = hammer2_inode_get(pfs, inum, &ip)) != 0)
+	if ((error = hammer2_inode_lookup(pfs, inum, flags, &ip)) != 0)
 		return error;
 	meta = &hammer2_cluster_rdata(ip)->ipdata.meta;
 	*datap = meta->size;
@@ -257,6 +253,23 @@ hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		return hammer2_preerr(error, "inode 0x%llx",
 				      (unsigned long long)inum);
 	return 0;
+}
+
+/*
+ * The first offset at or after off that data blocks cover, as SEEK_DATA
+ * finds it; the file size when only holes follow.  A copy skips holes in
+ * one step however large the size an inode claims.  Through one node, as
+ * hammer2_file_read.
+ */
+int
+hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		       hammer2_off_t off, hammer2_off_t *datap)
+{
+	int error = file_next_data(pfs, inum, off, datap, HAMMER2_LOOKUP_FOCUS);
+
+	if (hammer2_focus_retry(pfs, error))
+		error = file_next_data(pfs, inum, off, datap, 0);
+	return error;
 }
 
 /*

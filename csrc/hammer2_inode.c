@@ -74,7 +74,7 @@ hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	int error;
 
 	error = hammer2_inode_lookup(pfs, inum, HAMMER2_LOOKUP_FOCUS, &cluster);
-	if (hammer2_focus_retry(error))
+	if (hammer2_focus_retry(pfs, error))
 		error = hammer2_inode_lookup(pfs, inum, 0, &cluster);
 	if (error)
 		return error;
@@ -305,7 +305,7 @@ hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	/* through one node; again through all (cb kept nothing) on a failure */
 	error = dir_scan(pfs, dinum, key, key | HAMMER2_DIRHASH_LOMASK,
 			 match_cb, &ctx, &found, HAMMER2_LOOKUP_FOCUS);
-	if (hammer2_focus_retry(error))
+	if (hammer2_focus_retry(pfs, error))
 		error = dir_scan(pfs, dinum, key, key | HAMMER2_DIRHASH_LOMASK,
 				 match_cb, &ctx, &found, 0);
 	if (error == 0 && !found)
