@@ -18,7 +18,13 @@
 
 #define HEDGE_MIN_NS	20000000LL	/* never ask a second node sooner */
 #define HEDGE_FACTOR	4		/* ... than this many times the usual */
-#define SLOW_MIN_NS	10000000ULL	/* no node is passed over below this */
+/*
+ * No node is passed over below this: a busy host's stall (one read's in
+ * the moving average at 1/8) must not move reads, which go through one
+ * node, off a node that is not slow (torture replays rely on where reads
+ * go: what a fault there is noticed by).
+ */
+#define SLOW_MIN_NS	30000000ULL
 #define SLOW_FACTOR	4		/* ... nor unless this much slower */
 
 /* One element's load, shared by the caller and the reads in flight. */

@@ -10,8 +10,9 @@ from pyh2.testing.nodes import assert_all_nodes
 
 
 def test_a_slow_node_serves_no_read_once_timed(cluster_nodes):
-    """Node 0's reads take 100 ms longer (the "slow" test fault).  Once a read
-    has timed it, reading the other files, each under a directory and with an
+    """Node 0's reads take 250 ms longer (the "slow" test fault).  Once a read
+    has timed it (one such read is past the 30 ms below which no node is
+    passed over), reading the other files, each under a directory and with an
     indirect block (five data blocks), reads nothing from node 0's device:
     nothing of a read waits on it.  Counted in its DIO loads and slowed reads;
     nothing timed here."""
@@ -28,7 +29,7 @@ def test_a_slow_node_serves_no_read_once_timed(cluster_nodes):
         slow = vol.devices[0]
         for dev in vol.devices:
             _core.dio_purge(dev)
-        slow.inject_fault("slow", delay_ms=100)
+        slow.inject_fault("slow", delay_ms=250)
         pfs = vol.pfs("DATA")
         assert pfs.read(names[0]) == model[names[0]]
         assert slow.faults_injected > 0                 # node 0 was read, and timed
