@@ -199,6 +199,7 @@ typedef struct hammer2_volhdr_info {
 #define HAMMER2_FAULT_CORRUPT		3	/* reads return damaged data */
 #define HAMMER2_FAULT_DISCONNECT	4	/* all I/O fails ENOTCONN, for good */
 #define HAMMER2_FAULT_ENOSPC		5	/* writes fail ENOSPC */
+#define HAMMER2_FAULT_SLOW		6	/* reads take delay_ms longer */
 
 typedef struct hammer2_fault {
 	int		kind;		/* HAMMER2_FAULT_*, 0: none */
@@ -206,6 +207,7 @@ typedef struct hammer2_fault {
 	uint32_t	ppm;		/* then hit with this chance per million */
 	uint64_t	limit;		/* faults to inject, 0: no limit */
 	uint64_t	seed;
+	uint32_t	delay_ms;	/* HAMMER2_FAULT_SLOW */
 	uint64_t	seen;
 	uint64_t	injected;
 } hammer2_fault_t;
@@ -243,7 +245,8 @@ typedef struct hammer2_node {
 	int		error;		/* errno behind stale/failed */
 	uint64_t	read_errors;	/* elements this node failed to serve */
 	uint64_t	healed;		/* ... rewritten from another node since */
-	uint64_t	lat_ns;		/* its reads' usual time (moving average) */
+	uint64_t	lat_ns;		/* its device reads' usual time (a moving
+					 * average, kept by hammer2_devio.c) */
 	struct hammer2_heal *heals;	/* to rewrite at the next flush */
 	int		nheals;
 	char		why[192];
@@ -371,6 +374,7 @@ hammer2_off_t hammer2_zone_offset(int zone);
 
 #define HAMMER2_LOOKUP_NODATA	0x0001	/* leaf data not needed */
 #define HAMMER2_LOOKUP_SHARED	0x0002	/* lock results shared */
+#define HAMMER2_LOOKUP_FOCUS	0x0004	/* lookup_init: one node, for reads */
 
 #define HAMMER2_RESOLVE_SHARED	0x0001
 
@@ -457,8 +461,15 @@ typedef struct hammer2_cluster_item {
 	hammer2_dev_t	*hmp;		/* the node, when a read error left no chain */
 } hammer2_cluster_item_t;
 
+/*
+ * The cluster holds one node's chains only (a read through the quickest
+ * live node, hammer2_cluster_lookup_init): never modified.
+ */
+#define HAMMER2_CLUSTER_PARTIAL	0x0001
+
 struct hammer2_cluster {
 	int			refs;
+	int			flags;		/* HAMMER2_CLUSTER_* */
 	int			nchains;
 	int			error;
 	int			focus_index;
@@ -480,6 +491,7 @@ int hammer2_cluster_type(const hammer2_cluster_t *cluster);
 const hammer2_blockref_t *hammer2_cluster_bref(const hammer2_cluster_t *c);
 hammer2_cluster_t *hammer2_cluster_lookup_init(hammer2_cluster_t *cparent,
 					       int flags);
+int hammer2_focus_retry(hammer2_pfs_t *pfs, int error);
 void hammer2_cluster_lookup_done(hammer2_cluster_t *cparent);
 int hammer2_cluster_scan_done(hammer2_cluster_t *cparent,
 			      hammer2_cluster_t *cluster, int error);
@@ -580,6 +592,8 @@ int hammer2_pfs_list(hammer2_dev_t **devs, int ndevs,
 int hammer2_pfs_open(hammer2_dev_t **devs, int ndevs, const char *label,
 		     hammer2_pfs_t **pfsp);
 void hammer2_pfs_close(hammer2_pfs_t *pfs);
+int hammer2_inode_lookup(hammer2_pfs_t *pfs, hammer2_tid_t inum, int flags,
+			 hammer2_cluster_t **clusterp);
 int hammer2_inode_get(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		      hammer2_cluster_t **clusterp);
 int hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,

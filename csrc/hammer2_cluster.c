@@ -177,6 +177,7 @@ hammer2_cluster_copy(hammer2_cluster_t *cluster)
 
 	if (copy == NULL)
 		return NULL;
+	copy->flags = cluster->flags;
 	for (int i = 0; i < cluster->nchains; ++i) {
 		copy->array[i] = cluster->array[i];
 		if (copy->array[i].chain)
@@ -271,9 +272,47 @@ cluster_note_unread(hammer2_cluster_t *cluster, hammer2_chain_t **at,
 }
 
 /*
+ * Narrow an iteration to the quickest live node, for reads that need one
+ * copy (HAMMER2_LOOKUP_FOCUS): nothing is read from the other nodes, so a
+ * slow one holds up no read another serves.  Sound because live nodes
+ * hold the same tree: a node is live only at the transaction the quorum
+ * committed (hammer2_quorum.c), and every modification since reached
+ * each live node or failed it (item_fail, cluster_fail_unread).  A live
+ * node's copy, verified by its check code, is then the quorum's, and the
+ * vote a full lookup holds (cluster_vote) would find every live node
+ * agreeing.  A read that fails there is retried on every node by its
+ * caller (hammer2_focus_retry), which serves it from another copy and
+ * notes it for self-heal.  Without a live node, every node is read.
+ */
+static void
+cluster_narrow(hammer2_cluster_t *cluster)
+{
+	int any_live = 0, keep;
+
+	if (cluster->nchains < 2)
+		return;
+	for (int i = 0; i < cluster->nchains; ++i)
+		any_live |= item_live(&cluster->array[i]);
+	if (!any_live || (keep = cluster_quickest(cluster, 1)) < 0)
+		return;
+	for (int i = 0; i < cluster->nchains; ++i) {
+		hammer2_cluster_item_t *item = &cluster->array[i];
+
+		if (i == keep)
+			continue;
+		if (item->chain)
+			hammer2_chain_drop(item->chain);
+		*item = (hammer2_cluster_item_t){ .flags = HAMMER2_CITEM_INVALID };
+	}
+	cluster->flags |= HAMMER2_CLUSTER_PARTIAL;
+	hammer2_cluster_resolve_focus(cluster);
+}
+
+/*
  * Start an iteration under cparent: a private copy whose chains are
  * referenced and locked, so lookups may move them through indirect
- * blocks without disturbing cparent.
+ * blocks without disturbing cparent.  HAMMER2_LOOKUP_FOCUS: of the
+ * quickest live node only (cluster_narrow), for reads.
  */
 hammer2_cluster_t *
 hammer2_cluster_lookup_init(hammer2_cluster_t *cparent, int flags)
@@ -282,9 +321,23 @@ hammer2_cluster_lookup_init(hammer2_cluster_t *cparent, int flags)
 
 	if (copy == NULL)
 		return NULL;
+	if (flags & HAMMER2_LOOKUP_FOCUS)
+		cluster_narrow(copy);
 	hammer2_cluster_lock(copy, (flags & HAMMER2_LOOKUP_SHARED) ?
 			     HAMMER2_RESOLVE_SHARED : 0);
 	return copy;
+}
+
+/*
+ * A read through one node (HAMMER2_LOOKUP_FOCUS) failed: whether to read
+ * again through every node, which serves it from another copy and notes
+ * the failed one for self-heal.  Not for ENOENT: nothing found is that
+ * live node's answer, so the quorum's; nor with one node, the same read.
+ */
+int
+hammer2_focus_retry(hammer2_pfs_t *pfs, int error)
+{
+	return pfs->ndevs > 1 && error != 0 && error != ENOENT;
 }
 
 void
@@ -339,6 +392,7 @@ hammer2_cluster_lookup(hammer2_cluster_t *cparent, hammer2_key_t *key_nextp,
 		cparent->error = hammer2_seterr(ENOMEM, "out of memory");
 		return NULL;
 	}
+	cluster->flags = cparent->flags & HAMMER2_CLUSTER_PARTIAL;
 	/*
 	 * Stale nodes are looked up too (their trees are sound, and the
 	 * element must be at hand when a resync makes them live again, e.g.
@@ -484,7 +538,8 @@ item_fail(hammer2_cluster_t *cluster, hammer2_cluster_item_t *item,
  * Before a modification: a live node that could not read the element (or
  * its way to it) would miss the change yet stay live at the cluster's
  * transaction, silently diverged; it is failed like a node whose write
- * failed, and the others carry on.
+ * failed, and the others carry on.  Every modification starts here, and
+ * never of one node's chains only (a read's, HAMMER2_CLUSTER_PARTIAL).
  */
 static void
 cluster_fail_unread(hammer2_cluster_t *cluster)
@@ -492,6 +547,7 @@ cluster_fail_unread(hammer2_cluster_t *cluster)
 	char what[240];
 	int failed = 0;
 
+	KKASSERT(!(cluster->flags & HAMMER2_CLUSTER_PARTIAL));
 	if (cluster->nchains < 2)
 		return;
 	for (int i = 0; i < cluster->nchains; ++i) {
@@ -560,7 +616,8 @@ hammer2_cluster_modsync(hammer2_cluster_t *cluster)
 
 	if (focus == NULL)
 		return cluster->error;
-	KKASSERT(focus_ok(cluster) && (focus->flags & HAMMER2_CHAIN_MODIFIED));
+	KKASSERT(focus_ok(cluster) && (focus->flags & HAMMER2_CHAIN_MODIFIED) &&
+		 !(cluster->flags & HAMMER2_CLUSTER_PARTIAL));
 	switch (focus->bref.type) {
 	case HAMMER2_BREF_TYPE_INODE:
 		n = (focus->data->ipdata.meta.op_flags & HAMMER2_OPFLAG_DIRECTDATA) ?

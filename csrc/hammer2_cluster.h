@@ -35,7 +35,6 @@ int hammer2_node_live(const hammer2_dev_t *hmp);
 void hammer2_node_fail(hammer2_dev_t *hmp, int error, const char *what);
 void hammer2_node_stale(hammer2_dev_t *hmp, const char *why);
 void hammer2_node_read_error(hammer2_dev_t *hmp, int error, const char *what);
-void hammer2_node_read_time(hammer2_dev_t *hmp, int64_t ns);
 void hammer2_node_get(hammer2_dev_t *hmp, hammer2_node_t *node);
 hammer2_tid_t hammer2_node_tid(const hammer2_dev_t *hmp);
 

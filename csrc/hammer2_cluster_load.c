@@ -4,9 +4,10 @@
  * callback with the first valid copy.  A node that fails is skipped for
  * the next; one that is slow is not waited for: past a delay taken from
  * its recent reads, the next node is asked too and whichever copy checks
- * first is delivered (the other completes on its own, unseen).  Each node's
- * read latency is kept (a moving average), and reads start at the first
- * node holding the element that is not markedly slower than the others.
+ * first is delivered (the other completes on its own, unseen).  Reads
+ * start at the first node holding the element that is not markedly slower
+ * than the others, by each node's usual read time (hammer2_devio.c times
+ * every read).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +18,13 @@
 
 #define HEDGE_MIN_NS	20000000LL	/* never ask a second node sooner */
 #define HEDGE_FACTOR	4		/* ... than this many times the usual */
-#define SLOW_MIN_NS	10000000ULL	/* no node is passed over below this */
+/*
+ * No node is passed over below this: a busy host's stall (one read's in
+ * the moving average at 1/8) must not move reads, which go through one
+ * node, off a node that is not slow (torture replays rely on where reads
+ * go: what a fault there is noticed by).
+ */
+#define SLOW_MIN_NS	30000000ULL
 #define SLOW_FACTOR	4		/* ... nor unless this much slower */
 
 /* One element's load, shared by the caller and the reads in flight. */
@@ -42,7 +49,6 @@ struct load_read {
 	hammer2_blockref_t	bref;		/* a copy: the chain may go first */
 	hammer2_dev_t		*hmp;
 	int			index;
-	int64_t			start_ns;
 };
 
 static void
@@ -74,9 +80,7 @@ load_read_done(hammer2_iocb_t *iocb)
 		error = hammer2_io_verify(iocb->dio, iocb->off, iocb->bytes,
 					  &rd->bref);
 	}
-	if (error == 0)
-		hammer2_node_read_time(rd->hmp, hammer2_mono_ns() - rd->start_ns);
-	else
+	if (error)
 		snprintf(what, sizeof(what), "%s: %s block at 0x%llx: %s",
 			 rd->hmp->path, hammer2_bref_type_name(rd->bref.type),
 			 (unsigned long long)(rd->bref.data_off & HAMMER2_OFF_MASK),
@@ -117,33 +121,24 @@ may_serve(const hammer2_cluster_item_t *item, int any_live)
 }
 
 /*
- * Where a load of the element starts: a node whose data is resolved, else
- * the first one that may serve, unless it is markedly slower than the
- * quickest (SLOW_FACTOR times, and past SLOW_MIN_NS).  Live nodes serve;
- * the others (stale: an older version) only when none is live.  -1: no
- * node may.
+ * The first item that may serve (live ones, else any valid one) and is
+ * not markedly slower than the quickest of them (SLOW_FACTOR times, and
+ * past SLOW_MIN_NS); -1: none may.
  */
-static int
-load_start(hammer2_cluster_t *cluster, int *any_livep)
+int
+cluster_quickest(hammer2_cluster_t *cluster, int any_live)
 {
 	uint64_t lat[HAMMER2_MAXCLUSTER], best = UINT64_MAX, limit;
-	int any_live = 0, first = -1;
+	int first = -1;
 
-	for (int i = 0; i < cluster->nchains; ++i)
-		any_live |= item_live(&cluster->array[i]);
-	*any_livep = any_live;
 	for (int i = 0; i < cluster->nchains; ++i) {
-		hammer2_cluster_item_t *item = &cluster->array[i];
-
-		if (!may_serve(item, any_live))
+		if (!may_serve(&cluster->array[i], any_live))
 			continue;
-		if (item->chain->flags & HAMMER2_CHAIN_LOADED)
-			return i;
 		/*
 		 * 0: no read timed yet.  Presumed quick, so a node known to
 		 * be slow is passed over for it (and the read times it).
 		 */
-		lat[i] = __atomic_load_n(&item->chain->hmp->node.lat_ns,
+		lat[i] = __atomic_load_n(&cluster->array[i].chain->hmp->node.lat_ns,
 					 __ATOMIC_RELAXED);
 		if (lat[i] < best)
 			best = lat[i];
@@ -157,6 +152,26 @@ load_start(hammer2_cluster_t *cluster, int *any_livep)
 		if (may_serve(&cluster->array[i], any_live) && lat[i] <= limit)
 			return i;
 	return first;
+}
+
+/*
+ * Where a load of the element starts: a node whose data is resolved, else
+ * the quickest that may serve.  Live nodes serve; the others (stale: an
+ * older version) only when none is live.  -1: no node may.
+ */
+static int
+load_start(hammer2_cluster_t *cluster, int *any_livep)
+{
+	int any_live = 0;
+
+	for (int i = 0; i < cluster->nchains; ++i)
+		any_live |= item_live(&cluster->array[i]);
+	*any_livep = any_live;
+	for (int i = 0; i < cluster->nchains; ++i)
+		if (may_serve(&cluster->array[i], any_live) &&
+		    (cluster->array[i].chain->flags & HAMMER2_CHAIN_LOADED))
+			return i;
+	return cluster_quickest(cluster, any_live);
 }
 
 /* The chain a load of the element reads first (NULL: none may serve). */
@@ -184,7 +199,6 @@ read_issue(struct load *ld, hammer2_chain_t *chain, int index)
 	rd->bref = chain->bref;
 	rd->hmp = chain->hmp;
 	rd->index = index;
-	rd->start_ns = hammer2_mono_ns();
 	rd->iocb.callback = load_read_done;
 	rd->iocb.off = chain->bref.data_off & HAMMER2_OFF_MASK;
 	rd->iocb.bytes = 1 << radix;

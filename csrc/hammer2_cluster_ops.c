@@ -68,6 +68,7 @@ hammer2_cluster_parent(hammer2_cluster_t *cluster)
 
 	if (parent == NULL)
 		return NULL;
+	parent->flags = cluster->flags & HAMMER2_CLUSTER_PARTIAL;
 	for (int i = 0; i < cluster->nchains; ++i) {
 		hammer2_chain_t *chain = cluster->array[i].chain;
 
@@ -119,6 +120,7 @@ hammer2_cluster_scan(hammer2_cluster_t *cparent, hammer2_cluster_t *cluster,
 		cparent->error = hammer2_seterr(ENOMEM, "out of memory");
 		return NULL;
 	}
+	next->flags = cparent->flags & HAMMER2_CLUSTER_PARTIAL;
 	for (int i = 0; i < cparent->nchains; ++i) {
 		hammer2_cluster_item_t *pitem = &cparent->array[i];
 		hammer2_blockref_t *base;

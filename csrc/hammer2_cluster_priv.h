@@ -1,6 +1,7 @@
 /*
  * What the cluster layer's files (hammer2_cluster.c, hammer2_cluster_load.c)
- * share: which of an element's chains may serve.
+ * share: which of an element's chains may serve, and which node serves
+ * first.
  */
 #ifndef HAMMER2_CLUSTER_PRIV_H_
 #define HAMMER2_CLUSTER_PRIV_H_
@@ -22,6 +23,7 @@ item_live(const hammer2_cluster_item_t *item)
 	return item_valid(item) && hammer2_node_live(item->chain->hmp);
 }
 
+int cluster_quickest(hammer2_cluster_t *cluster, int any_live);
 void cluster_note_unread(hammer2_cluster_t *cluster, hammer2_chain_t **at,
 			 uint32_t failed, hammer2_key_t beg, hammer2_key_t end);
 

@@ -1,13 +1,16 @@
 /*
  * Raw device access: every byte pyh2 reads from or writes to a node goes
  * through here, so this is where test faults are injected (read and
- * write errors, corrupted reads, a disconnect, ENOSPC) and where writes
- * and flush barriers are recorded for the crash-consistency engine.  The
- * bytes themselves move through the device's backend (hammer2_backend.h).
+ * write errors, corrupted or slow reads, a disconnect, ENOSPC), where
+ * writes and flush barriers are recorded for the crash-consistency engine
+ * and where reads are timed (the node's usual read time, by which the
+ * cluster picks the node reads go to).  The bytes themselves move through
+ * the device's backend (hammer2_backend.h).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "hammer2.h"
 #include "hammer2_backend.h"
@@ -29,6 +32,7 @@ fault_applies(int kind, int op)
 	switch (kind) {
 	case HAMMER2_FAULT_READ:
 	case HAMMER2_FAULT_CORRUPT:
+	case HAMMER2_FAULT_SLOW:
 		return op == HAMMER2_DEVOP_READ;
 	case HAMMER2_FAULT_WRITE:
 	case HAMMER2_FAULT_ENOSPC:
@@ -72,20 +76,49 @@ fault_error(int kind)
 	return EIO;
 }
 
-/* Check the armed fault for an I/O: 0, an errno, or -1 to corrupt. */
+/*
+ * Check the armed fault for an I/O: 0, an errno, or -1 to corrupt.  A
+ * slow read is held here, outside the lock, and then goes on.
+ */
 static int
 fault_check(hammer2_dev_t *hmp, int op)
 {
+	uint32_t delay_ms = 0;
 	int kind, rc = 0;
 
 	if (__atomic_load_n(&hmp->fault.kind, __ATOMIC_ACQUIRE) == 0)
 		return 0;
 	pthread_mutex_lock(&hmp->faultlock);
 	kind = hmp->fault.kind;
-	if (fault_hit(&hmp->fault, op))
-		rc = kind == HAMMER2_FAULT_CORRUPT ? -1 : fault_error(kind);
+	if (fault_hit(&hmp->fault, op)) {
+		if (kind == HAMMER2_FAULT_SLOW)
+			delay_ms = hmp->fault.delay_ms;
+		else
+			rc = kind == HAMMER2_FAULT_CORRUPT ? -1 : fault_error(kind);
+	}
 	pthread_mutex_unlock(&hmp->faultlock);
+	if (delay_ms) {
+		struct timespec ts = { delay_ms / 1000,
+				       (long)(delay_ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
 	return rc;
+}
+
+/*
+ * A read served in ns: the node's usual read time (a moving average of
+ * 1/8 weight, the first read taken as is).  Only a successful read counts:
+ * a failed one says nothing of the node's speed.
+ */
+static void
+read_timed(hammer2_dev_t *hmp, int64_t ns)
+{
+	uint64_t lat = __atomic_load_n(&hmp->node.lat_ns, __ATOMIC_RELAXED);
+
+	lat = lat ? lat - lat / 8 + (uint64_t)ns / 8 : (uint64_t)ns;
+	__atomic_store_n(&hmp->node.lat_ns, lat, __ATOMIC_RELAXED);
 }
 
 /* Log a write (of volume vol, at off in it) or a barrier (vol -1). */
@@ -183,6 +216,7 @@ hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
 		   hammer2_off_t off)
 {
 	struct iovec left[HAMMER2_IOV_MAX], *cur = left;
+	int64_t start_ns = hammer2_mono_ns();
 	int error = 0, rc = fault_check(hmp, HAMMER2_DEVOP_READ);
 	int n = iovcnt;
 
@@ -213,6 +247,7 @@ hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
 	}
 	if (error)
 		return error;
+	read_timed(hmp, hammer2_mono_ns() - start_ns);
 	if (rc < 0) {
 		/* damage every 64th byte, so any block read from here fails */
 		for (int i = 0; i < iovcnt; ++i)

@@ -145,10 +145,10 @@ read_window(hammer2_cluster_t *ip, hammer2_off_t off, uint8_t *buf,
 	return error;
 }
 
-/* Read up to len bytes at off; *donep is short only at end of file. */
-int
-hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
-		  void *buf, size_t len, size_t *donep)
+/* The read, through one node (flags HAMMER2_LOOKUP_FOCUS) or all. */
+static int
+file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
+	  void *buf, size_t len, size_t *donep, int flags)
 {
 	const hammer2_inode_data_t *ipdata;
 	hammer2_cluster_t *ip;
@@ -156,7 +156,7 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 	int error;
 
 	*donep = 0;
-	error = hammer2_inode_get(pfs, inum, &ip);
+	error = hammer2_inode_lookup(pfs, inum, flags, &ip);
 	if (error)
 		return error;
 	ipdata = &hammer2_cluster_rdata(ip)->ipdata;
@@ -192,13 +192,26 @@ hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
 }
 
 /*
- * The first offset at or after off that data blocks cover, as SEEK_DATA
- * finds it; the file size when only holes follow.  A copy skips holes in
- * one step however large the size an inode claims.
+ * Read up to len bytes at off; *donep is short only at end of file.
+ * Through the quickest live node, and only on a failure there through
+ * every node (which heals it).
  */
 int
-hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
-		       hammer2_off_t off, hammer2_off_t *datap)
+hammer2_file_read(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
+		  void *buf, size_t len, size_t *donep)
+{
+	int error = file_read(pfs, inum, off, buf, len, donep,
+			      HAMMER2_LOOKUP_FOCUS);
+
+	if (hammer2_focus_retry(pfs, error))
+		error = file_read(pfs, inum, off, buf, len, donep, 0);
+	return error;
+}
+
+/* The next data offset, through one node (flags HAMMER2_LOOKUP_FOCUS) or all. */
+static int
+file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum, hammer2_off_t off,
+	       hammer2_off_t *datap, int flags)
 {
 	const hammer2_inode_meta_t *meta;
 	const hammer2_blockref_t *bref;
@@ -206,7 +219,7 @@ hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	hammer2_key_t next;
 	int error;
 
-	if ((error = hammer2_inode_get(pfs, inum, &ip)) != 0)
+	if ((error = hammer2_inode_lookup(pfs, inum, flags, &ip)) != 0)
 		return error;
 	meta = &hammer2_cluster_rdata(ip)->ipdata.meta;
 	*datap = meta->size;
@@ -240,6 +253,23 @@ hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		return hammer2_preerr(error, "inode 0x%llx",
 				      (unsigned long long)inum);
 	return 0;
+}
+
+/*
+ * The first offset at or after off that data blocks cover, as SEEK_DATA
+ * finds it; the file size when only holes follow.  A copy skips holes in
+ * one step however large the size an inode claims.  Through one node, as
+ * hammer2_file_read.
+ */
+int
+hammer2_file_next_data(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		       hammer2_off_t off, hammer2_off_t *datap)
+{
+	int error = file_next_data(pfs, inum, off, datap, HAMMER2_LOOKUP_FOCUS);
+
+	if (hammer2_focus_retry(pfs, error))
+		error = file_next_data(pfs, inum, off, datap, 0);
+	return error;
 }
 
 /*

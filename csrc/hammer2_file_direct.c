@@ -35,7 +35,6 @@ typedef struct direct_run {
 	hammer2_dev_t		*hmp;
 	int			first;		/* its blocks: [first, first + n) */
 	int			n;
-	int64_t			start_ns;	/* when it was issued */
 } direct_run_t;
 
 struct hammer2_direct {
@@ -67,9 +66,6 @@ run_done(void *arg, int error)
 	direct_run_t *run = arg;
 	hammer2_direct_t *d = run->d;
 
-	/* timed like any load, so a slow node is passed over from now on */
-	if (error == 0)
-		hammer2_node_read_time(run->hmp, hammer2_mono_ns() - run->start_ns);
 	for (int i = run->first; i < run->first + run->n; ++i) {
 		const hammer2_blockref_t *bref = &d->brefs[i];
 		int e = error;
@@ -103,7 +99,6 @@ run_submit(hammer2_direct_t *d, direct_run_t *run)
 	pthread_mutex_lock(&d->lock);
 	++d->inflight;
 	pthread_mutex_unlock(&d->lock);
-	run->start_ns = hammer2_mono_ns();
 	if (hammer2_io_direct(run->hmp, pbase, d->buf + (size_t)run->first *
 			      HAMMER2_PBUFSIZE, (size_t)run->n * HAMMER2_PBUFSIZE,
 			      run_done, run) == 0)
@@ -236,7 +231,7 @@ hammer2_direct_start(hammer2_cluster_t *ip, hammer2_off_t off, uint8_t *buf,
 				run = malloc(sizeof(*run));
 				if (run)
 					*run = (direct_run_t){ d, chain->hmp,
-							       i, 1, 0 };
+							       i, 1 };
 				else
 					d->chosen[i] = 0;
 				run_pbase = pbase;

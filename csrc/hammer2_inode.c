@@ -11,10 +11,13 @@
 
 #define SHARED	(HAMMER2_LOOKUP_SHARED)
 
-/* The inode's cluster, referenced and unlocked. */
+/*
+ * The inode's cluster, referenced and unlocked; flags HAMMER2_LOOKUP_FOCUS:
+ * of one node (a read's, hammer2_cluster_lookup_init).
+ */
 int
-hammer2_inode_get(hammer2_pfs_t *pfs, hammer2_tid_t inum,
-		  hammer2_cluster_t **clusterp)
+hammer2_inode_lookup(hammer2_pfs_t *pfs, hammer2_tid_t inum, int flags,
+		     hammer2_cluster_t **clusterp)
 {
 	hammer2_cluster_t *cparent, *cluster;
 	const hammer2_media_data_t *data;
@@ -30,7 +33,7 @@ hammer2_inode_get(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	if (inum & HAMMER2_DIRHASH_VISIBLE)
 		return hammer2_seterr(ENOENT, "inode 0x%llx out of range",
 				      (unsigned long long)inum);
-	cparent = hammer2_cluster_lookup_init(pfs->iroot, SHARED);
+	cparent = hammer2_cluster_lookup_init(pfs->iroot, SHARED | flags);
 	if (cparent == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
 	cluster = hammer2_cluster_lookup(cparent, &next, inum, inum, SHARED);
@@ -54,6 +57,15 @@ hammer2_inode_get(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	return 0;
 }
 
+/* The inode's cluster, of every node (to modify it), referenced and unlocked. */
+int
+hammer2_inode_get(hammer2_pfs_t *pfs, hammer2_tid_t inum,
+		  hammer2_cluster_t **clusterp)
+{
+	return hammer2_inode_lookup(pfs, inum, 0, clusterp);
+}
+
+/* The inode's fields (and blockref), read through one node. */
 int
 hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 		   hammer2_inode_meta_t *meta, hammer2_blockref_t *bref)
@@ -61,7 +73,9 @@ hammer2_inode_meta(hammer2_pfs_t *pfs, hammer2_tid_t inum,
 	hammer2_cluster_t *cluster;
 	int error;
 
-	error = hammer2_inode_get(pfs, inum, &cluster);
+	error = hammer2_inode_lookup(pfs, inum, HAMMER2_LOOKUP_FOCUS, &cluster);
+	if (hammer2_focus_retry(pfs, error))
+		error = hammer2_inode_lookup(pfs, inum, 0, &cluster);
 	if (error)
 		return error;
 	*meta = hammer2_cluster_rdata(cluster)->ipdata.meta;
@@ -190,10 +204,11 @@ hammer2_dirent_decode(hammer2_cluster_t *cluster, hammer2_dirent_t *ent)
 	return 0;
 }
 
-int
-hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_cluster_t **dirp)
+static int
+dir_open(hammer2_pfs_t *pfs, hammer2_tid_t dinum, int flags,
+	 hammer2_cluster_t **dirp)
 {
-	int error = hammer2_inode_get(pfs, dinum, dirp);
+	int error = hammer2_inode_lookup(pfs, dinum, flags, dirp);
 
 	if (error)
 		return error;
@@ -207,14 +222,21 @@ hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_cluster_t **dir
 	return 0;
 }
 
+int
+hammer2_dir_get(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_cluster_t **dirp)
+{
+	return dir_open(pfs, dinum, 0, dirp);
+}
+
 /*
  * Scan directory entries with keys in [key_beg, key_end] until cb returns
- * non-zero (*stoppedp is then set).  Returns 0 or an errno.
+ * non-zero (*stoppedp is then set); flags HAMMER2_LOOKUP_FOCUS: through
+ * one node.  Returns 0 or an errno.
  */
 static int
 dir_scan(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_key_t key_beg,
 	 hammer2_key_t key_end, hammer2_readdir_cb_t cb, void *arg,
-	 int *stoppedp)
+	 int *stoppedp, int flags)
 {
 	hammer2_cluster_t *dir, *cparent, *cluster;
 	hammer2_dirent_t ent;
@@ -223,10 +245,10 @@ dir_scan(hammer2_pfs_t *pfs, hammer2_tid_t dinum, hammer2_key_t key_beg,
 	int rc = 0;
 
 	*stoppedp = 0;
-	error = hammer2_dir_get(pfs, dinum, &dir);
+	error = dir_open(pfs, dinum, flags, &dir);
 	if (error)
 		return error;
-	cparent = hammer2_cluster_lookup_init(dir, SHARED);
+	cparent = hammer2_cluster_lookup_init(dir, SHARED | flags);
 	hammer2_cluster_drop(dir);
 	if (cparent == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
@@ -280,8 +302,12 @@ hammer2_dir_lookup(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	if ((error = hammer2_name_validate(name, len)) != 0)
 		return error;
 	key = hammer2_dirhash(name, len);
+	/* through one node; again through all (cb kept nothing) on a failure */
 	error = dir_scan(pfs, dinum, key, key | HAMMER2_DIRHASH_LOMASK,
-			 match_cb, &ctx, &found);
+			 match_cb, &ctx, &found, HAMMER2_LOOKUP_FOCUS);
+	if (hammer2_focus_retry(pfs, error))
+		error = dir_scan(pfs, dinum, key, key | HAMMER2_DIRHASH_LOMASK,
+				 match_cb, &ctx, &found, 0);
 	if (error == 0 && !found)
 		error = hammer2_seterr(ENOENT, "no entry '%.*s' in directory "
 				       "0x%llx", (int)len, name,
@@ -297,7 +323,7 @@ hammer2_dir_readdir(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	int stopped;
 
 	return dir_scan(pfs, dinum, HAMMER2_DIRHASH_VISIBLE, HAMMER2_KEY_MAX,
-			cb, arg, &stopped);
+			cb, arg, &stopped, 0);
 }
 
 struct dir_entries {
@@ -355,5 +381,5 @@ hammer2_dir_readdir_at(hammer2_pfs_t *pfs, hammer2_tid_t dinum,
 	int stopped;
 
 	return dir_scan(pfs, dinum, key_beg | HAMMER2_DIRHASH_VISIBLE,
-			HAMMER2_KEY_MAX, cb, arg, &stopped);
+			HAMMER2_KEY_MAX, cb, arg, &stopped, 0);
 }

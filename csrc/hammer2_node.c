@@ -82,19 +82,6 @@ hammer2_node_read_error(hammer2_dev_t *hmp, int error, const char *what)
 	pthread_mutex_unlock(&hmp->faultlock);
 }
 
-/*
- * A read of the node's served in ns: its usual read time (a moving
- * average), by which loads pick where to start and when to race.
- */
-void
-hammer2_node_read_time(hammer2_dev_t *hmp, int64_t ns)
-{
-	uint64_t lat = __atomic_load_n(&hmp->node.lat_ns, __ATOMIC_RELAXED);
-
-	lat = lat ? lat - lat / 8 + (uint64_t)ns / 8 : (uint64_t)ns;
-	__atomic_store_n(&hmp->node.lat_ns, lat, __ATOMIC_RELAXED);
-}
-
 /* The node's last committed transaction. */
 hammer2_tid_t
 hammer2_node_tid(const hammer2_dev_t *hmp)

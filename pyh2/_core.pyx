@@ -203,6 +203,7 @@ cdef extern from "hammer2.h" nogil:
         uint32_t ppm
         uint64_t limit
         uint64_t seed
+        uint32_t delay_ms
     ctypedef struct hammer2_devrec_ent_t:
         int op
         int vol
@@ -718,12 +719,13 @@ cdef class Device:
 
     # ------------------------------------------------ test faults, write log
 
-    FAULTS = {"read": 1, "write": 2, "corrupt": 3, "disconnect": 4, "enospc": 5}
+    FAULTS = {"read": 1, "write": 2, "corrupt": 3, "disconnect": 4, "enospc": 5, "slow": 6}
 
     def inject_fault(self, str kind, uint64_t after=0, double probability=1.0,
-                     uint64_t limit=0, uint64_t seed=0):
+                     uint64_t limit=0, uint64_t seed=0, uint32_t delay_ms=0):
         """Arm a fault: after `after` matching I/Os, each later one is hit with
-        `probability`, at most `limit` times (0: no limit). Replaces any armed one."""
+        `probability`, at most `limit` times (0: no limit). Replaces any armed one.
+        "slow": a hit read takes `delay_ms` longer, and succeeds."""
         cdef hammer2_fault_t f
         if kind not in self.FAULTS:
             raise H2Error(_errno.EINVAL, f"unknown fault '{kind}' (one of {', '.join(self.FAULTS)})")
@@ -735,6 +737,7 @@ cdef class Device:
         f.ppm = <uint32_t>(probability * 1000000)
         f.limit = limit
         f.seed = seed
+        f.delay_ms = delay_ms
         hammer2_dev_fault(self._dev(), &f)
 
     def clear_fault(self):

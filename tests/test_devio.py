@@ -137,7 +137,7 @@ def test_bad_fault_arguments(image, kind, prob):
 
 
 def test_fault_kinds_listed():
-    assert set(_core.Device.FAULTS) == {"read", "write", "corrupt", "disconnect", "enospc"}
+    assert set(_core.Device.FAULTS) == {"read", "write", "corrupt", "disconnect", "enospc", "slow"}
 
 
 def test_write_log_names_each_write_volume(tmp_path):
