@@ -326,7 +326,9 @@ class Run:
                 self._check_node(i, "faulted", exact=False)
             self._open()
             self.cluster.wait_live(120)     # a scrub needs a quorum without its node
-            for i in sorted(self.faulted | self.damaged):
+            # ... which one of two nodes never has: the reopen resynced what was behind,
+            # and each node's exact check below stands for the scrub
+            for i in sorted(self.faulted | self.damaged) if not self.cfg.rolls_back else ():
                 self.cluster._resync_node(i, True)
                 self.resyncs += 1
             self.cluster.wait_live(120)

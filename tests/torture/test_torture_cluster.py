@@ -57,6 +57,18 @@ def test_two_nodes_go_on_after_a_fault_took_the_quorum(tmp_path, ops):
     assert run.model.exists("/c")
 
 
+def test_two_nodes_finish_after_a_fault_self_heal_absorbed(tmp_path):
+    # a corrupt read on node 0 is served by node 1 and healed: the quorum holds, node 0
+    # counts as faulted, and the end cannot scrub it (one node of two is no quorum
+    # without it): the run ends on each node's exact check instead of failing there
+    ops = [("create", "/a", 70000, 1, 0o644), ("flush",),
+           ("fault", 0, "corrupt", 0, 1.0, 1, 7), ("read", "/a", 0, 70000),
+           ("clear",), ("create", "/c", 10, 3, 0o644), ("flush",)]
+    run = run_ops(tmp_path, Config(seed=5, nodes=2, faults=True), ops)
+    assert run.faults_injected == 1 and run.recoveries == 0
+    assert run.result == {"resynced": [0], "damaged": []} and run.model.exists("/c")
+
+
 def test_a_resynced_node_takes_every_later_change(tmp_path):
     # a resync lays a node's blocks out its own way; the flush then collapsing an
     # indirect block there only must not stamp the directory above with a new
