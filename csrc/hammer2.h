@@ -245,6 +245,7 @@ typedef struct hammer2_node {
 	uint64_t	lat_ns;		/* its reads' usual time (moving average) */
 	struct hammer2_heal *heals;	/* to rewrite at the next flush */
 	int		nheals;
+	int		resyncing;	/* a resync in passes holds its copy */
 	char		why[192];
 } hammer2_node_t;
 
@@ -280,6 +281,7 @@ struct hammer2_dev {
 	 * flush commits, stamped on everything modified meanwhile.
 	 */
 	pthread_rwlock_t	translock;
+	int			trans_waiting;	/* threads blocked on it */
 	hammer2_tid_t		mtid;
 	int			flush_error;	/* a flush failed: no more */
 	uint64_t		dirty_bytes;	/* the next flush allocates */
