@@ -282,6 +282,7 @@ struct hammer2_dev {
 	 */
 	pthread_rwlock_t	translock;
 	int			trans_waiting;	/* threads blocked on it */
+	uint64_t		trans_begun;	/* transactions so far */
 	hammer2_tid_t		mtid;
 	int			flush_error;	/* a flush failed: no more */
 	uint64_t		dirty_bytes;	/* the next flush allocates */

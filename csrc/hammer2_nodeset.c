@@ -8,7 +8,9 @@
  * its media (its in-memory state is not trusted), a stale one resynced
  * from the live nodes, while the cluster serves between its steps: a
  * resync holds the locks while nobody waits for them, and stops (once it
- * has held them a little while) to let waiting transactions in.
+ * has held them a little while) to let waiting transactions in; it goes
+ * on once the cluster has rested a millisecond, or after 10 ms at most,
+ * so a busy cluster keeps most of its time and the resync still ends.
  * Replaced devices are kept until the set is destroyed: a caller may
  * still be waiting on one's transaction lock.
  */
@@ -21,9 +23,10 @@
 
 #define SYNC_POLL_MS	100	/* how often an idle sync thread looks */
 #define SYNC_RETRY_MS	250	/* after a failed attempt, doubling */
-#define SLICE_MIN_NS	2000000L	/* a resync's hold before it yields */
-#define GAP_POLL_NS	50000L		/* ... then how often it looks */
-#define GAP_POLLS	200		/* ... whether the waiters got in */
+#define SLICE_MIN_NS	1000000L	/* a resync's hold before it yields */
+#define GAP_POLL_NS	250000L		/* ... then how often it looks */
+#define GAP_QUIET	4		/* ... for this many quiet looks */
+#define GAP_MAX		40		/* ... or this many looks in all */
 
 struct sync_arg {
 	hammer2_nodeset_t	*ns;
@@ -103,14 +106,14 @@ hammer2_nodeset_pfs_open(hammer2_nodeset_t *ns, const char *label,
 void
 hammer2_nodeset_pfs_close(hammer2_nodeset_t *ns, hammer2_pfs_t *pfs)
 {
-	pthread_mutex_lock(&ns->lock);
+	hammer2_nodeset_hold(ns);
 	for (int i = 0; i < ns->npfs; ++i) {
 		if (ns->pfs[i] == pfs) {
 			ns->pfs[i] = ns->pfs[--ns->npfs];
 			break;
 		}
 	}
-	pthread_mutex_unlock(&ns->lock);
+	hammer2_nodeset_release(ns);
 	hammer2_pfs_close(pfs);
 }
 
@@ -209,6 +212,17 @@ nodeset_waiters(hammer2_nodeset_t *ns)
 	return n;
 }
 
+/* Transactions begun on the nodes so far. */
+static uint64_t
+nodeset_activity(hammer2_nodeset_t *ns)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < ns->ndevs; ++i)
+		n += __atomic_load_n(&ns->devs[i]->trans_begun, __ATOMIC_RELAXED);
+	return n;
+}
+
 /* A resync's hold of the locks (hammer2_cluster_resync_step's stop). */
 struct sync_slice {
 	hammer2_nodeset_t	*ns;
@@ -236,8 +250,9 @@ slice_stop(void *arg)
 
 /*
  * Between two holds of a resync: held while paused (the node's pause_at
- * reached), then until the transactions that made it stop got in.
- * Returns whether the set is stopping.
+ * reached), then until the cluster rests (no transaction begun or
+ * waiting for GAP_QUIET looks) or GAP_MAX looks passed.  Returns whether
+ * the set is stopping.
  */
 static int
 slice_gap(hammer2_nodeset_t *ns, int index, const hammer2_resync_walk_t *w,
@@ -257,8 +272,14 @@ slice_gap(hammer2_nodeset_t *ns, int index, const hammer2_resync_walk_t *w,
 	ns->sync[index].paused = 0;
 	stopping = ns->stopping;
 	pthread_mutex_unlock(&ns->statlock);
-	for (int n = 0; !stopping && n < GAP_POLLS && nodeset_waiters(ns); ++n)
+	for (int n = 0, quiet = 0; !stopping && n < GAP_MAX &&
+	     quiet < GAP_QUIET; ++n) {
+		uint64_t begun = nodeset_activity(ns);
+
 		nanosleep(&ts, NULL);
+		quiet = nodeset_activity(ns) == begun &&
+			nodeset_waiters(ns) == 0 ? quiet + 1 : 0;
+	}
 	return stopping;
 }
 
