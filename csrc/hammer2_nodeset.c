@@ -286,11 +286,12 @@ slice_gap(hammer2_nodeset_t *ns, int index, const hammer2_resync_walk_t *w,
 /*
  * Bring node index back: reopened if failed, then resynced from the live
  * nodes in steps, each under the list lock and every node's transaction
- * lock; the open PFSes see it again.
+ * lock; the open PFSes see it again.  For its sync thread (counted) the
+ * count moves before the node is seen live.
  */
 static int
 nodeset_sync(hammer2_nodeset_t *ns, int index, int flags,
-	     hammer2_resync_stats_t *stats)
+	     hammer2_resync_stats_t *stats, int counted)
 {
 	struct sync_slice sl = { ns, index, stats, { 0, 0 } };
 	hammer2_resync_walk_t w;
@@ -317,6 +318,11 @@ nodeset_sync(hammer2_nodeset_t *ns, int index, int flags,
 			if (error == 0)
 				error = hammer2_cluster_resync_step(ns->devs,
 						ns->ndevs, index, -1, flags, stats, &w);
+			if (error == 0 && counted) {
+				pthread_mutex_lock(&ns->statlock);
+				++ns->sync[index].syncs;
+				pthread_mutex_unlock(&ns->statlock);
+			}
 			if (error == 0)
 				for (int i = 0; i < ns->npfs; ++i)
 					hammer2_pfs_revalidate(ns->pfs[i]);
@@ -345,9 +351,9 @@ nodeset_sync(hammer2_nodeset_t *ns, int index, int flags,
  * Resync node index now (flags: HAMMER2_RESYNC_*); a failure leaves it
  * half copied, so it is reopened from its media and tried once more.
  */
-int
-hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
-		       hammer2_resync_stats_t *stats)
+static int
+nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
+	       hammer2_resync_stats_t *stats, int counted)
 {
 	int error;
 
@@ -355,13 +361,20 @@ hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
 		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
 				      index, ns->ndevs);
 	sync_set(ns, index, 1, 0);
-	error = nodeset_sync(ns, index, flags, stats);
+	error = nodeset_sync(ns, index, flags, stats, counted);
 	if (error && error != EROFS && error != ECANCELED) {
 		memset(stats, 0, sizeof(*stats));
-		error = nodeset_sync(ns, index, flags, stats);
+		error = nodeset_sync(ns, index, flags, stats, counted);
 	}
 	sync_set(ns, index, 0, error);
 	return error;
+}
+
+int
+hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
+		       hammer2_resync_stats_t *stats)
+{
+	return nodeset_resync(ns, index, flags, stats, 0);
 }
 
 /*
@@ -432,7 +445,7 @@ sync_main(void *arg)
 			continue;
 		pthread_mutex_unlock(&ns->statlock);
 		stats = calloc(1, sizeof(*stats));
-		error = stats ? hammer2_nodeset_resync(ns, index, 0, stats) : ENOMEM;
+		error = stats ? nodeset_resync(ns, index, 0, stats, 1) : ENOMEM;
 		free(stats);
 		pthread_mutex_lock(&ns->statlock);
 		/* a node that cannot come back (server gone): backing off */
@@ -442,7 +455,6 @@ sync_main(void *arg)
 				   retry_ms * 2 : ns->retry_max_ms;
 		} else {
 			retry_ms = SYNC_RETRY_MS;
-			++ns->sync[index].syncs;
 		}
 	}
 	pthread_mutex_unlock(&ns->statlock);
