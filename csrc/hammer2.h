@@ -247,6 +247,7 @@ typedef struct hammer2_node {
 	struct hammer2_heal *heals;	/* to rewrite at the next flush */
 	int		nheals;
 	int		resyncing;	/* a resync in passes holds its copy */
+	uint64_t	encodes_copied;	/* data blocks another node encoded */
 	char		why[192];
 } hammer2_node_t;
 
@@ -454,9 +455,12 @@ void hammer2_chain_release_subtree(hammer2_chain_t *chain);
 void hammer2_chain_data_free(hammer2_chain_t *chain);
 int hammer2_chain_data_share(hammer2_chain_t *chain, hammer2_chain_t *from);
 int hammer2_chain_data_private(hammer2_chain_t *chain);
-int hammer2_chain_encoded(hammer2_chain_t *chain, hammer2_encjob_t *j);
+enum { HAMMER2_ENC_HERE, HAMMER2_ENC_CLAIMED, HAMMER2_ENC_COPIED,
+       HAMMER2_ENC_WAIT };
+int hammer2_chain_encode_claim(hammer2_chain_t *chain, hammer2_encjob_t *j);
 void hammer2_chain_encoded_keep(hammer2_chain_t *chain,
-				const hammer2_encjob_t *j, int comp_asked);
+				const hammer2_encjob_t *j);
+void hammer2_chain_encoded_wait(hammer2_chain_t *chain, hammer2_encjob_t *j);
 
 /* -------------------------------------------------------------- cluster */
 

@@ -2,12 +2,12 @@
  * The logical data of a modified DATA block, shared by its chains on the
  * nodes of a cluster.  A cluster write fills the focus's buffer and the
  * other live nodes' chains take a reference to it (hammer2_cluster_modsync)
- * instead of a copy each; the first node's flush to encode it keeps the
- * encoding (compression and check code depend on the data and the
- * algorithms only), which the other nodes' flushes copy instead of
- * encoding again.  Shared data is never written: a chain modified again
- * (hammer2_chain_modify) takes a private copy first, so what the others
- * hold, and its kept encoding, stay as they are.
+ * instead of a copy each.  The first node flush to reach it claims it
+ * and keeps its encoding (compression and check code depend on the data
+ * and the algorithms only); the other nodes' flushes, side by side, wait
+ * for that and copy it instead of encoding it again.  Shared data is
+ * never written: a chain modified again (hammer2_chain_modify) takes a
+ * private copy first, so what the others hold, and its encoding, stay.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -15,15 +15,21 @@
 #include <string.h>
 #include "hammer2.h"
 
+enum { DBUF_NONE, DBUF_CLAIMED, DBUF_ENCODED };
+
 struct hammer2_dbuf {
 	int			refs;		/* atomic: chains sharing it */
 	uint8_t			*data;
-	pthread_mutex_t		lock;		/* what follows */
-	int			encoded;
+	/* under enc_lock: */
+	int			state;		/* DBUF_* */
 	int			comp_asked;	/* the algorithm enc was asked */
 	hammer2_encjob_t	enc;		/* its inputs and outputs */
 	uint8_t			*media;		/* enc.psize bytes */
 };
+
+/* Encodings of every shared buffer: rare, short holds. */
+static pthread_mutex_t enc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t enc_cv = PTHREAD_COND_INITIALIZER;
 
 static void
 dbuf_drop(struct hammer2_dbuf *d)
@@ -34,7 +40,6 @@ dbuf_drop(struct hammer2_dbuf *d)
 	if (refs > 0)
 		return;
 	free(d->media);
-	pthread_mutex_destroy(&d->lock);
 	free(d->data);
 	free(d);
 }
@@ -74,7 +79,6 @@ hammer2_chain_data_share(hammer2_chain_t *chain, hammer2_chain_t *from)
 			return hammer2_seterr(ENOMEM, "out of memory");
 		d->refs = 1;
 		d->data = (uint8_t *)from->data;
-		pthread_mutex_init(&d->lock, NULL);
 		from->dbuf = d;
 	}
 	hammer2_chain_data_free(chain);
@@ -101,67 +105,108 @@ hammer2_chain_data_private(hammer2_chain_t *chain)
 }
 
 static int
-same_job(const hammer2_encjob_t *a, const hammer2_encjob_t *b)
+same_job(const struct hammer2_dbuf *d, const hammer2_encjob_t *j)
 {
-	return a->len == b->len && a->level == b->level &&
-	       a->check == b->check && a->zero_holes == b->zero_holes;
+	return d->enc.src == j->src && d->enc.len == j->len &&
+	       d->comp_asked == j->comp && d->enc.level == j->level &&
+	       d->enc.check == j->check && d->enc.zero_holes == j->zero_holes;
+}
+
+/* The kept encoding into j (prepared alike), which is marked cached. */
+static void
+enc_copy(hammer2_chain_t *chain, const struct hammer2_dbuf *d,
+	 hammer2_encjob_t *j)
+{
+	__atomic_add_fetch(&chain->hmp->node.encodes_copied, 1,
+			   __ATOMIC_RELAXED);
+	j->comp = d->enc.comp;
+	j->zero = d->enc.zero;
+	j->psize = d->enc.psize;
+	j->bref.check = d->enc.bref.check;
+	if (!j->zero)
+		memcpy(j->dst, d->media, j->psize);
+	j->cached = 1;
 }
 
 /*
- * The encoding another node's flush kept for the chain's data, for job
- * j (prepared: its source, algorithms and destination): copied in, and
- * j marked cached.  0 if there is none for these algorithms.
+ * Before job j (prepared: source, algorithms, destination) of the chain
+ * is encoded: HERE, this flush encodes it; CLAIMED, and keeps it for the
+ * other sharers (hammer2_chain_encoded_keep); COPIED, another node's
+ * encoding was copied in; WAIT, another node's flush is encoding it:
+ * hammer2_chain_encoded_wait once this flush kept what it claimed (so no
+ * two wait on each other).  j is marked cached when COPIED or WAIT.
  */
 int
-hammer2_chain_encoded(hammer2_chain_t *chain, hammer2_encjob_t *j)
+hammer2_chain_encode_claim(hammer2_chain_t *chain, hammer2_encjob_t *j)
 {
 	struct hammer2_dbuf *d = chain->dbuf;
-	int hit = 0;
+	int how = HAMMER2_ENC_HERE;
 
 	if (d == NULL)
-		return 0;
-	pthread_mutex_lock(&d->lock);
-	if (d->encoded && d->enc.src == j->src && same_job(&d->enc, j) &&
-	    d->comp_asked == j->comp) {
-		j->comp = d->enc.comp;
-		j->zero = d->enc.zero;
-		j->psize = d->enc.psize;
-		j->bref.check = d->enc.bref.check;
-		if (!j->zero)
-			memcpy(j->dst, d->media, j->psize);
+		return HAMMER2_ENC_HERE;
+	pthread_mutex_lock(&enc_lock);
+	if (d->state == DBUF_ENCODED && same_job(d, j)) {
+		enc_copy(chain, d, j);
+		how = HAMMER2_ENC_COPIED;
+	} else if (d->state == DBUF_CLAIMED) {
 		j->cached = 1;
-		hit = 1;
+		how = HAMMER2_ENC_WAIT;
+	} else if (d->state == DBUF_NONE &&
+		   __atomic_load_n(&d->refs, __ATOMIC_ACQUIRE) > 1) {
+		how = HAMMER2_ENC_CLAIMED;
+		d->state = DBUF_CLAIMED;
+		d->comp_asked = j->comp;
+		d->enc = *j;
 	}
-	pthread_mutex_unlock(&d->lock);
-	return hit;
+	pthread_mutex_unlock(&enc_lock);
+	return how;
 }
 
-/*
- * After the chain's data was encoded into j (asked for compression
- * comp_asked): kept for the other sharers.
- */
+/* After this flush encoded job j it claimed: kept for the other sharers. */
 void
-hammer2_chain_encoded_keep(hammer2_chain_t *chain, const hammer2_encjob_t *j,
-			   int comp_asked)
+hammer2_chain_encoded_keep(hammer2_chain_t *chain, const hammer2_encjob_t *j)
 {
 	struct hammer2_dbuf *d = chain->dbuf;
 	uint8_t *media = NULL;
 
-	if (d == NULL || j->cached ||
-	    __atomic_load_n(&d->refs, __ATOMIC_ACQUIRE) < 2)
+	if (d == NULL)
 		return;
-	if (!j->zero && (media = malloc(j->psize ? j->psize : 1)) == NULL)
-		return;			/* the others encode it themselves */
-	if (media)
+	if (!j->zero && (media = malloc(j->psize ? j->psize : 1)) != NULL)
 		memcpy(media, j->dst, j->psize);
-	pthread_mutex_lock(&d->lock);
-	if (!d->encoded) {
-		d->enc = *j;
-		d->comp_asked = comp_asked;
+	pthread_mutex_lock(&enc_lock);
+	if (d->state == DBUF_CLAIMED && d->enc.src == j->src &&
+	    d->enc.dst == j->dst) {
+		/* short of memory: the others encode it themselves */
+		d->state = media || j->zero ? DBUF_ENCODED : DBUF_NONE;
+		d->enc.comp = j->comp;
+		d->enc.zero = j->zero;
+		d->enc.psize = j->psize;
+		d->enc.bref.check = j->bref.check;
 		d->media = media;
-		d->encoded = 1;
 		media = NULL;
+		pthread_cond_broadcast(&enc_cv);
 	}
-	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&enc_lock);
 	free(media);
+}
+
+/* For ENC_WAIT: the other node's encoding, or j encoded here after all. */
+void
+hammer2_chain_encoded_wait(hammer2_chain_t *chain, hammer2_encjob_t *j)
+{
+	struct hammer2_dbuf *d = chain->dbuf;
+	int copied = 0;
+
+	pthread_mutex_lock(&enc_lock);
+	while (d->state == DBUF_CLAIMED)
+		pthread_cond_wait(&enc_cv, &enc_lock);
+	if (d->state == DBUF_ENCODED && same_job(d, j)) {
+		enc_copy(chain, d, j);
+		copied = 1;
+	}
+	pthread_mutex_unlock(&enc_lock);
+	if (!copied) {
+		j->cached = 0;
+		hammer2_encode_batch(j, 1);
+	}
 }

@@ -109,23 +109,25 @@ encode_prepare(hammer2_chain_t *chain, hammer2_encjob_t *j, uint8_t *dst)
 }
 
 /*
- * Encode jobs[0..n) of chains c[]: what another node's flush encoded of
- * the same shared data is copied, the rest encoded side by side and kept
- * for the other nodes.
+ * Encode jobs[0..n) of chains c[]: what another node's flush encodes of
+ * the same shared data (hammer2_dbuf.c) is copied from it, the rest
+ * encoded side by side, what this flush claimed kept for the others.
  */
 static void
 encode_run(hammer2_chain_t **c, hammer2_encjob_t *jobs, int n)
 {
-	int asked[FLUSH_ENCODE_WINDOW];
+	int how[FLUSH_ENCODE_WINDOW];
 
 	KKASSERT(n <= FLUSH_ENCODE_WINDOW);
-	for (int i = 0; i < n; ++i) {
-		asked[i] = jobs[i].comp;
-		hammer2_chain_encoded(c[i], &jobs[i]);
-	}
+	for (int i = 0; i < n; ++i)
+		how[i] = hammer2_chain_encode_claim(c[i], &jobs[i]);
 	hammer2_encode_batch(jobs, n);
 	for (int i = 0; i < n; ++i)
-		hammer2_chain_encoded_keep(c[i], &jobs[i], asked[i]);
+		if (how[i] == HAMMER2_ENC_CLAIMED)
+			hammer2_chain_encoded_keep(c[i], &jobs[i]);
+	for (int i = 0; i < n; ++i)
+		if (how[i] == HAMMER2_ENC_WAIT)
+			hammer2_chain_encoded_wait(c[i], &jobs[i]);
 }
 
 /*

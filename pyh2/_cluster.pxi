@@ -7,6 +7,7 @@ cdef extern from "hammer2_cluster.h" nogil:
         int error
         uint64_t read_errors
         uint64_t healed
+        uint64_t encodes_copied
         char why[192]
 
     ctypedef struct hammer2_resync_lost_t:
@@ -158,6 +159,7 @@ def node_status(Device device):
     return {'path': _text(hmp.path), 'state': NODE_STATES[node.state],
             'errno': node.error, 'why': _text(node.why),
             'read_errors': node.read_errors, 'healed': node.healed,
+            'encodes_copied': node.encodes_copied,
             'mirror_tid': hammer2_node_tid(hmp)}
 
 
