@@ -1,33 +1,23 @@
 """A resync in passes: the cluster takes writes while a node is brought
 back (the resync lets the locks go between its steps), and what those
 writes change reaches the node by a later pass before it rejoins."""
-import os
 import threading
 
 import pyh2
 from pyh2.cluster import open_cluster
 
 from pyh2.testing.cli import run_pyh2
-from pyh2.testing.nodes import assert_all_nodes
-
-
-def files(pfs, model, tag, n):
-    pfs.mkdir(f"/{tag}")
-    model[f"/{tag}"] = "dir"
-    for i in range(n):
-        data = os.urandom(3000 * (i + 1)) + bytes(70_000 * (i % 2))
-        pfs.create(f"/{tag}/f{i}", data)
-        model[f"/{tag}/f{i}"] = data
+from pyh2.testing.nodes import assert_all_nodes, populate
 
 
 def behind(paths, model):
     """Node 2 misses directory b (it is stale at the next open)."""
     with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
-        files(pfs, model, "a", 4)
+        populate(pfs, model, "a", 4)
         vol.flush()
         vol.devices[2].inject_fault("write")
-        files(pfs, model, "b", 10)
+        populate(pfs, model, "b", 10)
         vol.flush()
 
 
