@@ -3,9 +3,10 @@
  * nodes of a cluster.  A cluster write fills the focus's buffer and the
  * other live nodes' chains take a reference to it (hammer2_cluster_modsync)
  * instead of a copy each.  The first node flush to reach it claims it
- * and keeps its encoding (compression and check code depend on the data
- * and the algorithms only); the other nodes' flushes, side by side, wait
- * for that and copy it instead of encoding it again.  Shared data is
+ * and encodes it into a buffer it keeps (compression and check code
+ * depend on the data and the algorithms only); the other nodes' flushes,
+ * side by side, wait for that and write that buffer instead of encoding
+ * the block again.  Shared data is
  * never written: a chain modified again (hammer2_chain_modify) takes a
  * private copy first, so what the others hold, and its encoding, stay.
  */
@@ -24,7 +25,7 @@ struct hammer2_dbuf {
 	int			state;		/* DBUF_* */
 	int			comp_asked;	/* the algorithm enc was asked */
 	hammer2_encjob_t	enc;		/* its inputs and outputs */
-	uint8_t			*media;		/* enc.psize bytes */
+	uint8_t			*media;		/* the encoding, enc.psize bytes */
 };
 
 /* Encodings of every shared buffer: rare, short holds. */
@@ -112,7 +113,10 @@ same_job(const struct hammer2_dbuf *d, const hammer2_encjob_t *j)
 	       d->enc.check == j->check && d->enc.zero_holes == j->zero_holes;
 }
 
-/* The kept encoding into j (prepared alike), which is marked cached. */
+/*
+ * The kept encoding for j (prepared alike), which is marked cached: its
+ * media is the shared one, alive while the chain holds its reference.
+ */
 static void
 enc_copy(hammer2_chain_t *chain, const struct hammer2_dbuf *d,
 	 hammer2_encjob_t *j)
@@ -123,8 +127,7 @@ enc_copy(hammer2_chain_t *chain, const struct hammer2_dbuf *d,
 	j->zero = d->enc.zero;
 	j->psize = d->enc.psize;
 	j->bref.check = d->enc.bref.check;
-	if (!j->zero)
-		memcpy(j->dst, d->media, j->psize);
+	j->dst = d->media;
 	j->cached = 1;
 }
 
@@ -132,7 +135,7 @@ enc_copy(hammer2_chain_t *chain, const struct hammer2_dbuf *d,
  * Before job j (prepared: source, algorithms, destination) of the chain
  * is encoded: HERE, this flush encodes it; CLAIMED, and keeps it for the
  * other sharers (hammer2_chain_encoded_keep); COPIED, another node's
- * encoding was copied in; WAIT, another node's flush is encoding it:
+ * encoding is j's; WAIT, another node's flush is encoding it:
  * hammer2_chain_encoded_wait once this flush kept what it claimed (so no
  * two wait on each other).  j is marked cached when COPIED or WAIT.
  */
@@ -148,65 +151,50 @@ hammer2_chain_encode_claim(hammer2_chain_t *chain, hammer2_encjob_t *j)
 	if (d->state == DBUF_ENCODED && same_job(d, j)) {
 		enc_copy(chain, d, j);
 		how = HAMMER2_ENC_COPIED;
-	} else if (d->state == DBUF_CLAIMED) {
+	} else if (d->state == DBUF_CLAIMED && same_job(d, j)) {
 		j->cached = 1;
 		how = HAMMER2_ENC_WAIT;
 	} else if (d->state == DBUF_NONE &&
-		   __atomic_load_n(&d->refs, __ATOMIC_ACQUIRE) > 1) {
+		   __atomic_load_n(&d->refs, __ATOMIC_ACQUIRE) > 1 &&
+		   (d->media = malloc(HAMMER2_PBUFSIZE)) != NULL) {
+		/* encoded straight into the buffer the others will use */
 		how = HAMMER2_ENC_CLAIMED;
 		d->state = DBUF_CLAIMED;
 		d->comp_asked = j->comp;
+		j->dst = d->media;
 		d->enc = *j;
 	}
 	pthread_mutex_unlock(&enc_lock);
 	return how;
 }
 
-/* After this flush encoded job j it claimed: kept for the other sharers. */
+/* After this flush encoded job j it claimed: there for the other sharers. */
 void
 hammer2_chain_encoded_keep(hammer2_chain_t *chain, const hammer2_encjob_t *j)
 {
 	struct hammer2_dbuf *d = chain->dbuf;
-	uint8_t *media = NULL;
 
-	if (d == NULL)
-		return;
-	if (!j->zero && (media = malloc(j->psize ? j->psize : 1)) != NULL)
-		memcpy(media, j->dst, j->psize);
 	pthread_mutex_lock(&enc_lock);
-	if (d->state == DBUF_CLAIMED && d->enc.src == j->src &&
-	    d->enc.dst == j->dst) {
-		/* short of memory: the others encode it themselves */
-		d->state = media || j->zero ? DBUF_ENCODED : DBUF_NONE;
-		d->enc.comp = j->comp;
-		d->enc.zero = j->zero;
-		d->enc.psize = j->psize;
-		d->enc.bref.check = j->bref.check;
-		d->media = media;
-		media = NULL;
-		pthread_cond_broadcast(&enc_cv);
-	}
+	KKASSERT(d && d->state == DBUF_CLAIMED && d->enc.dst == j->dst);
+	d->state = DBUF_ENCODED;
+	d->enc.comp = j->comp;
+	d->enc.zero = j->zero;
+	d->enc.psize = j->psize;
+	d->enc.bref.check = j->bref.check;
+	pthread_cond_broadcast(&enc_cv);
 	pthread_mutex_unlock(&enc_lock);
-	free(media);
 }
 
-/* For ENC_WAIT: the other node's encoding, or j encoded here after all. */
+/* For WAIT: the other node's encoding, once it is there. */
 void
 hammer2_chain_encoded_wait(hammer2_chain_t *chain, hammer2_encjob_t *j)
 {
 	struct hammer2_dbuf *d = chain->dbuf;
-	int copied = 0;
 
 	pthread_mutex_lock(&enc_lock);
 	while (d->state == DBUF_CLAIMED)
 		pthread_cond_wait(&enc_cv, &enc_lock);
-	if (d->state == DBUF_ENCODED && same_job(d, j)) {
-		enc_copy(chain, d, j);
-		copied = 1;
-	}
+	KKASSERT(d->state == DBUF_ENCODED && same_job(d, j));
+	enc_copy(chain, d, j);
 	pthread_mutex_unlock(&enc_lock);
-	if (!copied) {
-		j->cached = 0;
-		hammer2_encode_batch(j, 1);
-	}
 }
