@@ -11,6 +11,7 @@
 (3-node against 1-node write throughput is bench_cluster.py's.)
 
     python3 bench/bench_heal.py [--mib 128] [--write-mib 32] [--read-mib 32] [--runs 2]
+                                [--parts 1,2,3]
 """
 import argparse
 import os
@@ -145,22 +146,29 @@ def main():
                     help="foreground writes for (2), while the node that missed --mib resyncs")
     ap.add_argument("--read-mib", type=int, default=32, help="data read for (3)")
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--parts", default="1,2,3", help="which measurements to run")
     args = ap.parse_args()
+    parts = {int(p) for p in args.parts.split(",")}
     if not shutil.which("nbdcopy") or not shutil.which("nbdkit"):
         sys.exit("nbdkit and nbdcopy are needed (run scripts/setup.sh)")
     data = [payload(i) for i in range(max(args.write_mib, args.read_mib, 64))]
     with tempfile.TemporaryDirectory(prefix="pyh2-bench-heal-", dir="/var/tmp") as tmp:
-        rs = best(resync_vs_nbdcopy(tmp, args.mib, data) for _ in range(args.runs))
-        report(f"(1) resync of a node that missed {args.mib} MiB", rs[0] / rs[1],
-               TARGETS["resync"], f"pyh2 {rs[0] / MiB:.1f} MiB/s, nbdcopy {rs[1] / MiB:.1f} MiB/s")
-        wr = best(write_while_resyncing(tmp, args.mib, args.write_mib, data)
-                  for _ in range(args.runs))
-        report(f"(2) {args.write_mib} MiB written while a node resyncs", wr[0] / wr[1],
-               TARGETS["write"], f"{wr[0] / MiB:.1f} MiB/s, none resyncing {wr[1] / MiB:.1f} "
-               f"MiB/s{'' if wr[2] else ' (the resync ended before the writes)'}")
-        rd = best(read_with_slow_node(tmp, args.read_mib, data) for _ in range(args.runs))
-        report(f"(3) {args.read_mib} MiB read, one node 50 ms per read", rd[0] / rd[1],
-               TARGETS["read"], f"{rd[0] / MiB:.1f} MiB/s, all fast {rd[1] / MiB:.1f} MiB/s")
+        if 1 in parts:
+            rs = best(resync_vs_nbdcopy(tmp, args.mib, data) for _ in range(args.runs))
+            report(f"(1) resync of a node that missed {args.mib} MiB", rs[0] / rs[1],
+                   TARGETS["resync"],
+                   f"pyh2 {rs[0] / MiB:.1f} MiB/s, nbdcopy {rs[1] / MiB:.1f} MiB/s")
+        if 2 in parts:
+            wr = best(write_while_resyncing(tmp, args.mib, args.write_mib, data)
+                      for _ in range(args.runs))
+            report(f"(2) {args.write_mib} MiB written while a node resyncs", wr[0] / wr[1],
+                   TARGETS["write"], f"{wr[0] / MiB:.1f} MiB/s, none resyncing "
+                   f"{wr[1] / MiB:.1f} MiB/s"
+                   f"{'' if wr[2] else ' (the resync ended before the writes)'}")
+        if 3 in parts:
+            rd = best(read_with_slow_node(tmp, args.read_mib, data) for _ in range(args.runs))
+            report(f"(3) {args.read_mib} MiB read, one node 50 ms per read", rd[0] / rd[1],
+                   TARGETS["read"], f"{rd[0] / MiB:.1f} MiB/s, all fast {rd[1] / MiB:.1f} MiB/s")
 
 if __name__ == "__main__":
     main()

@@ -97,6 +97,7 @@ typedef struct hammer2_encjob {
 	int		zero_holes;	/* an all-zero block becomes a hole */
 	uint8_t		*dst;		/* HAMMER2_PBUFSIZE bytes */
 	int		zero;		/* out: all zero, a hole */
+	int		cached;		/* in: already encoded, pass over it */
 	size_t		psize;		/* out: media bytes in dst */
 	hammer2_blockref_t bref;	/* out: .check */
 } hammer2_encjob_t;
@@ -249,6 +250,8 @@ typedef struct hammer2_node {
 					 * average, kept by hammer2_devio.c) */
 	struct hammer2_heal *heals;	/* to rewrite at the next flush */
 	int		nheals;
+	int		resyncing;	/* a resync in passes holds its copy */
+	uint64_t	encodes_copied;	/* data blocks another node encoded */
 	char		why[192];
 } hammer2_node_t;
 
@@ -284,6 +287,8 @@ struct hammer2_dev {
 	 * flush commits, stamped on everything modified meanwhile.
 	 */
 	pthread_rwlock_t	translock;
+	int			trans_waiting;	/* threads blocked on it */
+	uint64_t		trans_begun;	/* transactions so far */
 	hammer2_tid_t		mtid;
 	int			flush_error;	/* a flush failed: no more */
 	uint64_t		dirty_bytes;	/* the next flush allocates */
@@ -384,6 +389,7 @@ struct hammer2_chain {
 	hammer2_chain_t		*parent;	/* referenced */
 	hammer2_io_t		*dio;
 	hammer2_media_data_t	*data;
+	struct hammer2_dbuf	*dbuf;		/* data shared with other nodes' */
 	uint32_t		bytes;		/* physical size */
 	int			depth;
 	int			refs;		/* atomic */
@@ -446,6 +452,21 @@ int hammer2_chain_base_update(hammer2_chain_t *parent,
 			      const hammer2_blockref_t *bref);
 void hammer2_chain_clear_modified(hammer2_chain_t *chain);
 void hammer2_chain_release_subtree(hammer2_chain_t *chain);
+
+/*
+ * A modified DATA block's logical data, shared by its chains on the
+ * nodes of a cluster (they hold the same block), with its encoding once
+ * the first node's flush made it (hammer2_dbuf.c).
+ */
+void hammer2_chain_data_free(hammer2_chain_t *chain);
+int hammer2_chain_data_share(hammer2_chain_t *chain, hammer2_chain_t *from);
+int hammer2_chain_data_private(hammer2_chain_t *chain);
+enum { HAMMER2_ENC_HERE, HAMMER2_ENC_CLAIMED, HAMMER2_ENC_COPIED,
+       HAMMER2_ENC_WAIT };
+int hammer2_chain_encode_claim(hammer2_chain_t *chain, hammer2_encjob_t *j);
+void hammer2_chain_encoded_keep(hammer2_chain_t *chain,
+				const hammer2_encjob_t *j);
+void hammer2_chain_encoded_wait(hammer2_chain_t *chain, hammer2_encjob_t *j);
 
 /* -------------------------------------------------------------- cluster */
 

@@ -115,7 +115,7 @@ chain_free(hammer2_chain_t *chain)
 {
 	hammer2_io_putblk(&chain->dio);
 	if (chain->flags & HAMMER2_CHAIN_OWNED)
-		free(chain->data);
+		hammer2_chain_data_free(chain);
 	free(chain->children);
 	pthread_rwlock_destroy(&chain->lock);
 	pthread_mutex_destroy(&chain->dlock);
@@ -629,7 +629,8 @@ hammer2_chain_modify(hammer2_chain_t *chain, hammer2_tid_t mtid)
 		/* a modified chain's parents are (their blockrefs change) */
 		KKASSERT(parent == NULL || (parent->flags & HAMMER2_CHAIN_MODIFIED));
 		chain->bref.modify_tid = mtid;
-		return 0;
+		/* shared data is never written: this one is about to be */
+		return hammer2_chain_data_private(chain);
 	}
 	if (parent && (error = hammer2_chain_modify(parent, mtid)) != 0)
 		return error;
@@ -666,7 +667,7 @@ hammer2_chain_modify(hammer2_chain_t *chain, hammer2_tid_t mtid)
 	}
 	hammer2_io_putblk(&chain->dio);
 	if (chain->flags & HAMMER2_CHAIN_OWNED)
-		free(chain->data);
+		hammer2_chain_data_free(chain);
 	chain->data = (hammer2_media_data_t *)buf;
 	chain->bytes = (uint32_t)bytes;
 	chain->bref.modify_tid = mtid;
@@ -1078,6 +1079,7 @@ hammer2_chain_resize(hammer2_chain_t *chain, size_t bytes, hammer2_tid_t mtid)
 		return error;
 	if (bytes == chain->bytes)
 		return 0;
+	KKASSERT(chain->dbuf == NULL);		/* hammer2_chain_modify's */
 	buf = realloc(chain->data, bytes);
 	if (buf == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");

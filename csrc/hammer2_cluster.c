@@ -642,6 +642,15 @@ hammer2_cluster_modsync(hammer2_cluster_t *cluster)
 		if (chain->bytes < n &&
 		    (error = hammer2_chain_resize(chain, n, focus->bref.modify_tid)))
 			return error;
+		/* a data block's nodes share one copy of it */
+		if (focus->bref.type == HAMMER2_BREF_TYPE_DATA &&
+		    chain->bytes == focus->bytes &&
+		    (chain->flags & focus->flags & HAMMER2_CHAIN_OWNED) &&
+		    (error = hammer2_chain_data_share(chain, focus)) == 0) {
+			chain->bref.embed = focus->bref.embed;
+			chain->bref.methods = focus->bref.methods;
+			continue;
+		}
 		/* embedded data turned into a (still empty) blockset */
 		if (focus->bref.type == HAMMER2_BREF_TYPE_INODE &&
 		    n < sizeof(hammer2_inode_data_t) &&

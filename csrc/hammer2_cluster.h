@@ -79,6 +79,8 @@ typedef struct hammer2_resync_lost {
 /* A node's sync thread (hammer2_nodeset.c): what it does and did. */
 typedef struct hammer2_sync_status {
 	int		running;
+	int		paused;		/* held by hammer2_nodeset_sync_pause */
+	int		passes;		/* of this sync, begun so far */
 	int		error;		/* of the last attempt */
 	uint64_t	syncs;		/* attempts that brought the node back */
 	uint64_t	done_elems;	/* this sync: elements copied */
@@ -111,11 +113,47 @@ typedef struct hammer2_resync_stats {
  * read, not ones the cluster deleted, and stay. */
 #define HAMMER2_RESYNC_KEEP	0x0004
 
+/*
+ * A resync in passes, so the cluster serves in between: a pass walks the
+ * elements changed since `since` and may stop between two elements (when
+ * stop() says so), to go on from there under the next hold of the locks.
+ * What changed while it was stopped is caught by another pass (since: the
+ * sources' transaction when the stopped one began); a pass that never
+ * stopped leaves the node the sources' copy.
+ */
+#define HAMMER2_RESYNC_DEPTH	16	/* levels a pass can stop in */
+
+typedef struct hammer2_resync_walk {
+	hammer2_tid_t	since;		/* what this pass may skip */
+	hammer2_tid_t	mtid;		/* the sources' when it began */
+	int		passes;		/* begun */
+	int		stopped;	/* this pass stopped at least once */
+	int		resume;		/* levels of cursor[] to go on from */
+	struct {
+		hammer2_key_t	key;
+		uint8_t		type;
+	}		cursor[HAMMER2_RESYNC_DEPTH];
+	uint32_t	live;		/* bit i: node i was live at the start */
+	int		flags;		/* HAMMER2_RESYNC_*, as it began */
+	int		(*stop)(void *arg);	/* NULL: never */
+	void		*arg;
+} hammer2_resync_walk_t;
+
 int hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
 		   int flags, hammer2_resync_stats_t *stats);
+int hammer2_resync_pass(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
+			int flags, hammer2_resync_stats_t *stats,
+			hammer2_resync_walk_t *w);
+int hammer2_resync_commit(hammer2_dev_t *dst, hammer2_dev_t *src,
+			  hammer2_resync_stats_t *stats);
 int hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
 			   int src_index, int flags,
 			   hammer2_resync_stats_t *stats);
+int hammer2_cluster_resync_step(hammer2_dev_t **devs, int ndevs, int dst_index,
+				int src_index, int flags,
+				hammer2_resync_stats_t *stats,
+				hammer2_resync_walk_t *w);
+void hammer2_cluster_resync_abort(hammer2_dev_t *dst);
 int hammer2_resync_heal(hammer2_chain_t *dparent, hammer2_chain_t **sparents,
 			int n, hammer2_key_t beg, hammer2_key_t end,
 			hammer2_resync_stats_t *stats);
@@ -158,6 +196,8 @@ typedef struct hammer2_nodeset {
 	int			nthreads;
 	hammer2_sync_status_t	sync[HAMMER2_MAXCLUSTER];
 	int			stopping;
+	int			waiting;	/* threads blocked on the lock */
+	int64_t			pause_at[HAMMER2_MAXCLUSTER];	/* -1: never */
 	int			retry_ms;	/* first wait after a failed sync */
 	int			retry_max_ms;	/* ... doubling up to this */
 } hammer2_nodeset_t;
@@ -177,5 +217,9 @@ int hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
 			   hammer2_resync_stats_t *stats);
 void hammer2_nodeset_sync_status(hammer2_nodeset_t *ns, int index,
 				 hammer2_sync_status_t *st);
+void hammer2_nodeset_sync_pause(hammer2_nodeset_t *ns, int index,
+				int64_t elems);
+int hammer2_nodeset_sync_paused(hammer2_nodeset_t *ns, int index,
+				int timeout_ms);
 
 #endif /* HAMMER2_CLUSTER_H_ */

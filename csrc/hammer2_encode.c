@@ -58,6 +58,8 @@ hammer2_data_encode(int comp, int level, const uint8_t *src, size_t len,
 static void
 encode_one(hammer2_encjob_t *j)
 {
+	if (j->cached)
+		return;
 	if (j->zero_holes && hammer2_all_zero(j->src, j->len)) {
 		j->zero = 1;
 		return;

@@ -109,6 +109,28 @@ encode_prepare(hammer2_chain_t *chain, hammer2_encjob_t *j, uint8_t *dst)
 }
 
 /*
+ * Encode jobs[0..n) of chains c[]: what another node's flush encodes of
+ * the same shared data (hammer2_dbuf.c) is copied from it, the rest
+ * encoded side by side, what this flush claimed kept for the others.
+ */
+static void
+encode_run(hammer2_chain_t **c, hammer2_encjob_t *jobs, int n)
+{
+	int how[FLUSH_ENCODE_WINDOW];
+
+	KKASSERT(n <= FLUSH_ENCODE_WINDOW);
+	for (int i = 0; i < n; ++i)
+		how[i] = hammer2_chain_encode_claim(c[i], &jobs[i]);
+	hammer2_encode_batch(jobs, n);
+	for (int i = 0; i < n; ++i)
+		if (how[i] == HAMMER2_ENC_CLAIMED)
+			hammer2_chain_encoded_keep(c[i], &jobs[i]);
+	for (int i = 0; i < n; ++i)
+		if (how[i] == HAMMER2_ENC_WAIT)
+			hammer2_chain_encoded_wait(c[i], &jobs[i]);
+}
+
+/*
  * Allocate, check and write one modified chain (a data block as job
  * encoded it); update parent.
  */
@@ -165,8 +187,7 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid,
 		error = hammer2_chain_base_update(chain->parent, bref);
 	if (error == 0 && bref->type == HAMMER2_BREF_TYPE_DATA) {
 		/* drop the logical copy; reads decode the media again */
-		free(chain->data);
-		chain->data = NULL;
+		hammer2_chain_data_free(chain);
 		chain->bytes = (uint32_t)psize;
 		chain->flags &= ~(HAMMER2_CHAIN_OWNED | HAMMER2_CHAIN_LOADED);
 	}
@@ -191,6 +212,7 @@ static int
 flush_kids(hammer2_chain_t **kids, int n, hammer2_tid_t tid)
 {
 	hammer2_encjob_t *job[FLUSH_ENCODE_WINDOW];
+	hammer2_chain_t *enc[FLUSH_ENCODE_WINDOW];
 	hammer2_encjob_t *jobs = NULL;
 	uint8_t *bufs = NULL;
 	int i, w, nw, nj, error = 0;
@@ -215,13 +237,14 @@ flush_kids(hammer2_chain_t **kids, int n, hammer2_tid_t tid)
 			job[w] = NULL;
 			if (jobs && is_data_job(kids[i + w])) {
 				job[w] = &jobs[nj];
+				enc[nj] = kids[i + w];
 				encode_prepare(kids[i + w], &jobs[nj],
 					       bufs + (size_t)nj *
 						      HAMMER2_PBUFSIZE);
 				nj++;
 			}
 		}
-		hammer2_encode_batch(jobs, nj);
+		encode_run(enc, jobs, nj);
 		for (w = 0; w < nw && error == 0; ++w)
 			if (kids[i + w]->flags & HAMMER2_CHAIN_MODIFIED)
 				error = flush_chain(kids[i + w], tid, job[w]);
@@ -297,7 +320,7 @@ flush_chain(hammer2_chain_t *chain, hammer2_tid_t tid, hammer2_encjob_t *job)
 			    (chain->hmp->encbuf = malloc(HAMMER2_PBUFSIZE)) == NULL)
 				return hammer2_seterr(ENOMEM, "out of memory");
 			encode_prepare(chain, &one, chain->hmp->encbuf);
-			hammer2_encode_batch(&one, 1);
+			encode_run(&chain, &one, 1);
 			job = &one;
 		}
 		if (job->zero) {

@@ -6,7 +6,11 @@
  * never used half swapped.  A sync thread waits for its node to leave the
  * cluster and brings it back on its own: a failed node is reopened from
  * its media (its in-memory state is not trusted), a stale one resynced
- * from the live nodes, while the cluster serves between its steps.
+ * from the live nodes, while the cluster serves between its steps: a
+ * resync holds the locks while nobody waits for them, and stops (once it
+ * has held them a little while) to let waiting transactions in; it goes
+ * on once the cluster has rested a millisecond, or after 10 ms at most,
+ * so a busy cluster keeps most of its time and the resync still ends.
  * Replaced devices are kept until the set is destroyed: a caller may
  * still be waiting on one's transaction lock.
  */
@@ -19,6 +23,10 @@
 
 #define SYNC_POLL_MS	100	/* how often an idle sync thread looks */
 #define SYNC_RETRY_MS	250	/* after a failed attempt, doubling */
+#define SLICE_MIN_NS	1000000L	/* a resync's hold before it yields */
+#define GAP_POLL_NS	250000L		/* ... then how often it looks */
+#define GAP_QUIET	4		/* ... for this many quiet looks */
+#define GAP_MAX		40		/* ... or this many looks in all */
 
 struct sync_arg {
 	hammer2_nodeset_t	*ns;
@@ -41,7 +49,11 @@ deadline_ms(struct timespec *ts, int ms)
 void
 hammer2_nodeset_hold(hammer2_nodeset_t *ns)
 {
+	if (pthread_mutex_trylock(&ns->lock) == 0)
+		return;
+	__atomic_add_fetch(&ns->waiting, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&ns->lock);
+	__atomic_sub_fetch(&ns->waiting, 1, __ATOMIC_RELAXED);
 }
 
 void
@@ -54,7 +66,7 @@ hammer2_nodeset_release(hammer2_nodeset_t *ns)
 void
 hammer2_nodeset_begin(hammer2_nodeset_t *ns, int write)
 {
-	pthread_mutex_lock(&ns->lock);
+	hammer2_nodeset_hold(ns);
 	for (int i = 0; i < ns->ndevs; ++i)
 		hammer2_trans_begin(ns->devs[i], write);
 }
@@ -94,14 +106,14 @@ hammer2_nodeset_pfs_open(hammer2_nodeset_t *ns, const char *label,
 void
 hammer2_nodeset_pfs_close(hammer2_nodeset_t *ns, hammer2_pfs_t *pfs)
 {
-	pthread_mutex_lock(&ns->lock);
+	hammer2_nodeset_hold(ns);
 	for (int i = 0; i < ns->npfs; ++i) {
 		if (ns->pfs[i] == pfs) {
 			ns->pfs[i] = ns->pfs[--ns->npfs];
 			break;
 		}
 	}
-	pthread_mutex_unlock(&ns->lock);
+	hammer2_nodeset_release(ns);
 	hammer2_pfs_close(pfs);
 }
 
@@ -112,6 +124,7 @@ sync_set(hammer2_nodeset_t *ns, int index, int running, int error)
 
 	pthread_mutex_lock(&ns->statlock);
 	st->running = running;
+	pthread_cond_broadcast(&ns->cv);	/* one closing the set waits */
 	if (!running) {
 		st->error = error;
 		snprintf(st->last_error, sizeof(st->last_error), "%s",
@@ -191,28 +204,150 @@ hammer2_nodeset_reopen(hammer2_nodeset_t *ns, int index)
 	return error;
 }
 
+/* Threads waiting for the node list or a node's transaction lock. */
+static int
+nodeset_waiters(hammer2_nodeset_t *ns)
+{
+	int n = __atomic_load_n(&ns->waiting, __ATOMIC_RELAXED);
+
+	for (int i = 0; i < ns->ndevs; ++i)
+		n += __atomic_load_n(&ns->devs[i]->trans_waiting,
+				     __ATOMIC_RELAXED);
+	return n;
+}
+
+/* Transactions begun on the nodes so far. */
+static uint64_t
+nodeset_activity(hammer2_nodeset_t *ns)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < ns->ndevs; ++i)
+		n += __atomic_load_n(&ns->devs[i]->trans_begun, __ATOMIC_RELAXED);
+	return n;
+}
+
+/* A resync's hold of the locks (hammer2_cluster_resync_step's stop). */
+struct sync_slice {
+	hammer2_nodeset_t	*ns;
+	int			index;
+	hammer2_resync_stats_t	*stats;
+	struct timespec		begun;
+};
+
+static int
+slice_stop(void *arg)
+{
+	struct sync_slice *sl = arg;
+	int64_t at = __atomic_load_n(&sl->ns->pause_at[sl->index],
+				     __ATOMIC_ACQUIRE);
+	struct timespec now;
+
+	if (at >= 0 && sl->stats->copied >= (uint64_t)at)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((now.tv_sec - sl->begun.tv_sec) * 1000000000L +
+	    (now.tv_nsec - sl->begun.tv_nsec) < SLICE_MIN_NS)
+		return 0;
+	return nodeset_waiters(sl->ns) > 0;
+}
+
 /*
- * Bring node index back (list and transaction locks held): reopened if
- * failed, then resynced from the live nodes; the open PFSes see it again.
+ * Between two holds of a resync: held while paused (the node's pause_at
+ * reached), then until the cluster rests (no transaction begun or
+ * waiting for GAP_QUIET looks) or GAP_MAX looks passed.  Returns whether
+ * the set is stopping.
  */
 static int
-nodeset_sync_locked(hammer2_nodeset_t *ns, int index, int flags,
-		    hammer2_resync_stats_t *stats)
+slice_gap(hammer2_nodeset_t *ns, int index, const hammer2_resync_walk_t *w,
+	  const hammer2_resync_stats_t *stats)
 {
+	struct timespec ts = { 0, GAP_POLL_NS };
+	int stopping;
+
+	pthread_mutex_lock(&ns->statlock);
+	ns->sync[index].passes = w->passes;
+	while (!ns->stopping && ns->pause_at[index] >= 0 &&
+	       stats->copied >= (uint64_t)ns->pause_at[index]) {
+		ns->sync[index].paused = 1;
+		pthread_cond_broadcast(&ns->cv);
+		pthread_cond_wait(&ns->cv, &ns->statlock);
+	}
+	ns->sync[index].paused = 0;
+	stopping = ns->stopping;
+	pthread_mutex_unlock(&ns->statlock);
+	for (int n = 0, quiet = 0; !stopping && n < GAP_MAX &&
+	     quiet < GAP_QUIET; ++n) {
+		uint64_t begun = nodeset_activity(ns);
+
+		nanosleep(&ts, NULL);
+		quiet = nodeset_activity(ns) == begun &&
+			nodeset_waiters(ns) == 0 ? quiet + 1 : 0;
+	}
+	return stopping;
+}
+
+/*
+ * Bring node index back: reopened if failed, then resynced from the live
+ * nodes in steps, each under the list lock and every node's transaction
+ * lock; the open PFSes see it again.  For its sync thread (counted) the
+ * count moves before the node is seen live.
+ */
+static int
+nodeset_sync(hammer2_nodeset_t *ns, int index, int flags,
+	     hammer2_resync_stats_t *stats, int counted)
+{
+	struct sync_slice sl = { ns, index, stats, { 0, 0 } };
+	hammer2_resync_walk_t w;
+	hammer2_dev_t *dst = NULL;
 	hammer2_node_t node;
 	int error;
 
-	hammer2_node_get(ns->devs[index], &node);
-	if (node.state == HAMMER2_NODE_FAILED &&
-	    (error = nodeset_reopen_locked(ns, index)) != 0)
-		return error;
+	memset(&w, 0, sizeof(w));
+	w.stop = slice_stop;
+	w.arg = &sl;
 	stats->progress = &ns->sync[index];
-	error = hammer2_cluster_resync(ns->devs, ns->ndevs, index, -1, flags,
-				       stats);
+	for (;;) {
+		hammer2_nodeset_begin(ns, 1);
+		if (dst && ns->devs[index] != dst) {
+			/* reopened meanwhile: the copy went with the old one */
+			error = hammer2_seterr(EAGAIN, "%s: reopened during its "
+					       "resync", dst->path);
+		} else {
+			hammer2_node_get(ns->devs[index], &node);
+			error = dst == NULL && node.state == HAMMER2_NODE_FAILED ?
+				nodeset_reopen_locked(ns, index) : 0;
+			dst = ns->devs[index];
+			clock_gettime(CLOCK_MONOTONIC, &sl.begun);
+			if (error == 0)
+				error = hammer2_cluster_resync_step(ns->devs,
+						ns->ndevs, index, -1, flags, stats, &w);
+			if (error == 0 && counted) {
+				pthread_mutex_lock(&ns->statlock);
+				++ns->sync[index].syncs;
+				pthread_mutex_unlock(&ns->statlock);
+			}
+			if (error == 0)
+				for (int i = 0; i < ns->npfs; ++i)
+					hammer2_pfs_revalidate(ns->pfs[i]);
+		}
+		hammer2_nodeset_end(ns);
+		if (error != EINPROGRESS)
+			break;
+		if (slice_gap(ns, index, &w, stats)) {
+			hammer2_nodeset_begin(ns, 1);
+			if (ns->devs[index] == dst)
+				hammer2_cluster_resync_abort(dst);
+			hammer2_nodeset_end(ns);
+			error = hammer2_seterr(ECANCELED, "%s: resync given up: "
+					       "the cluster is closing", dst->path);
+			break;
+		}
+	}
+	pthread_mutex_lock(&ns->statlock);
+	ns->sync[index].passes = w.passes;
+	pthread_mutex_unlock(&ns->statlock);
 	stats->progress = NULL;
-	if (error == 0)
-		for (int i = 0; i < ns->npfs; ++i)
-			hammer2_pfs_revalidate(ns->pfs[i]);
 	return error;
 }
 
@@ -220,9 +355,9 @@ nodeset_sync_locked(hammer2_nodeset_t *ns, int index, int flags,
  * Resync node index now (flags: HAMMER2_RESYNC_*); a failure leaves it
  * half copied, so it is reopened from its media and tried once more.
  */
-int
-hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
-		       hammer2_resync_stats_t *stats)
+static int
+nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
+	       hammer2_resync_stats_t *stats, int counted)
 {
 	int error;
 
@@ -230,15 +365,54 @@ hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
 		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
 				      index, ns->ndevs);
 	sync_set(ns, index, 1, 0);
-	hammer2_nodeset_begin(ns, 1);
-	error = nodeset_sync_locked(ns, index, flags, stats);
-	if (error && error != EROFS) {
+	error = nodeset_sync(ns, index, flags, stats, counted);
+	if (error && error != EROFS && error != ECANCELED) {
 		memset(stats, 0, sizeof(*stats));
-		error = nodeset_sync_locked(ns, index, flags, stats);
+		error = nodeset_sync(ns, index, flags, stats, counted);
 	}
-	hammer2_nodeset_end(ns);
 	sync_set(ns, index, 0, error);
 	return error;
+}
+
+int
+hammer2_nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
+		       hammer2_resync_stats_t *stats)
+{
+	return nodeset_resync(ns, index, flags, stats, 0);
+}
+
+/*
+ * For tests: node index's resyncs stop once they copied elems elements
+ * (-1: never) and wait, the locks let go, until called again.
+ */
+void
+hammer2_nodeset_sync_pause(hammer2_nodeset_t *ns, int index, int64_t elems)
+{
+	if (index < 0 || index >= ns->ndevs)
+		return;
+	pthread_mutex_lock(&ns->statlock);
+	__atomic_store_n(&ns->pause_at[index], elems, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&ns->cv);
+	pthread_mutex_unlock(&ns->statlock);
+}
+
+/* Wait up to timeout_ms for node index's resync to pause; whether it is. */
+int
+hammer2_nodeset_sync_paused(hammer2_nodeset_t *ns, int index, int timeout_ms)
+{
+	struct timespec ts;
+	int paused;
+
+	if (index < 0 || index >= ns->ndevs)
+		return 0;
+	deadline_ms(&ts, timeout_ms);
+	pthread_mutex_lock(&ns->statlock);
+	while (!ns->sync[index].paused &&
+	       pthread_cond_timedwait(&ns->cv, &ns->statlock, &ts) == 0)
+		;
+	paused = ns->sync[index].paused;
+	pthread_mutex_unlock(&ns->statlock);
+	return paused;
 }
 
 /* A node the sync thread should bring back, with a quorum to do it. */
@@ -275,7 +449,7 @@ sync_main(void *arg)
 			continue;
 		pthread_mutex_unlock(&ns->statlock);
 		stats = calloc(1, sizeof(*stats));
-		error = stats ? hammer2_nodeset_resync(ns, index, 0, stats) : ENOMEM;
+		error = stats ? nodeset_resync(ns, index, 0, stats, 1) : ENOMEM;
 		free(stats);
 		pthread_mutex_lock(&ns->statlock);
 		/* a node that cannot come back (server gone): backing off */
@@ -285,7 +459,6 @@ sync_main(void *arg)
 				   retry_ms * 2 : ns->retry_max_ms;
 		} else {
 			retry_ms = SYNC_RETRY_MS;
-			++ns->sync[index].syncs;
 		}
 	}
 	pthread_mutex_unlock(&ns->statlock);
@@ -320,6 +493,8 @@ hammer2_nodeset_create(hammer2_dev_t **devs, int ndevs, int autosync,
 	pthread_cond_init(&ns->cv, NULL);
 	memcpy(ns->devs, devs, (size_t)ndevs * sizeof(*devs));
 	ns->ndevs = ndevs;
+	for (int i = 0; i < HAMMER2_MAXCLUSTER; ++i)
+		ns->pause_at[i] = -1;
 	ns->retry_max_ms = retry_max_ms > SYNC_RETRY_MS ? retry_max_ms :
 			   SYNC_RETRY_MS;
 	hammer2_nodeset_begin(ns, 1);
@@ -349,13 +524,19 @@ hammer2_nodeset_create(hammer2_dev_t **devs, int ndevs, int autosync,
 	return 0;
 }
 
-/* Stop the sync threads; forget the heals; close every device. */
+/*
+ * Stop the sync threads and wait for resyncs called from elsewhere (they
+ * give up at their next step); forget the heals; close every device.
+ */
 void
 hammer2_nodeset_destroy(hammer2_nodeset_t *ns)
 {
 	pthread_mutex_lock(&ns->statlock);
 	ns->stopping = 1;
 	pthread_cond_broadcast(&ns->cv);
+	for (int i = 0; i < ns->ndevs; ++i)
+		while (ns->sync[i].running)
+			pthread_cond_wait(&ns->cv, &ns->statlock);
 	pthread_mutex_unlock(&ns->statlock);
 	for (int i = 0; i < ns->nthreads; ++i)
 		pthread_join(ns->threads[i], NULL);

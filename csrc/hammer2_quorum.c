@@ -9,8 +9,9 @@
  * nodes, and a flush counts only once a quorum of nodes committed it.
  *
  * The node-set operations live here, above the PFS layer: join, writable,
- * flush (with the self-heal rewrite before it), bulkfree, resync in place
- * and swapping a node; a node's own state is hammer2_node.c's.
+ * flush (with the self-heal rewrite before it), bulkfree and swapping a
+ * node; resync in place is hammer2_cluster_resync.c's, a node's own state
+ * hammer2_node.c's.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -267,6 +268,8 @@ hammer2_cluster_flush(hammer2_dev_t **devs, int ndevs)
 				continue;
 			}
 			node_part_failed(devs[i], nf[i].error, nf[i].why, &first);
+		} else if (devs[i]->node.resyncing) {
+			continue;	/* what it holds is a resync's copy */
 		}
 		/* out of the cluster: its pending metadata is thrown away */
 		hammer2_chain_release_subtree(devs[i]->vchain);
@@ -399,86 +402,4 @@ hammer2_pfs_revalidate(hammer2_pfs_t *pfs)
 		}
 	}
 	hammer2_cluster_resolve_focus(pfs->iroot);
-}
-
-/*
- * Resync node dst_index of a cluster in place (callers hold every node's
- * transaction lock exclusively, in node order): commit what the live
- * nodes have pending, copy from the live nodes (src_index's first, -1:
- * in node order), each element from the first that serves it, then
- * rejoin.  A
- * failed node's in-memory state is not trusted: it is resynced after a
- * reopen, when it comes back stale.
- */
-int
-hammer2_cluster_resync(hammer2_dev_t **devs, int ndevs, int dst_index,
-		       int src_index, int flags, hammer2_resync_stats_t *stats)
-{
-	hammer2_dev_t *dst, *src[HAMMER2_MAXCLUSTER];
-	hammer2_node_t node;
-	int foreign[HAMMER2_MAXCLUSTER];
-	int live = 0, nsrc = 0, error;
-
-	if (dst_index < 0 || dst_index >= ndevs)
-		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
-				      dst_index, ndevs);
-	dst = devs[dst_index];
-	hammer2_node_get(dst, &node);
-	/* a scrub takes a live node out while it is checked */
-	if ((flags & HAMMER2_RESYNC_SCRUB) && node.state == HAMMER2_NODE_LIVE &&
-	    ndevs > 1) {
-		flags |= HAMMER2_RESYNC_KEEP;
-		hammer2_node_stale(dst, "being scrubbed");
-		hammer2_node_get(dst, &node);
-	}
-	if (node.state == HAMMER2_NODE_LIVE)
-		return 0;
-	if (node.state == HAMMER2_NODE_FAILED)
-		return hammer2_seterr(EBUSY, "%s: failed (%s); reopen the cluster "
-				      "to resync it", dst->path, node.why);
-	if (src_index >= 0) {
-		if (src_index >= ndevs || src_index == dst_index ||
-		    !hammer2_node_live(devs[src_index]))
-			return hammer2_seterr(EINVAL, "node %d is no live source",
-					      src_index);
-		src[nsrc++] = devs[src_index];
-	}
-	for (int i = 0; i < ndevs; ++i) {
-		if (!hammer2_node_live(devs[i]))
-			continue;
-		++live;
-		if (i != src_index)
-			src[nsrc++] = devs[i];
-	}
-	hammer2_cluster_foreign(devs, ndevs, foreign);
-	if (foreign[dst_index])
-		flags |= HAMMER2_RESYNC_FULL;
-	if (live < hammer2_quorum(ndevs))
-		return hammer2_seterr(EROFS, "cannot resync %s: %d of %d nodes live, "
-				      "quorum %d", dst->path, live, ndevs,
-				      hammer2_quorum(ndevs));
-	/*
-	 * A node that went its own way past the cluster's transaction: the
-	 * live nodes first commit one beyond it (join numbered them so).
-	 */
-	if (dst->voldata->mirror_tid >= src[0]->voldata->mirror_tid ||
-	    (flags & HAMMER2_RESYNC_FULL)) {
-		for (int i = 0; i < ndevs; ++i) {
-			if (hammer2_node_live(devs[i]) &&
-			    (error = hammer2_chain_modify(devs[i]->vchain,
-							  devs[i]->mtid)) != 0)
-				return error;
-		}
-	}
-	if ((error = hammer2_cluster_flush(devs, ndevs)) != 0)
-		return error;
-	if ((error = hammer2_resync(src, nsrc, dst, flags, stats)) != 0) {
-		char why[192];
-
-		/* its in-memory tree is half copied now: out until reopened */
-		snprintf(why, sizeof(why), "%s", hammer2_errmsg());
-		hammer2_node_fail(dst, error, why);
-		return hammer2_seterr(error, "%s", why);
-	}
-	return hammer2_cluster_join(devs, ndevs);
 }

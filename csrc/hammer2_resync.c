@@ -100,6 +100,18 @@ report_lost(struct resync *rs, const hammer2_chain_t *parent,
 	l->off = off;
 }
 
+/*
+ * A source version committed by the pass's start is the only one of its
+ * modify_tid; one modified since (a pass that stopped lets writes in) may
+ * change again under the same tid.  Its copy on dst is stamped 0, so the
+ * pass that follows takes it again rather than judging it the same.
+ */
+static int
+settled(const struct resync *rs, hammer2_tid_t modify_tid)
+{
+	return modify_tid <= rs->mtid;
+}
+
 /* For a sync thread's status, read while it runs. */
 static void
 progress(struct resync *rs, uint64_t bytes)
@@ -219,7 +231,8 @@ copy_elem(struct resync *rs, struct srcs *child, hammer2_chain_t *sc,
 		if (has_children(sc))
 			error = sync_children(rs, child, d, 0, HAMMER2_KEY_MAX);
 		/* after the children, whose creation stamps their parents */
-		d->bref.modify_tid = sc->bref.modify_tid;
+		d->bref.modify_tid = settled(rs, sc->bref.modify_tid) ?
+				     sc->bref.modify_tid : 0;
 	}
 	free(buf);
 	chain_put(d);
@@ -302,6 +315,7 @@ sync_both(struct resync *rs, struct srcs *child, hammer2_chain_t *d,
 	const struct elem *el = &child->el;
 	hammer2_chain_t *dc, *sc;
 	int same = el->modify_tid == del->modify_tid &&
+		   settled(rs, el->modify_tid) &&
 		   !(rs->flags & HAMMER2_RESYNC_FULL);
 	int bad = 0, error;
 
@@ -425,10 +439,47 @@ dst_collect(hammer2_chain_t *d, struct elems *de, hammer2_key_t *begp,
 	return error;
 }
 
+/* A pass in passes stopped here; the walk unwinds with it. */
+#define STOPPED		EINPROGRESS
+
+/*
+ * Whether a pass stops before el, the next element at this level: then
+ * the cursor says where to go on (the elements under way above, this).
+ */
+static int
+walk_stop(struct resync *rs, int level, const struct elem *el)
+{
+	hammer2_resync_walk_t *w = rs->walk;
+
+	if (w == NULL || w->stop == NULL || level >= HAMMER2_RESYNC_DEPTH ||
+	    !w->stop(w->arg))
+		return 0;
+	w->cursor[level].key = el->key;
+	w->cursor[level].type = el->type;
+	w->resume = level + 1;
+	w->stopped = 1;
+	return 1;
+}
+
+/* el is under way at this level: levels below start afresh unless told. */
+static void
+walk_at(struct resync *rs, int level, const struct elem *el, int resumed)
+{
+	hammer2_resync_walk_t *w = rs->walk;
+
+	if (w == NULL || level >= HAMMER2_RESYNC_DEPTH)
+		return;
+	w->cursor[level].key = el->key;
+	w->cursor[level].type = el->type;
+	if (!resumed && w->resume > level + 1)
+		w->resume = level + 1;
+}
+
 /*
  * Merge the elements in [beg, end] under s (the sources) and d (dst):
  * copy what dst lacks, holds in another version or cannot read; delete
- * what the sources no longer have.
+ * what the sources no longer have.  A pass going on from where it
+ * stopped passes over the elements before the cursor's at this level.
  */
 static int
 sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
@@ -437,8 +488,17 @@ sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
 	struct srcs_level lv;
 	struct elems de = { 0 };
 	char label[sizeof(rs->label)];
+	int level = rs->depth++;
+	int resuming = rs->walk && level < rs->walk->resume &&
+		       level < HAMMER2_RESYNC_DEPTH;
+	struct elem cur = { 0 };
 	size_t i = 0, j = 0;
 	int error;
+
+	if (resuming) {
+		cur.key = rs->walk->cursor[level].key;
+		cur.type = rs->walk->cursor[level].type;
+	}
 
 	memcpy(label, rs->label, sizeof(label));
 	if (d->parent && is_sroot(d->parent))	/* a PFS root */
@@ -454,8 +514,22 @@ sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
 	while (error == 0 && (i < lv.e.n || j < de.n)) {
 		int cmp = i >= lv.e.n ? 1 : j >= de.n ? -1 :
 			  elem_cmp(&lv.e.v[i], &de.v[j]);
+		const struct elem *next = cmp > 0 ? &de.v[j] : &lv.e.v[i];
+		int at_cursor = resuming && elem_cmp(next, &cur) == 0;
 		struct srcs child;
 
+		if (resuming && elem_cmp(next, &cur) < 0) {
+			i += cmp <= 0;		/* done before it stopped */
+			j += cmp >= 0;
+			continue;
+		}
+		resuming = 0;
+		/* never before the element it went on from: it must advance */
+		if (!at_cursor && walk_stop(rs, level, next)) {
+			error = STOPPED;
+			break;
+		}
+		walk_at(rs, level, next, at_cursor);
 		if (cmp > 0) {
 			error = sync_extra(rs, &lv, d, &de.v[j++]);
 			continue;
@@ -476,68 +550,112 @@ sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
 	srcs_level_free(&lv);
 	elems_free(&de);
 	memcpy(rs->label, label, sizeof(label));
+	--rs->depth;
 	return error;
 }
 
+/*
+ * One pass over dst (see hammer2_resync_walk_t): from the top, or on from
+ * where the last stopped (w->resume).  A pass begins with the sources
+ * flushed, all at one transaction, which dst is to commit.  Returns 0
+ * when the pass is through, EINPROGRESS when it stopped; dst is not
+ * committed (hammer2_resync_commit).
+ */
 int
-hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst, int flags,
-	       hammer2_resync_stats_t *stats)
+hammer2_resync_pass(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
+		    int flags, hammer2_resync_stats_t *stats,
+		    hammer2_resync_walk_t *w)
 {
-	struct resync rs = { .dst = dst, .since = dst->voldata->mirror_tid,
-			     .stats = stats, .flags = flags };
+	struct resync rs = { .dst = dst, .stats = stats, .flags = flags,
+			     .walk = w };
 	struct srcs top;
 	int error;
 
 	if (nsrc < 1 || nsrc > HAMMER2_MAXCLUSTER)
 		return hammer2_seterr(EINVAL, "%s: resync from %d nodes",
 				      dst->path, nsrc);
-	rs.mtid = srcs[0]->voldata->mirror_tid;
 	for (int k = 0; k < nsrc; ++k) {
 		if (srcs[k] == dst)
 			return hammer2_seterr(EINVAL, "%s: resync from itself",
 					      dst->path);
-		if (srcs[k]->vchain->flags & HAMMER2_CHAIN_MODIFIED)
-			return hammer2_seterr(EBUSY, "%s: has unflushed changes",
-					      srcs[k]->path);
-		if (srcs[k]->voldata->mirror_tid != rs.mtid)
-			return hammer2_seterr(EINVAL, "%s: at transaction %llu, "
-					      "not the other sources' %llu",
-					      srcs[k]->path, (unsigned long long)
-					      srcs[k]->voldata->mirror_tid,
-					      (unsigned long long)rs.mtid);
 		rs.src[k] = srcs[k];
 	}
 	rs.nsrc = nsrc;
-	if (flags & HAMMER2_RESYNC_FULL)
-		rs.since = 0;
-	if (rs.since == rs.mtid)
-		return 0;			/* already there */
-	if (rs.since > rs.mtid)
-		return hammer2_seterr(EINVAL, "%s: at transaction %llu, beyond the "
-				      "source's %llu; commit on the cluster first",
-				      dst->path, (unsigned long long)rs.since,
-				      (unsigned long long)rs.mtid);
-	dst->mtid = rs.mtid;
-	dst->flush_error = 0;
-	/* the header moves to the sources' transaction even if nothing else does */
-	if ((error = hammer2_chain_modify(dst->vchain, rs.mtid)) != 0)
-		return error;
-	if (stats->progress) {
-		const hammer2_blockref_t *sroot =
-			&rs.src[0]->voldata->sroot_blockset.blockref[0];
+	if (w->resume == 0) {
+		/* a pass begins */
+		hammer2_tid_t mtid = srcs[0]->voldata->mirror_tid;
 
-		stats->progress->done_elems = stats->progress->done_bytes = 0;
-		stats->progress->total_elems = sroot->embed.stats.inode_count;
-		stats->progress->total_bytes = sroot->embed.stats.data_count;
+		for (int k = 0; k < nsrc; ++k) {
+			if (srcs[k]->vchain->flags & HAMMER2_CHAIN_MODIFIED)
+				return hammer2_seterr(EBUSY, "%s: has unflushed "
+						      "changes", srcs[k]->path);
+			if (srcs[k]->voldata->mirror_tid != mtid)
+				return hammer2_seterr(EINVAL, "%s: at transaction "
+						      "%llu, not the other sources' %llu",
+						      srcs[k]->path, (unsigned long long)
+						      srcs[k]->voldata->mirror_tid,
+						      (unsigned long long)mtid);
+		}
+		if (w->passes == 0)
+			w->since = (flags & HAMMER2_RESYNC_FULL) ? 0 :
+				   dst->voldata->mirror_tid;
+		if (w->since > mtid)
+			return hammer2_seterr(EINVAL, "%s: at transaction %llu, "
+					      "beyond the source's %llu; commit on "
+					      "the cluster first", dst->path,
+					      (unsigned long long)w->since,
+					      (unsigned long long)mtid);
+		w->mtid = mtid;
+		w->stopped = 0;
+		if (w->passes++ == 0) {
+			dst->flush_error = 0;
+			if (stats->progress) {
+				const hammer2_blockref_t *sroot =
+				    &srcs[0]->voldata->sroot_blockset.blockref[0];
+
+				stats->progress->done_elems = 0;
+				stats->progress->done_bytes = 0;
+				stats->progress->total_elems =
+				    sroot->embed.stats.inode_count;
+				stats->progress->total_bytes =
+				    sroot->embed.stats.data_count;
+			}
+		}
+		if (w->since == mtid)
+			return 0;		/* nothing changed since */
+		dst->mtid = mtid;
+		/* the header moves to the sources' transaction even if
+		 * nothing else does */
+		if ((error = hammer2_chain_modify(dst->vchain, mtid)) != 0)
+			return error;
 	}
+	/* what dst holds already of an earlier pass, this one compares */
+	if (w->passes > 1)
+		rs.flags &= ~HAMMER2_RESYNC_FULL;
+	rs.since = w->since;
+	rs.mtid = w->mtid;
 	srcs_top(&rs, &top);
 	hammer2_chain_ref(dst->vchain);
 	hammer2_chain_lock(dst->vchain, 0);
 	error = sync_children(&rs, &top, dst->vchain, 0, HAMMER2_KEY_MAX);
 	chain_put(dst->vchain);
 	srcs_done(&top);
+	if (error == STOPPED)
+		return EINPROGRESS;
+	w->resume = 0;
+	return error ? hammer2_preerr(error, "resync of %s from %s", dst->path,
+				      srcs[0]->path) : 0;
+}
+
+/* Commit dst once a pass left it the sources' (src's) copy. */
+int
+hammer2_resync_commit(hammer2_dev_t *dst, hammer2_dev_t *src,
+		      hammer2_resync_stats_t *stats)
+{
+	int error = 0;
+
 	/* committed without them, it would claim a tree it does not hold */
-	if (error == 0 && stats->missing)
+	if (stats->missing)
 		error = hammer2_seterr(EIO, "lacks %llu element(s) no node could "
 				       "read (the first unreadable: PFS \"%s\" "
 				       "inode %llu key 0x%llx)",
@@ -545,10 +663,25 @@ hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst, int flags,
 				       stats->lost[0].pfs,
 				       (unsigned long long)stats->lost[0].inum,
 				       (unsigned long long)stats->lost[0].key);
-	if (error == 0)
+	if (error == 0 && (dst->vchain->flags & HAMMER2_CHAIN_MODIFIED))
 		error = hammer2_flush(dst);
 	return error ? hammer2_preerr(error, "resync of %s from %s", dst->path,
-				      srcs[0]->path) : 0;
+				      src->path) : 0;
+}
+
+/* Resync dst in one pass (callers hold every node's transaction lock). */
+int
+hammer2_resync(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst, int flags,
+	       hammer2_resync_stats_t *stats)
+{
+	hammer2_resync_walk_t w;
+	int error;
+
+	memset(&w, 0, sizeof(w));
+	error = hammer2_resync_pass(srcs, nsrc, dst, flags, stats, &w);
+	if (error == 0)
+		error = hammer2_resync_commit(dst, srcs[0], stats);
+	return error;
 }
 
 /*

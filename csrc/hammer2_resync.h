@@ -16,6 +16,8 @@ struct resync {
 	hammer2_resync_stats_t	*stats;
 	int			flags;		/* HAMMER2_RESYNC_* */
 	char			label[HAMMER2_INODE_MAXNAME + 1]; /* PFS walked */
+	hammer2_resync_walk_t	*walk;		/* in passes; NULL: in one */
+	int			depth;		/* of sync_children */
 };
 
 /* One element of a block tree level, as a merge walk needs it. */

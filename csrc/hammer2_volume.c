@@ -278,13 +278,24 @@ hammer2_dev_close(hammer2_dev_t *hmp)
 	free(hmp);
 }
 
+/*
+ * Transactions and who has to wait are counted: a resync in passes
+ * (hammer2_nodeset.c) lets waiting transactions in between its steps, and
+ * goes on once the node rests.
+ */
 void
 hammer2_trans_begin(hammer2_dev_t *hmp, int write)
 {
-	if (write)
-		pthread_rwlock_wrlock(&hmp->translock);
-	else
-		pthread_rwlock_rdlock(&hmp->translock);
+	if ((write ? pthread_rwlock_trywrlock(&hmp->translock) :
+		     pthread_rwlock_tryrdlock(&hmp->translock)) != 0) {
+		__atomic_add_fetch(&hmp->trans_waiting, 1, __ATOMIC_RELAXED);
+		if (write)
+			pthread_rwlock_wrlock(&hmp->translock);
+		else
+			pthread_rwlock_rdlock(&hmp->translock);
+		__atomic_sub_fetch(&hmp->trans_waiting, 1, __ATOMIC_RELAXED);
+	}
+	__atomic_add_fetch(&hmp->trans_begun, 1, __ATOMIC_RELAXED);
 }
 
 void

@@ -7,6 +7,7 @@ cdef extern from "hammer2_cluster.h" nogil:
         int error
         uint64_t read_errors
         uint64_t healed
+        uint64_t encodes_copied
         char why[192]
 
     ctypedef struct hammer2_resync_lost_t:
@@ -58,6 +59,8 @@ cdef extern from "hammer2_cluster.h" nogil:
 
     ctypedef struct hammer2_sync_status_t:
         int running
+        int paused
+        int passes
         int error
         uint64_t syncs
         uint64_t done_elems
@@ -78,6 +81,8 @@ cdef extern from "hammer2_cluster.h" nogil:
                                hammer2_resync_stats_t *stats)
     void hammer2_nodeset_sync_status(hammer2_nodeset_t *ns, int index,
                                      hammer2_sync_status_t *st)
+    void hammer2_nodeset_sync_pause(hammer2_nodeset_t *ns, int index, long long elems)
+    int hammer2_nodeset_sync_paused(hammer2_nodeset_t *ns, int index, int timeout_ms)
 
 MAX_NODES = MAXNODES
 NODE_STATES = ("live", "stale", "failed")
@@ -154,6 +159,7 @@ def node_status(Device device):
     return {'path': _text(hmp.path), 'state': NODE_STATES[node.state],
             'errno': node.error, 'why': _text(node.why),
             'read_errors': node.read_errors, 'healed': node.healed,
+            'encodes_copied': node.encodes_copied,
             'mirror_tid': hammer2_node_tid(hmp)}
 
 
@@ -404,6 +410,23 @@ cdef class NodeSet:
         finally:
             free(st)
 
+    def sync_pause(self, int index, long long elems):
+        """Node `index`'s resyncs stop once they copied `elems` elements
+        (-1: never) and wait, holding no lock, until called again (for
+        tests: writes land between a resync's passes)."""
+        cdef hammer2_nodeset_t *ns = self._ns()
+        with nogil:
+            hammer2_nodeset_sync_pause(ns, index, elems)
+
+    def sync_paused(self, int index, double timeout=60.0):
+        """Wait up to `timeout` seconds for node `index`'s resync to pause;
+        whether it did."""
+        cdef hammer2_nodeset_t *ns = self._ns()
+        cdef int ms = int(timeout * 1000), paused
+        with nogil:
+            paused = hammer2_nodeset_sync_paused(ns, index, ms)
+        return bool(paused)
+
     def status(self, int index):
         """node_status() of node `index` and its sync thread's: 'sync'
         (running, syncs, done and total elements/bytes, last_error)."""
@@ -411,7 +434,8 @@ cdef class NodeSet:
         cdef hammer2_sync_status_t ss
         out = node_status(self.views[index])
         hammer2_nodeset_sync_status(ns, index, &ss)
-        out['sync'] = {'running': bool(ss.running), 'syncs': ss.syncs,
+        out['sync'] = {'running': bool(ss.running), 'paused': bool(ss.paused),
+                       'passes': ss.passes, 'syncs': ss.syncs,
                        'done_elems': ss.done_elems, 'done_bytes': ss.done_bytes,
                        'left_elems': max(<long long>ss.total_elems -
                                          <long long>ss.done_elems, 0) if ss.running else 0,

@@ -94,8 +94,10 @@ class ClusterVolume(Volume):
     def nodes(self) -> list[dict]:
         """Per node: path, state ('live', 'stale', 'failed'), errno, why,
         read_errors (elements it could not serve), healed (of those,
-        rewritten from another node at a commit), mirror_tid, and 'sync',
-        its sync thread: running, syncs (times it brought the node back),
+        rewritten from another node at a commit), encodes_copied (data
+        blocks whose encoding its commits copied from another node's),
+        mirror_tid, and 'sync', its sync thread: running, paused, passes
+        (of the resync under way or last), syncs (times it brought the node back),
         done_elems/done_bytes and left_elems/left_bytes of the sync under
         way (left: at most), last_error."""
         return [self.nodeset.status(i) for i in range(len(self.devices))]

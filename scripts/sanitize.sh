@@ -55,6 +55,7 @@ step() {
 step python3 -m pytest -q -n 2 -p no:cacheprovider \
     --deselect tests/test_threads.py::test_fork_while_threads_churn_buffers \
     tests/test_write_api.py tests/test_cluster.py tests/test_threads.py \
+    tests/test_cluster_resync_passes.py tests/test_cluster_write_share.py \
     tests/test_devices.py tests/test_devio.py tests/test_checks.py \
     tests/test_bad_input.py tests/test_hostile.py tests/test_write_errors.py \
     tests/test_hostile_names.py tests/test_fsck_deep.py tests/test_xport.py

@@ -12,7 +12,7 @@ from pyh2 import _core
 from pyh2.cluster import newfs_cluster, open_cluster, resync_cluster
 
 from pyh2.testing.cli import assert_clean_failure, run_pyh2
-from pyh2.testing.nodes import assert_all_nodes, node_tree
+from pyh2.testing.nodes import assert_all_nodes, node_tree, populate
 
 MiB = 1 << 20
 
@@ -26,16 +26,6 @@ def no_commit(paths):
         yield vol
     finally:
         vol.close()
-
-
-def populate(pfs, model, tag, n=6):
-    if f"/{tag}" not in model:
-        pfs.mkdir(f"/{tag}")
-        model[f"/{tag}"] = "dir"
-    for i in range(n):
-        data = os.urandom(1000 * (i + 1)) + bytes(70_000 * (i % 2))
-        pfs.create(f"/{tag}/f{i}", data)
-        model[f"/{tag}/f{i}"] = data
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5])

@@ -25,3 +25,16 @@ def assert_all_nodes(paths, expected, label="DATA"):
         assert node_tree(p, label) == expected, p
         proc = run_pyh2("fsck", p)
         assert proc.returncode == 0, (p, proc.stderr.decode())
+
+
+def populate(pfs, model, tag, n=6):
+    """Directory /tag (made if not in model) with n files of 1 to n KB of
+    random bytes, every other one followed by 70,000 zero bytes (holes);
+    each recorded in model {path: bytes or 'dir'}."""
+    if f"/{tag}" not in model:
+        pfs.mkdir(f"/{tag}")
+        model[f"/{tag}"] = "dir"
+    for i in range(n):
+        data = os.urandom(1000 * (i + 1)) + bytes(70_000 * (i % 2))
+        pfs.create(f"/{tag}/f{i}", data)
+        model[f"/{tag}/f{i}"] = data

@@ -1,0 +1,118 @@
+"""A resync in passes: the cluster takes writes while a node is brought
+back (the resync lets the locks go between its steps), and what those
+writes change reaches the node by a later pass before it rejoins."""
+import threading
+
+import pyh2
+from pyh2.cluster import open_cluster
+
+from pyh2.testing.cli import run_pyh2
+from pyh2.testing.nodes import assert_all_nodes, populate
+
+
+def behind(paths, model):
+    """Node 2 misses directory b (it is stale at the next open)."""
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        pfs = vol.pfs("DATA")
+        populate(pfs, model, "a", 4)
+        vol.flush()
+        vol.devices[2].inject_fault("write")
+        populate(pfs, model, "b", 10)
+        vol.flush()
+
+
+def change_everything(pfs, model, tag):
+    """Every file of a and b rewritten in part, one removed, one renamed,
+    one made: wherever the resync has been and has not."""
+    for name in sorted(p for p, v in model.items() if v != "dir"):
+        data = bytearray(model[name])
+        data[:7] = tag.encode().ljust(7, b"-")
+        pfs.write(name, bytes(data[:7]))
+        model[name] = bytes(data)
+    pfs.unlink(f"/b/f{len(tag)}")
+    del model[f"/b/f{len(tag)}"]
+    pfs.rename("/a/f0", f"/b/{tag}")
+    model[f"/b/{tag}"] = model.pop("/a/f0")
+    model["/a/f0"] = pfs_new(pfs, "/a/f0", tag)
+
+
+def pfs_new(pfs, path, tag):
+    data = tag.encode() * 5000
+    pfs.create(path, data)
+    return data
+
+
+def test_writes_between_passes_reach_the_node(cluster_nodes):
+    paths = cluster_nodes(3)
+    model = {}
+    behind(paths, model)
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        assert vol.nodes()[2]["state"] == "stale"
+        vol.nodeset.sync_pause(2, 6)        # stop after 6 elements copied
+        done = {}
+        t = threading.Thread(target=lambda: done.update(vol.resync()))
+        t.start()
+        try:
+            assert vol.nodeset.sync_paused(2)
+            node = vol.nodes()[2]
+            assert node["state"] == "stale" and node["sync"]["passes"] == 1
+            pfs = vol.pfs("DATA")
+            # not committed: the resync goes on copying some of these
+            # versions, which change again under the same transaction id
+            change_everything(pfs, model, "one")
+            vol.nodeset.sync_pause(2, 20)
+            assert vol.nodeset.sync_paused(2)
+            change_everything(pfs, model, "second")
+        finally:
+            vol.nodeset.sync_pause(2, -1)
+            t.join()
+        node = vol.nodes()[2]
+        assert node["state"] == "live", node
+        assert node["sync"]["passes"] >= 2          # a pass caught up the writes
+        assert done[paths[2]]["copied"] > 20
+        vol.flush()
+        assert vol.compare() == []
+    assert_all_nodes(paths, model)
+    proc = run_pyh2("fsck", "--cluster", ",".join(paths))
+    assert proc.returncode == 0, proc.stderr.decode()
+
+
+def test_closing_during_a_paused_resync_keeps_the_node_as_it_was(cluster_nodes):
+    """Given up half way (the cluster closes), the node's copy so far is
+    let go: its media still holds its last transaction, and a later resync
+    brings it back."""
+    paths = cluster_nodes(3)
+    model = {}
+    behind(paths, model)
+    with open_cluster(paths) as vol:
+        tid = vol.nodes()[2]["mirror_tid"]
+    vol = open_cluster(paths, writable=True, sync=False)
+    errors = []
+
+    def resync():
+        try:
+            vol.resync()
+        except pyh2.H2Error as e:
+            errors.append(e)
+
+    try:
+        vol.nodeset.sync_pause(2, 6)
+        t = threading.Thread(target=resync)
+        t.start()
+        assert vol.nodeset.sync_paused(2)
+        pfs = vol.pfs("DATA")
+        change_everything(pfs, model, "gone")
+        vol.flush()
+    finally:
+        vol.nodeset.close()      # wakes the paused resync, which gives up
+        t.join()
+        vol.close()
+    assert len(errors) == 1 and "closing" in str(errors[0])
+    with open_cluster(paths) as vol:
+        node = vol.nodes()[2]
+        assert node["state"] == "stale" and node["mirror_tid"] == tid
+    assert run_pyh2("fsck", paths[2]).returncode == 0
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        vol.resync()
+        assert vol.compare() == []
+    assert_all_nodes(paths, model)
