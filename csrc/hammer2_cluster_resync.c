@@ -76,6 +76,15 @@ resync_first(hammer2_dev_t **devs, int ndevs, int dst_index, int *flagsp)
 	hammer2_node_get(dst, &node);
 	if ((*flagsp & HAMMER2_RESYNC_SCRUB) &&
 	    node.state == HAMMER2_NODE_LIVE && ndevs > 1) {
+		/* refused before it is taken out: a failed scrub leaves it live */
+		int live = __builtin_popcount(live_mask(devs, ndevs)) - 1;
+
+		if (live < hammer2_quorum(ndevs))
+			return -hammer2_seterr(EROFS, "cannot scrub %s: the "
+					       "other nodes (%d of %d live) are "
+					       "short of the quorum %d without "
+					       "it", dst->path, live, ndevs,
+					       hammer2_quorum(ndevs));
 		*flagsp |= HAMMER2_RESYNC_KEEP;
 		hammer2_node_stale(dst, "being scrubbed");
 		hammer2_node_get(dst, &node);

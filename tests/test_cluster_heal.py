@@ -108,6 +108,21 @@ def test_online_scrub_heals_while_the_cluster_is_written(cluster_nodes):
     assert_identical_and_clean(paths, model)
 
 
+def test_a_scrub_the_quorum_cannot_spare_leaves_its_node_live(cluster_nodes):
+    # one node of two is no quorum without it: the scrub is refused, naming why, and the
+    # node stays in (a refused scrub once left it stale, the cluster read-only)
+    paths = cluster_nodes(2)
+    model = fill(paths, 2, nfiles=12)
+    with open_cluster(paths, writable=True) as vol:
+        with pytest.raises(pyh2.H2Error) as ei:
+            vol.scrub()
+        assert "cannot scrub" in str(ei.value) and "quorum 2" in str(ei.value)
+        assert [n["state"] for n in vol.nodes()] == ["live", "live"]
+        vol.pfs("DATA").create("/after", b"a" * 5000)
+        model["/after"] = b"a" * 5000
+    assert_identical_and_clean(paths, model)
+
+
 def test_an_element_bad_on_every_node_is_reported_by_path(cluster_nodes):
     paths = cluster_nodes(3)
     good = os.urandom(200_000)
