@@ -27,6 +27,7 @@
 #include "hammer2_resync.h"
 
 #define LOCAL_LABEL	"LOCAL"
+#define PREFETCH_LOW	32	/* elements left loading before more are */
 
 static int sync_children(struct resync *rs, struct srcs *s,
 			 hammer2_chain_t *d, hammer2_key_t beg, hammer2_key_t end);
@@ -492,7 +493,7 @@ sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
 	int resuming = rs->walk && level < rs->walk->resume &&
 		       level < HAMMER2_RESYNC_DEPTH;
 	struct elem cur = { 0 };
-	size_t i = 0, j = 0;
+	size_t i = 0, j = 0, ahead = 0;
 	int error;
 
 	if (resuming) {
@@ -524,6 +525,9 @@ sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
 			continue;
 		}
 		resuming = 0;
+		/* the sources' next blocks load while this one is copied */
+		if (i < lv.e.n && i + PREFETCH_LOW >= ahead)
+			ahead = srcs_prefetch(rs, &lv.e, i > ahead ? i : ahead);
 		/* never before the element it went on from: it must advance */
 		if (!at_cursor && walk_stop(rs, level, next)) {
 			error = STOPPED;

@@ -28,6 +28,7 @@ struct elem {
 	hammer2_tid_t	modify_tid;
 	hammer2_tid_t	mirror_tid;
 	int		src;		/* the source that listed it */
+	hammer2_off_t	data_off;	/* its block there (for read-ahead) */
 };
 
 /* The elements under a parent, and the indirect blocks that did not load. */
@@ -75,5 +76,7 @@ int srcs_collect(struct resync *rs, struct srcs *s, struct srcs_level *lv,
 int srcs_unknown(const struct srcs_level *lv, hammer2_key_t beg,
 		 hammer2_key_t end);
 void srcs_level_free(struct srcs_level *lv);
+size_t srcs_prefetch(const struct resync *rs, const struct elems *e,
+		     size_t from);
 
 #endif /* HAMMER2_RESYNC_H_ */

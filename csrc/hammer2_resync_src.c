@@ -32,7 +32,8 @@ static int
 elems_push(struct elems *e, const hammer2_blockref_t *bref)
 {
 	struct elem el = { bref->key, bref->type, bref->keybits,
-			   bref->modify_tid, bref->mirror_tid, 0 };
+			   bref->modify_tid, bref->mirror_tid, 0,
+			   bref->data_off };
 
 	return elems_add(e, &el);
 }
@@ -326,4 +327,52 @@ srcs_level_free(struct srcs_level *lv)
 	elems_free(&lv->e);
 	for (int k = 0; k < HAMMER2_MAXCLUSTER; ++k)
 		elems_free(&lv->holes[k]);
+}
+
+/*
+ * Start loading the blocks of up to PREFETCH_ELEMS elements of e from
+ * index from on, those changed since dst's last transaction (all of them
+ * for a scrub), neighbouring buffers of a source coalesced into large
+ * reads: the copy of one element then overlaps the reads of the next,
+ * where a source one round trip away (NBD) would serve them one by one.
+ * Returns the index it reached.
+ */
+#define PREFETCH_ELEMS	128
+
+size_t
+srcs_prefetch(const struct resync *rs, const struct elems *e, size_t from)
+{
+	hammer2_dev_t *run_hmp = NULL;
+	hammer2_off_t run_base = 0;
+	size_t i, to = from + PREFETCH_ELEMS < e->n ? from + PREFETCH_ELEMS :
+		       e->n;
+	int run_n = 0;
+
+	for (i = from; i < to; ++i) {
+		const struct elem *el = &e->v[i];
+		int radix = (int)(el->data_off & HAMMER2_OFF_MASK_RADIX);
+		hammer2_off_t pbase = el->data_off & HAMMER2_OFF_MASK &
+				      ~HAMMER2_PBUFMASK64;
+		hammer2_dev_t *hmp = rs->src[el->src];
+
+		if (radix < HAMMER2_RADIX_MIN || radix > HAMMER2_RADIX_MAX ||
+		    (el->mirror_tid <= rs->since &&
+		     !(rs->flags & HAMMER2_RESYNC_SCRUB)))
+			continue;
+		if (hmp == run_hmp && pbase >= run_base &&
+		    pbase <= run_base + (hammer2_off_t)run_n * HAMMER2_PBUFSIZE) {
+			if (pbase == run_base + (hammer2_off_t)run_n *
+				     HAMMER2_PBUFSIZE)
+				++run_n;
+			continue;
+		}
+		if (run_n)
+			hammer2_io_prefetch(run_hmp, run_base, run_n);
+		run_hmp = hmp;
+		run_base = pbase;
+		run_n = 1;
+	}
+	if (run_n)
+		hammer2_io_prefetch(run_hmp, run_base, run_n);
+	return to;
 }
