@@ -117,19 +117,40 @@ hammer2_nodeset_pfs_close(hammer2_nodeset_t *ns, hammer2_pfs_t *pfs)
 	hammer2_pfs_close(pfs);
 }
 
+/*
+ * Node index's resyncs run one at a time: its sync thread and a caller
+ * (or two callers) take turns, since one's abort would throw away the
+ * other's copy, and the set is closed only once neither runs.
+ */
+static int
+sync_claim(hammer2_nodeset_t *ns, int index)
+{
+	hammer2_sync_status_t *st = &ns->sync[index];
+	int error = 0;
+
+	pthread_mutex_lock(&ns->statlock);
+	while (st->running && !ns->stopping)
+		pthread_cond_wait(&ns->cv, &ns->statlock);
+	if (ns->stopping)
+		error = hammer2_seterr(ECANCELED, "resync of node %d given up: "
+				       "the cluster is closing", index);
+	else
+		st->running = 1;
+	pthread_mutex_unlock(&ns->statlock);
+	return error;
+}
+
 static void
-sync_set(hammer2_nodeset_t *ns, int index, int running, int error)
+sync_done(hammer2_nodeset_t *ns, int index, int error)
 {
 	hammer2_sync_status_t *st = &ns->sync[index];
 
 	pthread_mutex_lock(&ns->statlock);
-	st->running = running;
-	pthread_cond_broadcast(&ns->cv);	/* one closing the set waits */
-	if (!running) {
-		st->error = error;
-		snprintf(st->last_error, sizeof(st->last_error), "%s",
-			 error ? hammer2_errmsg() : "");
-	}
+	st->running = 0;
+	pthread_cond_broadcast(&ns->cv);	/* the next, or one closing */
+	st->error = error;
+	snprintf(st->last_error, sizeof(st->last_error), "%s",
+		 error ? hammer2_errmsg() : "");
 	pthread_mutex_unlock(&ns->statlock);
 }
 
@@ -364,13 +385,14 @@ nodeset_resync(hammer2_nodeset_t *ns, int index, int flags,
 	if (index < 0 || index >= ns->ndevs)
 		return hammer2_seterr(EINVAL, "no node %d in a cluster of %d",
 				      index, ns->ndevs);
-	sync_set(ns, index, 1, 0);
+	if ((error = sync_claim(ns, index)) != 0)
+		return error;
 	error = nodeset_sync(ns, index, flags, stats, counted);
 	if (error && error != EROFS && error != ECANCELED) {
 		memset(stats, 0, sizeof(*stats));
 		error = nodeset_sync(ns, index, flags, stats, counted);
 	}
-	sync_set(ns, index, 0, error);
+	sync_done(ns, index, error);
 	return error;
 }
 
