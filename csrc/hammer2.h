@@ -168,6 +168,15 @@ void hammer2_io_set_verified(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 int hammer2_io_flush(hammer2_dev_t *hmp);
 void hammer2_io_purge(hammer2_dev_t *hmp);
 void hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n);
+/* Neighbouring buffers to read ahead, gathered into one hammer2_io_prefetch. */
+typedef struct hammer2_io_run {
+	hammer2_dev_t	*hmp;
+	hammer2_off_t	base;
+	int		n;		/* buffers from base; 0: none yet */
+} hammer2_io_run_t;
+void hammer2_io_run_add(hammer2_io_run_t *r, hammer2_dev_t *hmp,
+			hammer2_off_t pbase);
+void hammer2_io_run_flush(hammer2_io_run_t *r);
 int hammer2_io_cached(hammer2_dev_t *hmp, hammer2_off_t pbase);
 int hammer2_io_direct(hammer2_dev_t *hmp, hammer2_off_t off, void *buf,
 		      size_t bytes, void (*done)(void *arg, int error),

@@ -486,6 +486,36 @@ hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n)
 	}
 }
 
+/*
+ * Add buffer pbase of hmp to run r: it extends the run (or lies in it), or
+ * the run so far is started and r begins again from pbase.
+ */
+void
+hammer2_io_run_add(hammer2_io_run_t *r, hammer2_dev_t *hmp,
+		   hammer2_off_t pbase)
+{
+	hammer2_off_t end = r->base + (hammer2_off_t)r->n * HAMMER2_PBUFSIZE;
+
+	if (r->n && hmp == r->hmp && pbase >= r->base && pbase <= end) {
+		if (pbase == end)
+			++r->n;
+		return;
+	}
+	hammer2_io_run_flush(r);
+	r->hmp = hmp;
+	r->base = pbase;
+	r->n = 1;
+}
+
+/* Start loading what run r gathered; r is empty again. */
+void
+hammer2_io_run_flush(hammer2_io_run_t *r)
+{
+	if (r->n)
+		hammer2_io_prefetch(r->hmp, r->base, r->n);
+	r->n = 0;
+}
+
 /* Whether a buffer for pbase is cached, loading or holding queued writes. */
 int
 hammer2_io_cached(hammer2_dev_t *hmp, hammer2_off_t pbase)

@@ -16,10 +16,9 @@ hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len,
 		       const hammer2_direct_t *d)
 {
 	hammer2_cluster_t *cparent, *cluster;
-	hammer2_dev_t *run_hmp = NULL;
-	hammer2_off_t run_base = 0, end;
+	hammer2_io_run_t run = { 0 };
+	hammer2_off_t end;
 	hammer2_key_t next;
-	int run_n = 0;
 
 	if (len <= HAMMER2_PBUFSIZE)
 		return;			/* one block: nothing to overlap */
@@ -45,27 +44,12 @@ hammer2_file_readahead(hammer2_cluster_t *ip, hammer2_off_t off, size_t len,
 		/* holes and odd blockrefs are the reader's business */
 		if (bref->type == HAMMER2_BREF_TYPE_DATA && hmp &&
 		    radix >= HAMMER2_RADIX_MIN && radix <= HAMMER2_RADIX_MAX &&
-		    (d == NULL || !hammer2_direct_chosen(d, bref->key))) {
-			/* extend the run of neighbouring buffers, or start one */
-			if (hmp == run_hmp && pbase >= run_base &&
-			    pbase <= run_base + (hammer2_off_t)run_n *
-				     HAMMER2_PBUFSIZE) {
-				if (pbase == run_base + (hammer2_off_t)run_n *
-					     HAMMER2_PBUFSIZE)
-					++run_n;
-			} else {
-				if (run_n)
-					hammer2_io_prefetch(run_hmp, run_base, run_n);
-				run_hmp = hmp;
-				run_base = pbase;
-				run_n = 1;
-			}
-		}
+		    (d == NULL || !hammer2_direct_chosen(d, bref->key)))
+			hammer2_io_run_add(&run, hmp, pbase);
 		cluster = hammer2_cluster_next(cparent, cluster, &next, next,
 					       end - 1, HAMMER2_LOOKUP_SHARED |
 					       HAMMER2_LOOKUP_NODATA);
 	}
 	hammer2_cluster_lookup_done(cparent);
-	if (run_n)
-		hammer2_io_prefetch(run_hmp, run_base, run_n);
+	hammer2_io_run_flush(&run);
 }

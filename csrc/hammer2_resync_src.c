@@ -342,37 +342,20 @@ srcs_level_free(struct srcs_level *lv)
 size_t
 srcs_prefetch(const struct resync *rs, const struct elems *e, size_t from)
 {
-	hammer2_dev_t *run_hmp = NULL;
-	hammer2_off_t run_base = 0;
-	size_t i, to = from + PREFETCH_ELEMS < e->n ? from + PREFETCH_ELEMS :
-		       e->n;
-	int run_n = 0;
+	hammer2_io_run_t run = { 0 };
+	size_t to = from + PREFETCH_ELEMS < e->n ? from + PREFETCH_ELEMS : e->n;
 
-	for (i = from; i < to; ++i) {
+	for (size_t i = from; i < to; ++i) {
 		const struct elem *el = &e->v[i];
 		int radix = (int)(el->data_off & HAMMER2_OFF_MASK_RADIX);
-		hammer2_off_t pbase = el->data_off & HAMMER2_OFF_MASK &
-				      ~HAMMER2_PBUFMASK64;
-		hammer2_dev_t *hmp = rs->src[el->src];
 
 		if (radix < HAMMER2_RADIX_MIN || radix > HAMMER2_RADIX_MAX ||
 		    (el->mirror_tid <= rs->since &&
 		     !(rs->flags & HAMMER2_RESYNC_SCRUB)))
 			continue;
-		if (hmp == run_hmp && pbase >= run_base &&
-		    pbase <= run_base + (hammer2_off_t)run_n * HAMMER2_PBUFSIZE) {
-			if (pbase == run_base + (hammer2_off_t)run_n *
-				     HAMMER2_PBUFSIZE)
-				++run_n;
-			continue;
-		}
-		if (run_n)
-			hammer2_io_prefetch(run_hmp, run_base, run_n);
-		run_hmp = hmp;
-		run_base = pbase;
-		run_n = 1;
+		hammer2_io_run_add(&run, rs->src[el->src], el->data_off &
+				   HAMMER2_OFF_MASK & ~HAMMER2_PBUFMASK64);
 	}
-	if (run_n)
-		hammer2_io_prefetch(run_hmp, run_base, run_n);
+	hammer2_io_run_flush(&run);
 	return to;
 }
