@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include "hammer2_assert.h"
 #include "hammer2_disk.h"
+#include "hammer2_iopool.h"
 
 typedef struct hammer2_dev hammer2_dev_t;
 typedef struct hammer2_io hammer2_io_t;
@@ -162,10 +163,20 @@ void hammer2_io_putblk(hammer2_io_t **diop);
 void *hammer2_io_data(hammer2_io_t *dio, hammer2_off_t off);
 int hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		     int bytes);
+/* A buffer a queued write borrows instead of copying, released once done. */
+typedef struct hammer2_iohold {
+	void	(*rele)(void *arg);
+	void	*arg;
+} hammer2_iohold_t;
+int hammer2_io_write_borrow(hammer2_dev_t *hmp, hammer2_off_t off,
+			    const void *data, int bytes,
+			    const hammer2_iohold_t *hold);
 int hammer2_io_verify(hammer2_io_t *dio, hammer2_off_t off, int bytes,
 		      const hammer2_blockref_t *bref);
 void hammer2_io_set_verified(hammer2_io_t *dio, hammer2_off_t off, int bytes);
 int hammer2_io_flush(hammer2_dev_t *hmp);
+void *hammer2_iobuf_alloc(void);
+void hammer2_iobuf_free(void *buf);
 void hammer2_io_purge(hammer2_dev_t *hmp);
 void hammer2_io_prefetch(hammer2_dev_t *hmp, hammer2_off_t pbase, int n);
 /* Neighbouring buffers to read ahead, gathered into one hammer2_io_prefetch. */
@@ -182,6 +193,7 @@ int hammer2_io_direct(hammer2_dev_t *hmp, hammer2_off_t off, void *buf,
 		      size_t bytes, void (*done)(void *arg, int error),
 		      void *arg);
 uint64_t hammer2_io_nreads(hammer2_dev_t *hmp);
+uint64_t hammer2_io_nwrites(hammer2_dev_t *hmp);
 int hammer2_io_readmany(hammer2_dev_t *hmp, const hammer2_off_t *offs,
 			size_t count, int qdepth);
 void hammer2_io_init(hammer2_dev_t *hmp);
@@ -314,7 +326,14 @@ struct hammer2_dev {
 	int			lru_count;
 	int			io_inflight;	/* queued reads and writes */
 	uint64_t		io_reads;	/* buffer loads from the device */
+	uint64_t		io_writes;	/* write requests to the device */
 	int			wb_pending;	/* writes not yet on the device */
+	struct hammer2_wreq	*wq_head;	/* writes queued for the writer */
+	struct hammer2_wreq	*wq_tail;
+	int			wq_count;
+	int			wq_busy;	/* the writer is draining them */
+	uint64_t		wq_seq;
+	hammer2_ioreq_t		wq_req;		/* the writer, on the I/O pool */
 	int			wb_error;	/* first failed one, for the barrier */
 	char			*wb_errmsg;
 	uint8_t			*encbuf;	/* flush: a data block encoded */
@@ -333,10 +352,13 @@ void hammer2_trans_begin(hammer2_dev_t *hmp, int write);
 int hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
 		      hammer2_off_t off);
 struct iovec;
+#define HAMMER2_IOV_MAX	64	/* segments of one vectored transfer */
 int hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov,
 		       int iovcnt, hammer2_off_t off);
 int hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
 		       hammer2_off_t off);
+int hammer2_dev_pwritev(hammer2_dev_t *hmp, const struct iovec *iov,
+			int iovcnt, hammer2_off_t off);
 int hammer2_dev_sync(hammer2_dev_t *hmp);
 uint64_t hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault);
 uint64_t hammer2_dev_faults_injected(hammer2_dev_t *hmp);
@@ -476,6 +498,8 @@ int hammer2_chain_encode_claim(hammer2_chain_t *chain, hammer2_encjob_t *j);
 void hammer2_chain_encoded_keep(hammer2_chain_t *chain,
 				const hammer2_encjob_t *j);
 void hammer2_chain_encoded_wait(hammer2_chain_t *chain, hammer2_encjob_t *j);
+int hammer2_chain_media_hold(hammer2_chain_t *chain, const void *media,
+			     hammer2_iohold_t *hold);
 
 /* -------------------------------------------------------------- cluster */
 

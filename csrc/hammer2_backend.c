@@ -76,19 +76,41 @@ int
 hammer2_fd_pwrite(int fd, const char *name, const void *buf, size_t bytes,
 		  uint64_t off)
 {
-	size_t done = 0;
+	struct iovec iov = { (void *)buf, bytes };
 
-	while (done < bytes) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, bytes - done,
-				   (off_t)(off + done));
+	return hammer2_fd_pwritev(fd, name, &iov, 1, off);
+}
+
+/* A whole vectored transfer, retrying short ones. */
+static int
+fd_rwv(int fd, const char *name, int write, const struct iovec *iov,
+       int iovcnt, uint64_t off)
+{
+	struct iovec v[HAMMER2_IOV_MAX], *p = v;
+
+	if (iovcnt > HAMMER2_IOV_MAX)
+		return hammer2_seterr(EINVAL, "%s: %d segments in one %s", name,
+				      iovcnt, write ? "write" : "read");
+	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+	while (iovcnt > 0) {
+		ssize_t n = write ? pwritev(fd, p, iovcnt, (off_t)off) :
+				    preadv(fd, p, iovcnt, (off_t)off);
+
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return hammer2_seterr(n < 0 ? errno : EIO, "%s: write error "
-					      "at 0x%llx: %s", name,
-					      (unsigned long long)(off + done),
-					      n < 0 ? strerror(errno) : "short write");
-		done += (size_t)n;
+		if (n < 0)
+			return hammer2_seterr(errno, "%s: %s error at 0x%llx: %s",
+					      name, write ? "write" : "read",
+					      (unsigned long long)off,
+					      strerror(errno));
+		if (n == 0)
+			return hammer2_seterr(EIO, write ?
+					      "%s: short write at 0x%llx" :
+					      "%s: device ended at 0x%llx "
+					      "(shrunk while open?)", name,
+					      (unsigned long long)off);
+		off += (uint64_t)n;
+		p = hammer2_iov_advance(p, &iovcnt, (size_t)n);
 	}
 	return 0;
 }
@@ -97,29 +119,14 @@ int
 hammer2_fd_preadv(int fd, const char *name, const struct iovec *iov,
 		  int iovcnt, uint64_t off)
 {
-	struct iovec v[HAMMER2_IOV_MAX], *p = v;
+	return fd_rwv(fd, name, 0, iov, iovcnt, off);
+}
 
-	if (iovcnt > HAMMER2_IOV_MAX)
-		return hammer2_seterr(EINVAL, "%s: %d segments in one read",
-				      name, iovcnt);
-	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
-	while (iovcnt > 0) {
-		ssize_t n = preadv(fd, p, iovcnt, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return hammer2_seterr(errno, "%s: read error at 0x%llx: %s",
-					      name, (unsigned long long)off,
-					      strerror(errno));
-		if (n == 0)
-			return hammer2_seterr(EIO, "%s: device ended at 0x%llx "
-					      "(shrunk while open?)", name,
-					      (unsigned long long)off);
-		off += (uint64_t)n;
-		p = hammer2_iov_advance(p, &iovcnt, (size_t)n);
-	}
-	return 0;
+int
+hammer2_fd_pwritev(int fd, const char *name, const struct iovec *iov,
+		   int iovcnt, uint64_t off)
+{
+	return fd_rwv(fd, name, 1, iov, iovcnt, off);
 }
 
 /* Consume n transferred bytes from an iovec array: the first segment left. */

@@ -31,6 +31,9 @@ typedef struct hammer2_backend_ops {
 	/* one contiguous device range into several buffers; NULL: by pieces */
 	int	(*preadv)(hammer2_backend_t *be, const struct iovec *iov,
 			  int iovcnt, uint64_t off);
+	/* several buffers to one contiguous device range; NULL: by pieces */
+	int	(*pwritev)(hammer2_backend_t *be, const struct iovec *iov,
+			   int iovcnt, uint64_t off);
 	int	(*flush)(hammer2_backend_t *be);
 	int	(*trim)(hammer2_backend_t *be, uint64_t off, uint64_t bytes);
 	int	(*size)(hammer2_backend_t *be, uint64_t *sizep);
@@ -73,9 +76,9 @@ int hammer2_fd_pwrite(int fd, const char *name, const void *buf,
 		      size_t bytes, uint64_t off);
 int hammer2_fd_preadv(int fd, const char *name, const struct iovec *iov,
 		      int iovcnt, uint64_t off);
+int hammer2_fd_pwritev(int fd, const char *name, const struct iovec *iov,
+		       int iovcnt, uint64_t off);
 int hammer2_fd_sync(int fd, const char *name);
 struct iovec *hammer2_iov_advance(struct iovec *iov, int *iovcntp, size_t n);
-
-#define HAMMER2_IOV_MAX	64		/* segments of one vectored read */
 
 #endif /* HAMMER2_BACKEND_H_ */

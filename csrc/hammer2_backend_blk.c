@@ -75,27 +75,6 @@ blk_pread(hammer2_backend_t *be, void *buf, size_t bytes, uint64_t off)
 }
 
 static int
-blk_preadv(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
-	   uint64_t off)
-{
-	blkdev_t *bd = be->priv;
-	uint64_t pos = off;
-	int error = 0, direct = 1;
-
-	for (int i = 0; i < iovcnt; ++i) {
-		direct &= aligned(bd, iov[i].iov_base, iov[i].iov_len, pos);
-		pos += iov[i].iov_len;
-	}
-	if (direct)
-		return hammer2_fd_preadv(bd->fd, be->name, iov, iovcnt, off);
-	for (int i = 0; i < iovcnt && error == 0; ++i) {
-		error = blk_pread(be, iov[i].iov_base, iov[i].iov_len, off);
-		off += iov[i].iov_len;
-	}
-	return error;
-}
-
-static int
 blk_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes, uint64_t off)
 {
 	blkdev_t *bd = be->priv;
@@ -121,6 +100,48 @@ blk_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes, uint64_t off)
 		pthread_mutex_unlock(&bd->rmw);
 	free(tmp);
 	return error;
+}
+
+/* One vectored transfer where every piece suits O_DIRECT, else by pieces. */
+static int
+blk_rwv(hammer2_backend_t *be, int write, const struct iovec *iov, int iovcnt,
+	uint64_t off)
+{
+	blkdev_t *bd = be->priv;
+	uint64_t pos = off;
+	int error = 0, direct = 1;
+
+	for (int i = 0; i < iovcnt; ++i) {
+		direct &= aligned(bd, iov[i].iov_base, iov[i].iov_len, pos);
+		pos += iov[i].iov_len;
+	}
+	if (direct)
+		return write ? hammer2_fd_pwritev(bd->fd, be->name, iov, iovcnt,
+						  off) :
+			       hammer2_fd_preadv(bd->fd, be->name, iov, iovcnt,
+						 off);
+	for (int i = 0; i < iovcnt && error == 0; ++i) {
+		error = write ? blk_pwrite(be, iov[i].iov_base, iov[i].iov_len,
+					   off) :
+				blk_pread(be, iov[i].iov_base, iov[i].iov_len,
+					  off);
+		off += iov[i].iov_len;
+	}
+	return error;
+}
+
+static int
+blk_preadv(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
+	   uint64_t off)
+{
+	return blk_rwv(be, 0, iov, iovcnt, off);
+}
+
+static int
+blk_pwritev(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
+	    uint64_t off)
+{
+	return blk_rwv(be, 1, iov, iovcnt, off);
 }
 
 static int
@@ -168,8 +189,9 @@ blk_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t blk_ops = {
-	"block device", blk_pread, blk_pwrite, blk_preadv, blk_flush, blk_trim,
-	blk_size, NULL, blk_close
+	.kind = "block device", .pread = blk_pread, .pwrite = blk_pwrite,
+	.preadv = blk_preadv, .pwritev = blk_pwritev, .flush = blk_flush,
+	.trim = blk_trim, .size = blk_size, .close = blk_close
 };
 
 int

@@ -32,6 +32,13 @@ file_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes,
 }
 
 static int
+file_pwritev(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
+	     uint64_t off)
+{
+	return hammer2_fd_pwritev(FD(be), be->name, iov, iovcnt, off);
+}
+
+static int
 file_flush(hammer2_backend_t *be)
 {
 	return hammer2_fd_sync(FD(be), be->name);
@@ -91,8 +98,10 @@ file_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t file_ops = {
-	"file", file_pread, file_pwrite, file_preadv, file_flush, file_trim,
-	file_size, file_resize, file_close, file_zero
+	.kind = "file", .pread = file_pread, .pwrite = file_pwrite,
+	.preadv = file_preadv, .pwritev = file_pwritev, .flush = file_flush,
+	.trim = file_trim, .size = file_size, .resize = file_resize,
+	.close = file_close, .zero = file_zero
 };
 
 static const char *

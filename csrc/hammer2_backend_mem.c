@@ -233,8 +233,9 @@ mem_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t mem_ops = {
-	"memory", mem_pread, mem_pwrite, NULL, mem_flush, mem_trim, mem_size, NULL,
-	mem_close
+	.kind = "memory", .pread = mem_pread, .pwrite = mem_pwrite,
+	.flush = mem_flush, .trim = mem_trim, .size = mem_size,
+	.close = mem_close
 };
 
 int

@@ -6,7 +6,8 @@
  * and encodes it into a buffer it keeps (compression and check code
  * depend on the data and the algorithms only); the other nodes' flushes,
  * side by side, wait for that and write that buffer instead of encoding
- * the block again.  Shared data is
+ * the block again; their queued writes borrow it rather than copy it
+ * (hammer2_chain_media_hold).  Shared data is
  * never written: a chain modified again (hammer2_chain_modify) takes a
  * private copy first, so what the others hold, and its encoding, stay.
  */
@@ -40,7 +41,8 @@ dbuf_drop(struct hammer2_dbuf *d)
 	KKASSERT(refs >= 0);
 	if (refs > 0)
 		return;
-	free(d->media);
+	if (d->media)
+		hammer2_iobuf_free(d->media);
 	free(d->data);
 	free(d);
 }
@@ -156,8 +158,9 @@ hammer2_chain_encode_claim(hammer2_chain_t *chain, hammer2_encjob_t *j)
 		how = HAMMER2_ENC_WAIT;
 	} else if (d->state == DBUF_NONE &&
 		   __atomic_load_n(&d->refs, __ATOMIC_ACQUIRE) > 1 &&
-		   (d->media = malloc(HAMMER2_PBUFSIZE)) != NULL) {
-		/* encoded straight into the buffer the others will use */
+		   (d->media = hammer2_iobuf_alloc()) != NULL) {
+		/* encoded straight into the buffer the others will use (a
+		 * DIO pool buffer: page aligned, so O_DIRECT needs no bounce) */
 		how = HAMMER2_ENC_CLAIMED;
 		d->state = DBUF_CLAIMED;
 		d->comp_asked = j->comp;
@@ -197,4 +200,28 @@ hammer2_chain_encoded_wait(hammer2_chain_t *chain, hammer2_encjob_t *j)
 	KKASSERT(d->state == DBUF_ENCODED && same_job(d, j));
 	enc_copy(chain, d, j);
 	pthread_mutex_unlock(&enc_lock);
+}
+
+static void
+dbuf_rele(void *arg)
+{
+	dbuf_drop(arg);
+}
+
+/*
+ * A hold on the chain's shared encoding media, for a write to borrow it:
+ * 0 (no hold) when media is not that encoding.
+ */
+int
+hammer2_chain_media_hold(hammer2_chain_t *chain, const void *media,
+			 hammer2_iohold_t *hold)
+{
+	struct hammer2_dbuf *d = chain->dbuf;
+
+	if (d == NULL || media == NULL || media != d->media)
+		return 0;
+	__atomic_add_fetch(&d->refs, 1, __ATOMIC_ACQ_REL);
+	hold->rele = dbuf_rele;
+	hold->arg = d;
+	return 1;
 }

@@ -190,47 +190,47 @@ volume_room(hammer2_dev_t *hmp, const hammer2_volume_t *v, hammer2_off_t off)
 	return v[1].offset - off;
 }
 
+/* One volume's part of a range, in one request where the backend can. */
 static int
-volume_readv(hammer2_volume_t *v, const struct iovec *iov, int iovcnt,
-	     hammer2_off_t off)
+volume_rwv(hammer2_volume_t *v, int write, const struct iovec *iov,
+	   int iovcnt, hammer2_off_t off)
 {
 	hammer2_backend_t *be = v->be;
 	int error = 0;
 
-	if (iovcnt > 1 && be->ops->preadv)
+	if (iovcnt > 1 && write && be->ops->pwritev)
+		return be->ops->pwritev(be, iov, iovcnt, off);
+	if (iovcnt > 1 && !write && be->ops->preadv)
 		return be->ops->preadv(be, iov, iovcnt, off);
 	for (int i = 0; i < iovcnt && error == 0; ++i) {
-		error = be->ops->pread(be, iov[i].iov_base, iov[i].iov_len, off);
+		error = write ? be->ops->pwrite(be, iov[i].iov_base,
+						iov[i].iov_len, off) :
+				be->ops->pread(be, iov[i].iov_base,
+					       iov[i].iov_len, off);
 		off += iov[i].iov_len;
 	}
 	return error;
 }
 
 /*
- * Read one logical range into iovcnt buffers (a single request per
- * volume where the backend can); faults and corruption apply to it as to
- * one read.  A range crossing into the next volume is split there.
+ * Move one logical range to or from iovcnt buffers, split where it
+ * crosses into the next volume; each write is logged piece by piece.
  */
-int
-hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
-		   hammer2_off_t off)
+static int
+dev_rwv(hammer2_dev_t *hmp, int write, const struct iovec *iov, int iovcnt,
+	hammer2_off_t off)
 {
 	struct iovec left[HAMMER2_IOV_MAX], *cur = left;
-	int64_t start_ns = hammer2_mono_ns();
-	int error = 0, rc = fault_check(hmp, HAMMER2_DEVOP_READ);
-	int n = iovcnt;
+	int error = 0, n = iovcnt;
 
-	if (rc > 0)
-		return hammer2_seterr(rc, "%s: read error at 0x%llx: %s "
-				      "(injected)", hmp->path,
-				      (unsigned long long)off, strerror(rc));
 	if (iovcnt > HAMMER2_IOV_MAX)
-		return hammer2_seterr(EINVAL, "%s: read of %d pieces", hmp->path,
-				      iovcnt);
+		return hammer2_seterr(EINVAL, "%s: %s of %d pieces", hmp->path,
+				      write ? "write" : "read", iovcnt);
 	memcpy(left, iov, (size_t)iovcnt * sizeof(*iov));
 	while (n > 0 && error == 0) {
 		hammer2_volume_t *v = hammer2_volume_at(hmp, off);
 		hammer2_off_t room = volume_room(hmp, v, off);
+		hammer2_off_t voff = off - v->offset;
 		struct iovec part[HAMMER2_IOV_MAX];
 		size_t take = 0;
 		int k;
@@ -239,13 +239,36 @@ hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
 			part[k] = cur[k];
 			if (part[k].iov_len > room - take)
 				part[k].iov_len = (size_t)(room - take);
+			if (write)
+				record(hmp, HAMMER2_DEVOP_WRITE,
+				       (int)(v - hmp->vols), voff + take,
+				       part[k].iov_base, part[k].iov_len);
 			take += part[k].iov_len;
 		}
-		error = volume_readv(v, part, k, off - v->offset);
+		error = volume_rwv(v, write, part, k, voff);
 		off += take;
 		cur = hammer2_iov_advance(cur, &n, take);
 	}
-	if (error)
+	return error;
+}
+
+/*
+ * Read one logical range into iovcnt buffers (a single request per
+ * volume where the backend can); faults and corruption apply to it as to
+ * one read.
+ */
+int
+hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
+		   hammer2_off_t off)
+{
+	int64_t start_ns = hammer2_mono_ns();
+	int error, rc = fault_check(hmp, HAMMER2_DEVOP_READ);
+
+	if (rc > 0)
+		return hammer2_seterr(rc, "%s: read error at 0x%llx: %s "
+				      "(injected)", hmp->path,
+				      (unsigned long long)off, strerror(rc));
+	if ((error = dev_rwv(hmp, 0, iov, iovcnt, off)))
 		return error;
 	read_timed(hmp, hammer2_mono_ns() - start_ns);
 	if (rc < 0) {
@@ -266,33 +289,41 @@ hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
 	return hammer2_dev_preadv(hmp, &iov, 1, off);
 }
 
+/*
+ * Write iovcnt buffers to one logical range.  An armed write fault counts
+ * the buffers one by one, as the blocks they are (the first failure ends
+ * the range).
+ */
 int
-hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
-		   hammer2_off_t off)
+hammer2_dev_pwritev(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
+		    hammer2_off_t off)
 {
-	const uint8_t *p = buf;
 	int error = 0, rc;
 
 	if (hmp->readonly)
 		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
+	if (iovcnt > 1 && __atomic_load_n(&hmp->fault.kind, __ATOMIC_ACQUIRE)) {
+		for (int i = 0; i < iovcnt && error == 0; ++i) {
+			error = hammer2_dev_pwritev(hmp, &iov[i], 1, off);
+			off += iov[i].iov_len;
+		}
+		return error;
+	}
 	rc = fault_check(hmp, HAMMER2_DEVOP_WRITE);
 	if (rc > 0)
 		return hammer2_seterr(rc, "%s: write error at 0x%llx: %s "
 				      "(injected)", hmp->path,
 				      (unsigned long long)off, strerror(rc));
-	while (bytes > 0 && error == 0) {
-		hammer2_volume_t *v = hammer2_volume_at(hmp, off);
-		hammer2_off_t room = volume_room(hmp, v, off);
-		size_t n = bytes < room ? bytes : (size_t)room;
+	return dev_rwv(hmp, 1, iov, iovcnt, off);
+}
 
-		record(hmp, HAMMER2_DEVOP_WRITE, (int)(v - hmp->vols),
-		       off - v->offset, p, n);
-		error = v->be->ops->pwrite(v->be, p, n, off - v->offset);
-		p += n;
-		off += n;
-		bytes -= n;
-	}
-	return error;
+int
+hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
+		   hammer2_off_t off)
+{
+	struct iovec iov = { (void *)buf, bytes };
+
+	return hammer2_dev_pwritev(hmp, &iov, 1, off);
 }
 
 int

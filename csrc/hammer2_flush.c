@@ -142,6 +142,7 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid,
 	hammer2_blockref_t *bref = &chain->bref;
 	uint8_t *media = (uint8_t *)chain->data;
 	size_t psize = chain->bytes;
+	hammer2_iohold_t hold;
 	hammer2_off_t off;
 	int check, comp = HAMMER2_COMP_NONE;
 	int error;
@@ -181,7 +182,10 @@ flush_write(hammer2_chain_t *chain, hammer2_tid_t tid,
 		/* planted bug (tests only): drop one data block in four */
 		if (!(hammer2_planted_bug & HAMMER2_BUG_DROPWRITE) ||
 		    bref->type != HAMMER2_BREF_TYPE_DATA || (off >> 10) % 4 != 1)
-			error = hammer2_io_write(hmp, off, media, (int)psize);
+			error = hammer2_io_write_borrow(hmp, off, media,
+				(int)psize,
+				hammer2_chain_media_hold(chain, media, &hold) ?
+				&hold : NULL);
 	}
 	if (error == 0)
 		error = hammer2_chain_base_update(chain->parent, bref);

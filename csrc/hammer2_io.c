@@ -14,6 +14,7 @@
  * over what it read, so reads always see the newest data.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,17 +23,19 @@
 #include "hammer2_debug.h"
 #include "hammer2_iopool.h"
 
-/* A queued write: a private copy of the block. */
+/* A queued write: a private copy of the block, or one it borrows. */
 typedef struct hammer2_wreq {
-	hammer2_ioreq_t		req;
 	struct hammer2_wreq	*next;		/* on dio->wpend */
+	struct hammer2_wreq	*qnext;		/* on the device's write queue */
 	hammer2_io_t		*dio;		/* referenced */
 	hammer2_off_t		off;
 	int			bytes;
+	uint64_t		seq;		/* order queued */
 	int			attached;	/* on dio->wpend */
 	int			done;
-	uint8_t			*data;		/* a pool buffer: page aligned,
+	const uint8_t		*data;		/* a pool buffer: page aligned,
 						 * so O_DIRECT needs no bounce */
+	hammer2_iohold_t	hold;		/* or borrowed: released so */
 } hammer2_wreq_t;
 
 typedef struct dio_rdreq {
@@ -106,8 +109,9 @@ pool_guard(void)
 	hammer2_fork_guard(&pool_lock);
 }
 
-static void *
-buf_alloc(void)
+/* A page-aligned 64 KiB buffer, from the pool when it has one. */
+void *
+hammer2_iobuf_alloc(void)
 {
 	void *buf = NULL;
 
@@ -121,8 +125,8 @@ buf_alloc(void)
 	return buf;
 }
 
-static void
-buf_free(void *buf)
+void
+hammer2_iobuf_free(void *buf)
 {
 	pthread_mutex_lock(&pool_lock);
 	if (pool_count < DIO_POOL_MAX) {
@@ -136,7 +140,10 @@ buf_free(void *buf)
 static void
 wreq_free(hammer2_wreq_t *w)
 {
-	buf_free(w->data);
+	if (w->hold.rele)
+		w->hold.rele(w->hold.arg);
+	else
+		hammer2_iobuf_free((void *)w->data);
 	free(w);
 }
 
@@ -152,7 +159,7 @@ dio_free(hammer2_io_t *dio)
 		dio->wpend = w->next;
 		wreq_free(w);
 	}
-	buf_free(dio->data);
+	hammer2_iobuf_free(dio->data);
 	free(dio);
 }
 
@@ -176,7 +183,7 @@ dio_get_locked(hammer2_dev_t *hmp, hammer2_off_t pbase)
 	dio = calloc(1, sizeof(*dio));
 	if (dio == NULL)
 		return NULL;
-	dio->data = buf_alloc();
+	dio->data = hammer2_iobuf_alloc();
 	if (dio->data == NULL) {
 		free(dio);
 		return NULL;
@@ -664,16 +671,12 @@ hammer2_io_putblk(hammer2_io_t **diop)
 	pthread_mutex_unlock(&hmp->iolock);
 }
 
+/* A queued write reached the device, or failed to (iolock held). */
 static void
-wreq_run(hammer2_ioreq_t *req)
+wreq_done_locked(hammer2_wreq_t *w, int error)
 {
-	hammer2_wreq_t *w = (hammer2_wreq_t *)req;
-	hammer2_io_t *dio = w->dio;
-	hammer2_dev_t *hmp = dio->hmp;
-	int error;
+	hammer2_dev_t *hmp = w->dio->hmp;
 
-	error = hammer2_dev_pwrite(hmp, w->data, (size_t)w->bytes, w->off);
-	pthread_mutex_lock(&hmp->iolock);
 	if (error && hmp->wb_error == 0) {
 		hmp->wb_error = error;
 		free(hmp->wb_errmsg);
@@ -681,13 +684,109 @@ wreq_run(hammer2_ioreq_t *req)
 	}
 	KKASSERT(hmp->wb_pending > 0);
 	--hmp->wb_pending;
-	pthread_cond_broadcast(&hmp->iocv);
 	w->done = 1;
 	if (!w->attached)
 		wreq_free(w);
+}
+
+static int
+wreq_cmp(const void *a, const void *b)
+{
+	const hammer2_wreq_t *x = *(hammer2_wreq_t *const *)a;
+	const hammer2_wreq_t *y = *(hammer2_wreq_t *const *)b;
+
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int
+wreq_seq_cmp(const void *a, const void *b)
+{
+	const hammer2_wreq_t *x = *(hammer2_wreq_t *const *)a;
+	const hammer2_wreq_t *y = *(hammer2_wreq_t *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Write a batch of queued writes in offset order, each run of neighbours
+ * in one vectored request.  Writes may land in any order between barriers,
+ * except that a later write over the same bytes lands last: a batch whose
+ * writes overlap keeps the order they were queued in.
+ */
+static void
+wq_write_batch(hammer2_dev_t *hmp, hammer2_wreq_t **w, int n)
+{
+	struct iovec iov[HAMMER2_IOV_MAX];
+	int i, k, error;
+
+	qsort(w, (size_t)n, sizeof(*w), wreq_cmp);
+	for (i = 1; i < n; ++i)
+		if (w[i]->off < w[i - 1]->off + (hammer2_off_t)w[i - 1]->bytes)
+			break;
+	if (i < n)
+		qsort(w, (size_t)n, sizeof(*w), wreq_seq_cmp);
+	for (i = 0; i < n; i += k) {
+		hammer2_off_t end = w[i]->off;
+
+		for (k = 0; i + k < n && k < HAMMER2_IOV_MAX &&
+			    w[i + k]->off == end; ++k) {
+			iov[k].iov_base = (void *)w[i + k]->data;
+			iov[k].iov_len = (size_t)w[i + k]->bytes;
+			end += (hammer2_off_t)w[i + k]->bytes;
+		}
+		__atomic_add_fetch(&hmp->io_writes, 1, __ATOMIC_RELAXED);
+		error = hammer2_dev_pwritev(hmp, iov, k, w[i]->off);
+		for (int j = i; j < i + k; ++j) {
+			hammer2_io_t *dio = w[j]->dio;
+
+			pthread_mutex_lock(&hmp->iolock);
+			wreq_done_locked(w[j], error);
+			pthread_mutex_unlock(&hmp->iolock);
+			hammer2_io_putblk(&dio);
+		}
+	}
+	pthread_mutex_lock(&hmp->iolock);
+	pthread_cond_broadcast(&hmp->iocv);
 	pthread_mutex_unlock(&hmp->iolock);
-	hammer2_io_putblk(&dio);
-	io_done(hmp);
+}
+
+/*
+ * The device's writer: one at a time per device, so its writes neither
+ * contend for the device (a file's writers serialize in the kernel) nor
+ * go out a block per request.  It drains the queue batch by batch and is
+ * counted in flight until it stops, so the device outlives it.
+ */
+static void
+wq_run(hammer2_ioreq_t *req)
+{
+	hammer2_dev_t *hmp = (hammer2_dev_t *)((char *)req -
+					       offsetof(hammer2_dev_t, wq_req));
+	hammer2_wreq_t *batch[HAMMER2_WQ_MAX];
+
+	for (;;) {
+		hammer2_wreq_t *w;
+		int n = 0;
+
+		pthread_mutex_lock(&hmp->iolock);
+		while ((w = hmp->wq_head) != NULL && n < HAMMER2_WQ_MAX) {
+			hmp->wq_head = w->qnext;
+			batch[n++] = w;
+		}
+		if (hmp->wq_head == NULL)
+			hmp->wq_tail = NULL;
+		hmp->wq_count -= n;
+		if (n == 0) {
+			hmp->wq_busy = 0;
+			pthread_mutex_unlock(&hmp->iolock);
+			io_done(hmp);
+			return;
+		}
+		pthread_cond_broadcast(&hmp->iocv);	/* room in the queue */
+		pthread_mutex_unlock(&hmp->iolock);
+		wq_write_batch(hmp, batch, n);
+	}
 }
 
 /*
@@ -700,25 +799,46 @@ int
 hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		 int bytes)
 {
+	return hammer2_io_write_borrow(hmp, off, data, bytes, NULL);
+}
+
+/*
+ * hammer2_io_write, borrowing data (unchanged until released) when hold
+ * is given instead of copying it; the hold is released in every case.
+ */
+int
+hammer2_io_write_borrow(hammer2_dev_t *hmp, hammer2_off_t off,
+			const void *data, int bytes,
+			const hammer2_iohold_t *hold)
+{
 	hammer2_wreq_t *w;
 	hammer2_io_t *dio;
-	int error;
+	uint8_t *copy = NULL;
+	int error, start;
 
 	error = dio_range_check(hmp, off, bytes);
-	if (error)
-		return error;
-	if (hmp->readonly)
-		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
-	w = malloc(sizeof(*w));
-	if (w == NULL || (w->data = buf_alloc()) == NULL) {
+	if (error == 0 && hmp->readonly)
+		error = hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
+	w = error ? NULL : calloc(1, sizeof(*w));
+	if (w && !hold && (copy = hammer2_iobuf_alloc()) == NULL) {
 		free(w);
-		return hammer2_seterr(ENOMEM, "out of memory for a write");
+		w = NULL;
 	}
-	memcpy(w->data, data, (size_t)bytes);
+	if (w == NULL) {
+		if (hold)
+			hold->rele(hold->arg);
+		return error ? error :
+		       hammer2_seterr(ENOMEM, "out of memory for a write");
+	}
+	if (hold) {
+		w->hold = *hold;
+		w->data = data;
+	} else {
+		memcpy(copy, data, (size_t)bytes);
+		w->data = copy;
+	}
 	w->off = off;
 	w->bytes = bytes;
-	w->attached = w->done = 0;
-	w->req.run = wreq_run;
 	pthread_mutex_lock(&hmp->iolock);
 	dio = dio_get_locked(hmp, off & ~HAMMER2_PBUFMASK64);
 	if (dio == NULL) {
@@ -741,10 +861,28 @@ hammer2_io_write(hammer2_dev_t *hmp, hammer2_off_t off, const void *data,
 		*pp = w;
 	}
 	w->dio = dio;
+	w->seq = hmp->wq_seq++;
+	w->qnext = NULL;
 	++hmp->wb_pending;
-	++hmp->io_inflight;
+	/* back-pressure: a bounded queue (not for a worker: the writer may
+	 * wait behind it in the pool) */
+	while (hmp->wq_count >= HAMMER2_WQ_MAX && !hammer2_iopool_is_worker())
+		pthread_cond_wait(&hmp->iocv, &hmp->iolock);
+	if (hmp->wq_tail)
+		hmp->wq_tail->qnext = w;
+	else
+		hmp->wq_head = w;
+	hmp->wq_tail = w;
+	++hmp->wq_count;
+	start = !hmp->wq_busy;
+	if (start) {
+		hmp->wq_busy = 1;
+		++hmp->io_inflight;
+		hmp->wq_req.run = wq_run;
+	}
 	pthread_mutex_unlock(&hmp->iolock);
-	hammer2_iopool_submit(&w->req);
+	if (start)
+		hammer2_iopool_submit(&hmp->wq_req);
 	return 0;
 }
 

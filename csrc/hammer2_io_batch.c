@@ -138,3 +138,9 @@ hammer2_io_nreads(hammer2_dev_t *hmp)
 {
 	return __atomic_load_n(&hmp->io_reads, __ATOMIC_RELAXED);
 }
+
+uint64_t
+hammer2_io_nwrites(hammer2_dev_t *hmp)
+{
+	return __atomic_load_n(&hmp->io_writes, __ATOMIC_RELAXED);
+}

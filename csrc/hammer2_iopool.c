@@ -96,3 +96,10 @@ hammer2_iopool_submit(hammer2_ioreq_t *req)
 	pthread_cond_signal(&pool_work);
 	pthread_mutex_unlock(&pool_lock);
 }
+
+/* Whether this thread is one of the pool's workers. */
+int
+hammer2_iopool_is_worker(void)
+{
+	return is_worker;
+}

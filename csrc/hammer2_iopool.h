@@ -10,6 +10,7 @@
 
 #define HAMMER2_IOPOOL_THREADS	8
 #define HAMMER2_IOPOOL_DEPTH	128	/* queued requests, at most */
+#define HAMMER2_WQ_MAX		256	/* a device's queued writes, at most */
 
 typedef struct hammer2_ioreq hammer2_ioreq_t;
 
@@ -19,5 +20,6 @@ struct hammer2_ioreq {
 };
 
 void hammer2_iopool_submit(hammer2_ioreq_t *req);
+int hammer2_iopool_is_worker(void);
 
 #endif /* HAMMER2_IOPOOL_H_ */

@@ -638,8 +638,8 @@ nbd_pwrite(hammer2_backend_t *be, const void *buf, size_t bytes, uint64_t off)
 
 /* One request for the whole range where it fits, else piece by piece. */
 static int
-nbd_preadv(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
-	   uint64_t off)
+nbd_rwv(hammer2_backend_t *be, int cmd, const struct iovec *iov, int iovcnt,
+	uint64_t off)
 {
 	nbd_t *nbd = be->priv;
 	struct iovec v[HAMMER2_IOV_MAX];
@@ -650,16 +650,30 @@ nbd_preadv(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
 		bytes += iov[i].iov_len;
 	if (iovcnt > HAMMER2_IOV_MAX || bytes > nbd->maxreq) {
 		for (int i = 0; i < iovcnt && error == 0; ++i) {
-			error = nbd_rw(be, NBD_CMD_READ, iov[i].iov_base,
+			error = nbd_rw(be, cmd, iov[i].iov_base,
 				       iov[i].iov_len, off);
 			off += iov[i].iov_len;
 		}
 		return error;
 	}
 	if (off > nbd->size || nbd->size - off < bytes)
-		return nbd_rw(be, NBD_CMD_READ, NULL, bytes, off); /* the error */
+		return nbd_rw(be, cmd, NULL, bytes, off); /* the error */
 	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
-	return nbd_request(be, NBD_CMD_READ, v, iovcnt, (uint32_t)bytes, off);
+	return nbd_request(be, cmd, v, iovcnt, (uint32_t)bytes, off);
+}
+
+static int
+nbd_preadv(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
+	   uint64_t off)
+{
+	return nbd_rwv(be, NBD_CMD_READ, iov, iovcnt, off);
+}
+
+static int
+nbd_pwritev(hammer2_backend_t *be, const struct iovec *iov, int iovcnt,
+	    uint64_t off)
+{
+	return nbd_rwv(be, NBD_CMD_WRITE, iov, iovcnt, off);
 }
 
 static int
@@ -733,8 +747,9 @@ nbd_close(hammer2_backend_t *be)
 }
 
 static const hammer2_backend_ops_t nbd_ops = {
-	"nbd", nbd_pread, nbd_pwrite, nbd_preadv, nbd_flush, nbd_trim, nbd_size, NULL,
-	nbd_close
+	.kind = "nbd", .pread = nbd_pread, .pwrite = nbd_pwrite,
+	.preadv = nbd_preadv, .pwritev = nbd_pwritev, .flush = nbd_flush,
+	.trim = nbd_trim, .size = nbd_size, .close = nbd_close
 };
 
 /* ------------------------------------------------------------- open */

@@ -47,6 +47,7 @@ cdef extern from "hammer2.h" nogil:
                             int qdepth)
     void hammer2_io_purge(hammer2_dev_t *hmp)
     uint64_t hammer2_io_nreads(hammer2_dev_t *hmp)
+    uint64_t hammer2_io_nwrites(hammer2_dev_t *hmp)
     size_t hammer2_direct_set_min(size_t nbytes)
 
 
@@ -80,6 +81,12 @@ def dio_purge(Device dev):
 def dio_reads(Device dev):
     """Buffers loaded from the device since it was opened."""
     return hammer2_io_nreads(dev._dev())
+
+
+def dio_writes(Device dev):
+    """Write requests sent to the device since it was opened (a run of
+    neighbouring blocks goes in one)."""
+    return hammer2_io_nwrites(dev._dev())
 
 
 def direct_read_min(size_t nbytes):

@@ -155,3 +155,18 @@ def test_write_log_names_each_write_volume(tmp_path):
     assert all(off + n <= (1 << 30 if v == 0 else 64 * MiB) for v, off, n in writes)
     assert writes[-1] == (0, 0, 64 * 1024)             # the root volume's header, last
     assert all(e == ("sync", None, None, None) for e in log if e[0] == "sync")
+
+
+def test_neighbouring_writes_reach_the_device_together(image):
+    data = os.urandom(4 * MiB)                  # incompressible: 64 blocks side by side
+    with pyh2.open(image, writable=True) as vol:
+        vol.device.record(True)
+        before = _core.dio_writes(vol.device)
+        vol.pfs("DATA").create("/d/big", data)
+        vol.flush()
+        requests = _core.dio_writes(vol.device) - before
+        blocks = [e for e in vol.device.take_record() if e[0] == "write"]
+    assert len(blocks) > 64                     # the log still has each block
+    assert requests * 4 <= len(blocks), (requests, len(blocks))
+    with pyh2.open(image) as vol:
+        assert vol.pfs("DATA").read("/d/big") == data
