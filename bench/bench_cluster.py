@@ -2,11 +2,16 @@
 
   - write and read throughput of a 3-node cluster against a single node
     (the same files, written then flushed; read back after a reopen); issue 15
-    asks for a write ratio of at least 0.8;
+    asks for a write ratio of at least 0.8.  Its ceiling on this machine is
+    measured beside it: the same bytes written raw (pwrite, then fdatasync)
+    as 3 files side by side against 1, since all nodes share one disk and its
+    cores; the cluster's own cost is the ratio of the two ratios;
   - resync of a node that missed 10% of the data against a full copy of
     it (the same node resynced from an empty, freshly formatted image).
 
     python3 bench/bench_cluster.py [--mib 96] [--runs 3]
+
+The images go to TMPDIR (TMPDIR=/dev/shm puts every node in memory).
 
 (bench_heal.py: resync against nbdcopy, writes during a resync, reads with a slow node.)
 """
@@ -14,6 +19,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -65,6 +71,29 @@ def throughput(tmp, mib, n_nodes, data):
     return mib / wt, mib / rt
 
 
+def raw_copies(tmp, n, data):
+    """MiB/s of writing data as n files side by side (a thread each), synced."""
+    def one(path):
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            for i, d in enumerate(data):
+                os.pwrite(fd, d, i * FILE)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+    paths = [os.path.join(tmp, f"raw{n}-{i}") for i in range(n)]
+    threads = [threading.Thread(target=one, args=(p,)) for p in paths]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    took = time.perf_counter() - t
+    for p in paths:
+        os.unlink(p)
+    return len(data) / took
+
+
 def resync_times(tmp, mib, data):
     names = [f"/f{i:04d}" for i in range(mib)]
     paths = [os.path.join(tmp, f"rs-{i}.h2") for i in range(3)]
@@ -99,13 +128,18 @@ def main():
                 w, r = throughput(tmp, args.mib, n, data)
                 bw, br = best.get(n, (0, 0))
                 best[n] = (max(bw, w), max(br, r))
+                best[f"raw{n}"] = max(best.get(f"raw{n}", 0), raw_copies(tmp, n, data))
             inc, full, inc_bytes, full_bytes = resync_times(tmp, args.mib, data)
             best["resync"] = min(best.get("resync", (1e9, 0, 0, 0, 0)),
                                  (inc, full, inc_bytes, full_bytes, 0))
     (w1, r1), (w3, r3) = best[1], best[3]
     inc, full, inc_bytes, full_bytes, _ = best["resync"]
+    raw = best["raw3"] / best["raw1"]
     print(f"write: 3 nodes {w3:7.1f} MiB/s, 1 node {w1:7.1f} MiB/s, ratio {w3 / w1:.2f} "
           f"(target {WRITE_TARGET})")
+    print(f"       the same bytes raw: 3 copies {best['raw3']:7.1f} MiB/s, 1 copy "
+          f"{best['raw1']:7.1f} MiB/s, ratio {raw:.2f} (this machine's ceiling); "
+          f"cluster ratio / ceiling {w3 / w1 / raw:.2f}")
     print(f"read:  3 nodes {r3:7.1f} MiB/s, 1 node {r1:7.1f} MiB/s, ratio {r3 / r1:.2f}")
     print(f"resync of a node that missed 10%: {inc:.3f}s ({inc_bytes >> 20} MiB copied); "
           f"full copy {full:.3f}s ({full_bytes >> 20} MiB); ratio {inc / full:.2f}")
