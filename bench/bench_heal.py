@@ -105,6 +105,7 @@ def write_while_resyncing(tmp, backlog, mib, data):
         behind(paths, mib, backlog, data)
         if not stale:
             resync_cluster(paths)
+        os.sync()               # nothing of the setup left to write back meanwhile
         with open_cluster(paths, writable=True) as vol:
             while stale and not vol.nodes()[-1]["sync"]["running"]:
                 assert vol.nodes()[-1]["state"] != "live", "resynced before it was seen"

@@ -324,10 +324,11 @@ struct hammer2_dev {
 	hammer2_io_t		*lru_head;
 	hammer2_io_t		*lru_tail;
 	int			lru_count;
-	int			io_inflight;	/* queued reads and writes */
+	int			io_inflight;	/* queued reads, and the writer */
 	uint64_t		io_reads;	/* buffer loads from the device */
 	uint64_t		io_writes;	/* write requests to the device */
 	int			wb_pending;	/* writes not yet on the device */
+#define HAMMER2_WQ_MAX		256	/* queued writes, at most */
 	struct hammer2_wreq	*wq_head;	/* writes queued for the writer */
 	struct hammer2_wreq	*wq_tail;
 	int			wq_count;
@@ -355,8 +356,6 @@ struct iovec;
 #define HAMMER2_IOV_MAX	64	/* segments of one vectored transfer */
 int hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov,
 		       int iovcnt, hammer2_off_t off);
-int hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
-		       hammer2_off_t off);
 int hammer2_dev_pwritev(hammer2_dev_t *hmp, const struct iovec *iov,
 			int iovcnt, hammer2_off_t off);
 int hammer2_dev_sync(hammer2_dev_t *hmp);

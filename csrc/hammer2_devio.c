@@ -8,6 +8,7 @@
  * the device's backend (hammer2_backend.h).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -214,7 +215,8 @@ volume_rwv(hammer2_volume_t *v, int write, const struct iovec *iov,
 
 /*
  * Move one logical range to or from iovcnt buffers, split where it
- * crosses into the next volume; each write is logged piece by piece.
+ * crosses into the next volume; a write that reached the device is
+ * logged piece by piece.
  */
 static int
 dev_rwv(hammer2_dev_t *hmp, int write, const struct iovec *iov, int iovcnt,
@@ -239,13 +241,14 @@ dev_rwv(hammer2_dev_t *hmp, int write, const struct iovec *iov, int iovcnt,
 			part[k] = cur[k];
 			if (part[k].iov_len > room - take)
 				part[k].iov_len = (size_t)(room - take);
-			if (write)
-				record(hmp, HAMMER2_DEVOP_WRITE,
-				       (int)(v - hmp->vols), voff + take,
-				       part[k].iov_base, part[k].iov_len);
 			take += part[k].iov_len;
 		}
 		error = volume_rwv(v, write, part, k, voff);
+		for (int i = 0; write && error == 0 && i < k; ++i) {
+			record(hmp, HAMMER2_DEVOP_WRITE, (int)(v - hmp->vols),
+			       voff, part[i].iov_base, part[i].iov_len);
+			voff += part[i].iov_len;
+		}
 		off += take;
 		cur = hammer2_iov_advance(cur, &n, take);
 	}
@@ -290,24 +293,32 @@ hammer2_dev_pread(hammer2_dev_t *hmp, void *buf, size_t bytes,
 }
 
 /*
- * Write iovcnt buffers to one logical range.  An armed write fault counts
- * the buffers one by one, as the blocks they are (the first failure ends
- * the range).
+ * Write iovcnt buffers to one logical range.  An armed write fault sees
+ * the buffers one by one, as the blocks they are: each is written or
+ * fails on its own, and the first failure is returned.
  */
 int
 hammer2_dev_pwritev(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
 		    hammer2_off_t off)
 {
+	char first_msg[256];
 	int error = 0, rc;
 
 	if (hmp->readonly)
 		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
-	if (iovcnt > 1 && __atomic_load_n(&hmp->fault.kind, __ATOMIC_ACQUIRE)) {
-		for (int i = 0; i < iovcnt && error == 0; ++i) {
-			error = hammer2_dev_pwritev(hmp, &iov[i], 1, off);
+	if (iovcnt > 1 &&
+	    fault_applies(__atomic_load_n(&hmp->fault.kind, __ATOMIC_ACQUIRE),
+			  HAMMER2_DEVOP_WRITE)) {
+		for (int i = 0; i < iovcnt; ++i) {
+			rc = hammer2_dev_pwritev(hmp, &iov[i], 1, off);
+			if (rc && error == 0) {
+				error = rc;
+				snprintf(first_msg, sizeof(first_msg), "%s",
+					 hammer2_errmsg());
+			}
 			off += iov[i].iov_len;
 		}
-		return error;
+		return error ? hammer2_seterr(error, "%s", first_msg) : 0;
 	}
 	rc = fault_check(hmp, HAMMER2_DEVOP_WRITE);
 	if (rc > 0)
@@ -315,15 +326,6 @@ hammer2_dev_pwritev(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
 				      "(injected)", hmp->path,
 				      (unsigned long long)off, strerror(rc));
 	return dev_rwv(hmp, 1, iov, iovcnt, off);
-}
-
-int
-hammer2_dev_pwrite(hammer2_dev_t *hmp, const void *buf, size_t bytes,
-		   hammer2_off_t off)
-{
-	struct iovec iov = { (void *)buf, bytes };
-
-	return hammer2_dev_pwritev(hmp, &iov, 1, off);
 }
 
 int

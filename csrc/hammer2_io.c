@@ -7,7 +7,8 @@
  *
  * Asynchronous loads and all writes run on the I/O worker pool
  * (hammer2_iopool.c).  Writes are write-back: hammer2_io_write copies the
- * block and queues it; hammer2_io_flush is the barrier that waits for
+ * block (or borrows it) and queues it for the device's writer;
+ * hammer2_io_flush is the barrier that waits for
  * every queued write and then flushes the device, so whatever is written
  * after it (the volume header) lands after everything before it.  A
  * buffer loaded while writes into it are still queued lays those writes
@@ -35,7 +36,8 @@ typedef struct hammer2_wreq {
 	int			done;
 	const uint8_t		*data;		/* a pool buffer: page aligned,
 						 * so O_DIRECT needs no bounce */
-	hammer2_iohold_t	hold;		/* or borrowed: released so */
+	hammer2_iohold_t	hold;		/* set: data is borrowed, and
+						 * this releases it */
 } hammer2_wreq_t;
 
 typedef struct dio_rdreq {
@@ -237,16 +239,19 @@ dio_complete(hammer2_io_t *dio, int error)
 	hammer2_iocb_t *waiters, *iocb;
 
 	pthread_mutex_lock(&hmp->iolock);
-	/* the one load in flight (the others wait for it) ends here */
+	/*
+	 * The one load in flight (the others wait for it) ends here.  A failed
+	 * one leaves its writes attached: the device may not hold them yet, so
+	 * the load that retries it lays them over.
+	 */
 	KKASSERT(dio->state == DIO_INPROG);
-	while (dio->wpend) {
+	while (error == 0 && dio->wpend) {
 		hammer2_wreq_t *w = dio->wpend;
 
 		dio->wpend = w->next;
 		w->attached = 0;
-		if (error == 0)
-			memcpy(dio->data + (w->off - dio->pbase), w->data,
-			       (size_t)w->bytes);
+		memcpy(dio->data + (w->off - dio->pbase), w->data,
+		       (size_t)w->bytes);
 		if (w->done)
 			wreq_free(w);
 	}
@@ -719,6 +724,7 @@ static void
 wq_write_batch(hammer2_dev_t *hmp, hammer2_wreq_t **w, int n)
 {
 	struct iovec iov[HAMMER2_IOV_MAX];
+	hammer2_io_t *dios[HAMMER2_IOV_MAX];
 	int i, k, error;
 
 	qsort(w, (size_t)n, sizeof(*w), wreq_cmp);
@@ -738,14 +744,14 @@ wq_write_batch(hammer2_dev_t *hmp, hammer2_wreq_t **w, int n)
 		}
 		__atomic_add_fetch(&hmp->io_writes, 1, __ATOMIC_RELAXED);
 		error = hammer2_dev_pwritev(hmp, iov, k, w[i]->off);
+		pthread_mutex_lock(&hmp->iolock);
 		for (int j = i; j < i + k; ++j) {
-			hammer2_io_t *dio = w[j]->dio;
-
-			pthread_mutex_lock(&hmp->iolock);
+			dios[j - i] = w[j]->dio;
 			wreq_done_locked(w[j], error);
-			pthread_mutex_unlock(&hmp->iolock);
-			hammer2_io_putblk(&dio);
 		}
+		pthread_mutex_unlock(&hmp->iolock);
+		for (int j = 0; j < k; ++j)
+			hammer2_io_putblk(&dios[j]);
 	}
 	pthread_mutex_lock(&hmp->iolock);
 	pthread_cond_broadcast(&hmp->iocv);
@@ -840,6 +846,13 @@ hammer2_io_write_borrow(hammer2_dev_t *hmp, hammer2_off_t off,
 	w->off = off;
 	w->bytes = bytes;
 	pthread_mutex_lock(&hmp->iolock);
+	/*
+	 * Back-pressure: a bounded queue, waited for before the write takes
+	 * its place in order.  Not on a pool worker (none writes today), as
+	 * the writer could be queued behind it.
+	 */
+	while (hmp->wq_count >= HAMMER2_WQ_MAX && !hammer2_iopool_is_worker())
+		pthread_cond_wait(&hmp->iocv, &hmp->iolock);
 	dio = dio_get_locked(hmp, off & ~HAMMER2_PBUFMASK64);
 	if (dio == NULL) {
 		pthread_mutex_unlock(&hmp->iolock);
@@ -864,10 +877,6 @@ hammer2_io_write_borrow(hammer2_dev_t *hmp, hammer2_off_t off,
 	w->seq = hmp->wq_seq++;
 	w->qnext = NULL;
 	++hmp->wb_pending;
-	/* back-pressure: a bounded queue (not for a worker: the writer may
-	 * wait behind it in the pool) */
-	while (hmp->wq_count >= HAMMER2_WQ_MAX && !hammer2_iopool_is_worker())
-		pthread_cond_wait(&hmp->iocv, &hmp->iolock);
 	if (hmp->wq_tail)
 		hmp->wq_tail->qnext = w;
 	else

@@ -10,7 +10,6 @@
 
 #define HAMMER2_IOPOOL_THREADS	8
 #define HAMMER2_IOPOOL_DEPTH	128	/* queued requests, at most */
-#define HAMMER2_WQ_MAX		256	/* a device's queued writes, at most */
 
 typedef struct hammer2_ioreq hammer2_ioreq_t;
 
