@@ -368,6 +368,7 @@ void hammer2_devrec_free(hammer2_devrec_ent_t *ents, size_t count);
 void hammer2_trans_end(hammer2_dev_t *hmp);
 int hammer2_trans_writing(hammer2_dev_t *hmp);
 int hammer2_flush(hammer2_dev_t *hmp);
+int hammer2_flush_ahead(hammer2_dev_t *hmp, hammer2_chain_t **chains, int n);
 int hammer2_flush_fits(hammer2_dev_t *hmp);
 int hammer2_volhdr_write(hammer2_dev_t *hmp, int zone);
 
@@ -499,6 +500,8 @@ void hammer2_chain_encoded_keep(hammer2_chain_t *chain,
 void hammer2_chain_encoded_wait(hammer2_chain_t *chain, hammer2_encjob_t *j);
 int hammer2_chain_media_hold(hammer2_chain_t *chain, const void *media,
 			     hammer2_iohold_t *hold);
+int hammer2_chain_encoded_preset(hammer2_chain_t *chain,
+				 const hammer2_chain_t *from);
 
 /* -------------------------------------------------------------- cluster */
 

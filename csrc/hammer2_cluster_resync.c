@@ -124,7 +124,10 @@ pass_begin(hammer2_dev_t **devs, int ndevs, hammer2_dev_t *dst,
 	return hammer2_cluster_flush(devs, ndevs);
 }
 
-/* The copy so far is let go: it is stale again, as it was. */
+/*
+ * The copy so far is let go: it is stale again, as it was.  So are the
+ * blocks its data was written ahead to (hammer2_flush_ahead): free again.
+ */
 void
 hammer2_cluster_resync_abort(hammer2_dev_t *dst)
 {
@@ -132,6 +135,7 @@ hammer2_cluster_resync_abort(hammer2_dev_t *dst)
 		return;
 	dst->node.resyncing = 0;
 	hammer2_chain_release_subtree(dst->vchain);
+	hammer2_chain_release_subtree(dst->fchain);
 }
 
 /* A pass failed half way: its in-memory tree is untrusted until reopened. */

@@ -24,6 +24,8 @@ struct hammer2_dbuf {
 	uint8_t			*data;
 	/* under enc_lock: */
 	int			state;		/* DBUF_* */
+	int			preset;		/* enc is a copy of a block's
+						 * media, whatever a job asks */
 	int			comp_asked;	/* the algorithm enc was asked */
 	hammer2_encjob_t	enc;		/* its inputs and outputs */
 	uint8_t			*media;		/* the encoding, enc.psize bytes */
@@ -123,8 +125,9 @@ static void
 enc_copy(hammer2_chain_t *chain, const struct hammer2_dbuf *d,
 	 hammer2_encjob_t *j)
 {
-	__atomic_add_fetch(&chain->hmp->node.encodes_copied, 1,
-			   __ATOMIC_RELAXED);
+	if (!d->preset)
+		__atomic_add_fetch(&chain->hmp->node.encodes_copied, 1,
+				   __ATOMIC_RELAXED);
 	j->comp = d->enc.comp;
 	j->zero = d->enc.zero;
 	j->psize = d->enc.psize;
@@ -150,7 +153,7 @@ hammer2_chain_encode_claim(hammer2_chain_t *chain, hammer2_encjob_t *j)
 	if (d == NULL)
 		return HAMMER2_ENC_HERE;
 	pthread_mutex_lock(&enc_lock);
-	if (d->state == DBUF_ENCODED && same_job(d, j)) {
+	if (d->state == DBUF_ENCODED && (d->preset || same_job(d, j))) {
 		enc_copy(chain, d, j);
 		how = HAMMER2_ENC_COPIED;
 	} else if (d->state == DBUF_CLAIMED && same_job(d, j)) {
@@ -224,4 +227,41 @@ hammer2_chain_media_hold(hammer2_chain_t *chain, const void *media,
 	hold->rele = dbuf_rele;
 	hold->arg = d;
 	return 1;
+}
+
+/*
+ * chain (a modified DATA block, its data just decoded from from's media:
+ * a resync's copy) is encoded as from is on its node, byte for byte: its
+ * flush writes a copy of that media, with from's compression and check
+ * code, instead of encoding the data again.  A copy of the media, so the
+ * source's buffer can go; the chain modified again encodes anew.
+ */
+int
+hammer2_chain_encoded_preset(hammer2_chain_t *chain, const hammer2_chain_t *from)
+{
+	struct hammer2_dbuf *d;
+
+	KKASSERT(chain->bref.type == HAMMER2_BREF_TYPE_DATA &&
+		 from->bref.type == HAMMER2_BREF_TYPE_DATA &&
+		 (chain->flags & HAMMER2_CHAIN_MODIFIED));
+	/* from modified in the transaction being built has no media yet */
+	if ((from->flags & HAMMER2_CHAIN_MODIFIED) || chain->dbuf ||
+	    from->data == NULL || from->bytes == 0 ||
+	    from->bytes > HAMMER2_PBUFSIZE)
+		return 0;
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (d->media = hammer2_iobuf_alloc()) == NULL) {
+		free(d);
+		return hammer2_seterr(ENOMEM, "out of memory");
+	}
+	memcpy(d->media, from->data, from->bytes);
+	d->refs = 1;
+	d->data = (uint8_t *)chain->data;
+	d->state = DBUF_ENCODED;
+	d->preset = 1;
+	d->enc.comp = HAMMER2_DEC_COMP(from->bref.methods);
+	d->enc.psize = from->bytes;
+	d->enc.bref.check = from->bref.check;
+	chain->dbuf = d;
+	return 0;
 }

@@ -363,6 +363,29 @@ hammer2_flush_fits(hammer2_dev_t *hmp)
 }
 
 /*
+ * Write modified DATA chains ahead of the commit, as it would write them
+ * (encoded, allocated, written, each blockref put in its parent), so a
+ * writer building much data before it commits (a resync) has the device
+ * writes overlap the building; the commit does the rest.  Skipped where
+ * the commit could not fit: it then reports it, having written nothing.
+ * Callers hold the transaction lock exclusively.
+ */
+int
+hammer2_flush_ahead(hammer2_dev_t *hmp, hammer2_chain_t **chains, int n)
+{
+	KKASSERT(hammer2_trans_writing(hmp));
+	for (int i = 0; i < n; ++i)
+		KKASSERT(chains[i]->hmp == hmp &&
+			 chains[i]->bref.type == HAMMER2_BREF_TYPE_DATA);
+	if (hmp->flush_error)
+		return hammer2_seterr(hmp->flush_error, "%s: flushes disabled "
+				      "after a failed flush", hmp->path);
+	if (!hammer2_flush_fits(hmp))
+		return 0;
+	return flush_kids(chains, n, hmp->mtid);
+}
+
+/*
  * Commit all modifications (caller holds the transaction lock
  * exclusively).  Order: data and metadata, freemap, barrier, volume
  * header, barrier.

@@ -125,7 +125,10 @@ progress(struct resync *rs, uint64_t bytes)
 	}
 }
 
-/* A source data block's logical content (decoded), malloc'd. */
+/*
+ * A source data block's logical content: decoded into *bufp (malloc'd),
+ * or (*bufp NULL) s->data as it is.
+ */
 static int
 logical_data(hammer2_chain_t *s, uint8_t **bufp, size_t *bytesp)
 {
@@ -134,27 +137,49 @@ logical_data(hammer2_chain_t *s, uint8_t **bufp, size_t *bytesp)
 	uint8_t *buf;
 	int error;
 
-	buf = malloc(HAMMER2_PBUFSIZE);
-	if (buf == NULL)
+	*bufp = NULL;
+	*bytesp = s->data ? s->bytes : 0;
+	if (s->data == NULL || s->bytes == 0 || comp == HAMMER2_COMP_NONE ||
+	    (s->flags & HAMMER2_CHAIN_MODIFIED))
+		return 0;		/* s->data is it */
+	if ((buf = malloc(HAMMER2_PBUFSIZE)) == NULL)
 		return hammer2_seterr(ENOMEM, "out of memory");
-	if (s->data == NULL || s->bytes == 0) {
-		bytes = 0;
-	} else if (comp != HAMMER2_COMP_NONE &&
-		   !(s->flags & HAMMER2_CHAIN_MODIFIED)) {
-		error = hammer2_decompress(comp, s->data, s->bytes, buf,
-					   HAMMER2_PBUFSIZE, &bytes);
-		if (error) {
-			free(buf);
-			return error;
-		}
-		if (bytes < HAMMER2_ALLOC_MIN)
-			bytes = HAMMER2_ALLOC_MIN;
-	} else {
-		memcpy(buf, s->data, bytes);
+	error = hammer2_decompress(comp, s->data, s->bytes, buf,
+				   HAMMER2_PBUFSIZE, &bytes);
+	if (error) {
+		free(buf);
+		return error;
 	}
 	*bufp = buf;
-	*bytesp = bytes;
+	*bytesp = bytes < HAMMER2_ALLOC_MIN ? HAMMER2_ALLOC_MIN : bytes;
 	return 0;
+}
+
+/*
+ * The data blocks copied so far go to dst's device now (hammer2_flush_ahead),
+ * while the walk reads on, instead of all at the commit (write 0: a failed
+ * walk, they are only let go).
+ */
+static int
+ahead_flush(struct resync *rs, int write)
+{
+	int error = 0;
+
+	if (write && rs->nahead)
+		error = hammer2_flush_ahead(rs->dst, rs->ahead, rs->nahead);
+	for (int i = 0; i < rs->nahead; ++i)
+		hammer2_chain_drop(rs->ahead[i]);
+	rs->nahead = 0;
+	return error;
+}
+
+/* A copied data block d (locked, referenced): written ahead with others. */
+static int
+ahead_add(struct resync *rs, hammer2_chain_t *d)
+{
+	hammer2_chain_unlock(d);
+	rs->ahead[rs->nahead++] = d;
+	return rs->nahead == RESYNC_AHEAD ? ahead_flush(rs, 1) : 0;
 }
 
 /*
@@ -223,8 +248,11 @@ copy_elem(struct resync *rs, struct srcs *child, hammer2_chain_t *sc,
 		d->bref.embed = sc->bref.embed;
 		if (sc->bref.type == HAMMER2_BREF_TYPE_DIRENT)
 			d->bref.check = sc->bref.check;		/* short name */
-		if (sc->bref.type == HAMMER2_BREF_TYPE_DATA)
+		if (sc->bref.type == HAMMER2_BREF_TYPE_DATA) {
 			d->bref.methods &= (uint8_t)~HAMMER2_ENC_COMP(15);
+			/* written as the source holds it: not encoded again */
+			error = hammer2_chain_encoded_preset(d, sc);
+		}
 		++rs->stats->copied;
 		if (sc->bref.type == HAMMER2_BREF_TYPE_DATA)
 			rs->stats->bytes += bytes;
@@ -236,6 +264,8 @@ copy_elem(struct resync *rs, struct srcs *child, hammer2_chain_t *sc,
 				     sc->bref.modify_tid : 0;
 	}
 	free(buf);
+	if (error == 0 && rs->ahead_on && d->bref.type == HAMMER2_BREF_TYPE_DATA)
+		return ahead_add(rs, d);
 	chain_put(d);
 	return error;
 }
@@ -571,9 +601,9 @@ hammer2_resync_pass(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
 		    hammer2_resync_walk_t *w)
 {
 	struct resync rs = { .dst = dst, .stats = stats, .flags = flags,
-			     .walk = w };
+			     .walk = w, .ahead_on = 1 };
 	struct srcs top;
-	int error;
+	int error, aerror;
 
 	if (nsrc < 1 || nsrc > HAMMER2_MAXCLUSTER)
 		return hammer2_seterr(EINVAL, "%s: resync from %d nodes",
@@ -642,6 +672,8 @@ hammer2_resync_pass(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
 	hammer2_chain_ref(dst->vchain);
 	hammer2_chain_lock(dst->vchain, 0);
 	error = sync_children(&rs, &top, dst->vchain, 0, HAMMER2_KEY_MAX);
+	aerror = ahead_flush(&rs, error == 0 || error == STOPPED);
+	error = aerror ? aerror : error;
 	chain_put(dst->vchain);
 	srcs_done(&top);
 	if (error == STOPPED)

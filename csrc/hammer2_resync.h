@@ -7,6 +7,8 @@
 
 #include "hammer2_cluster.h"
 
+#define RESYNC_AHEAD	64	/* copied data blocks written ahead at once */
+
 struct resync {
 	hammer2_dev_t		*src[HAMMER2_MAXCLUSTER];	/* by preference */
 	int			nsrc;
@@ -18,6 +20,10 @@ struct resync {
 	char			label[HAMMER2_INODE_MAXNAME + 1]; /* PFS walked */
 	hammer2_resync_walk_t	*walk;		/* in passes; NULL: in one */
 	int			depth;		/* of sync_children */
+	int			ahead_on;	/* dst a stale node: write ahead */
+	int			nahead;
+	hammer2_chain_t		*ahead[RESYNC_AHEAD];	/* copied data blocks,
+							 * referenced */
 };
 
 /* One element of a block tree level, as a merge walk needs it. */

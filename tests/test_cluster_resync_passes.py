@@ -1,9 +1,11 @@
 """A resync in passes: the cluster takes writes while a node is brought
 back (the resync lets the locks go between its steps), and what those
 writes change reaches the node by a later pass before it rejoins."""
+import os
 import threading
 
 import pyh2
+from pyh2 import _core
 from pyh2.cluster import open_cluster
 
 from pyh2.testing.cli import run_pyh2
@@ -116,3 +118,60 @@ def test_closing_during_a_paused_resync_keeps_the_node_as_it_was(cluster_nodes):
         vol.resync()
         assert vol.compare() == []
     assert_all_nodes(paths, model)
+
+
+def test_a_resync_writes_what_it_copied_before_it_commits(cluster_nodes):
+    """The data blocks a resync copies go to the node's device while it walks
+    on (written ahead), not all at its commit."""
+    paths = cluster_nodes(3)
+    big = os.urandom(8 << 20)                   # 128 data blocks
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        vol.devices[2].inject_fault("write")
+        vol.pfs("DATA").create("/big", big)
+        vol.flush()
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        assert vol.nodes()[2]["state"] == "stale"
+        vol.nodeset.sync_pause(2, 100)          # past one write-ahead batch
+        t = threading.Thread(target=vol.resync)
+        t.start()
+        try:
+            assert vol.nodeset.sync_paused(2)
+            assert vol.nodes()[2]["state"] == "stale"
+            assert _core.dio_writes(vol.devices[2]) > 0
+        finally:
+            vol.nodeset.sync_pause(2, -1)
+            t.join()
+        assert vol.nodes()[2]["state"] == "live"
+        assert vol.compare() == []
+    with pyh2.open(paths[2]) as node:
+        assert node.pfs("DATA").read("/big") == big
+        assert node.fsck()["errors"] == []
+
+
+def test_a_resync_writes_the_sources_encoding_as_it_is(cluster_nodes):
+    """A copied data block is written as the sources hold it (compression
+    and check code), not encoded again by the node's own settings."""
+    paths = cluster_nodes(3)
+    text = b"hammer2 " * (1 << 17)               # 1 MiB that compresses well
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        pfs = vol.pfs("DATA")
+        pfs.setcomp("/", "none")
+        vol.flush()
+        vol.devices[2].inject_fault("write")
+        pfs.create("/f", text)                  # stored uncompressed
+        vol.flush()
+        pfs.setcomp("/f", "lz4")                # its new writes would compress
+        vol.flush()
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        vol.resync()
+        assert vol.compare() == []
+
+    def data_blocks(path):
+        with pyh2.open(path) as node:
+            assert node.pfs("DATA").read("/f") == text
+            return [(b["key"], b["bytes"], b["comp"], b["check"])
+                    for b in node.pfs("DATA").blocks("/f") if b["type"] == "data"]
+
+    source = data_blocks(paths[0])
+    assert len(source) == 16 and all(n == 65536 for _, n, _, _ in source)
+    assert data_blocks(paths[2]) == source
