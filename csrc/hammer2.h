@@ -189,6 +189,8 @@ void hammer2_io_run_add(hammer2_io_run_t *r, hammer2_dev_t *hmp,
 			hammer2_off_t pbase);
 void hammer2_io_run_flush(hammer2_io_run_t *r);
 int hammer2_io_cached(hammer2_dev_t *hmp, hammer2_off_t pbase);
+int hammer2_io_peek(hammer2_dev_t *hmp, hammer2_off_t off, void *buf,
+		    int bytes);
 int hammer2_io_direct(hammer2_dev_t *hmp, hammer2_off_t off, void *buf,
 		      size_t bytes, void (*done)(void *arg, int error),
 		      void *arg);
@@ -290,6 +292,13 @@ typedef struct hammer2_volume {
 	hammer2_off_t		devsize;	/* bytes the device holds */
 } hammer2_volume_t;
 
+/* One of a device's writers, on the I/O pool (hammer2_io.c). */
+typedef struct hammer2_wqreq {
+	hammer2_ioreq_t		req;
+	hammer2_dev_t		*hmp;
+	int			slot;
+} hammer2_wqreq_t;
+
 struct hammer2_dev {
 	hammer2_volume_t	vols[HAMMER2_MAX_VOLUMES];
 	int			nvols;
@@ -329,12 +338,16 @@ struct hammer2_dev {
 	uint64_t		io_writes;	/* write requests to the device */
 	int			wb_pending;	/* writes not yet on the device */
 #define HAMMER2_WQ_MAX		256	/* queued writes, at most */
-	struct hammer2_wreq	*wq_head;	/* writes queued for the writer */
+#define HAMMER2_WQ_WRITERS	4	/* a device's writers, at most */
+	struct hammer2_wreq	*wq_head;	/* writes queued for the writers */
 	struct hammer2_wreq	*wq_tail;
 	int			wq_count;
-	int			wq_busy;	/* the writer is draining them */
+	int			wq_busy;	/* writers draining them */
+	unsigned		wq_slots;	/* which of wq_req run */
 	uint64_t		wq_seq;
-	hammer2_ioreq_t		wq_req;		/* the writer, on the I/O pool */
+	hammer2_wqreq_t		wq_req[HAMMER2_WQ_WRITERS];
+	const struct hammer2_wspan *wq_span[HAMMER2_WQ_WRITERS]; /* in flight */
+	int			wq_nspan[HAMMER2_WQ_WRITERS];
 	int			wb_error;	/* first failed one, for the barrier */
 	char			*wb_errmsg;
 	uint8_t			*encbuf;	/* flush: a data block encoded */
@@ -359,6 +372,7 @@ int hammer2_dev_preadv(hammer2_dev_t *hmp, const struct iovec *iov,
 int hammer2_dev_pwritev(hammer2_dev_t *hmp, const struct iovec *iov,
 			int iovcnt, hammer2_off_t off);
 int hammer2_dev_sync(hammer2_dev_t *hmp);
+int hammer2_dev_write_depth(hammer2_dev_t *hmp);
 uint64_t hammer2_dev_fault(hammer2_dev_t *hmp, const hammer2_fault_t *fault);
 uint64_t hammer2_dev_faults_injected(hammer2_dev_t *hmp);
 void hammer2_dev_record(hammer2_dev_t *hmp, int on);

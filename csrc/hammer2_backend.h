@@ -42,6 +42,8 @@ typedef struct hammer2_backend_ops {
 	/* a range made to read as zeros without writing it (a hole); NULL,
 	 * or EOPNOTSUPP: the caller writes the zeros */
 	int	(*zero)(hammer2_backend_t *be, uint64_t off, uint64_t bytes);
+	/* write requests worth having in flight at once (0: one) */
+	int	write_depth;
 } hammer2_backend_ops_t;
 
 struct hammer2_backend {

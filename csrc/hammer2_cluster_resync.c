@@ -125,17 +125,25 @@ pass_begin(hammer2_dev_t **devs, int ndevs, hammer2_dev_t *dst,
 }
 
 /*
- * The copy so far is let go: it is stale again, as it was.  So are the
- * blocks its data was written ahead to (hammer2_flush_ahead): free again.
+ * The copy so far is let go, and the node is failed: what the copy changed
+ * beyond the chains released here (the freemap root in the volume header,
+ * as its data written ahead was given room; chains open PFSes hold) is not
+ * undone in memory, so the node is reopened from its media, where it is
+ * as it was, before it is resynced again.
  */
 void
 hammer2_cluster_resync_abort(hammer2_dev_t *dst)
 {
+	char why[192];
+
 	if (!dst->node.resyncing)
 		return;
 	dst->node.resyncing = 0;
 	hammer2_chain_release_subtree(dst->vchain);
 	hammer2_chain_release_subtree(dst->fchain);
+	snprintf(why, sizeof(why), "%s: resync given up; reopened before the "
+		 "next", dst->path);
+	hammer2_node_fail(dst, ECANCELED, why);
 }
 
 /* A pass failed half way: its in-memory tree is untrusted until reopened. */

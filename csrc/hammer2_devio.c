@@ -328,6 +328,20 @@ hammer2_dev_pwritev(hammer2_dev_t *hmp, const struct iovec *iov, int iovcnt,
 	return dev_rwv(hmp, 1, iov, iovcnt, off);
 }
 
+/* Write requests the device takes at once: its slowest volume's. */
+int
+hammer2_dev_write_depth(hammer2_dev_t *hmp)
+{
+	int depth = HAMMER2_WQ_WRITERS;
+
+	for (int i = 0; i < hmp->nvols; ++i) {
+		int d = hmp->vols[i].be->ops->write_depth;
+
+		depth = d < 1 ? 1 : d < depth ? d : depth;
+	}
+	return depth;
+}
+
 int
 hammer2_dev_sync(hammer2_dev_t *hmp)
 {

@@ -373,6 +373,9 @@ hammer2_flush_fits(hammer2_dev_t *hmp)
 int
 hammer2_flush_ahead(hammer2_dev_t *hmp, hammer2_chain_t **chains, int n)
 {
+	uint64_t room;
+	int error;
+
 	KKASSERT(hammer2_trans_writing(hmp));
 	for (int i = 0; i < n; ++i)
 		KKASSERT(chains[i]->hmp == hmp &&
@@ -382,7 +385,15 @@ hammer2_flush_ahead(hammer2_dev_t *hmp, hammer2_chain_t **chains, int n)
 				      "after a failed flush", hmp->path);
 	if (!hammer2_flush_fits(hmp))
 		return 0;
-	return flush_kids(chains, n, hmp->mtid);
+	error = flush_kids(chains, n, hmp->mtid);
+	if (error) {
+		hmp->flush_error = error;	/* allocated, half written */
+		return hammer2_preerr(error, "write-ahead");
+	}
+	/* each block may have broken a free 64 KiB run the room counted */
+	room = (uint64_t)n * HAMMER2_PBUFSIZE;
+	hmp->room = hmp->room > room ? hmp->room - room : 0;
+	return 0;
 }
 
 /*

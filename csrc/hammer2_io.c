@@ -15,7 +15,6 @@
  * over what it read, so reads always see the newest data.
  */
 #include <errno.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -753,46 +752,105 @@ wq_write_batch(hammer2_dev_t *hmp, hammer2_wreq_t **w, int n)
 		for (int j = 0; j < k; ++j)
 			hammer2_io_putblk(&dios[j]);
 	}
-	pthread_mutex_lock(&hmp->iolock);
-	pthread_cond_broadcast(&hmp->iocv);
-	pthread_mutex_unlock(&hmp->iolock);
+}
+
+/* A write in flight: the bytes it covers. */
+struct hammer2_wspan {
+	hammer2_off_t	beg, end;
+};
+
+/* Whether w overlaps a write another writer has in flight (iolock held). */
+static int
+wq_conflicts(hammer2_dev_t *hmp, int slot, const hammer2_wreq_t *w)
+{
+	hammer2_off_t end = w->off + (hammer2_off_t)w->bytes;
+
+	for (int s = 0; s < HAMMER2_WQ_WRITERS; ++s)
+		for (int i = 0; s != slot && i < hmp->wq_nspan[s]; ++i)
+			if (w->off < hmp->wq_span[s][i].end &&
+			    hmp->wq_span[s][i].beg < end)
+				return 1;
+	return 0;
 }
 
 /*
- * The device's writer: one at a time per device, so its writes neither
- * contend for the device (a file's writers serialize in the kernel) nor
- * go out a block per request.  It drains the queue batch by batch and is
- * counted in flight until it stops, so the device outlives it.
+ * A device's writer: it drains the queue batch by batch, so the device's
+ * writes go out a run at a time, not a block at a time.  A file takes one
+ * writer (its writers would only take turns in the kernel); a device that
+ * works on several requests at once (NBD) takes up to HAMMER2_WQ_WRITERS,
+ * each with a batch of its own.  A batch stops before a write overlapping
+ * one in flight, which is written after it, in order.  A writer counts as
+ * in flight until it stops, so the device outlives it.
  */
 static void
 wq_run(hammer2_ioreq_t *req)
 {
-	hammer2_dev_t *hmp = (hammer2_dev_t *)((char *)req -
-					       offsetof(hammer2_dev_t, wq_req));
+	hammer2_dev_t *hmp = ((hammer2_wqreq_t *)req)->hmp;
+	int slot = ((hammer2_wqreq_t *)req)->slot;
 	hammer2_wreq_t *batch[HAMMER2_WQ_MAX];
+	struct hammer2_wspan span[HAMMER2_WQ_MAX];
 
+	pthread_mutex_lock(&hmp->iolock);
 	for (;;) {
+		int max = HAMMER2_WQ_MAX / hmp->wq_busy, n = 0;
 		hammer2_wreq_t *w;
-		int n = 0;
 
-		pthread_mutex_lock(&hmp->iolock);
-		while ((w = hmp->wq_head) != NULL && n < HAMMER2_WQ_MAX) {
-			hmp->wq_head = w->qnext;
+		while ((w = hmp->wq_head) != NULL && n < max &&
+		       !wq_conflicts(hmp, slot, w)) {
+			if ((hmp->wq_head = w->qnext) == NULL)
+				hmp->wq_tail = NULL;
+			span[n].beg = w->off;
+			span[n].end = w->off + (hammer2_off_t)w->bytes;
 			batch[n++] = w;
 		}
-		if (hmp->wq_head == NULL)
-			hmp->wq_tail = NULL;
-		hmp->wq_count -= n;
-		if (n == 0) {
-			hmp->wq_busy = 0;
-			pthread_mutex_unlock(&hmp->iolock);
-			io_done(hmp);
-			return;
+		if (n == 0 && hmp->wq_head) {
+			/* the next write waits for the one it overlaps */
+			pthread_cond_wait(&hmp->iocv, &hmp->iolock);
+			continue;
 		}
+		if (n == 0)
+			break;
+		hmp->wq_count -= n;
+		hmp->wq_span[slot] = span;
+		hmp->wq_nspan[slot] = n;
 		pthread_cond_broadcast(&hmp->iocv);	/* room in the queue */
 		pthread_mutex_unlock(&hmp->iolock);
 		wq_write_batch(hmp, batch, n);
+		pthread_mutex_lock(&hmp->iolock);
+		hmp->wq_nspan[slot] = 0;
+		pthread_cond_broadcast(&hmp->iocv);
 	}
+	hmp->wq_slots &= ~(1u << slot);
+	--hmp->wq_busy;
+	pthread_mutex_unlock(&hmp->iolock);
+	io_done(hmp);
+}
+
+/*
+ * Another writer for the queue, if it needs one (iolock held): the first,
+ * or one more while the queue holds more than the busy ones take.
+ */
+static hammer2_wqreq_t *
+wq_start_locked(hammer2_dev_t *hmp)
+{
+	hammer2_wqreq_t *wr;
+	int slot;
+
+	if (hmp->wq_busy > 0 &&
+	    (hmp->wq_busy >= hammer2_dev_write_depth(hmp) ||
+	     hmp->wq_count <= HAMMER2_WQ_MAX / (hmp->wq_busy + 1)))
+		return NULL;
+	for (slot = 0; hmp->wq_slots & (1u << slot); ++slot)
+		;
+	KKASSERT(slot < HAMMER2_WQ_WRITERS);
+	hmp->wq_slots |= 1u << slot;
+	++hmp->wq_busy;
+	++hmp->io_inflight;
+	wr = &hmp->wq_req[slot];
+	wr->req.run = wq_run;
+	wr->hmp = hmp;
+	wr->slot = slot;
+	return wr;
 }
 
 /*
@@ -817,10 +875,11 @@ hammer2_io_write_borrow(hammer2_dev_t *hmp, hammer2_off_t off,
 			const void *data, int bytes,
 			const hammer2_iohold_t *hold)
 {
+	hammer2_wqreq_t *wr;
 	hammer2_wreq_t *w;
 	hammer2_io_t *dio;
 	uint8_t *copy = NULL;
-	int error, start;
+	int error;
 
 	error = dio_range_check(hmp, off, bytes);
 	if (error == 0 && hmp->readonly)
@@ -883,15 +942,10 @@ hammer2_io_write_borrow(hammer2_dev_t *hmp, hammer2_off_t off,
 		hmp->wq_head = w;
 	hmp->wq_tail = w;
 	++hmp->wq_count;
-	start = !hmp->wq_busy;
-	if (start) {
-		hmp->wq_busy = 1;
-		++hmp->io_inflight;
-		hmp->wq_req.run = wq_run;
-	}
+	wr = wq_start_locked(hmp);
 	pthread_mutex_unlock(&hmp->iolock);
-	if (start)
-		hammer2_iopool_submit(&hmp->wq_req);
+	if (wr)
+		hammer2_iopool_submit(&wr->req);
 	return 0;
 }
 
@@ -922,6 +976,34 @@ hammer2_io_flush(hammer2_dev_t *hmp)
 	if (hammer2_planted_bug & HAMMER2_BUG_NOBARRIER)
 		return 0;
 	return hammer2_dev_sync(hmp);
+}
+
+/*
+ * Copy [off, off + bytes) out of its buffer if that is loaded: no I/O and
+ * no check (a hint, for planning read-ahead).  0 when it is not there.
+ */
+int
+hammer2_io_peek(hammer2_dev_t *hmp, hammer2_off_t off, void *buf, int bytes)
+{
+	hammer2_off_t pbase = off & ~HAMMER2_PBUFMASK64;
+	hammer2_io_t *dio;
+	int found = 0;
+
+	if (bytes <= 0 || (off & HAMMER2_PBUFMASK64) + (hammer2_off_t)bytes >
+			  HAMMER2_PBUFSIZE)
+		return 0;
+	pthread_mutex_lock(&hmp->iolock);
+	for (dio = hmp->iohash[dio_hash(pbase)]; dio; dio = dio->hnext) {
+		if (dio->pbase == pbase) {
+			if (dio->state == DIO_GOOD) {
+				memcpy(buf, dio->data + (off - pbase), (size_t)bytes);
+				found = 1;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&hmp->iolock);
+	return found;
 }
 
 /* Drop every idle cached buffer, so the next reads go to the device. */

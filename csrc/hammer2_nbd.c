@@ -749,7 +749,9 @@ nbd_close(hammer2_backend_t *be)
 static const hammer2_backend_ops_t nbd_ops = {
 	.kind = "nbd", .pread = nbd_pread, .pwrite = nbd_pwrite,
 	.preadv = nbd_preadv, .pwritev = nbd_pwritev, .flush = nbd_flush,
-	.trim = nbd_trim, .size = nbd_size, .close = nbd_close
+	.trim = nbd_trim, .size = nbd_size, .close = nbd_close,
+	/* the server works on several at once: the round trips overlap */
+	.write_depth = 4
 };
 
 /* ------------------------------------------------------------- open */

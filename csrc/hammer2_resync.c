@@ -5,9 +5,11 @@
  * blocks; indirect blocks are transparent).  An element whose source copy
  * has not changed since dst's last transaction (mirror_tid no newer, same
  * modify_tid) is skipped with its whole subtree, so a node that missed a
- * little is repaired by copying a little.  Elements are copied logically
- * (data decoded, re-encoded by dst's flush), never as blockref tables,
- * since block offsets are each node's own.  The node-local PFS "LOCAL" is
+ * little is repaired by copying a little.  Elements are copied logically,
+ * never as blockref tables, since block offsets are each node's own; a
+ * data block keeps its sources' encoding, and goes to dst's device while
+ * the walk reads on (written ahead of the commit, a window at a time).
+ * The node-local PFS "LOCAL" is
  * left alone.  dst is committed at the sources' transaction id, which
  * makes it agree with them again.
  *
@@ -27,7 +29,6 @@
 #include "hammer2_resync.h"
 
 #define LOCAL_LABEL	"LOCAL"
-#define PREFETCH_LOW	32	/* elements left loading before more are */
 
 static int sync_children(struct resync *rs, struct srcs *s,
 			 hammer2_chain_t *d, hammer2_key_t beg, hammer2_key_t end);
@@ -133,7 +134,7 @@ static int
 logical_data(hammer2_chain_t *s, uint8_t **bufp, size_t *bytesp)
 {
 	int comp = HAMMER2_DEC_COMP(s->bref.methods);
-	size_t bytes = s->bytes;
+	size_t bytes;
 	uint8_t *buf;
 	int error;
 
@@ -556,8 +557,8 @@ sync_children(struct resync *rs, struct srcs *s, hammer2_chain_t *d,
 		}
 		resuming = 0;
 		/* the sources' next blocks load while this one is copied */
-		if (i < lv.e.n && i + PREFETCH_LOW >= ahead)
-			ahead = srcs_prefetch(rs, &lv.e, i > ahead ? i : ahead);
+		if (i < lv.e.n && i >= ahead)
+			ahead = srcs_prefetch(rs, &lv.e, i);
 		/* never before the element it went on from: it must advance */
 		if (!at_cursor && walk_stop(rs, level, next)) {
 			error = STOPPED;

@@ -328,34 +328,3 @@ srcs_level_free(struct srcs_level *lv)
 	for (int k = 0; k < HAMMER2_MAXCLUSTER; ++k)
 		elems_free(&lv->holes[k]);
 }
-
-/*
- * Start loading the blocks of up to PREFETCH_ELEMS elements of e from
- * index from on, those changed since dst's last transaction (all of them
- * for a scrub), neighbouring buffers of a source coalesced into large
- * reads: the copy of one element then overlaps the reads of the next,
- * where a source one round trip away (NBD) would serve them one by one.
- * Returns the index it reached.
- */
-#define PREFETCH_ELEMS	128
-
-size_t
-srcs_prefetch(const struct resync *rs, const struct elems *e, size_t from)
-{
-	hammer2_io_run_t run = { 0 };
-	size_t to = from + PREFETCH_ELEMS < e->n ? from + PREFETCH_ELEMS : e->n;
-
-	for (size_t i = from; i < to; ++i) {
-		const struct elem *el = &e->v[i];
-		int radix = (int)(el->data_off & HAMMER2_OFF_MASK_RADIX);
-
-		if (radix < HAMMER2_RADIX_MIN || radix > HAMMER2_RADIX_MAX ||
-		    (el->mirror_tid <= rs->since &&
-		     !(rs->flags & HAMMER2_RESYNC_SCRUB)))
-			continue;
-		hammer2_io_run_add(&run, rs->src[el->src], el->data_off &
-				   HAMMER2_OFF_MASK & ~HAMMER2_PBUFMASK64);
-	}
-	hammer2_io_run_flush(&run);
-	return to;
-}

@@ -175,3 +175,49 @@ def test_a_resync_writes_the_sources_encoding_as_it_is(cluster_nodes):
     source = data_blocks(paths[0])
     assert len(source) == 16 and all(n == 65536 for _, n, _, _ in source)
     assert data_blocks(paths[2]) == source
+
+
+def test_a_resync_given_up_after_writing_ahead_is_retried_from_the_media(cluster_nodes):
+    """The cluster changes under a paused resync that wrote data ahead: the
+    copy is given up and the node reopened from its media (what the copy did
+    to its freemap and to an open PFS's chains goes with it); the retry
+    brings it back whole."""
+    paths = cluster_nodes(5)
+    big = os.urandom(8 << 20)
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        vol.devices[4].inject_fault("write")
+        vol.pfs("DATA").create("/big", big)
+        vol.flush()
+    errors = []
+
+    def resync():
+        try:
+            vol.resync()
+        except pyh2.H2Error as e:
+            errors.append(e)
+
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        pfs = vol.pfs("DATA")
+        assert pfs.read("/big") == big
+        vol.nodeset.sync_pause(4, 100)
+        t = threading.Thread(target=resync)
+        t.start()
+        try:
+            assert vol.nodeset.sync_paused(4)
+            assert _core.dio_writes(vol.devices[4]) > 0
+            vol.devices[3].inject_fault("write")        # node 3 fails meanwhile
+            pfs.create("/small", b"x" * 100_000)
+            vol.flush()
+            assert vol.nodes()[3]["state"] == "failed"
+        finally:
+            vol.nodeset.sync_pause(4, -1)
+            t.join()
+        assert errors == [] and vol.nodes()[4]["state"] == "live", (errors, vol.nodes())
+        assert pfs.read("/big") == big
+        vol.devices[3].clear_fault()
+        vol.resync()                                    # node 3 back too
+        assert vol.compare() == []
+    with pyh2.open(paths[4]) as node:
+        assert node.pfs("DATA").read("/big") == big
+        assert node.pfs("DATA").read("/small") == b"x" * 100_000
+        assert node.fsck()["errors"] == []
