@@ -44,6 +44,18 @@ def pfs_new(pfs, path, tag):
     return data
 
 
+def resync_in_thread(vol, errors):
+    """vol.resync() started in a thread of its own, its error kept in errors."""
+    def resync():
+        try:
+            vol.resync()
+        except pyh2.H2Error as e:
+            errors.append(e)
+    t = threading.Thread(target=resync)
+    t.start()
+    return t
+
+
 def test_writes_between_passes_reach_the_node(cluster_nodes):
     paths = cluster_nodes(3)
     model = {}
@@ -90,17 +102,9 @@ def test_closing_during_a_paused_resync_keeps_the_node_as_it_was(cluster_nodes):
         tid = vol.nodes()[2]["mirror_tid"]
     vol = open_cluster(paths, writable=True, sync=False)
     errors = []
-
-    def resync():
-        try:
-            vol.resync()
-        except pyh2.H2Error as e:
-            errors.append(e)
-
     try:
         vol.nodeset.sync_pause(2, 6)
-        t = threading.Thread(target=resync)
-        t.start()
+        t = resync_in_thread(vol, errors)
         assert vol.nodeset.sync_paused(2)
         pfs = vol.pfs("DATA")
         change_everything(pfs, model, "gone")
@@ -189,19 +193,11 @@ def test_a_resync_given_up_after_writing_ahead_is_retried_from_the_media(cluster
         vol.pfs("DATA").create("/big", big)
         vol.flush()
     errors = []
-
-    def resync():
-        try:
-            vol.resync()
-        except pyh2.H2Error as e:
-            errors.append(e)
-
     with open_cluster(paths, writable=True, sync=False) as vol:
         pfs = vol.pfs("DATA")
         assert pfs.read("/big") == big
         vol.nodeset.sync_pause(4, 100)
-        t = threading.Thread(target=resync)
-        t.start()
+        t = resync_in_thread(vol, errors)
         try:
             assert vol.nodeset.sync_paused(4)
             assert _core.dio_writes(vol.devices[4]) > 0
