@@ -95,21 +95,37 @@ wq_write_batch(hammer2_dev_t *hmp, hammer2_wreq_t **w, int n)
 	}
 }
 
-/* A write in flight: the bytes it covers. */
+/*
+ * A write in flight: the 4 KiB pages it touches, so two writers never
+ * share one (a server may update a page whole).
+ */
 struct hammer2_wspan {
 	hammer2_off_t	beg, end;
 };
+
+#define WSPAN_PAGE	4096ULL
+
+static struct hammer2_wspan
+wspan(const hammer2_wreq_t *w)
+{
+	struct hammer2_wspan sp;
+
+	sp.beg = w->off & ~(WSPAN_PAGE - 1);
+	sp.end = (w->off + (hammer2_off_t)w->bytes + WSPAN_PAGE - 1) &
+		 ~(WSPAN_PAGE - 1);
+	return sp;
+}
 
 /* Whether w overlaps a write another writer has in flight (iolock held). */
 static int
 wq_conflicts(hammer2_dev_t *hmp, int slot, const hammer2_wreq_t *w)
 {
-	hammer2_off_t end = w->off + (hammer2_off_t)w->bytes;
+	struct hammer2_wspan sp = wspan(w);
 
 	for (int s = 0; s < HAMMER2_WQ_WRITERS; ++s)
 		for (int i = 0; s != slot && i < hmp->wq_nspan[s]; ++i)
-			if (w->off < hmp->wq_span[s][i].end &&
-			    hmp->wq_span[s][i].beg < end)
+			if (sp.beg < hmp->wq_span[s][i].end &&
+			    hmp->wq_span[s][i].beg < sp.end)
 				return 1;
 	return 0;
 }
@@ -140,8 +156,7 @@ wq_run(hammer2_ioreq_t *req)
 		       !wq_conflicts(hmp, slot, w)) {
 			if ((hmp->wq_head = w->qnext) == NULL)
 				hmp->wq_tail = NULL;
-			span[n].beg = w->off;
-			span[n].end = w->off + (hammer2_off_t)w->bytes;
+			span[n] = wspan(w);
 			batch[n++] = w;
 		}
 		if (n == 0 && hmp->wq_head) {

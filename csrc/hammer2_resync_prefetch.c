@@ -15,6 +15,8 @@
 
 #define PREFETCH_ELEMS	128	/* elements ahead of the walk */
 #define PREFETCH_STEP	32	/* elements walked between two calls */
+#define BELOW_MAX	256	/* blocks below inodes, a call (16 MiB of
+				 * the cache's 128; loaded ones count too) */
 
 /* Whether the pass copies what bref (an element or below one) holds. */
 static int
@@ -41,12 +43,13 @@ run_add(hammer2_io_run_t *run, hammer2_dev_t *dev, hammer2_off_t data_off)
 static void
 below_bref(const struct resync *rs, hammer2_dev_t *dev,
 	   const hammer2_blockref_t *b, hammer2_blockref_t *scratch,
-	   hammer2_io_run_t *run)
+	   hammer2_io_run_t *run, int *budget)
 {
 	int bytes;
 
-	if (!wanted(rs, b->mirror_tid, b->data_off))
+	if (*budget <= 0 || !wanted(rs, b->mirror_tid, b->data_off))
 		return;
+	--*budget;
 	if (b->type == HAMMER2_BREF_TYPE_DATA) {
 		run_add(run, dev, b->data_off);
 		return;
@@ -60,21 +63,27 @@ below_bref(const struct resync *rs, hammer2_dev_t *dev,
 		run_add(run, dev, b->data_off);
 		return;
 	}
-	for (int k = 0; k < bytes / (int)sizeof(*scratch); ++k)
+	for (int k = 0; k < bytes / (int)sizeof(*scratch) && *budget > 0; ++k)
 		if (scratch[k].type == HAMMER2_BREF_TYPE_DATA &&
-		    wanted(rs, scratch[k].mirror_tid, scratch[k].data_off))
+		    wanted(rs, scratch[k].mirror_tid, scratch[k].data_off)) {
 			run_add(run, dev, scratch[k].data_off);
+			--*budget;
+		}
 }
 
-/* Read ahead below the inodes among e[from, to) whose blocks are loaded. */
+/*
+ * Read ahead below the inodes among e[from, to) whose blocks are loaded,
+ * BELOW_MAX blocks at most: a big file's are read as the walk gets there.
+ */
 static void
 prefetch_below(const struct resync *rs, const struct elems *e, size_t from,
 	       size_t to, hammer2_io_run_t *run)
 {
 	hammer2_blockref_t *scratch = NULL;
 	hammer2_inode_data_t ip;
+	int budget = BELOW_MAX;
 
-	for (size_t i = from; i < to; ++i) {
+	for (size_t i = from; i < to && budget > 0; ++i) {
 		const struct elem *el = &e->v[i];
 		hammer2_dev_t *dev = rs->src[el->src];
 
@@ -89,7 +98,7 @@ prefetch_below(const struct resync *rs, const struct elems *e, size_t from,
 			return;			/* read-ahead is only a hint */
 		for (int k = 0; k < HAMMER2_SET_COUNT; ++k)
 			below_bref(rs, dev, &ip.u.blockset.blockref[k],
-				   scratch, run);
+				   scratch, run, &budget);
 	}
 	free(scratch);
 }

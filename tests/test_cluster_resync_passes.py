@@ -3,6 +3,7 @@ back (the resync lets the locks go between its steps), and what those
 writes change reaches the node by a later pass before it rejoins."""
 import os
 import threading
+import time
 
 import pyh2
 from pyh2 import _core
@@ -42,6 +43,15 @@ def pfs_new(pfs, path, tag):
     data = tag.encode() * 5000
     pfs.create(path, data)
     return data
+
+
+def wrote_ahead(dev, within=30.0):
+    """Whether dev takes a write request while the resync waits, paused:
+    the writes it queued go out on their own (the writers run apart)."""
+    end = time.monotonic() + within
+    while _core.dio_writes(dev) == 0 and time.monotonic() < end:
+        time.sleep(0.01)
+    return _core.dio_writes(dev) > 0
 
 
 def resync_in_thread(vol, errors):
@@ -141,7 +151,7 @@ def test_a_resync_writes_what_it_copied_before_it_commits(cluster_nodes):
         try:
             assert vol.nodeset.sync_paused(2)
             assert vol.nodes()[2]["state"] == "stale"
-            assert _core.dio_writes(vol.devices[2]) > 0
+            assert wrote_ahead(vol.devices[2])
         finally:
             vol.nodeset.sync_pause(2, -1)
             t.join()
@@ -200,7 +210,7 @@ def test_a_resync_given_up_after_writing_ahead_is_retried_from_the_media(cluster
         t = resync_in_thread(vol, errors)
         try:
             assert vol.nodeset.sync_paused(4)
-            assert _core.dio_writes(vol.devices[4]) > 0
+            assert wrote_ahead(vol.devices[4])
             vol.devices[3].inject_fault("write")        # node 3 fails meanwhile
             pfs.create("/small", b"x" * 100_000)
             vol.flush()
