@@ -227,3 +227,38 @@ def test_a_resync_given_up_after_writing_ahead_is_retried_from_the_media(cluster
         assert node.pfs("DATA").read("/big") == big
         assert node.pfs("DATA").read("/small") == b"x" * 100_000
         assert node.fsck()["errors"] == []
+
+
+def test_a_second_resync_of_a_node_waits_for_the_first(cluster_nodes):
+    """Two resyncs of one node (its sync thread's and an explicit one) take
+    turns: the second copies nothing while the first is paused between its
+    steps, then finds the node back and has nothing left to copy."""
+    paths = cluster_nodes(3)
+    model = {}
+    behind(paths, model)
+    done = {}
+
+    def resync(name):
+        done[name] = vol.nodeset.resync(2)
+
+    with open_cluster(paths, writable=True, sync=False) as vol:
+        vol.nodeset.sync_pause(2, 6)
+        first = threading.Thread(target=resync, args=("first",))
+        first.start()
+        second = threading.Thread(target=resync, args=("second",))
+        try:
+            assert vol.nodeset.sync_paused(2)
+            copied = vol.nodes()[2]["sync"]["done_elems"]
+            second.start()
+            second.join(0.3)
+            assert second.is_alive()                    # waiting its turn
+            assert vol.nodes()[2]["sync"]["done_elems"] == copied
+        finally:
+            vol.nodeset.sync_pause(2, -1)
+            first.join()
+            if second.ident:
+                second.join()
+        assert vol.nodes()[2]["state"] == "live"
+        assert done["first"]["copied"] > 6 and done["second"]["copied"] == 0, done
+        assert vol.compare() == []
+    assert_all_nodes(paths, model)
