@@ -363,6 +363,20 @@ hammer2_flush_fits(hammer2_dev_t *hmp)
 }
 
 /*
+ * After a failed flush (or write-ahead) the allocator and the tree may be
+ * half committed: the node takes no more flushes and keeps its last
+ * completed one (the cluster layer resyncs it).
+ */
+static int
+flush_disabled(hammer2_dev_t *hmp)
+{
+	return hammer2_seterr(hmp->flush_error, "%s: flushes disabled after a "
+			      "failed flush; the device holds transaction %llu",
+			      hmp->path, (unsigned long long)
+			      hmp->vh[hmp->volhdrno].mirror_tid);
+}
+
+/*
  * Write modified DATA chains ahead of the commit, as it would write them
  * (encoded, allocated, written, each blockref put in its parent), so a
  * writer building much data before it commits (a resync) has the device
@@ -381,8 +395,7 @@ hammer2_flush_ahead(hammer2_dev_t *hmp, hammer2_chain_t **chains, int n)
 		KKASSERT(chains[i]->hmp == hmp &&
 			 chains[i]->bref.type == HAMMER2_BREF_TYPE_DATA);
 	if (hmp->flush_error)
-		return hammer2_seterr(hmp->flush_error, "%s: flushes disabled "
-				      "after a failed flush", hmp->path);
+		return flush_disabled(hmp);
 	if (!hammer2_flush_fits(hmp))
 		return 0;
 	error = flush_kids(chains, n, hmp->mtid);
@@ -414,16 +427,8 @@ hammer2_flush(hammer2_dev_t *hmp)
 	if (hmp->readonly)
 		return hammer2_seterr(EROFS, "%s: opened read-only", hmp->path);
 	KKASSERT(hammer2_trans_writing(hmp));
-	/*
-	 * After a failed flush the allocator and the tree may be half
-	 * committed: the node takes no more flushes and keeps its last
-	 * completed one (the cluster layer resyncs it).
-	 */
 	if (hmp->flush_error)
-		return hammer2_seterr(hmp->flush_error, "%s: flushes disabled "
-				      "after a failed flush; the device holds "
-				      "transaction %llu", hmp->path,
-				      (unsigned long long)hmp->vh[hmp->volhdrno].mirror_tid);
+		return flush_disabled(hmp);
 	if (!hammer2_flush_fits(hmp))
 		return hammer2_seterr(ENOSPC, "%s: no room to commit %llu "
 				      "bytes (%llu free in 64 KiB runs); "

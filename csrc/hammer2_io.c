@@ -144,6 +144,18 @@ dio_free(hammer2_io_t *dio)
 	free(dio);
 }
 
+/* The buffer for pbase if there is one (iolock held). */
+static hammer2_io_t *
+dio_find_locked(hammer2_dev_t *hmp, hammer2_off_t pbase)
+{
+	hammer2_io_t *dio;
+
+	for (dio = hmp->iohash[dio_hash(pbase)]; dio; dio = dio->hnext)
+		if (dio->pbase == pbase)
+			break;
+	return dio;
+}
+
 /* Find or create the buffer for pbase and take a reference (iolock held). */
 hammer2_io_t *
 hammer2_io_get_locked(hammer2_dev_t *hmp, hammer2_off_t pbase)
@@ -153,13 +165,11 @@ hammer2_io_get_locked(hammer2_dev_t *hmp, hammer2_off_t pbase)
 
 	KASSERT((pbase & HAMMER2_PBUFMASK64) == 0,
 		("buffer base 0x%llx not 64 KiB aligned", (unsigned long long)pbase));
-	for (dio = hmp->iohash[h]; dio; dio = dio->hnext) {
-		if (dio->pbase == pbase) {
-			KKASSERT(dio->refs >= 0);
-			if (dio->refs++ == 0)
-				lru_remove(hmp, dio);
-			return dio;
-		}
+	if ((dio = dio_find_locked(hmp, pbase)) != NULL) {
+		KKASSERT(dio->refs >= 0);
+		if (dio->refs++ == 0)
+			lru_remove(hmp, dio);
+		return dio;
 	}
 	dio = calloc(1, sizeof(*dio));
 	if (dio == NULL)
@@ -513,9 +523,7 @@ hammer2_io_cached(hammer2_dev_t *hmp, hammer2_off_t pbase)
 	hammer2_io_t *dio;
 
 	pthread_mutex_lock(&hmp->iolock);
-	for (dio = hmp->iohash[dio_hash(pbase)]; dio; dio = dio->hnext)
-		if (dio->pbase == pbase)
-			break;
+	dio = dio_find_locked(hmp, pbase);
 	pthread_mutex_unlock(&hmp->iolock);
 	return dio != NULL;
 }
@@ -669,14 +677,10 @@ hammer2_io_peek(hammer2_dev_t *hmp, hammer2_off_t off, void *buf, int bytes)
 			  HAMMER2_PBUFSIZE)
 		return 0;
 	pthread_mutex_lock(&hmp->iolock);
-	for (dio = hmp->iohash[dio_hash(pbase)]; dio; dio = dio->hnext) {
-		if (dio->pbase == pbase) {
-			if (dio->state == DIO_GOOD) {
-				memcpy(buf, dio->data + (off - pbase), (size_t)bytes);
-				found = 1;
-			}
-			break;
-		}
+	dio = dio_find_locked(hmp, pbase);
+	if (dio && dio->state == DIO_GOOD) {
+		memcpy(buf, dio->data + (off - pbase), (size_t)bytes);
+		found = 1;
 	}
 	pthread_mutex_unlock(&hmp->iolock);
 	return found;

@@ -265,7 +265,8 @@ copy_elem(struct resync *rs, struct srcs *child, hammer2_chain_t *sc,
 				     sc->bref.modify_tid : 0;
 	}
 	free(buf);
-	if (error == 0 && rs->ahead_on && d->bref.type == HAMMER2_BREF_TYPE_DATA)
+	/* in a pass, dst is a stale node (a heal works on a live one) */
+	if (error == 0 && rs->walk && d->bref.type == HAMMER2_BREF_TYPE_DATA)
 		return ahead_add(rs, d);
 	chain_put(d);
 	return error;
@@ -602,7 +603,7 @@ hammer2_resync_pass(hammer2_dev_t **srcs, int nsrc, hammer2_dev_t *dst,
 		    hammer2_resync_walk_t *w)
 {
 	struct resync rs = { .dst = dst, .stats = stats, .flags = flags,
-			     .walk = w, .ahead_on = 1 };
+			     .walk = w };
 	struct srcs top;
 	int error, aerror;
 

@@ -18,9 +18,8 @@ struct resync {
 	hammer2_resync_stats_t	*stats;
 	int			flags;		/* HAMMER2_RESYNC_* */
 	char			label[HAMMER2_INODE_MAXNAME + 1]; /* PFS walked */
-	hammer2_resync_walk_t	*walk;		/* in passes; NULL: in one */
+	hammer2_resync_walk_t	*walk;		/* a pass; NULL: a heal */
 	int			depth;		/* of sync_children */
-	int			ahead_on;	/* dst a stale node: write ahead */
 	int			nahead;
 	hammer2_chain_t		*ahead[RESYNC_AHEAD];	/* copied data blocks,
 							 * referenced */
